@@ -1,0 +1,19 @@
+//! Domain vocabulary of Gatehouse: the kinds of objects an operator configures, the rules their
+//! values must follow, and the secrets they carry.
+//!
+//! # Layout
+//! - [`kinds`]: closed sets of values (user types, flow designations, proxy modes, …) shared by the
+//!   store, the API and the declarative config, spelled exactly as Authentik spells them.
+//! - [`duration`]: Authentik's duration strings (`weeks=4`, `hours=1;minutes=30`).
+//! - [`secret`]: random tokens, their hashes at rest, and argon2id password hashing.
+//! - [`validate`]: field rules (slugs, names, emails, URLs) with messages that name the fix.
+//!
+//! Nothing here speaks HTTP or SQL; `gatehouse-store` persists these values and `gatehouse-web`
+//! serves them.
+
+pub mod duration;
+pub mod kinds;
+pub mod secret;
+pub mod validate;
+
+pub use duration::Duration;

@@ -1,0 +1,266 @@
+//! Persistence for Gatehouse: one API over SQLite (the embedded default) and PostgreSQL (for
+//! several replicas).
+//!
+//! # Layout
+//! - [`Store`]: the connection pool, migrations, health and transactions. The only place that
+//!   knows which database is behind; everything else speaks through it.
+//! - [`sql`]: the few generic statements (insert, update, get, list with filters and pages) that
+//!   every entity module reuses, with the mapping of database errors to [`Error`].
+//! - one module per entity of SPEC §2 (`users`, `groups`, `flows`, …): its record type, its
+//!   writable fields, and the queries that are not generic.
+//!
+//! Entity functions take a `&mut AnyConnection`, so callers compose them inside one transaction
+//! ([`Store::begin`]) or run them on a pooled connection ([`Store::conn`]).
+//!
+//! SQL is written once in the subset both databases accept (`$1` placeholders, `RETURNING`,
+//! `WITH RECURSIVE`); the schema has one migration folder per backend because identity columns
+//! differ.
+
+pub mod applications;
+pub mod events;
+pub mod flows;
+pub mod groups;
+pub mod invitations;
+pub mod outposts;
+pub mod policies;
+pub mod providers;
+pub mod sources;
+pub mod sql;
+pub mod tokens;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use sql::{Filter, ListSpec, Listed, Value};
+pub use sqlx::AnyConnection as Conn;
+
+/// An open transaction; commit it or it rolls back when dropped.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A store result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// What went wrong in the store, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No row with that key.
+    #[error("{what} not found")]
+    NotFound {
+        /// The kind of object looked for, e.g. `user`.
+        what: &'static str,
+    },
+    /// A unique constraint refused the write; `field` is the column that clashed.
+    #[error("{field}: {message}")]
+    Conflict {
+        /// The clashing field, e.g. `username`.
+        field: String,
+        /// Human message.
+        message: String,
+    },
+    /// The write refers to something that does not exist or breaks a rule the schema enforces.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending field, or `non_field_errors`.
+        field: String,
+        /// Human message.
+        message: String,
+    },
+    /// A stored value could not be read back (corruption or a manual edit).
+    #[error("stored value unreadable: {0}")]
+    Corrupt(String),
+    /// The database URL is not usable.
+    #[error("database URL `{url}` is not usable: {reason}")]
+    BadUrl {
+        /// The URL with any password removed.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        sql::classify(e)
+    }
+}
+
+/// Which database is behind the store. Shown in logs, metrics and `doctor`; never used for
+/// branching outside this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file: single process, zero set-up.
+    Sqlite,
+    /// A PostgreSQL server: several replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// Lowercase name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The database: a pool plus the knowledge of which backend it is.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Removes a password from a URL so it can be logged or shown in an error.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://FILE` or `postgres://…`), creating an SQLite file if needed.
+    /// Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let bad = |reason: String| Error::BadUrl {
+            url: redact_url(url),
+            reason,
+        };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(bad("use sqlite://PATH or postgres://USER@HOST:PORT/DB".into()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| bad(e.to_string()))?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; foreign keys are off by
+                        // default in SQLite and the schema depends on them.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Store { pool, backend })
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies pending migrations. On PostgreSQL this holds an advisory lock, so replicas that
+    /// start together migrate once.
+    pub async fn migrate(&self) -> Result<()> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Versions of migrations this binary knows but the database has not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        let mut conn = self.pool.acquire().await?;
+        let table_exists: i64 = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
+        })
+        .fetch_one(&mut *conn)
+        .await?;
+        let applied: Vec<i64> = if table_exists > 0 {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
+    /// Answers when the database does (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The backend behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A pooled connection for reads that need no transaction.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_removed_from_urls() {
+        assert_eq!(redact_url("postgres://gh:secret@db:5432/gh"), "postgres://gh:***@db:5432/gh");
+        assert_eq!(redact_url("postgres://gh@db/gh"), "postgres://gh@db/gh");
+        assert_eq!(redact_url("sqlite://data/gatehouse.db"), "sqlite://data/gatehouse.db");
+    }
+}
