@@ -13,6 +13,7 @@
 
 pub mod duration;
 pub mod kinds;
+pub mod presets;
 pub mod secret;
 pub mod validate;
 

@@ -239,3 +239,15 @@ pub async fn require_slug(conn: &mut AnyConnection, slug: &str) -> Result<Flow> 
         message: format!("no flow with slug `{slug}`."),
     })
 }
+
+/// Enrollment flows that contain an invitation stage: where invitation links can point.
+pub async fn invitation_flows(conn: &mut AnyConnection) -> Result<Vec<Flow>> {
+    sql::select(
+        conn,
+        "WHERE designation = $1 AND uuid IN (SELECT b.flow_uuid FROM flow_stage_bindings b \
+         JOIN stages s ON s.uuid = b.stage_uuid WHERE s.kind = $2)",
+        vec!["enrollment".into(), StageKind::Invitation.as_str().into()],
+        "slug",
+    )
+    .await
+}

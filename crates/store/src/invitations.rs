@@ -13,8 +13,8 @@ use crate::Result;
 pub struct InvitationFields {
     /// Unique name (slug-like).
     pub name: String,
-    /// The only flow that may use it, if set.
-    pub flow: Option<Uuid>,
+    /// The enrollment flow it is for.
+    pub flow: Uuid,
     /// Expiry; `None` never expires.
     pub expires: Option<DateTime<Utc>>,
     /// Data applied at enrollment, e.g. `{"group": "Headscale Users"}`.
@@ -22,7 +22,7 @@ pub struct InvitationFields {
     /// Consumed when enrollment completes.
     pub single_use: bool,
     /// Who created it.
-    pub created_by: Option<i64>,
+    pub created_by: i64,
 }
 
 /// A stored invitation; its UUID is the `itoken`.
@@ -46,11 +46,11 @@ impl Entity for Invitation {
             uuid: row.uuid("uuid")?,
             fields: InvitationFields {
                 name: row.text("name")?,
-                flow: row.opt_uuid("flow_uuid")?,
+                flow: row.uuid("flow_uuid")?,
                 expires: row.opt_ts("expires")?,
                 fixed_data: row.json("fixed_data")?,
                 single_use: row.flag("single_use")?,
-                created_by: row.opt_int("created_by")?,
+                created_by: row.int("created_by")?,
             },
             created: row.ts("created")?,
         })

@@ -92,6 +92,16 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl Error {
+    /// Whether the database could not be reached (as opposed to refusing the statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         sql::classify(e)
@@ -263,4 +273,9 @@ mod tests {
         assert_eq!(redact_url("postgres://gh@db/gh"), "postgres://gh@db/gh");
         assert_eq!(redact_url("sqlite://data/gatehouse.db"), "sqlite://data/gatehouse.db");
     }
+}
+
+/// Commits a transaction, mapping its error like any other store error.
+pub async fn commit(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(Error::from)
 }

@@ -317,6 +317,8 @@ pub async fn select<E: Entity>(
 pub enum Filter {
     /// `column = value`.
     Equals(&'static str, Value),
+    /// `column <> value` (or NULL).
+    NotEquals(&'static str, Value),
     /// Case-insensitive substring match over several columns (the `search` parameter).
     Search(&'static [&'static str], String),
     /// `column IN (SELECT …)` with one bound text value, for relations such as
@@ -355,6 +357,10 @@ pub async fn list<E: Entity>(conn: &mut AnyConnection, spec: &ListSpec) -> Resul
             Filter::Equals(column, value) => {
                 values.push(value.clone());
                 conditions.push(format!("{column} = ${}", values.len()));
+            }
+            Filter::NotEquals(column, value) => {
+                values.push(value.clone());
+                conditions.push(format!("({column} IS NULL OR {column} <> ${})", values.len()));
             }
             Filter::Search(columns, term) => {
                 let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");

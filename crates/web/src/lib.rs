@@ -1,1 +1,89 @@
-//! gatehouse-web
+//! HTTP surfaces of Gatehouse: the REST API, health checks and the one-time set-up page, merged
+//! into one axum router that `gatehouse serve` runs.
+//!
+//! # Layout
+//! - [`api`]: `/api/v3/` resources (Authentik-compatible) and the OpenAPI document.
+//! - [`health`]: `/-/health/live/` and `/-/health/ready/`.
+//! - [`setup`]: `/if/flow/initial-setup/`, where the first admin sets a password and gets a token.
+//! - [`bootstrap`]: what an empty database gets on first start (admin, `Admins`, default flows,
+//!   embedded outpost).
+//! - [`error`], [`extract`], [`auth`]: one error type, request parsing, token authentication.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod setup;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_store::Store;
+
+/// Settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The URL browsers use to reach Gatehouse (no trailing slash).
+    pub external_url: String,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Set once start-up (migrations, bootstrap) has finished; readiness depends on it.
+    pub started: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// State for `store` with `settings`, not yet marked started.
+    pub fn new(store: Store, settings: Settings) -> AppState {
+        AppState {
+            store,
+            settings: Arc::new(settings),
+            started: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks start-up as finished.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+}
+
+/// The whole HTTP surface of `gatehouse serve`.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = api::router();
+    let document = Arc::new(document);
+    let schema = move |query: axum::extract::Query<Vec<(String, String)>>| {
+        let document = document.clone();
+        async move {
+            let yaml = query.0.iter().any(|(k, v)| k == "format" && v == "yaml");
+            if yaml {
+                match serde_yaml::to_string(&document.0) {
+                    Ok(text) => ([(axum::http::header::CONTENT_TYPE, "application/yaml")], text).into_response(),
+                    Err(e) => error::ApiError::Internal(e.to_string()).into_response(),
+                }
+            } else {
+                Json(document.0.clone()).into_response()
+            }
+        }
+    };
+    Router::new()
+        .nest("/api/v3", api.route("/schema/", get(schema)).fallback(api_not_found))
+        .merge(health::router())
+        .merge(setup::router())
+        .with_state(state)
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::NotFound(format!("API endpoint `{}` (see /api/v3/schema/ for the list)", uri.path()))
+}

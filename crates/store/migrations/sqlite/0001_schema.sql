@@ -198,11 +198,11 @@ CREATE TABLE source_connections (
 CREATE TABLE invitations (
     uuid TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    flow_uuid TEXT REFERENCES flows(uuid) ON DELETE CASCADE,
+    flow_uuid TEXT NOT NULL REFERENCES flows(uuid) ON DELETE CASCADE,
     expires TEXT,
     fixed_data TEXT NOT NULL DEFAULT '{}',
     single_use INTEGER NOT NULL DEFAULT TRUE,
-    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_by INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     created TEXT NOT NULL
 );
 

@@ -1,0 +1,348 @@
+//! The command line, as clap types. Parsing only; [`crate::commands`] runs them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Gatehouse: identity provider and forward-auth gateway.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (API, login pages, embedded outpost).
+    Serve(ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage applications.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage invitations.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Show what applying a declarative config file would change.
+    Plan(DeclarativeArgs),
+    /// Apply a declarative config file in one transaction.
+    Apply(DeclarativeArgs),
+    /// Server configuration file commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Apply database migrations (or check that none are pending).
+    Migrate(MigrateArgs),
+}
+
+/// Where the server keeps its data and how it is reached.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Settings file (TOML or YAML); flags and environment variables override it.
+    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 0.0.0.0:9000].
+    #[arg(long, env = "GATEHOUSE_LISTEN")]
+    pub listen: Option<String>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir].
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Directory for the SQLite database and generated keys [default: ./data].
+    #[arg(long, env = "GATEHOUSE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URL browsers use to reach Gatehouse [default: derived from --listen].
+    #[arg(long, env = "GATEHOUSE_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// How to reach a running server.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:9000", global = true)]
+    pub url: String,
+    /// API token.
+    #[arg(long, env = "GATEHOUSE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of human-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `gatehouse user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only users whose username, name or email contains this.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show one user.
+    Show {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        username: String,
+    },
+    /// Create a user.
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        username: String,
+        /// Display name [default: the username].
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// internal, external or service_account.
+        #[arg(long = "type", default_value = "internal")]
+        user_type: String,
+        /// Group to add the user to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Set a user's password, read from standard input.
+    SetPassword {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        username: String,
+    },
+    /// Deactivate (or re-activate) a user.
+    Deactivate {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        username: String,
+        /// Re-activate instead.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Delete a user.
+    Delete {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        username: String,
+    },
+}
+
+/// `gatehouse group …`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List groups.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create a group.
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Group name.
+        name: String,
+        /// Parent group (repeatable).
+        #[arg(long = "parent")]
+        parents: Vec<String>,
+        /// Members are superusers.
+        #[arg(long)]
+        superuser: bool,
+    },
+    /// Delete a group.
+    Delete {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Group name.
+        name: String,
+    },
+    /// Add a user to a group.
+    AddUser {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        user: String,
+        /// Group name.
+        group: String,
+    },
+    /// Remove a user from a group.
+    RemoveUser {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Username.
+        user: String,
+        /// Group name.
+        group: String,
+    },
+}
+
+/// `gatehouse app …`
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List applications.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create an application (providers are easiest to set up with `apply`).
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Slug.
+        slug: String,
+        /// Display name [default: the slug].
+        #[arg(long)]
+        name: Option<String>,
+        /// Launch URL.
+        #[arg(long)]
+        launch_url: Option<String>,
+    },
+    /// Delete an application.
+    Delete {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Slug.
+        slug: String,
+    },
+}
+
+/// `gatehouse token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// List tokens.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create an API token; prints its key once.
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Unique identifier.
+        identifier: String,
+        /// Owner [default: the caller].
+        #[arg(long)]
+        user: Option<String>,
+        /// Days until it expires; without it the token does not expire.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Note.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Identifier.
+        identifier: String,
+    },
+}
+
+/// `gatehouse invite …`
+#[derive(Debug, Subcommand)]
+pub enum InviteCommand {
+    /// Create an invitation into a group; prints the link.
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Group the invited user joins.
+        group: String,
+        /// Days until the link expires; without it, it does not expire.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Enrollment flow slug [default: the only enrollment flow with an invitation stage].
+        #[arg(long)]
+        flow: Option<String>,
+        /// Allow several people to use the link.
+        #[arg(long)]
+        multi_use: bool,
+        /// Name [default: derived from the group and date].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List pending invitations.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke an invitation by name or UUID.
+    Revoke {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Name or UUID.
+        invitation: String,
+    },
+}
+
+/// Arguments of `plan` and `apply`.
+#[derive(Debug, Args)]
+pub struct DeclarativeArgs {
+    /// How to reach the server.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The config file (YAML or JSON).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Delete objects of the kinds in the file that the file does not mention.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// `gatehouse config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a server settings file without starting the server.
+    Validate {
+        /// The file (TOML or YAML) [default: $GATEHOUSE_CONFIG].
+        #[arg(env = "GATEHOUSE_CONFIG")]
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Which database.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Only report pending migrations; exit 1 if there are any.
+    #[arg(long)]
+    pub check: bool,
+}

@@ -1,0 +1,281 @@
+//! `user`, `group`, `app`, `token` and `invite`: admin tasks through the REST API.
+
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::cli::{AppCommand, GroupCommand, InviteCommand, TokenCommand, UserCommand};
+use crate::client::{cell, table, url_encode, Client};
+
+async fn user_pk(client: &Client, username: &str) -> anyhow::Result<i64> {
+    let user = client.find_one("/core/users/", "username", username, "user").await?;
+    user["pk"].as_i64().context("user without pk")
+}
+
+async fn group_pk(client: &Client, name: &str) -> anyhow::Result<String> {
+    let group = client.find_one("/core/groups/", "name", name, "group").await?;
+    Ok(cell(&group["pk"]))
+}
+
+fn names(list: &Value, key: &str) -> String {
+    list.as_array()
+        .map(|items| items.iter().map(|i| cell(&i[key])).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// `gatehouse user …`
+pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::List { client, search } => {
+            let c = Client::new(&client)?;
+            let path = match search {
+                Some(s) => format!("/core/users/?search={}", url_encode(&s)),
+                None => "/core/users/".into(),
+            };
+            let users = Value::Array(c.list_all(&path).await?);
+            c.print(&users, |users| {
+                let rows = users
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| vec![cell(&u["pk"]), cell(&u["username"]), cell(&u["name"]), cell(&u["email"]), cell(&u["type"]), cell(&u["is_active"]), names(&u["groups_obj"], "name")])
+                    .collect();
+                table(&["PK", "USERNAME", "NAME", "EMAIL", "TYPE", "ACTIVE", "GROUPS"], rows);
+            });
+        }
+        UserCommand::Show { client, username } => {
+            let c = Client::new(&client)?;
+            let u = c.find_one("/core/users/", "username", &username, "user").await?;
+            c.print(&u, |u| {
+                for key in ["pk", "username", "name", "email", "type", "is_active", "is_superuser", "date_joined", "last_login"] {
+                    println!("{key:>14}: {}", cell(&u[key]));
+                }
+                println!("{:>14}: {}", "groups", names(&u["groups_obj"], "name"));
+            });
+        }
+        UserCommand::Create { client, username, name, email, user_type, groups } => {
+            let c = Client::new(&client)?;
+            let mut group_pks = Vec::new();
+            for g in &groups {
+                group_pks.push(group_pk(&c, g).await?);
+            }
+            let body = json!({
+                "username": username,
+                "name": name.unwrap_or_else(|| username.clone()),
+                "email": email.unwrap_or_default(),
+                "type": user_type,
+                "groups": group_pks,
+            });
+            let u = c.post("/core/users/", &body).await?;
+            c.print(&u, |u| println!("created user {} (pk {})", cell(&u["username"]), cell(&u["pk"])));
+        }
+        UserCommand::SetPassword { client, username } => {
+            let c = Client::new(&client)?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                bail!("no password on standard input: pipe it in, e.g. `printf %s \"$PW\" | gatehouse user set-password {username}`");
+            }
+            let pk = user_pk(&c, &username).await?;
+            c.post(&format!("/core/users/{pk}/set_password/"), &json!({"password": password})).await?;
+            println!("password set for {username}");
+        }
+        UserCommand::Deactivate { client, username, undo } => {
+            let c = Client::new(&client)?;
+            let pk = user_pk(&c, &username).await?;
+            c.call(Method::PATCH, &format!("/core/users/{pk}/"), Some(&json!({"is_active": undo}))).await?;
+            println!("{username} {}", if undo { "re-activated" } else { "deactivated" });
+        }
+        UserCommand::Delete { client, username } => {
+            let c = Client::new(&client)?;
+            let pk = user_pk(&c, &username).await?;
+            c.call(Method::DELETE, &format!("/core/users/{pk}/"), None).await?;
+            println!("deleted user {username}");
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse group …`
+pub(super) async fn group(command: GroupCommand) -> anyhow::Result<()> {
+    match command {
+        GroupCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let groups = Value::Array(c.list_all("/core/groups/").await?);
+            c.print(&groups, |groups| {
+                let rows = groups
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|g| vec![cell(&g["name"]), cell(&g["is_superuser"]), names(&g["parents_obj"], "name"), names(&g["users_obj"], "username")])
+                    .collect();
+                table(&["NAME", "SUPERUSER", "PARENTS", "MEMBERS"], rows);
+            });
+        }
+        GroupCommand::Create { client, name, parents, superuser } => {
+            let c = Client::new(&client)?;
+            let mut parent_pks = Vec::new();
+            for p in &parents {
+                parent_pks.push(group_pk(&c, p).await?);
+            }
+            let g = c.post("/core/groups/", &json!({"name": name, "is_superuser": superuser, "parents": parent_pks})).await?;
+            c.print(&g, |g| println!("created group {} ({})", cell(&g["name"]), cell(&g["pk"])));
+        }
+        GroupCommand::Delete { client, name } => {
+            let c = Client::new(&client)?;
+            let pk = group_pk(&c, &name).await?;
+            c.call(Method::DELETE, &format!("/core/groups/{pk}/"), None).await?;
+            println!("deleted group {name}");
+        }
+        GroupCommand::AddUser { client, user, group } => membership(&client, &user, &group, true).await?,
+        GroupCommand::RemoveUser { client, user, group } => membership(&client, &user, &group, false).await?,
+    }
+    Ok(())
+}
+
+async fn membership(client: &crate::cli::ClientArgs, user: &str, group: &str, add: bool) -> anyhow::Result<()> {
+    let c = Client::new(client)?;
+    let pk = user_pk(&c, user).await?;
+    let gpk = group_pk(&c, group).await?;
+    let action = if add { "add_user" } else { "remove_user" };
+    c.post(&format!("/core/groups/{gpk}/{action}/"), &json!({"pk": pk})).await?;
+    println!("{} {user} {} {group}", if add { "added" } else { "removed" }, if add { "to" } else { "from" });
+    Ok(())
+}
+
+/// `gatehouse app …`
+pub(super) async fn app(command: AppCommand) -> anyhow::Result<()> {
+    match command {
+        AppCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let apps = Value::Array(c.list_all("/core/applications/").await?);
+            c.print(&apps, |apps| {
+                let rows = apps
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| vec![cell(&a["slug"]), cell(&a["name"]), cell(&a["provider_obj"]["name"]), cell(&a["launch_url"])])
+                    .collect();
+                table(&["SLUG", "NAME", "PROVIDER", "LAUNCH URL"], rows);
+            });
+        }
+        AppCommand::Create { client, slug, name, launch_url } => {
+            let c = Client::new(&client)?;
+            let body = json!({"slug": slug, "name": name.unwrap_or_else(|| slug.clone()), "meta_launch_url": launch_url.unwrap_or_default()});
+            let a = c.post("/core/applications/", &body).await?;
+            c.print(&a, |a| println!("created application {}", cell(&a["slug"])));
+        }
+        AppCommand::Delete { client, slug } => {
+            let c = Client::new(&client)?;
+            c.call(Method::DELETE, &format!("/core/applications/{}/", url_encode(&slug)), None).await?;
+            println!("deleted application {slug}");
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse token …`
+pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let tokens = Value::Array(c.list_all("/core/tokens/").await?);
+            c.print(&tokens, |tokens| {
+                let rows = tokens
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| vec![cell(&t["identifier"]), cell(&t["intent"]), cell(&t["user_obj"]["username"]), if t["expiring"] == json!(true) { cell(&t["expires"]) } else { "never".into() }, cell(&t["description"])])
+                    .collect();
+                table(&["IDENTIFIER", "INTENT", "USER", "EXPIRES", "DESCRIPTION"], rows);
+            });
+        }
+        TokenCommand::Create { client, identifier, user, days, description } => {
+            let c = Client::new(&client)?;
+            let mut body = json!({"identifier": identifier, "intent": "api", "description": description, "expiring": days.is_some()});
+            if let Some(days) = days {
+                body["expires"] = json!(Utc::now() + Duration::days(i64::from(days)));
+            }
+            if let Some(user) = user {
+                body["user"] = json!(user_pk(&c, &user).await?);
+            }
+            let t = c.post("/core/tokens/", &body).await?;
+            c.print(&t, |t| {
+                println!("created token {} — its key, shown only now:", cell(&t["identifier"]));
+                println!("{}", cell(&t["key"]));
+            });
+        }
+        TokenCommand::Revoke { client, identifier } => {
+            let c = Client::new(&client)?;
+            c.call(Method::DELETE, &format!("/core/tokens/{}/", url_encode(&identifier)), None).await?;
+            println!("revoked token {identifier}");
+        }
+    }
+    Ok(())
+}
+
+/// An invitation name derived from the group: lowercase slug plus a timestamp.
+fn invitation_name(group: &str) -> String {
+    let slug: String = group
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    format!("{}-{}", if slug.is_empty() { "invite" } else { &slug }, Utc::now().format("%Y%m%d%H%M%S%3f"))
+}
+
+/// `gatehouse invite …`
+pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
+    match command {
+        InviteCommand::Create { client, group, days, flow, multi_use, name } => {
+            let c = Client::new(&client)?;
+            c.find_one("/core/groups/", "name", &group, "group").await?;
+            let mut body = json!({
+                "name": name.unwrap_or_else(|| invitation_name(&group)),
+                "fixed_data": {"group": group},
+                "single_use": !multi_use,
+            });
+            if let Some(days) = days {
+                if days == 0 {
+                    bail!("--days must be at least 1");
+                }
+                body["expires"] = json!(Utc::now() + Duration::days(i64::from(days)));
+            }
+            if let Some(slug) = flow {
+                let f = c.get(&format!("/flows/instances/{}/", url_encode(&slug))).await?;
+                body["flow"] = f["pk"].clone();
+            }
+            let i = c.post("/stages/invitation/invitations/", &body).await?;
+            c.print(&i, |i| println!("{}", cell(&i["link"])));
+        }
+        InviteCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let invitations = Value::Array(c.list_all("/stages/invitation/invitations/").await?);
+            c.print(&invitations, |list| {
+                let rows = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| vec![cell(&i["name"]), cell(&i["fixed_data"]["group"]), if i["expires"].is_null() { "never".into() } else { cell(&i["expires"]) }, if i["single_use"] == json!(true) { "single".into() } else { "multi".into() }, cell(&i["link"])])
+                    .collect();
+                table(&["NAME", "GROUP", "EXPIRES", "USE", "LINK"], rows);
+            });
+        }
+        InviteCommand::Revoke { client, invitation } => {
+            let c = Client::new(&client)?;
+            let pk = if uuid::Uuid::parse_str(&invitation).is_ok() {
+                invitation.clone()
+            } else {
+                cell(&c.find_one("/stages/invitation/invitations/", "name", &invitation, "invitation").await?["pk"])
+            };
+            c.call(Method::DELETE, &format!("/stages/invitation/invitations/{pk}/"), None).await?;
+            println!("revoked invitation {invitation}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Server settings: an optional file (TOML or YAML), overridden by environment variables and
+//! flags, resolved into [`Settings`] with every default filled in.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+/// The settings file. Unknown keys are refused so a typo never silently does nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    /// Address and port to listen on, e.g. `0.0.0.0:9000`.
+    pub listen: Option<String>,
+    /// Database URL (`sqlite://PATH` or `postgres://…`); default SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// Directory for the SQLite database.
+    pub data_dir: Option<PathBuf>,
+    /// URL browsers use to reach Gatehouse.
+    pub external_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Fully resolved server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: String,
+    /// Database URL.
+    pub database: String,
+    /// Data directory (created if missing when SQLite is used).
+    pub data_dir: PathBuf,
+    /// External URL without trailing slash.
+    pub external_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Reads a settings file, naming the file, line and key of any error.
+pub fn read_file(path: &Path) -> anyhow::Result<SettingsFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read settings file {}", path.display()))?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    if is_toml {
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
+        })
+    } else {
+        serde_yaml::from_str(&text).map_err(|e| match e.location() {
+            Some(loc) => anyhow::anyhow!("{}:{}: {e}", path.display(), loc.line()),
+            None => anyhow::anyhow!("{}: {e}", path.display()),
+        })
+    }
+}
+
+/// Default external URL for a listen address: `localhost` for wildcard binds.
+pub fn default_external_url(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) if host == "0.0.0.0" || host == "[::]" || host.is_empty() => format!("http://localhost:{port}"),
+        _ => format!("http://{listen}"),
+    }
+}
+
+/// Resolves flags/environment (already merged by clap) over the file over defaults.
+pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => SettingsFile::default(),
+    };
+    let listen = args.listen.clone().or(file.listen).unwrap_or_else(|| "0.0.0.0:9000".into());
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        bail!("listen address `{listen}` is not HOST:PORT, e.g. 0.0.0.0:9000 or 127.0.0.1:9000");
+    }
+    let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    let database = match args.database.clone().or(file.database) {
+        Some(url) => url,
+        None => format!("sqlite://{}", data_dir.join("gatehouse.db").display()),
+    };
+    let external_url = args
+        .external_url
+        .clone()
+        .or(file.external_url)
+        .unwrap_or_else(|| default_external_url(&listen))
+        .trim_end_matches('/')
+        .to_owned();
+    if let Err(e) = gatehouse_core::validate::http_url(&external_url) {
+        bail!("external URL: {e}");
+    }
+    let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => bail!("log format `{other}` is not text or json"),
+    };
+    Ok(Settings {
+        listen,
+        database,
+        data_dir,
+        external_url,
+        log_format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_listen_gives_localhost_url() {
+        assert_eq!(default_external_url("0.0.0.0:9000"), "http://localhost:9000");
+        assert_eq!(default_external_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
+}

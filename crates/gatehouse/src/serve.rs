@@ -1,0 +1,131 @@
+//! `gatehouse serve`: connect and migrate the database, seed it on first start, then serve HTTP
+//! until SIGTERM/SIGINT, finishing in-flight requests.
+
+use std::future::Future;
+use std::path::Path;
+
+use anyhow::Context;
+use gatehouse_store::Store;
+use gatehouse_web::bootstrap::{self, BootstrapSettings};
+use gatehouse_web::AppState;
+use tokio::net::TcpListener;
+
+use crate::config::{LogFormat, Settings};
+
+/// Installs the global tracing subscriber (once; later calls are no-ops).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Bootstrap settings from `GATEHOUSE_BOOTSTRAP_*`.
+pub fn bootstrap_from_env() -> BootstrapSettings {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    BootstrapSettings {
+        password: var("GATEHOUSE_BOOTSTRAP_PASSWORD"),
+        token: var("GATEHOUSE_BOOTSTRAP_TOKEN"),
+        email: var("GATEHOUSE_BOOTSTRAP_EMAIL"),
+    }
+}
+
+/// Warns when the data directory lives on a RAM-backed filesystem, where a restart loses
+/// every session and setting (SPEC T3).
+fn warn_if_volatile(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return };
+    let volatile = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (_, mount, kind) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((mount, kind))
+        })
+        .filter(|(mount, _)| dir.starts_with(mount))
+        .max_by_key(|(mount, _)| mount.len())
+        .is_some_and(|(_, kind)| kind == "tmpfs" || kind == "ramfs");
+    if volatile {
+        tracing::warn!(dir = %dir.display(), "the data directory is on tmpfs: the database is lost at every restart; point --data-dir at persistent storage or use --database");
+    }
+}
+
+/// Connects to the database named in `settings`, creating the SQLite directory if needed.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.database.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        warn_if_volatile(&settings.data_dir);
+    }
+    Ok(Store::connect(&settings.database).await?)
+}
+
+/// Runs the server on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    bootstrap: BootstrapSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let store = open_store(&settings).await?;
+    store.migrate().await.context("applying database migrations")?;
+    let outcome = bootstrap::run(&store, &bootstrap).await.context("seeding the database")?;
+    let state = AppState::new(
+        store.clone(),
+        gatehouse_web::Settings {
+            external_url: settings.external_url.clone(),
+        },
+    );
+    let app = gatehouse_web::router(state.clone());
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| settings.listen.clone());
+    state.mark_started();
+    tracing::info!(
+        listen = %address,
+        database = store.backend().as_str(),
+        url = %gatehouse_store::redact_url(&settings.database),
+        external_url = %settings.external_url,
+        first_start = outcome == bootstrap::Outcome::Seeded,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "gatehouse is listening on http://{address} (external URL {}, {} database)",
+        settings.external_url,
+        store.backend().as_str(),
+    );
+    if let Some(link) = bootstrap::setup_link(&store, &settings.external_url).await? {
+        tracing::info!("one-time admin set-up link (valid {} h): {link}", bootstrap::SETUP_VALIDITY_HOURS);
+        println!("\n  Gatehouse is running at {}\n  Set the admin password (one-time link): {link}\n", settings.external_url);
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    tracing::info!("gatehouse stopped");
+    Ok(())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,245 @@
+//! OAuth2/OIDC and proxy providers.
+
+use gatehouse_core::kinds::{ClientType, IssuerMode, MatchingMode, ProxyMode, SubMode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Fields every provider has.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Provider {
+    /// Integer id.
+    pub pk: i64,
+    /// Unique name.
+    pub name: String,
+    /// Flow to log in when no session exists.
+    pub authentication_flow: Option<Uuid>,
+    /// Flow to authorise access (consent).
+    pub authorization_flow: Uuid,
+    /// Flow at logout.
+    pub invalidation_flow: Option<Uuid>,
+    /// Property mappings (always empty; claims are built in).
+    pub property_mappings: Vec<Uuid>,
+    /// UI component name.
+    pub component: String,
+    /// Slug of the application using it.
+    pub assigned_application_slug: Option<String>,
+    /// Name of the application using it.
+    pub assigned_application_name: Option<String>,
+    /// Always null.
+    pub assigned_backchannel_application_slug: Option<String>,
+    /// Always null.
+    pub assigned_backchannel_application_name: Option<String>,
+    /// Kind, singular.
+    pub verbose_name: String,
+    /// Kind, plural.
+    pub verbose_name_plural: String,
+    /// Model name.
+    pub meta_model_name: String,
+}
+
+/// One redirect URI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectUri {
+    /// Exact or regex.
+    pub matching_mode: MatchingMode,
+    /// URI or pattern.
+    pub url: String,
+    /// `authorization` (the only kind Gatehouse uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri_type: Option<String>,
+}
+
+/// An OAuth2/OIDC provider.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuth2Provider {
+    /// Common fields.
+    #[serde(flatten)]
+    pub base: Provider,
+    /// Confidential or public.
+    pub client_type: ClientType,
+    /// Allowed grants.
+    pub grant_types: Vec<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Authorization code lifetime.
+    pub access_code_validity: String,
+    /// Access token lifetime.
+    pub access_token_validity: String,
+    /// Refresh token lifetime.
+    pub refresh_token_validity: String,
+    /// Refresh threshold (always `seconds=0`).
+    pub refresh_token_threshold: String,
+    /// Profile claims in the ID token.
+    pub include_claims_in_id_token: bool,
+    /// Signing key id (keys are managed by Gatehouse).
+    pub signing_key: Option<Uuid>,
+    /// Encryption key (not supported, null).
+    pub encryption_key: Option<Uuid>,
+    /// Allowed redirect URIs.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Logout URI.
+    pub logout_uri: String,
+    /// Logout method.
+    pub logout_method: String,
+    /// What `sub` contains.
+    pub sub_mode: SubMode,
+    /// How `iss` is formed.
+    pub issuer_mode: IssuerMode,
+    /// Always empty.
+    pub jwt_federation_sources: Vec<Uuid>,
+    /// Always empty.
+    pub jwt_federation_providers: Vec<i64>,
+}
+
+/// Create/replace/patch body of an OAuth2 provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2ProviderRequest {
+    /// Unique name (required on create).
+    pub name: Option<String>,
+    /// Flow to log in.
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub authentication_flow: Option<Option<Uuid>>,
+    /// Flow to authorise (required on create).
+    pub authorization_flow: Option<Uuid>,
+    /// Flow at logout (required on create).
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub invalidation_flow: Option<Option<Uuid>>,
+    /// Must be empty.
+    pub property_mappings: Option<Vec<Uuid>>,
+    /// Confidential (default) or public.
+    pub client_type: Option<ClientType>,
+    /// Accepted for compatibility; Gatehouse allows the grants of the client type.
+    pub grant_types: Option<Vec<String>>,
+    /// Client id (generated when absent).
+    pub client_id: Option<String>,
+    /// Client secret (generated when absent).
+    pub client_secret: Option<String>,
+    /// Authorization code lifetime.
+    pub access_code_validity: Option<String>,
+    /// Access token lifetime.
+    pub access_token_validity: Option<String>,
+    /// Refresh token lifetime.
+    pub refresh_token_validity: Option<String>,
+    /// Accepted for compatibility; ignored.
+    pub refresh_token_threshold: Option<String>,
+    /// Profile claims in the ID token.
+    pub include_claims_in_id_token: Option<bool>,
+    /// Accepted for compatibility; keys are managed by Gatehouse.
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<Option<Uuid>>,
+    /// Must be null.
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<Option<Uuid>>,
+    /// Allowed redirect URIs (required on create).
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    /// Logout URI.
+    pub logout_uri: Option<String>,
+    /// `backchannel` or `frontchannel`.
+    pub logout_method: Option<String>,
+    /// What `sub` contains.
+    pub sub_mode: Option<SubMode>,
+    /// How `iss` is formed.
+    pub issuer_mode: Option<IssuerMode>,
+    /// Must be empty.
+    pub jwt_federation_sources: Option<Vec<Uuid>>,
+    /// Must be empty.
+    pub jwt_federation_providers: Option<Vec<i64>>,
+}
+
+/// A proxy (outpost) provider.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProxyProvider {
+    /// Common fields.
+    #[serde(flatten)]
+    pub base: Provider,
+    /// Client id the outpost uses.
+    pub client_id: String,
+    /// Upstream for proxy mode.
+    pub internal_host: String,
+    /// The URL users reach the application at.
+    pub external_host: String,
+    /// Verify the upstream's certificate.
+    pub internal_host_ssl_validation: bool,
+    /// TLS certificate (managed outside Gatehouse; null).
+    pub certificate: Option<Uuid>,
+    /// Paths that need no login, one regex per line.
+    pub skip_path_regex: String,
+    /// Send Basic auth from user attributes.
+    pub basic_auth_enabled: bool,
+    /// Attribute for the Basic-auth password.
+    pub basic_auth_password_attribute: String,
+    /// Attribute for the Basic-auth user.
+    pub basic_auth_user_attribute: String,
+    /// Mode.
+    pub mode: ProxyMode,
+    /// Answer 401 to requests carrying an Authorization header.
+    pub intercept_header_auth: bool,
+    /// The outpost callback URL, derived from `external_host`.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Cookie domain (forward_domain).
+    pub cookie_domain: String,
+    /// Always empty.
+    pub jwt_federation_sources: Vec<Uuid>,
+    /// Always empty.
+    pub jwt_federation_providers: Vec<i64>,
+    /// Session lifetime (cookie Max-Age).
+    pub access_token_validity: String,
+    /// Refresh lifetime.
+    pub refresh_token_validity: String,
+    /// Names of outposts serving it.
+    pub outpost_set: Vec<String>,
+}
+
+/// Create/replace/patch body of a proxy provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyProviderRequest {
+    /// Unique name (required on create).
+    pub name: Option<String>,
+    /// Flow to log in.
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub authentication_flow: Option<Option<Uuid>>,
+    /// Flow to authorise (required on create).
+    pub authorization_flow: Option<Uuid>,
+    /// Flow at logout (required on create).
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub invalidation_flow: Option<Option<Uuid>>,
+    /// Must be empty.
+    pub property_mappings: Option<Vec<Uuid>>,
+    /// Upstream for proxy mode.
+    pub internal_host: Option<String>,
+    /// The URL users reach the application at (required on create).
+    pub external_host: Option<String>,
+    /// Verify the upstream's certificate.
+    pub internal_host_ssl_validation: Option<bool>,
+    /// Must be null.
+    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Option<Uuid>>,
+    /// Paths that need no login, one regex per line.
+    pub skip_path_regex: Option<String>,
+    /// Send Basic auth from user attributes.
+    pub basic_auth_enabled: Option<bool>,
+    /// Attribute for the Basic-auth password.
+    pub basic_auth_password_attribute: Option<String>,
+    /// Attribute for the Basic-auth user.
+    pub basic_auth_user_attribute: Option<String>,
+    /// Mode (default forward_single).
+    pub mode: Option<ProxyMode>,
+    /// Answer 401 to requests carrying an Authorization header.
+    pub intercept_header_auth: Option<bool>,
+    /// Cookie domain (required for forward_domain).
+    pub cookie_domain: Option<String>,
+    /// Must be empty.
+    pub jwt_federation_sources: Option<Vec<Uuid>>,
+    /// Must be empty.
+    pub jwt_federation_providers: Option<Vec<i64>>,
+    /// Session lifetime.
+    pub access_token_validity: Option<String>,
+    /// Refresh lifetime.
+    pub refresh_token_validity: Option<String>,
+}

@@ -1,0 +1,178 @@
+//! `/if/flow/initial-setup/?token=…`: the one-time page where the first admin sets a password and
+//! receives an API token. The link is printed at start-up when `admin` has neither; it works
+//! once and expires after a day.
+
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use gatehouse_core::kinds::TokenIntent;
+use gatehouse_core::secret;
+use gatehouse_store::{tokens, users};
+use serde::Deserialize;
+
+use crate::bootstrap::SETUP_TOKEN;
+use crate::AppState;
+
+/// The set-up routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/if/flow/initial-setup/", get(show).post(submit))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_repeat: String,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+        out
+    })
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Gatehouse</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f3f4f6;color:#111827;display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0}}
+main{{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 4px 24px #0001;max-width:28rem;width:100%}}
+h1{{font-size:1.4rem;margin-top:0}} label{{display:block;margin:.8rem 0 .3rem;font-weight:600}}
+input{{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}}
+button{{margin-top:1.2rem;width:100%;padding:.7rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-size:1rem;cursor:pointer}}
+.error{{color:#b91c1c}} code{{word-break:break-all;background:#f3f4f6;padding:.4rem;display:block;border-radius:6px}}
+</style></head><body><main><h1>{title}</h1>{body}</main></body></html>"#,
+        title = escape(title),
+    ))
+}
+
+/// Why a set-up token cannot be used; shown to the visitor.
+async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCode, Html<String>)> {
+    let invalid = |why: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            page(
+                "Set-up link not valid",
+                &format!(
+                    "<p class=error>{}</p><p>Restart <code>gatehouse serve</code> to print a new link (it does so while the admin has no password and no API token), or set <code>GATEHOUSE_BOOTSTRAP_PASSWORD</code>.</p>",
+                    escape(why)
+                ),
+            ),
+        )
+    };
+    if token.is_empty() {
+        return Err(invalid("This link has no token."));
+    }
+    let mut conn = state.store.conn().await.map_err(|_| invalid("The database is unavailable; try again."))?;
+    let found = tokens::find_by_key(&mut conn, token)
+        .await
+        .map_err(|_| invalid("The database is unavailable; try again."))?;
+    match found {
+        Some(t) if t.fields.identifier == SETUP_TOKEN && t.fields.intent == TokenIntent::Recovery => {
+            if t.is_expired(Utc::now()) {
+                Err(invalid("This set-up link has expired."))
+            } else {
+                Ok(t)
+            }
+        }
+        _ => Err(invalid("This set-up link was already used or never existed.")),
+    }
+}
+
+fn form(token: &str, error: Option<&str>) -> String {
+    format!(
+        r#"<p>Choose a password for the <strong>admin</strong> account. You will receive an API token for the CLI and scripts.</p>
+{}<form method="post"><input type="hidden" name="token" value="{}">
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="8" required>
+<label for="password_repeat">Repeat password</label><input id="password_repeat" name="password_repeat" type="password" autocomplete="new-password" minlength="8" required>
+<button type="submit">Set password</button></form>"#,
+        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
+        escape(token),
+    )
+}
+
+async fn show(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Result<Html<String>, (StatusCode, Html<String>)> {
+    check(&state, &q.token).await?;
+    Ok(page("Set up Gatehouse", &form(&q.token, None)))
+}
+
+async fn submit(State(state): State<AppState>, Form(f): Form<SetupForm>) -> Result<Html<String>, (StatusCode, Html<String>)> {
+    let setup = check(&state, &f.token).await?;
+    let retry = |msg: &str| (StatusCode::BAD_REQUEST, page("Set up Gatehouse", &form(&f.token, Some(msg))));
+    if f.password.chars().count() < 8 {
+        return Err(retry("The password must have at least 8 characters."));
+    }
+    if f.password.len() > 1024 {
+        return Err(retry("The password must have at most 1024 characters."));
+    }
+    if f.password != f.password_repeat {
+        return Err(retry("The two passwords differ."));
+    }
+    let failed = || (StatusCode::SERVICE_UNAVAILABLE, page("Set-up failed", "<p class=error>The database did not accept the change; nothing was saved. Reload and try again.</p>"));
+    let password = f.password.clone();
+    let hash = tokio::task::spawn_blocking(move || secret::hash_password(&password))
+        .await
+        .map_err(|_| failed())?
+        .map_err(|_| failed())?;
+    let key = secret::new_token();
+    let result: gatehouse_store::Result<()> = async {
+        let mut tx = state.store.begin().await?;
+        // Deleting the set-up token first makes a concurrent second submit fail: valid once.
+        tokens::delete(&mut tx, setup.uuid).await?;
+        users::set_password_hash(&mut tx, setup.fields.user, Some(&hash)).await?;
+        tokens::create(
+            &mut tx,
+            &tokens::TokenFields {
+                identifier: format!("admin-api-{}", Utc::now().format("%Y%m%d%H%M%S")),
+                intent: TokenIntent::Api,
+                user: setup.fields.user,
+                description: "Created on the initial set-up page".into(),
+                expiring: false,
+                expires: None,
+                managed: None,
+            },
+            &key,
+        )
+        .await?;
+        gatehouse_store::commit(tx).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "initial set-up failed");
+        return Err(match e {
+            gatehouse_store::Error::NotFound { .. } => check(&state, "").await.err().unwrap_or_else(failed),
+            _ => failed(),
+        });
+    }
+    tracing::info!("initial set-up done: admin password set and API token issued");
+    Ok(page(
+        "Gatehouse is ready",
+        &format!(
+            "<p>The <strong>admin</strong> password is set. Your API token (shown only now; store it safely):</p><code id=token>{}</code>\
+             <p>Use it with the CLI: <code>export GATEHOUSE_TOKEN=…</code> or <code>Authorization: Bearer …</code>.</p>",
+            escape(&key)
+        ),
+    ))
+}
