@@ -106,3 +106,102 @@ mod tests {
         assert!(http_url("https://").is_err());
     }
 }
+
+/// Checks one redirect URI: an absolute URI for strict matching, a compilable pattern for regex.
+pub fn redirect_uri(mode: crate::kinds::MatchingMode, url: &str) -> Result<(), String> {
+    match mode {
+        crate::kinds::MatchingMode::Strict => {
+            if url.contains("://") && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Ok(())
+            } else {
+                Err(format!("`{url}` is not an absolute URI, e.g. https://app.example.com/callback."))
+            }
+        }
+        crate::kinds::MatchingMode::Regex => regex::Regex::new(url)
+            .map(|_| ())
+            .map_err(|e| format!("`{url}` is not a valid regular expression: {e}")),
+    }
+}
+
+/// The host of an http(s) URL, without port, lowercase.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Checks the settings of a proxy provider; returns `(field, message)` for each problem.
+///
+/// In forward_domain mode the external host must sit under the cookie domain, or the login
+/// callback sets a cookie the protected apps never see (SPEC T6).
+pub fn proxy_settings(
+    mode: crate::kinds::ProxyMode,
+    external_host: &str,
+    internal_host: &str,
+    cookie_domain: &str,
+    skip_path_regex: &str,
+) -> Vec<(&'static str, String)> {
+    use crate::kinds::ProxyMode;
+    let mut problems = Vec::new();
+    if let Err(e) = http_url(external_host) {
+        problems.push(("external_host", e));
+    }
+    if mode == ProxyMode::Proxy {
+        if internal_host.is_empty() {
+            problems.push(("internal_host", "Proxy mode needs the upstream URL, e.g. http://app.internal:8080.".to_owned()));
+        } else if let Err(e) = http_url(internal_host) {
+            problems.push(("internal_host", e));
+        }
+    }
+    if mode == ProxyMode::ForwardDomain {
+        let domain = cookie_domain.trim_start_matches('.').to_ascii_lowercase();
+        let host = url_host(external_host).unwrap_or_default();
+        if domain.is_empty() {
+            problems.push(("cookie_domain", "forward_domain mode needs the parent domain, e.g. example.com.".to_owned()));
+        } else if host != domain && !host.ends_with(&format!(".{domain}")) {
+            problems.push((
+                "external_host",
+                format!("`{host}` is not under the cookie domain `{domain}`: the login callback would set a cookie the apps never see."),
+            ));
+        }
+    }
+    for line in skip_path_regex.lines().filter(|l| !l.trim().is_empty()) {
+        if let Err(e) = regex::Regex::new(line) {
+            problems.push(("skip_path_regex", format!("`{line}` is not a valid regular expression: {e}")));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use crate::kinds::ProxyMode;
+
+    #[test]
+    fn domain_mode_needs_external_host_under_cookie_domain() {
+        assert!(proxy_settings(ProxyMode::ForwardDomain, "https://auth.example.com", "", "example.com", "").is_empty());
+        let problems = proxy_settings(ProxyMode::ForwardDomain, "https://auth.example.org", "", "example.com", "");
+        assert_eq!(problems[0].0, "external_host");
+        assert_eq!(proxy_settings(ProxyMode::ForwardDomain, "https://a.example.com", "", "", "")[0].0, "cookie_domain");
+    }
+
+    #[test]
+    fn bad_skip_regex_and_missing_upstream_are_named() {
+        let problems = proxy_settings(ProxyMode::Proxy, "https://app.example.com", "", "", "^/api/(\n^/health$");
+        let fields: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, vec!["internal_host", "skip_path_regex"]);
+    }
+
+    #[test]
+    fn hosts_are_extracted_without_port_or_userinfo() {
+        assert_eq!(url_host("https://App.Example.com:8443/x").as_deref(), Some("app.example.com"));
+        assert_eq!(url_host("https://user@evil.example/").as_deref(), Some("evil.example"));
+        assert_eq!(url_host("nonsense"), None);
+    }
+}

@@ -8,8 +8,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
-    /// The config file's text (YAML or JSON), with `${VAR}` references already resolved by the
-    /// client so that secrets come from the operator's environment.
+    /// The config file's text (YAML or JSON), with its `${VAR}` references unresolved.
     pub document: String,
     /// A name for the document in error messages (usually the file path).
     #[serde(default)]
@@ -17,6 +16,10 @@ pub struct ConfigRequest {
     /// Delete objects of the covered kinds that the file does not mention.
     #[serde(default)]
     pub prune: bool,
+    /// Values of the environment variables the document references (`${VAR}`), taken from the
+    /// operator's environment by the CLI.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// What a plan found, or what an apply did.

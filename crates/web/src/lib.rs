@@ -7,6 +7,7 @@
 //! - [`setup`]: `/if/flow/initial-setup/`, where the first admin sets a password and gets a token.
 //! - [`bootstrap`]: what an empty database gets on first start (admin, `Admins`, default flows,
 //!   embedded outpost).
+//! - [`reconcile`]: applies a declarative config document (plan/apply).
 //! - [`error`], [`extract`], [`auth`]: one error type, request parsing, token authentication.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod reconcile;
 pub mod setup;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,7 @@
 //! requests into store fields, validating on the way.
 
 mod applications;
+mod declarative;
 
 mod events;
 mod flows;
@@ -14,8 +15,8 @@ mod groups;
 mod invitations;
 mod outposts;
 mod policies;
-mod providers;
-mod resource;
+pub(crate) mod providers;
+pub(crate) mod resource;
 mod schema;
 mod sources;
 mod tokens;
@@ -137,6 +138,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = sources::routes(api.tag("sources"));
     let api = outposts::routes(api.tag("outposts"));
     let api = events::routes(api.tag("events"));
+    let api = declarative::routes(api.tag("declarative"));
 
     let document = OpenApiDocument::build(&api.operations, api.schemas);
     (api.router, document)

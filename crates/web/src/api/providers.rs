@@ -245,59 +245,6 @@ pub(crate) fn proxy_defaults() -> ProviderFields {
     )
 }
 
-/// Validates redirect URIs: absolute URLs for strict matching, compilable patterns for regex.
-pub(crate) fn check_redirect_uris(errors: &mut Errors, uris: &[store::RedirectUri]) {
-    for uri in uris {
-        match uri.matching_mode {
-            MatchingMode::Strict => {
-                let ok = uri.url.contains("://") && !uri.url.chars().any(|c| c.is_whitespace() || c.is_control());
-                if !ok {
-                    errors.add("redirect_uris", format!("`{}` is not an absolute URI, e.g. https://app.example.com/callback.", uri.url));
-                }
-            }
-            MatchingMode::Regex => {
-                if let Err(e) = regex::Regex::new(&uri.url) {
-                    errors.add("redirect_uris", format!("`{}` is not a valid regular expression: {e}", uri.url));
-                }
-            }
-        }
-    }
-}
-
-/// Validates proxy settings: URLs, the cookie domain for domain mode, and skip-path regexes.
-pub(crate) fn check_proxy(errors: &mut Errors, x: &ProxySettings) {
-    errors.check("external_host", validate::http_url(&x.external_host));
-    if x.mode == ProxyMode::Proxy {
-        if x.internal_host.is_empty() {
-            errors.add("internal_host", "Proxy mode needs the upstream URL, e.g. http://app.internal:8080.");
-        } else {
-            errors.check("internal_host", validate::http_url(&x.internal_host));
-        }
-    }
-    if x.mode == ProxyMode::ForwardDomain {
-        let domain = x.cookie_domain.trim_start_matches('.');
-        let host = x
-            .external_host
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':']).next())
-            .unwrap_or_default();
-        if domain.is_empty() {
-            errors.add("cookie_domain", "forward_domain mode needs the parent domain, e.g. example.com.");
-        } else if host != domain && !host.ends_with(&format!(".{domain}")) {
-            errors.add(
-                "external_host",
-                format!("`{host}` is not under the cookie domain `{domain}`: the login callback would set a cookie the apps never see."),
-            );
-        }
-    }
-    for line in x.skip_path_regex.lines().filter(|l| !l.trim().is_empty()) {
-        if let Err(e) = regex::Regex::new(line) {
-            errors.add("skip_path_regex", format!("`{line}` is not a valid regular expression: {e}"));
-        }
-    }
-}
-
 async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &OAuth2ProviderRequest, full: bool) -> ApiResult<ProviderFields> {
     let mut errors = Errors::default();
     let defaults = oauth2_defaults();
@@ -339,7 +286,9 @@ async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &
             .collect();
     }
     errors.duration("access_code_validity", &o.access_code_validity);
-    check_redirect_uris(&mut errors, &o.redirect_uris);
+    for uri in &o.redirect_uris {
+        errors.check("redirect_uris", validate::redirect_uri(uri.matching_mode, &uri.url));
+    }
     if o.client_type == ClientType::Confidential && merged.client_secret.len() < 16 {
         errors.add("client_secret", "A confidential client needs a secret of at least 16 characters; leave it out to generate one.");
     }
@@ -389,7 +338,9 @@ async fn proxy_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &P
     x.basic_auth_password_attribute = or(&req.basic_auth_password_attribute, &x.basic_auth_password_attribute);
     x.intercept_header_auth = or(&req.intercept_header_auth, &x.intercept_header_auth);
     if !x.external_host.is_empty() {
-        check_proxy(&mut errors, &x);
+        for (field, message) in validate::proxy_settings(x.mode, &x.external_host, &x.internal_host, &x.cookie_domain, &x.skip_path_regex) {
+            errors.add(field, message);
+        }
     }
     if let Some(Some(_)) = req.certificate {
         errors.add("certificate", "Gatehouse does not manage TLS certificates; terminate TLS at the proxy and leave this empty.");
@@ -424,6 +375,18 @@ async fn write_kind(conn: &mut Conn, current: Option<&store::Provider>, fields: 
 pub(crate) struct OAuth2(store::Provider);
 /// A proxy provider as an API resource.
 pub(crate) struct Proxy(store::Provider);
+
+impl From<store::Provider> for OAuth2 {
+    fn from(p: store::Provider) -> Self {
+        OAuth2(p)
+    }
+}
+
+impl From<store::Provider> for Proxy {
+    fn from(p: store::Provider) -> Self {
+        Proxy(p)
+    }
+}
 
 /// Implements [`Resource`] for one provider kind; the kinds differ only in types and validation.
 macro_rules! provider_resource {
