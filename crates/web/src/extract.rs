@@ -40,6 +40,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = e.inner().to_string();
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            return ApiError::field("non_field_errors", format!("JSON parse error - {message}"));
+        }
         let path = e.path().to_string();
         let field = match message.strip_prefix("unknown field `") {
             Some(rest) => rest.split('`').next().unwrap_or("non_field_errors").to_owned(),

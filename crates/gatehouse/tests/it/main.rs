@@ -1,0 +1,20 @@
+//! End-to-end tests of `gatehouse`: the real server in-process on 127.0.0.1:0, the real binary for
+//! the CLI, and a fresh database per test. The same binary runs on SQLite and on PostgreSQL
+//! (`GATEHOUSE_TEST_DATABASE`); `scripts/test` runs it both ways.
+
+mod api;
+mod cli;
+mod declarative;
+mod schema;
+mod sdk;
+mod server;
+
+use serde_json::Value;
+
+/// Field errors of a DRF-shaped 400 body, for assertions: `errors(&body, "username")`.
+pub fn errors(body: &Value, field: &str) -> String {
+    body[field]
+        .as_array()
+        .map(|messages| messages.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

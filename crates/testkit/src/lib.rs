@@ -1,0 +1,226 @@
+//! Test support: a fresh database per test (SQLite file, or a new database on the PostgreSQL
+//! server the test script started) and the real server booted in-process on `127.0.0.1:0`.
+//!
+//! Which database: `GATEHOUSE_TEST_DATABASE=sqlite` (default) or `postgres`, the latter with
+//! `GATEHOUSE_TEST_DATABASE_URL` naming the server. A missing PostgreSQL URL fails the test
+//! instead of skipping it, so a CI run can never pass by testing less.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use gatehouse::config::{LogFormat, Settings};
+use gatehouse_web::bootstrap::BootstrapSettings;
+use serde_json::Value;
+use sqlx::Executor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The API token every test server is bootstrapped with.
+pub const TOKEN: &str = "test-bootstrap-token-0123456789";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    /// Connection URL.
+    pub url: String,
+    /// Temporary directory (SQLite file, data dir), removed on drop.
+    pub dir: tempfile::TempDir,
+    drop_postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh, empty database of the kind the environment selects.
+    pub async fn new() -> anyhow::Result<TestDb> {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        match std::env::var("GATEHOUSE_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into()).as_str() {
+            "sqlite" => Ok(TestDb {
+                url: format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+                dir,
+                drop_postgres: None,
+            }),
+            "postgres" => {
+                let admin_url = std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+                    .context("GATEHOUSE_TEST_DATABASE=postgres needs GATEHOUSE_TEST_DATABASE_URL (scripts/test sets both)")?;
+                let name = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
+                conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+                let (base, _) = admin_url.rsplit_once('/').context("PostgreSQL URL without database name")?;
+                Ok(TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    drop_postgres: Some((admin_url, name)),
+                })
+            }
+            other => bail!("GATEHOUSE_TEST_DATABASE must be sqlite or postgres, not {other}"),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        if self.drop_postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.drop_postgres.take() {
+            // Drop runs outside async code: use a short-lived runtime on its own thread.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async move {
+                    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+                        let _ = conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server on a loopback port.
+pub struct TestServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts the server on `db` with the bootstrap token [`TOKEN`].
+    pub async fn start(db: &TestDb) -> anyhow::Result<TestServer> {
+        Self::start_with(
+            db,
+            BootstrapSettings {
+                token: Some(TOKEN.into()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts the server on `db` with explicit bootstrap settings.
+    pub async fn start_with(db: &TestDb, bootstrap: BootstrapSettings) -> anyhow::Result<TestServer> {
+        // Server logs go to the test's captured output: shown only when the test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+            .try_init();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let settings = Settings {
+            listen: addr.to_string(),
+            database: db.url.clone(),
+            data_dir: db.dir.path().to_path_buf(),
+            external_url: url.clone(),
+            log_format: LogFormat::Text,
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(gatehouse::serve::run(settings, bootstrap, listener, async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let server = TestServer {
+            url,
+            http,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/-/health/ready/", self.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("server at {} did not become ready within 5 s", self.url)
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_inner().await
+    }
+
+    async fn stop_inner(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task).await.context("server did not stop within 10 s")???;
+        }
+        Ok(())
+    }
+
+    /// A request to `/api/v3{path}` with the bootstrap token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v3{path}", self.url))
+            .bearer_auth(TOKEN)
+    }
+
+    /// GET `/api/v3{path}` → (status, JSON).
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        send(self.api(reqwest::Method::GET, path)).await
+    }
+
+    /// POST JSON to `/api/v3{path}` → (status, JSON).
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        send(self.api(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// PATCH JSON to `/api/v3{path}` → (status, JSON).
+    pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        send(self.api(reqwest::Method::PATCH, path).json(&body)).await
+    }
+
+    /// DELETE `/api/v3{path}` → (status, JSON or null).
+    pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        send(self.api(reqwest::Method::DELETE, path)).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends a request and returns its status and JSON body (`Null` when empty or not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// Runs `body` with a started server on a fresh database; the database lives until `body` is
+/// done, and the server stops when `body` stops it or drops it.
+pub async fn with_server<F, Fut>(body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(TestServer) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let db = TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let result = body(server).await;
+    drop(db);
+    result
+}
