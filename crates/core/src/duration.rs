@@ -48,10 +48,15 @@ impl Duration {
 
     /// A duration of whole seconds, written in the largest unit that divides it.
     pub fn from_seconds(seconds: i64) -> Self {
-        let (unit, size) = [("weeks", 604_800), ("days", 86_400), ("hours", 3_600), ("minutes", 60)]
-            .into_iter()
-            .find(|(_, size)| seconds % size == 0 && seconds >= *size)
-            .unwrap_or(("seconds", 1));
+        let (unit, size) = [
+            ("weeks", 604_800),
+            ("days", 86_400),
+            ("hours", 3_600),
+            ("minutes", 60),
+        ]
+        .into_iter()
+        .find(|(_, size)| seconds % size == 0 && seconds >= *size)
+        .unwrap_or(("seconds", 1));
         Duration {
             text: format!("{unit}={}", seconds / size),
             seconds,
@@ -91,7 +96,7 @@ impl FromStr for Duration {
             micros += amount * unit_micros;
         }
         let seconds = micros / 1e6;
-        if !(seconds >= 1.0 && seconds < 100.0 * 365.0 * 86_400.0) {
+        if !(1.0..100.0 * 365.0 * 86_400.0).contains(&seconds) {
             return Err(DurationError::OutOfRange);
         }
         Ok(Duration {
@@ -121,7 +126,11 @@ mod tests {
             (" minutes=1.5 ", 90),
         ];
         for (text, seconds) in cases {
-            assert_eq!(text.parse::<Duration>().map(|d| d.seconds()), Ok(seconds), "{text}");
+            assert_eq!(
+                text.parse::<Duration>().map(|d| d.seconds()),
+                Ok(seconds),
+                "{text}"
+            );
         }
     }
 
@@ -132,10 +141,22 @@ mod tests {
             "fortnights=2".parse::<Duration>(),
             Err(DurationError::UnknownUnit("fortnights".into()))
         );
-        assert_eq!("hours".parse::<Duration>(), Err(DurationError::Malformed("hours".into())));
-        assert_eq!("hours=-1".parse::<Duration>(), Err(DurationError::BadAmount("-1".into())));
-        assert_eq!("seconds=0".parse::<Duration>(), Err(DurationError::OutOfRange));
-        assert_eq!("weeks=1e9".parse::<Duration>(), Err(DurationError::OutOfRange));
+        assert_eq!(
+            "hours".parse::<Duration>(),
+            Err(DurationError::Malformed("hours".into()))
+        );
+        assert_eq!(
+            "hours=-1".parse::<Duration>(),
+            Err(DurationError::BadAmount("-1".into()))
+        );
+        assert_eq!(
+            "seconds=0".parse::<Duration>(),
+            Err(DurationError::OutOfRange)
+        );
+        assert_eq!(
+            "weeks=1e9".parse::<Duration>(),
+            Err(DurationError::OutOfRange)
+        );
     }
 
     #[test]

@@ -42,15 +42,22 @@ pub fn token_hash(token: &str) -> String {
 
 fn hex_encode(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
-        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    let params = Params::new(
+        ARGON2_MEMORY_KIB,
+        ARGON2_ITERATIONS,
+        ARGON2_PARALLELISM,
+        None,
+    )
+    .map_err(|e| PasswordError::Hashing(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -66,7 +73,9 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
 /// Checks a password against a stored PHC string in constant time.
 pub fn verify_password(password: &str, stored: &str) -> Result<bool, PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(|_| PasswordError::BadHash)?;
-    Ok(hasher()?.verify_password(password.as_bytes(), &parsed).is_ok())
+    Ok(hasher()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
 }
 
 /// Compares two secrets without revealing where they differ.

@@ -31,7 +31,9 @@ pub fn name(value: &str) -> Result<(), String> {
 /// Optional free text: at most [`MAX_TEXT`] characters, no control characters.
 pub fn text(value: &str) -> Result<(), String> {
     if value.chars().count() > MAX_TEXT {
-        return Err(format!("Ensure this field has no more than {MAX_TEXT} characters."));
+        return Err(format!(
+            "Ensure this field has no more than {MAX_TEXT} characters."
+        ));
     }
     if value.chars().any(|c| c.is_control()) {
         return Err("may not contain control characters (line breaks, tabs, …).".into());
@@ -57,13 +59,15 @@ pub fn email(value: &str) -> Result<(), String> {
     }
     let valid = value.len() <= 254
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-        && value
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if valid {
         Ok(())
     } else {
-        Err(format!("`{value}` is not a valid email address, e.g. alice@example.com."))
+        Err(format!(
+            "`{value}` is not a valid email address, e.g. alice@example.com."
+        ))
     }
 }
 
@@ -74,8 +78,13 @@ pub fn http_url(value: &str) -> Result<(), String> {
         .or_else(|| value.strip_prefix("http://"))
         .ok_or_else(|| format!("`{value}` must start with https:// or http://."))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("`{value}` is not a valid URL: write e.g. https://app.example.com."));
+    if host.is_empty()
+        || host.contains('@')
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{value}` is not a valid URL: write e.g. https://app.example.com."
+        ));
     }
     Ok(())
 }
@@ -114,7 +123,9 @@ pub fn redirect_uri(mode: crate::kinds::MatchingMode, url: &str) -> Result<(), S
             if url.contains("://") && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Ok(())
             } else {
-                Err(format!("`{url}` is not an absolute URI, e.g. https://app.example.com/callback."))
+                Err(format!(
+                    "`{url}` is not an absolute URI, e.g. https://app.example.com/callback."
+                ))
             }
         }
         crate::kinds::MatchingMode::Regex => regex::Regex::new(url)
@@ -153,7 +164,10 @@ pub fn proxy_settings(
     }
     if mode == ProxyMode::Proxy {
         if internal_host.is_empty() {
-            problems.push(("internal_host", "Proxy mode needs the upstream URL, e.g. http://app.internal:8080.".to_owned()));
+            problems.push((
+                "internal_host",
+                "Proxy mode needs the upstream URL, e.g. http://app.internal:8080.".to_owned(),
+            ));
         } else if let Err(e) = http_url(internal_host) {
             problems.push(("internal_host", e));
         }
@@ -162,7 +176,10 @@ pub fn proxy_settings(
         let domain = cookie_domain.trim_start_matches('.').to_ascii_lowercase();
         let host = url_host(external_host).unwrap_or_default();
         if domain.is_empty() {
-            problems.push(("cookie_domain", "forward_domain mode needs the parent domain, e.g. example.com.".to_owned()));
+            problems.push((
+                "cookie_domain",
+                "forward_domain mode needs the parent domain, e.g. example.com.".to_owned(),
+            ));
         } else if host != domain && !host.ends_with(&format!(".{domain}")) {
             problems.push((
                 "external_host",
@@ -172,7 +189,10 @@ pub fn proxy_settings(
     }
     for line in skip_path_regex.lines().filter(|l| !l.trim().is_empty()) {
         if let Err(e) = regex::Regex::new(line) {
-            problems.push(("skip_path_regex", format!("`{line}` is not a valid regular expression: {e}")));
+            problems.push((
+                "skip_path_regex",
+                format!("`{line}` is not a valid regular expression: {e}"),
+            ));
         }
     }
     problems
@@ -185,23 +205,58 @@ mod proxy_tests {
 
     #[test]
     fn domain_mode_needs_external_host_under_cookie_domain() {
-        assert!(proxy_settings(ProxyMode::ForwardDomain, "https://auth.example.com", "", "example.com", "").is_empty());
-        let problems = proxy_settings(ProxyMode::ForwardDomain, "https://auth.example.org", "", "example.com", "");
+        assert!(proxy_settings(
+            ProxyMode::ForwardDomain,
+            "https://auth.example.com",
+            "",
+            "example.com",
+            ""
+        )
+        .is_empty());
+        let problems = proxy_settings(
+            ProxyMode::ForwardDomain,
+            "https://auth.example.org",
+            "",
+            "example.com",
+            "",
+        );
         assert_eq!(problems[0].0, "external_host");
-        assert_eq!(proxy_settings(ProxyMode::ForwardDomain, "https://a.example.com", "", "", "")[0].0, "cookie_domain");
+        assert_eq!(
+            proxy_settings(
+                ProxyMode::ForwardDomain,
+                "https://a.example.com",
+                "",
+                "",
+                ""
+            )[0]
+            .0,
+            "cookie_domain"
+        );
     }
 
     #[test]
     fn bad_skip_regex_and_missing_upstream_are_named() {
-        let problems = proxy_settings(ProxyMode::Proxy, "https://app.example.com", "", "", "^/api/(\n^/health$");
+        let problems = proxy_settings(
+            ProxyMode::Proxy,
+            "https://app.example.com",
+            "",
+            "",
+            "^/api/(\n^/health$",
+        );
         let fields: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
         assert_eq!(fields, vec!["internal_host", "skip_path_regex"]);
     }
 
     #[test]
     fn hosts_are_extracted_without_port_or_userinfo() {
-        assert_eq!(url_host("https://App.Example.com:8443/x").as_deref(), Some("app.example.com"));
-        assert_eq!(url_host("https://user@evil.example/").as_deref(), Some("evil.example"));
+        assert_eq!(
+            url_host("https://App.Example.com:8443/x").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(
+            url_host("https://user@evil.example/").as_deref(),
+            Some("evil.example")
+        );
         assert_eq!(url_host("nonsense"), None);
     }
 }

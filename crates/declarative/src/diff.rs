@@ -66,7 +66,10 @@ mod tests {
     fn secrets_are_masked_in_changes() {
         let desired = json!({"name": "x", "consumer_secret": "hunter2"});
         let changed = changes(None, &desired, &["consumer_secret"]);
-        let secret = changed.iter().find(|c| c.field == "consumer_secret").map(|c| c.new.clone());
+        let secret = changed
+            .iter()
+            .find(|c| c.field == "consumer_secret")
+            .map(|c| c.new.clone());
         assert_eq!(secret, Some(json!(SENSITIVE)));
     }
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use gatehouse_core::kinds::{
-    ClientType, DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, IssuerMode, PolicyEngineMode, PolicyKind,
-    ProxyMode, SourceProviderType, StageKind, SubMode, UserMatchingMode, UserType,
+    ClientType, DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, IssuerMode,
+    PolicyEngineMode, PolicyKind, ProxyMode, SourceProviderType, StageKind, SubMode,
+    UserMatchingMode, UserType,
 };
 use gatehouse_proto::providers::RedirectUri;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -70,7 +71,9 @@ impl<'de> Deserialize<'de> for Secret {
             None => (inner, false),
         };
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(serde::de::Error::custom(format!("`{text}` is not a valid reference: use ${{NAME}} or ${{NAME:-}}")));
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is not a valid reference: use ${{NAME}} or ${{NAME:-}}"
+            )));
         }
         Ok(Secret {
             var: var.to_owned(),
@@ -522,7 +525,12 @@ impl Located {
     }
 
     /// An [`Error::Invalid`] for the entry whose key is `key_value`, at `path`.
-    pub fn invalid(&self, path: impl fmt::Display, key_value: &str, message: impl Into<String>) -> Error {
+    pub fn invalid(
+        &self,
+        path: impl fmt::Display,
+        key_value: &str,
+        message: impl Into<String>,
+    ) -> Error {
         Error::Invalid {
             file: self.source.clone(),
             line: self.line_of(key_value),
@@ -533,7 +541,10 @@ impl Located {
 }
 
 /// Parses a document and resolves its secret references from `env`; returns it with warnings.
-pub fn parse(located: &Located, env: &BTreeMap<String, String>) -> Result<(Document, Vec<String>), Error> {
+pub fn parse(
+    located: &Located,
+    env: &BTreeMap<String, String>,
+) -> Result<(Document, Vec<String>), Error> {
     let mut doc: Document = serde_yaml::from_str(&located.text).map_err(|e| Error::Parse {
         file: located.source.clone(),
         line: e.location().map(|l| l.line()).unwrap_or(0),
@@ -568,12 +579,20 @@ pub fn parse(located: &Located, env: &BTreeMap<String, String>) -> Result<(Docum
     };
     for p in &mut doc.oauth2_providers {
         if let Some(s) = &mut p.client_secret {
-            resolve(s, format!("oauth2_providers[{}].client_secret", p.name), &p.name)?;
+            resolve(
+                s,
+                format!("oauth2_providers[{}].client_secret", p.name),
+                &p.name,
+            )?;
         }
     }
     for s in &mut doc.sources {
         if let Some(secret) = &mut s.consumer_secret {
-            resolve(secret, format!("sources[{}].consumer_secret", s.slug), &s.slug)?;
+            resolve(
+                secret,
+                format!("sources[{}].consumer_secret", s.slug),
+                &s.slug,
+            )?;
         }
     }
     Ok((doc, warnings))
@@ -592,7 +611,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_file_and_line() {
-        let err = parse(&located("groups:\n  - name: A\n    superuser: true\n"), &BTreeMap::new()).err();
+        let err = parse(
+            &located("groups:\n  - name: A\n    superuser: true\n"),
+            &BTreeMap::new(),
+        )
+        .err();
         match err {
             Some(Error::Parse { line, message, .. }) => {
                 assert_eq!(line, 3);
@@ -605,23 +628,45 @@ mod tests {
     #[test]
     fn literal_secrets_are_refused() {
         let text = "sources:\n  - slug: google\n    consumer_secret: hunter2\n";
-        let err = parse(&located(text), &BTreeMap::new()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse(&located(text), &BTreeMap::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("not literals"), "{err}");
-        assert!(!err.contains("hunter2"), "the literal must not be echoed: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the literal must not be echoed: {err}"
+        );
     }
 
     #[test]
     fn unset_variables_are_named_unless_optional() {
         let text = "sources:\n  - slug: google\n    consumer_secret: ${GOOGLE_SECRET}\n";
-        let err = parse(&located(text), &BTreeMap::new()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse(&located(text), &BTreeMap::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("GOOGLE_SECRET is not set"), "{err}");
         assert!(err.starts_with("homelab.yaml:2:"), "{err}");
         let optional = "sources:\n  - slug: google\n    consumer_secret: ${GOOGLE_SECRET:-}\n";
         let (doc, warnings) = parse(&located(optional), &BTreeMap::new()).unwrap_or_default();
         assert_eq!(warnings.len(), 1);
-        assert_eq!(doc.sources[0].consumer_secret.as_ref().and_then(|s| s.value.clone()), None);
+        assert_eq!(
+            doc.sources[0]
+                .consumer_secret
+                .as_ref()
+                .and_then(|s| s.value.clone()),
+            None
+        );
         let env = BTreeMap::from([("GOOGLE_SECRET".to_owned(), "s".to_owned())]);
         let (doc, _) = parse(&located(text), &env).unwrap_or_default();
-        assert_eq!(doc.sources[0].consumer_secret.as_ref().and_then(|s| s.value.clone()).as_deref(), Some("s"));
+        assert_eq!(
+            doc.sources[0]
+                .consumer_secret
+                .as_ref()
+                .and_then(|s| s.value.clone())
+                .as_deref(),
+            Some("s")
+        );
     }
 }

@@ -71,7 +71,12 @@ pub struct ServeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
     /// Server URL.
-    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:9000", global = true)]
+    #[arg(
+        long,
+        env = "GATEHOUSE_URL",
+        default_value = "http://127.0.0.1:9000",
+        global = true
+    )]
     pub url: String,
     /// API token.
     #[arg(long, env = "GATEHOUSE_TOKEN", global = true, hide_env_values = true)]

@@ -25,7 +25,15 @@ fn describe_error(status: StatusCode, body: &str) -> String {
             .filter(|(k, _)| k.as_str() != "code")
             .map(|(k, v)| {
                 let text = match v {
-                    Value::Array(items) => items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" "),
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|i| {
+                            i.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| i.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
@@ -63,25 +71,40 @@ impl Client {
     }
 
     /// Sends a request to `/api/v3{path}` and returns the JSON answer (`Null` for 204).
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/v3{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {} (is it running? check --url / GATEHOUSE_URL)", self.base))?;
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the server at {} (is it running? check --url / GATEHOUSE_URL)",
+                self.base
+            )
+        })?;
         let status = response.status();
-        let text = response.text().await.context("reading the server's answer")?;
+        let text = response
+            .text()
+            .await
+            .context("reading the server's answer")?;
         if !status.is_success() {
             bail!(describe_error(status, &text));
         }
         if text.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).with_context(|| format!("the server's answer is not JSON: {}", text.chars().take(200).collect::<String>()))
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the server's answer is not JSON: {}",
+                text.chars().take(200).collect::<String>()
+            )
+        })
     }
 
     /// GET.
@@ -99,7 +122,9 @@ impl Client {
         let mut out = Vec::new();
         let separator = if path.contains('?') { '&' } else { '?' };
         for page in 1..=10_000 {
-            let answer = self.get(&format!("{path}{separator}page={page}&page_size=1000")).await?;
+            let answer = self
+                .get(&format!("{path}{separator}page={page}&page_size=1000"))
+                .await?;
             if let Some(results) = answer["results"].as_array() {
                 out.extend(results.iter().cloned());
             }
@@ -111,7 +136,13 @@ impl Client {
     }
 
     /// The one object of `path` whose `param` equals `value`, or an error naming `what`.
-    pub async fn find_one(&self, path: &str, param: &str, value: &str, what: &str) -> anyhow::Result<Value> {
+    pub async fn find_one(
+        &self,
+        path: &str,
+        param: &str,
+        value: &str,
+        what: &str,
+    ) -> anyhow::Result<Value> {
         let encoded: String = url_encode(value);
         let found = self.list_all(&format!("{path}?{param}={encoded}")).await?;
         found
@@ -123,7 +154,10 @@ impl Client {
     /// Prints `value` as JSON (with `--json`) or with `human`.
     pub fn print(&self, value: &Value, human: impl FnOnce(&Value)) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
         } else {
             human(value);
         }
@@ -135,7 +169,9 @@ pub fn url_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -186,7 +222,11 @@ mod tests {
             describe_error(StatusCode::BAD_REQUEST, body),
             "server answered 400 Bad Request: username: an object with this username already exists."
         );
-        assert!(describe_error(StatusCode::UNAUTHORIZED, r#"{"detail": "nope", "code": "x"}"#).ends_with(": nope"));
+        assert!(describe_error(
+            StatusCode::UNAUTHORIZED,
+            r#"{"detail": "nope", "code": "x"}"#
+        )
+        .ends_with(": nope"));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct Settings {
 
 /// Reads a settings file, naming the file, line and key of any error.
 pub fn read_file(path: &Path) -> anyhow::Result<SettingsFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read settings file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings file {}", path.display()))?;
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     if is_toml {
         toml::from_str(&text).map_err(|e| {
@@ -71,7 +72,9 @@ pub fn read_file(path: &Path) -> anyhow::Result<SettingsFile> {
 /// Default external URL for a listen address: `localhost` for wildcard binds.
 pub fn default_external_url(listen: &str) -> String {
     match listen.rsplit_once(':') {
-        Some((host, port)) if host == "0.0.0.0" || host == "[::]" || host.is_empty() => format!("http://localhost:{port}"),
+        Some((host, port)) if host == "0.0.0.0" || host == "[::]" || host.is_empty() => {
+            format!("http://localhost:{port}")
+        }
         _ => format!("http://{listen}"),
     }
 }
@@ -82,11 +85,19 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some(path) => read_file(path)?,
         None => SettingsFile::default(),
     };
-    let listen = args.listen.clone().or(file.listen).unwrap_or_else(|| "0.0.0.0:9000".into());
+    let listen = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| "0.0.0.0:9000".into());
     if listen.parse::<std::net::SocketAddr>().is_err() {
         bail!("listen address `{listen}` is not HOST:PORT, e.g. 0.0.0.0:9000 or 127.0.0.1:9000");
     }
-    let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("data"));
     let database = match args.database.clone().or(file.database) {
         Some(url) => url,
         None => format!("sqlite://{}", data_dir.join("gatehouse.db").display()),
@@ -121,7 +132,13 @@ mod tests {
 
     #[test]
     fn wildcard_listen_gives_localhost_url() {
-        assert_eq!(default_external_url("0.0.0.0:9000"), "http://localhost:9000");
-        assert_eq!(default_external_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            default_external_url("0.0.0.0:9000"),
+            "http://localhost:9000"
+        );
+        assert_eq!(
+            default_external_url("127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
     }
 }

@@ -16,7 +16,9 @@ use crate::config::{LogFormat, Settings};
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -37,7 +39,9 @@ pub fn bootstrap_from_env() -> BootstrapSettings {
 /// every session and setting (SPEC T3).
 fn warn_if_volatile(dir: &Path) {
     let Ok(dir) = dir.canonicalize() else { return };
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return };
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return;
+    };
     let volatile = mounts
         .lines()
         .filter_map(|line| {
@@ -56,8 +60,12 @@ fn warn_if_volatile(dir: &Path) {
 /// Connects to the database named in `settings`, creating the SQLite directory if needed.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     if settings.database.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         warn_if_volatile(&settings.data_dir);
     }
     Ok(Store::connect(&settings.database).await?)
@@ -72,8 +80,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let store = open_store(&settings).await?;
-    store.migrate().await.context("applying database migrations")?;
-    let outcome = bootstrap::run(&store, &bootstrap).await.context("seeding the database")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    let outcome = bootstrap::run(&store, &bootstrap)
+        .await
+        .context("seeding the database")?;
     let state = AppState::new(
         store.clone(),
         gatehouse_web::Settings {
@@ -81,7 +94,10 @@ pub async fn run(
         },
     );
     let app = gatehouse_web::router(state.clone());
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| settings.listen.clone());
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| settings.listen.clone());
     state.mark_started();
     tracing::info!(
         listen = %address,
@@ -95,8 +111,14 @@ pub async fn run(
         store.backend().as_str(),
     );
     if let Some(link) = bootstrap::setup_link(&store, &settings.external_url).await? {
-        tracing::info!("one-time admin set-up link (valid {} h): {link}", bootstrap::SETUP_VALIDITY_HOURS);
-        println!("\n  Gatehouse is running at {}\n  Set the admin password (one-time link): {link}\n", settings.external_url);
+        tracing::info!(
+            "one-time admin set-up link (valid {} h): {link}",
+            bootstrap::SETUP_VALIDITY_HOURS
+        );
+        println!(
+            "\n  Gatehouse is running at {}\n  Set the admin password (one-time link): {link}\n",
+            settings.external_url
+        );
     }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

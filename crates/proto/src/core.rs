@@ -245,7 +245,11 @@ pub struct ApplicationRequest {
     /// Slug (required on create).
     pub slug: Option<String>,
     /// Provider id, or null for none.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider: Option<Option<i64>>,
     /// Must be empty: Gatehouse has no backchannel providers.
     pub backchannel_providers: Option<Vec<i64>>,
@@ -315,7 +319,11 @@ pub struct TokenRequest {
     /// Note.
     pub description: Option<String>,
     /// Expiry (default: 30 minutes from now for expiring tokens).
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires: Option<Option<DateTime<Utc>>>,
     /// Whether it expires (default true).
     pub expiring: Option<bool>,

@@ -1,7 +1,9 @@
 //! Flows, policy bindings and invitations.
 
 use chrono::{DateTime, Utc};
-use gatehouse_core::kinds::{DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode};
+use gatehouse_core::kinds::{
+    DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -137,13 +139,25 @@ pub struct PolicyBinding {
 #[serde(deny_unknown_fields)]
 pub struct PolicyBindingRequest {
     /// Policy to bind (exactly one of policy, group, user).
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub policy: Option<Option<Uuid>>,
     /// Group to bind.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group: Option<Option<Uuid>>,
     /// User to bind.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user: Option<Option<i64>>,
     /// Target (required on create).
     pub target: Option<Uuid>,
@@ -189,13 +203,21 @@ pub struct InvitationRequest {
     /// Name (required).
     pub name: Option<String>,
     /// Expiry; null never expires.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires: Option<Option<DateTime<Utc>>>,
     /// Data applied at enrollment, e.g. `{"group": "Headscale Users"}`.
     pub fixed_data: Option<Map<String, Value>>,
     /// Consumed when enrollment completes (default true).
     pub single_use: Option<bool>,
     /// The enrollment flow; default: the only enrollment flow with an invitation stage.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub flow: Option<Option<Uuid>>,
 }

@@ -48,7 +48,11 @@ pub struct OutpostRequest {
     /// Providers served (required on create).
     pub providers: Option<Vec<i64>>,
     /// Must be null.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_connection: Option<Option<Uuid>>,
     /// Settings (a JSON object).
     pub config: Option<Map<String, Value>>,

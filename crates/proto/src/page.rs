@@ -24,10 +24,22 @@ pub struct Pagination {
 impl Pagination {
     /// The envelope for page `current` of `page_size` objects out of `count`, `len` on this page.
     pub fn new(count: i64, current: i64, page_size: i64, len: i64) -> Pagination {
-        let total_pages = if count == 0 { 1 } else { (count + page_size - 1) / page_size };
-        let start_index = if len == 0 { 0 } else { (current - 1) * page_size + 1 };
+        let total_pages = if count == 0 {
+            1
+        } else {
+            (count + page_size - 1) / page_size
+        };
+        let start_index = if len == 0 {
+            0
+        } else {
+            (current - 1) * page_size + 1
+        };
         Pagination {
-            next: if current < total_pages { current + 1 } else { 0 },
+            next: if current < total_pages {
+                current + 1
+            } else {
+                0
+            },
             previous: if current > 1 { current - 1 } else { 0 },
             count,
             current,
@@ -56,12 +68,30 @@ mod tests {
     #[test]
     fn middle_page_links_both_ways() {
         let p = Pagination::new(45, 2, 20, 20);
-        assert_eq!((p.next, p.previous, p.total_pages, p.start_index, p.end_index), (3, 1, 3, 21, 40));
+        assert_eq!(
+            (
+                p.next,
+                p.previous,
+                p.total_pages,
+                p.start_index,
+                p.end_index
+            ),
+            (3, 1, 3, 21, 40)
+        );
     }
 
     #[test]
     fn empty_list_has_one_page_and_no_links() {
         let p = Pagination::new(0, 1, 20, 0);
-        assert_eq!((p.next, p.previous, p.total_pages, p.start_index, p.end_index), (0, 0, 1, 0, 0));
+        assert_eq!(
+            (
+                p.next,
+                p.previous,
+                p.total_pages,
+                p.start_index,
+                p.end_index
+            ),
+            (0, 0, 1, 0, 0)
+        );
     }
 }

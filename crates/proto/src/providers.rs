@@ -102,12 +102,20 @@ pub struct OAuth2ProviderRequest {
     /// Unique name (required on create).
     pub name: Option<String>,
     /// Flow to log in.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authentication_flow: Option<Option<Uuid>>,
     /// Flow to authorise (required on create).
     pub authorization_flow: Option<Uuid>,
     /// Flow at logout (required on create).
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub invalidation_flow: Option<Option<Uuid>>,
     /// Must be empty.
     pub property_mappings: Option<Vec<Uuid>>,
@@ -130,10 +138,18 @@ pub struct OAuth2ProviderRequest {
     /// Profile claims in the ID token.
     pub include_claims_in_id_token: Option<bool>,
     /// Accepted for compatibility; keys are managed by Gatehouse.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub signing_key: Option<Option<Uuid>>,
     /// Must be null.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key: Option<Option<Uuid>>,
     /// Allowed redirect URIs (required on create).
     pub redirect_uris: Option<Vec<RedirectUri>>,
@@ -202,12 +218,20 @@ pub struct ProxyProviderRequest {
     /// Unique name (required on create).
     pub name: Option<String>,
     /// Flow to log in.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authentication_flow: Option<Option<Uuid>>,
     /// Flow to authorise (required on create).
     pub authorization_flow: Option<Uuid>,
     /// Flow at logout (required on create).
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub invalidation_flow: Option<Option<Uuid>>,
     /// Must be empty.
     pub property_mappings: Option<Vec<Uuid>>,
@@ -218,7 +242,11 @@ pub struct ProxyProviderRequest {
     /// Verify the upstream's certificate.
     pub internal_host_ssl_validation: Option<bool>,
     /// Must be null.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub certificate: Option<Option<Uuid>>,
     /// Paths that need no login, one regex per line.
     pub skip_path_regex: Option<String>,

@@ -118,10 +118,18 @@ pub struct OAuthSourceRequest {
     /// Prominent button.
     pub promoted: Option<bool>,
     /// Flow for existing users.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authentication_flow: Option<Option<Uuid>>,
     /// Flow for new users.
-    #[serde(default, deserialize_with = "crate::nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enrollment_flow: Option<Option<Uuid>>,
     /// Must be empty.
     pub user_property_mappings: Option<Vec<Uuid>>,

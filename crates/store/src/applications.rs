@@ -95,8 +95,20 @@ pub async fn create(conn: &mut AnyConnection, fields: &ApplicationFields) -> Res
 }
 
 /// Replaces application `uuid`.
-pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &ApplicationFields) -> Result<Application> {
-    sql::update(conn, "applications", Application::WHAT, "uuid", uuid.into(), columns(fields)).await?;
+pub async fn update(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    fields: &ApplicationFields,
+) -> Result<Application> {
+    sql::update(
+        conn,
+        "applications",
+        Application::WHAT,
+        "uuid",
+        uuid.into(),
+        columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 
@@ -111,6 +123,9 @@ pub async fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Option
 }
 
 /// The application using provider `provider`, if any.
-pub async fn find_by_provider(conn: &mut AnyConnection, provider: i64) -> Result<Option<Application>> {
+pub async fn find_by_provider(
+    conn: &mut AnyConnection,
+    provider: i64,
+) -> Result<Option<Application>> {
     sql::find(conn, "provider_id", provider.into()).await
 }

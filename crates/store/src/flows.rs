@@ -1,6 +1,8 @@
 //! Flows, stages, and the ordered bindings of stages to flows.
 
-use gatehouse_core::kinds::{DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode, StageKind};
+use gatehouse_core::kinds::{
+    DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode, StageKind,
+};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -92,7 +94,15 @@ pub async fn create(conn: &mut AnyConnection, fields: &FlowFields) -> Result<Flo
 
 /// Replaces the fields of flow `uuid`.
 pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &FlowFields) -> Result<Flow> {
-    sql::update(conn, "flows", Flow::WHAT, "uuid", uuid.into(), flow_columns(fields)).await?;
+    sql::update(
+        conn,
+        "flows",
+        Flow::WHAT,
+        "uuid",
+        uuid.into(),
+        flow_columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 
@@ -161,8 +171,20 @@ pub async fn create_stage(conn: &mut AnyConnection, fields: &StageFields) -> Res
 }
 
 /// Replaces the fields of stage `uuid`.
-pub async fn update_stage(conn: &mut AnyConnection, uuid: Uuid, fields: &StageFields) -> Result<Stage> {
-    sql::update(conn, "stages", Stage::WHAT, "uuid", uuid.into(), stage_columns(fields)).await?;
+pub async fn update_stage(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    fields: &StageFields,
+) -> Result<Stage> {
+    sql::update(
+        conn,
+        "stages",
+        Stage::WHAT,
+        "uuid",
+        uuid.into(),
+        stage_columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 
@@ -201,11 +223,22 @@ impl Entity for StageBinding {
 
 /// The stage bindings of flow `flow`, in order.
 pub async fn stage_bindings(conn: &mut AnyConnection, flow: Uuid) -> Result<Vec<StageBinding>> {
-    sql::select(conn, "WHERE flow_uuid = $1", vec![flow.into()], "position, uuid").await
+    sql::select(
+        conn,
+        "WHERE flow_uuid = $1",
+        vec![flow.into()],
+        "position, uuid",
+    )
+    .await
 }
 
 /// Binds `stage` into `flow` at `order`.
-pub async fn bind_stage(conn: &mut AnyConnection, flow: Uuid, stage: Uuid, order: i64) -> Result<StageBinding> {
+pub async fn bind_stage(
+    conn: &mut AnyConnection,
+    flow: Uuid,
+    stage: Uuid,
+    order: i64,
+) -> Result<StageBinding> {
     let uuid = Uuid::new_v4();
     sql::insert(
         conn,
@@ -224,20 +257,33 @@ pub async fn bind_stage(conn: &mut AnyConnection, flow: Uuid, stage: Uuid, order
 
 /// Removes a stage binding (its policy bindings go with it).
 pub async fn unbind_stage(conn: &mut AnyConnection, binding: Uuid) -> Result<()> {
-    sql::delete(conn, "flow_stage_bindings", StageBinding::WHAT, "uuid", binding.into()).await
+    sql::delete(
+        conn,
+        "flow_stage_bindings",
+        StageBinding::WHAT,
+        "uuid",
+        binding.into(),
+    )
+    .await
 }
 
 /// The UUIDs of stages bound to `flow`, in order (the API's `stages` field).
 pub async fn stage_ids(conn: &mut AnyConnection, flow: Uuid) -> Result<Vec<Uuid>> {
-    Ok(stage_bindings(conn, flow).await?.into_iter().map(|b| b.stage).collect())
+    Ok(stage_bindings(conn, flow)
+        .await?
+        .into_iter()
+        .map(|b| b.stage)
+        .collect())
 }
 
 /// Looks a flow up by slug, or fails naming the slug.
 pub async fn require_slug(conn: &mut AnyConnection, slug: &str) -> Result<Flow> {
-    find_by_slug(conn, slug).await?.ok_or_else(|| Error::Invalid {
-        field: "flow".into(),
-        message: format!("no flow with slug `{slug}`."),
-    })
+    find_by_slug(conn, slug)
+        .await?
+        .ok_or_else(|| Error::Invalid {
+            field: "flow".into(),
+            message: format!("no flow with slug `{slug}`."),
+        })
 }
 
 /// Enrollment flows that contain an invitation stage: where invitation links can point.

@@ -67,7 +67,15 @@ pub async fn create(conn: &mut AnyConnection, fields: &GroupFields) -> Result<Gr
 
 /// Replaces the fields of group `id`.
 pub async fn update(conn: &mut AnyConnection, id: i64, fields: &GroupFields) -> Result<Group> {
-    sql::update(conn, "groups", Group::WHAT, "id", id.into(), columns(fields)).await?;
+    sql::update(
+        conn,
+        "groups",
+        Group::WHAT,
+        "id",
+        id.into(),
+        columns(fields),
+    )
+    .await?;
     sql::get(conn, id).await
 }
 
@@ -78,7 +86,9 @@ pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<()> {
 
 /// The group with UUID `uuid`.
 pub async fn get_by_uuid(conn: &mut AnyConnection, uuid: Uuid) -> Result<Group> {
-    sql::find(conn, "uuid", uuid.into()).await?.ok_or(Error::NotFound { what: Group::WHAT })
+    sql::find(conn, "uuid", uuid.into())
+        .await?
+        .ok_or(Error::NotFound { what: Group::WHAT })
 }
 
 /// The group named `name`, if any.
@@ -88,12 +98,24 @@ pub async fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option
 
 /// The direct parents of group `id`, by name.
 pub async fn parents(conn: &mut AnyConnection, id: i64) -> Result<Vec<Group>> {
-    sql::select(conn, "WHERE id IN (SELECT parent_id FROM group_parents WHERE group_id = $1)", vec![id.into()], "name").await
+    sql::select(
+        conn,
+        "WHERE id IN (SELECT parent_id FROM group_parents WHERE group_id = $1)",
+        vec![id.into()],
+        "name",
+    )
+    .await
 }
 
 /// The direct children of group `id`, by name.
 pub async fn children(conn: &mut AnyConnection, id: i64) -> Result<Vec<Group>> {
-    sql::select(conn, "WHERE id IN (SELECT group_id FROM group_parents WHERE parent_id = $1)", vec![id.into()], "name").await
+    sql::select(
+        conn,
+        "WHERE id IN (SELECT group_id FROM group_parents WHERE parent_id = $1)",
+        vec![id.into()],
+        "name",
+    )
+    .await
 }
 
 /// Group `id` and all its ancestors' ids (for cycle checks and policy checks).
@@ -102,12 +124,21 @@ pub async fn ancestor_ids(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>>
             SELECT CAST($1 AS BIGINT)
             UNION SELECT gp.parent_id FROM group_parents gp JOIN ancestry a ON gp.group_id = a.id
         ) SELECT id FROM ancestry";
-    sql::fetch_all(conn, sql, vec![id.into()]).await?.iter().map(|r| r.int("id")).collect()
+    sql::fetch_all(conn, sql, vec![id.into()])
+        .await?
+        .iter()
+        .map(|r| r.int("id"))
+        .collect()
 }
 
 /// Replaces the parents of group `id`. Refuses a parent that would close a cycle, naming it.
 pub async fn set_parents(conn: &mut AnyConnection, id: i64, parent_ids: &[i64]) -> Result<()> {
-    sql::execute(conn, "DELETE FROM group_parents WHERE group_id = $1", vec![id.into()]).await?;
+    sql::execute(
+        conn,
+        "DELETE FROM group_parents WHERE group_id = $1",
+        vec![id.into()],
+    )
+    .await?;
     for &parent in parent_ids {
         if ancestor_ids(conn, parent).await?.contains(&id) {
             let name = sql::get::<Group>(conn, parent).await?.fields.name;
@@ -129,12 +160,24 @@ pub async fn set_parents(conn: &mut AnyConnection, id: i64, parent_ids: &[i64]) 
 
 /// The users directly in group `id`, by username.
 pub async fn members(conn: &mut AnyConnection, id: i64) -> Result<Vec<User>> {
-    sql::select(conn, "WHERE id IN (SELECT user_id FROM group_members WHERE group_id = $1)", vec![id.into()], "username").await
+    sql::select(
+        conn,
+        "WHERE id IN (SELECT user_id FROM group_members WHERE group_id = $1)",
+        vec![id.into()],
+        "username",
+    )
+    .await
 }
 
 /// The groups user `user_id` is directly in, by name.
 pub async fn of_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Group>> {
-    sql::select(conn, "WHERE id IN (SELECT group_id FROM group_members WHERE user_id = $1)", vec![user_id.into()], "name").await
+    sql::select(
+        conn,
+        "WHERE id IN (SELECT group_id FROM group_members WHERE user_id = $1)",
+        vec![user_id.into()],
+        "name",
+    )
+    .await
 }
 
 /// Adds user `user_id` to group `id` (no-op when already a member).
@@ -161,7 +204,12 @@ pub async fn remove_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> R
 
 /// Replaces the members of group `id`.
 pub async fn set_members(conn: &mut AnyConnection, id: i64, user_ids: &[i64]) -> Result<()> {
-    sql::execute(conn, "DELETE FROM group_members WHERE group_id = $1", vec![id.into()]).await?;
+    sql::execute(
+        conn,
+        "DELETE FROM group_members WHERE group_id = $1",
+        vec![id.into()],
+    )
+    .await?;
     for &user in user_ids {
         add_member(conn, id, user).await?;
     }
@@ -169,8 +217,17 @@ pub async fn set_members(conn: &mut AnyConnection, id: i64, user_ids: &[i64]) ->
 }
 
 /// Replaces the groups user `user_id` is directly in.
-pub async fn set_user_groups(conn: &mut AnyConnection, user_id: i64, group_ids: &[i64]) -> Result<()> {
-    sql::execute(conn, "DELETE FROM group_members WHERE user_id = $1", vec![user_id.into()]).await?;
+pub async fn set_user_groups(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    group_ids: &[i64],
+) -> Result<()> {
+    sql::execute(
+        conn,
+        "DELETE FROM group_members WHERE user_id = $1",
+        vec![user_id.into()],
+    )
+    .await?;
     for &group in group_ids {
         add_member(conn, group, user_id).await?;
     }

@@ -97,7 +97,9 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            Error::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
         )
     }
 }
@@ -163,7 +165,9 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(bad("use sqlite://PATH or postgres://USER@HOST:PORT/DB".into()));
+            return Err(bad(
+                "use sqlite://PATH or postgres://USER@HOST:PORT/DB".into()
+            ));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -263,19 +267,25 @@ impl Store {
     }
 }
 
+/// Commits a transaction, mapping its error like any other store error.
+pub async fn commit(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn passwords_are_removed_from_urls() {
-        assert_eq!(redact_url("postgres://gh:secret@db:5432/gh"), "postgres://gh:***@db:5432/gh");
+        assert_eq!(
+            redact_url("postgres://gh:secret@db:5432/gh"),
+            "postgres://gh:***@db:5432/gh"
+        );
         assert_eq!(redact_url("postgres://gh@db/gh"), "postgres://gh@db/gh");
-        assert_eq!(redact_url("sqlite://data/gatehouse.db"), "sqlite://data/gatehouse.db");
+        assert_eq!(
+            redact_url("sqlite://data/gatehouse.db"),
+            "sqlite://data/gatehouse.db"
+        );
     }
-}
-
-/// Commits a transaction, mapping its error like any other store error.
-pub async fn commit(tx: Tx) -> Result<()> {
-    tx.commit().await.map_err(Error::from)
 }

@@ -64,7 +64,12 @@ fn columns(f: &OutpostFields) -> Vec<(&'static str, Value)> {
 }
 
 async fn write_providers(conn: &mut AnyConnection, uuid: Uuid, providers: &[i64]) -> Result<()> {
-    sql::execute(conn, "DELETE FROM outpost_providers WHERE outpost_uuid = $1", vec![uuid.into()]).await?;
+    sql::execute(
+        conn,
+        "DELETE FROM outpost_providers WHERE outpost_uuid = $1",
+        vec![uuid.into()],
+    )
+    .await?;
     for &p in providers {
         sql::insert(
             conn,
@@ -109,7 +114,15 @@ pub async fn create(conn: &mut AnyConnection, f: &OutpostFields) -> Result<Outpo
 
 /// Replaces outpost `uuid`.
 pub async fn update(conn: &mut AnyConnection, uuid: Uuid, f: &OutpostFields) -> Result<Outpost> {
-    sql::update(conn, "outposts", Outpost::WHAT, "uuid", uuid.into(), columns(f)).await?;
+    sql::update(
+        conn,
+        "outposts",
+        Outpost::WHAT,
+        "uuid",
+        uuid.into(),
+        columns(f),
+    )
+    .await?;
     write_providers(conn, uuid, &f.providers).await?;
     get(conn, uuid).await
 }

@@ -68,7 +68,15 @@ pub async fn create(conn: &mut AnyConnection, fields: &PolicyFields) -> Result<P
 
 /// Replaces the fields of policy `uuid`.
 pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &PolicyFields) -> Result<Policy> {
-    sql::update(conn, "policies", Policy::WHAT, "uuid", uuid.into(), policy_columns(fields)).await?;
+    sql::update(
+        conn,
+        "policies",
+        Policy::WHAT,
+        "uuid",
+        uuid.into(),
+        policy_columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 
@@ -99,9 +107,18 @@ impl Target {
     fn columns(self) -> [(&'static str, Value); 3] {
         let pick = |t: Option<Uuid>| Value::from(t);
         [
-            ("target_flow", pick(matches!(self, Target::Flow(_)).then(|| self.uuid()))),
-            ("target_application", pick(matches!(self, Target::Application(_)).then(|| self.uuid()))),
-            ("target_stage_binding", pick(matches!(self, Target::StageBinding(_)).then(|| self.uuid()))),
+            (
+                "target_flow",
+                pick(matches!(self, Target::Flow(_)).then(|| self.uuid())),
+            ),
+            (
+                "target_application",
+                pick(matches!(self, Target::Application(_)).then(|| self.uuid())),
+            ),
+            (
+                "target_stage_binding",
+                pick(matches!(self, Target::StageBinding(_)).then(|| self.uuid())),
+            ),
         ]
     }
 }
@@ -161,7 +178,11 @@ impl Entity for Binding {
             (_, _, Some(u)) => Target::StageBinding(u),
             _ => return Err(Error::Corrupt("policy binding without target".into())),
         };
-        let subject = match (row.opt_uuid("policy_uuid")?, row.opt_int("group_id")?, row.opt_int("user_id")?) {
+        let subject = match (
+            row.opt_uuid("policy_uuid")?,
+            row.opt_int("group_id")?,
+            row.opt_int("user_id")?,
+        ) {
             (Some(p), _, _) => Subject::Policy(p),
             (_, Some(g), _) => Subject::Group(g),
             (_, _, Some(u)) => Subject::User(u),
@@ -212,8 +233,20 @@ pub async fn bind(conn: &mut AnyConnection, fields: &BindingFields) -> Result<Bi
 }
 
 /// Replaces binding `uuid`.
-pub async fn update_binding(conn: &mut AnyConnection, uuid: Uuid, fields: &BindingFields) -> Result<Binding> {
-    sql::update(conn, "policy_bindings", Binding::WHAT, "uuid", uuid.into(), binding_columns(fields)).await?;
+pub async fn update_binding(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    fields: &BindingFields,
+) -> Result<Binding> {
+    sql::update(
+        conn,
+        "policy_bindings",
+        Binding::WHAT,
+        "uuid",
+        uuid.into(),
+        binding_columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 
@@ -241,7 +274,10 @@ pub async fn resolve_target(conn: &mut AnyConnection, uuid: Uuid) -> Result<Targ
         ("flow_stage_bindings", Target::StageBinding),
     ] {
         let sql = format!("SELECT uuid FROM {table} WHERE uuid = $1");
-        if sql::fetch_optional(conn, &sql, vec![uuid.into()]).await?.is_some() {
+        if sql::fetch_optional(conn, &sql, vec![uuid.into()])
+            .await?
+            .is_some()
+        {
             return Ok(make(uuid));
         }
     }

@@ -117,7 +117,8 @@ pub struct Provider {
 
 impl Entity for Provider {
     const WHAT: &'static str = "provider";
-    const SELECT: &'static str = "SELECT p.*, o.client_type, o.access_code_validity, o.include_claims_in_id_token, \
+    const SELECT: &'static str =
+        "SELECT p.*, o.client_type, o.access_code_validity, o.include_claims_in_id_token, \
         o.sub_mode, o.issuer_mode, o.logout_uri, x.mode, x.external_host, x.internal_host, \
         x.internal_host_ssl_validation, x.cookie_domain, x.skip_path_regex, x.basic_auth_enabled, \
         x.basic_auth_user_attribute, x.basic_auth_password_attribute, x.intercept_header_auth \
@@ -175,15 +176,31 @@ fn base_columns(f: &ProviderFields) -> Vec<(&'static str, Value)> {
         ("authentication_flow", f.authentication_flow.into()),
         ("client_id", f.client_id.clone().into()),
         ("client_secret", f.client_secret.clone().into()),
-        ("access_token_validity", f.access_token_validity.clone().into()),
-        ("refresh_token_validity", f.refresh_token_validity.clone().into()),
+        (
+            "access_token_validity",
+            f.access_token_validity.clone().into(),
+        ),
+        (
+            "refresh_token_validity",
+            f.refresh_token_validity.clone().into(),
+        ),
         ("last_updated", sql::now().into()),
     ]
 }
 
 async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> Result<()> {
-    sql::execute(conn, "DELETE FROM oauth2_providers WHERE provider_id = $1", vec![id.into()]).await?;
-    sql::execute(conn, "DELETE FROM proxy_providers WHERE provider_id = $1", vec![id.into()]).await?;
+    sql::execute(
+        conn,
+        "DELETE FROM oauth2_providers WHERE provider_id = $1",
+        vec![id.into()],
+    )
+    .await?;
+    sql::execute(
+        conn,
+        "DELETE FROM proxy_providers WHERE provider_id = $1",
+        vec![id.into()],
+    )
+    .await?;
     match kind {
         ProviderKind::OAuth2(o) => {
             sql::insert(
@@ -192,8 +209,14 @@ async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> R
                 vec![
                     ("provider_id", id.into()),
                     ("client_type", o.client_type.as_str().into()),
-                    ("access_code_validity", o.access_code_validity.clone().into()),
-                    ("include_claims_in_id_token", o.include_claims_in_id_token.into()),
+                    (
+                        "access_code_validity",
+                        o.access_code_validity.clone().into(),
+                    ),
+                    (
+                        "include_claims_in_id_token",
+                        o.include_claims_in_id_token.into(),
+                    ),
                     ("sub_mode", o.sub_mode.as_str().into()),
                     ("issuer_mode", o.issuer_mode.as_str().into()),
                     ("logout_uri", o.logout_uri.clone().into()),
@@ -225,12 +248,21 @@ async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> R
                     ("mode", x.mode.as_str().into()),
                     ("external_host", x.external_host.clone().into()),
                     ("internal_host", x.internal_host.clone().into()),
-                    ("internal_host_ssl_validation", x.internal_host_ssl_validation.into()),
+                    (
+                        "internal_host_ssl_validation",
+                        x.internal_host_ssl_validation.into(),
+                    ),
                     ("cookie_domain", x.cookie_domain.clone().into()),
                     ("skip_path_regex", x.skip_path_regex.clone().into()),
                     ("basic_auth_enabled", x.basic_auth_enabled.into()),
-                    ("basic_auth_user_attribute", x.basic_auth_user_attribute.clone().into()),
-                    ("basic_auth_password_attribute", x.basic_auth_password_attribute.clone().into()),
+                    (
+                        "basic_auth_user_attribute",
+                        x.basic_auth_user_attribute.clone().into(),
+                    ),
+                    (
+                        "basic_auth_password_attribute",
+                        x.basic_auth_password_attribute.clone().into(),
+                    ),
                     ("intercept_header_auth", x.intercept_header_auth.into()),
                 ],
                 None,
@@ -272,8 +304,20 @@ pub async fn create(conn: &mut AnyConnection, fields: &ProviderFields) -> Result
 }
 
 /// Replaces provider `id` (its kind may not change; callers check).
-pub async fn update(conn: &mut AnyConnection, id: i64, fields: &ProviderFields) -> Result<Provider> {
-    sql::update(conn, "providers", Provider::WHAT, "id", id.into(), base_columns(fields)).await?;
+pub async fn update(
+    conn: &mut AnyConnection,
+    id: i64,
+    fields: &ProviderFields,
+) -> Result<Provider> {
+    sql::update(
+        conn,
+        "providers",
+        Provider::WHAT,
+        "id",
+        id.into(),
+        base_columns(fields),
+    )
+    .await?;
     write_kind(conn, id, &fields.kind).await?;
     get(conn, id).await
 }
@@ -304,5 +348,8 @@ pub async fn list(conn: &mut AnyConnection, spec: &ListSpec) -> Result<Listed<Pr
     for p in listed.items {
         items.push(complete(conn, p).await?);
     }
-    Ok(Listed { count: listed.count, items })
+    Ok(Listed {
+        count: listed.count,
+        items,
+    })
 }

@@ -112,7 +112,15 @@ pub async fn create(conn: &mut AnyConnection, fields: &SourceFields) -> Result<S
 
 /// Replaces source `uuid`.
 pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &SourceFields) -> Result<Source> {
-    sql::update(conn, "sources", Source::WHAT, "uuid", uuid.into(), columns(fields)).await?;
+    sql::update(
+        conn,
+        "sources",
+        Source::WHAT,
+        "uuid",
+        uuid.into(),
+        columns(fields),
+    )
+    .await?;
     sql::get(conn, uuid).await
 }
 

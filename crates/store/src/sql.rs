@@ -106,13 +106,21 @@ fn bind(query: AnyQuery<'_>, value: Value) -> AnyQuery<'_> {
 }
 
 /// Runs `sql` with `values` bound as `$1..$n` and returns all rows.
-pub async fn fetch_all(conn: &mut AnyConnection, sql: &str, values: Vec<Value>) -> Result<Vec<AnyRow>> {
+pub async fn fetch_all(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<AnyRow>> {
     let query = values.into_iter().fold(sqlx::query(sql), bind);
     Ok(query.fetch_all(conn).await?)
 }
 
 /// Runs `sql` with `values` bound and returns the first row, if any.
-pub async fn fetch_optional(conn: &mut AnyConnection, sql: &str, values: Vec<Value>) -> Result<Option<AnyRow>> {
+pub async fn fetch_optional(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<AnyRow>> {
     let query = values.into_iter().fold(sqlx::query(sql), bind);
     Ok(query.fetch_optional(conn).await?)
 }
@@ -192,7 +200,9 @@ impl RowExt for AnyRow {
         parse_ts(column, &self.text(column)?)
     }
     fn opt_ts(&self, column: &str) -> Result<Option<DateTime<Utc>>> {
-        self.opt_text(column)?.map(|s| parse_ts(column, &s)).transpose()
+        self.opt_text(column)?
+            .map(|s| parse_ts(column, &s))
+            .transpose()
     }
     fn json(&self, column: &str) -> Result<serde_json::Value> {
         serde_json::from_str(&self.text(column)?).map_err(|e| corrupt(column, e))
@@ -273,7 +283,13 @@ pub async fn update(
 }
 
 /// Deletes the row whose `key_column` equals `key`; `NotFound` when there is none.
-pub async fn delete(conn: &mut AnyConnection, table: &str, what: &'static str, key_column: &str, key: Value) -> Result<()> {
+pub async fn delete(
+    conn: &mut AnyConnection,
+    table: &str,
+    what: &'static str,
+    key_column: &str,
+    key: Value,
+) -> Result<()> {
     let sql = format!("DELETE FROM {table} WHERE {key_column} = $1");
     match execute(conn, &sql, vec![key]).await? {
         0 => Err(Error::NotFound { what }),
@@ -282,7 +298,11 @@ pub async fn delete(conn: &mut AnyConnection, table: &str, what: &'static str, k
 }
 
 /// The record of `E` whose `column` equals `value`, if any.
-pub async fn find<E: Entity>(conn: &mut AnyConnection, column: &str, value: Value) -> Result<Option<E>> {
+pub async fn find<E: Entity>(
+    conn: &mut AnyConnection,
+    column: &str,
+    value: Value,
+) -> Result<Option<E>> {
     let sql = format!("{} WHERE {column} = $1", E::SELECT);
     fetch_optional(conn, &sql, vec![value])
         .await?
@@ -360,10 +380,16 @@ pub async fn list<E: Entity>(conn: &mut AnyConnection, spec: &ListSpec) -> Resul
             }
             Filter::NotEquals(column, value) => {
                 values.push(value.clone());
-                conditions.push(format!("({column} IS NULL OR {column} <> ${})", values.len()));
+                conditions.push(format!(
+                    "({column} IS NULL OR {column} <> ${})",
+                    values.len()
+                ));
             }
             Filter::Search(columns, term) => {
-                let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let escaped = term
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
                 values.push(Value::Text(format!("%{}%", escaped.to_lowercase())));
                 let n = values.len();
                 let any: Vec<String> = columns
@@ -374,7 +400,10 @@ pub async fn list<E: Entity>(conn: &mut AnyConnection, spec: &ListSpec) -> Resul
             }
             Filter::InSubquery(column, subquery, value) => {
                 values.push(Value::Text(value.clone()));
-                conditions.push(format!("{column} IN ({})", subquery.replace("$?", &format!("${}", values.len()))));
+                conditions.push(format!(
+                    "{column} IN ({})",
+                    subquery.replace("$?", &format!("${}", values.len()))
+                ));
             }
         }
     }
@@ -432,12 +461,16 @@ pub(crate) fn classify(e: sqlx::Error) -> Error {
         }
         sqlx::error::ErrorKind::ForeignKeyViolation => Error::Invalid {
             field: "non_field_errors".into(),
-            message: "refers to an object that does not exist, or is still referenced by another object.".into(),
+            message:
+                "refers to an object that does not exist, or is still referenced by another object."
+                    .into(),
         },
-        sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => Error::Invalid {
-            field: "non_field_errors".into(),
-            message: format!("the values break a rule of the data model ({message})."),
-        },
+        sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => {
+            Error::Invalid {
+                field: "non_field_errors".into(),
+                message: format!("the values break a rule of the data model ({message})."),
+            }
+        }
         _ => Error::Database(e),
     }
 }
@@ -452,10 +485,25 @@ fn unique_field(message: &str, constraint: Option<&str>) -> String {
     if let Some(name) = constraint {
         let trimmed = name.trim_end_matches("_key").trim_end_matches("_pkey");
         for table in [
-            "users", "groups", "group_parents", "group_members", "flows", "stages", "flow_stage_bindings",
-            "policies", "providers", "applications", "sources", "invitations", "tokens", "outposts",
+            "users",
+            "groups",
+            "group_parents",
+            "group_members",
+            "flows",
+            "stages",
+            "flow_stage_bindings",
+            "policies",
+            "providers",
+            "applications",
+            "sources",
+            "invitations",
+            "tokens",
+            "outposts",
         ] {
-            if let Some(field) = trimmed.strip_prefix(table).and_then(|f| f.strip_prefix('_')) {
+            if let Some(field) = trimmed
+                .strip_prefix(table)
+                .and_then(|f| f.strip_prefix('_'))
+            {
                 if !field.is_empty() {
                     return field.to_owned();
                 }
@@ -472,11 +520,20 @@ mod tests {
 
     #[test]
     fn unique_violations_name_the_field_on_both_databases() {
-        assert_eq!(unique_field("UNIQUE constraint failed: users.username", None), "username");
         assert_eq!(
-            unique_field("duplicate key value violates unique constraint", Some("users_username_key")),
+            unique_field("UNIQUE constraint failed: users.username", None),
             "username"
         );
-        assert_eq!(unique_field("dup", Some("applications_provider_id_key")), "provider_id");
+        assert_eq!(
+            unique_field(
+                "duplicate key value violates unique constraint",
+                Some("users_username_key")
+            ),
+            "username"
+        );
+        assert_eq!(
+            unique_field("dup", Some("applications_provider_id_key")),
+            "provider_id"
+        );
     }
 }

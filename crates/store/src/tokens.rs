@@ -99,7 +99,10 @@ pub async fn find_by_key(conn: &mut AnyConnection, key: &str) -> Result<Option<T
 }
 
 /// The token named `identifier`, if any.
-pub async fn find_by_identifier(conn: &mut AnyConnection, identifier: &str) -> Result<Option<Token>> {
+pub async fn find_by_identifier(
+    conn: &mut AnyConnection,
+    identifier: &str,
+) -> Result<Option<Token>> {
     sql::find(conn, "identifier", identifier.into()).await
 }
 

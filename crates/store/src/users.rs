@@ -124,7 +124,11 @@ pub async fn find_by_username(conn: &mut AnyConnection, username: &str) -> Resul
 }
 
 /// Stores a new password hash (argon2id PHC string) and records when it changed.
-pub async fn set_password_hash(conn: &mut AnyConnection, id: i64, hash: Option<&str>) -> Result<()> {
+pub async fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: i64,
+    hash: Option<&str>,
+) -> Result<()> {
     sql::update(
         conn,
         "users",
@@ -141,11 +145,15 @@ pub async fn set_password_hash(conn: &mut AnyConnection, id: i64, hash: Option<&
 
 /// The stored password hash of user `id`, if a password is set.
 pub async fn password_hash(conn: &mut AnyConnection, id: i64) -> Result<Option<String>> {
-    sql::fetch_optional(conn, "SELECT password_hash FROM users WHERE id = $1", vec![id.into()])
-        .await?
-        .map(|r| r.opt_text("password_hash"))
-        .transpose()
-        .map(Option::flatten)
+    sql::fetch_optional(
+        conn,
+        "SELECT password_hash FROM users WHERE id = $1",
+        vec![id.into()],
+    )
+    .await?
+    .map(|r| r.opt_text("password_hash"))
+    .transpose()
+    .map(Option::flatten)
 }
 
 /// Whether user `id` is a superuser: member of a superuser group or of a descendant of one.

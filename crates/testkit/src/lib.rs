@@ -33,7 +33,10 @@ impl TestDb {
     /// A fresh, empty database of the kind the environment selects.
     pub async fn new() -> anyhow::Result<TestDb> {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        match std::env::var("GATEHOUSE_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into()).as_str() {
+        match std::env::var("GATEHOUSE_TEST_DATABASE")
+            .unwrap_or_else(|_| "sqlite".into())
+            .as_str()
+        {
             "sqlite" => Ok(TestDb {
                 url: format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
                 dir,
@@ -46,8 +49,11 @@ impl TestDb {
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                     .await
                     .with_context(|| format!("connecting to PostgreSQL at {admin_url}"))?;
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-                let (base, _) = admin_url.rsplit_once('/').context("PostgreSQL URL without database name")?;
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await?;
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .context("PostgreSQL URL without database name")?;
                 Ok(TestDb {
                     url: format!("{base}/{name}"),
                     dir,
@@ -73,10 +79,21 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.drop_postgres.take() {
             // Drop runs outside async code: use a short-lived runtime on its own thread.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
                 rt.block_on(async move {
-                    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
-                        let _ = conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                    if let Ok(mut conn) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await
+                    {
+                        let _ = conn
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
                     }
                 });
             })
@@ -109,7 +126,10 @@ impl TestServer {
     }
 
     /// Starts the server on `db` with explicit bootstrap settings.
-    pub async fn start_with(db: &TestDb, bootstrap: BootstrapSettings) -> anyhow::Result<TestServer> {
+    pub async fn start_with(
+        db: &TestDb,
+        bootstrap: BootstrapSettings,
+    ) -> anyhow::Result<TestServer> {
         // Server logs go to the test's captured output: shown only when the test fails.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -126,10 +146,17 @@ impl TestServer {
             log_format: LogFormat::Text,
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gatehouse::serve::run(settings, bootstrap, listener, async move {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let task = tokio::spawn(gatehouse::serve::run(
+            settings,
+            bootstrap,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
         let server = TestServer {
             url,
             http,
@@ -142,7 +169,12 @@ impl TestServer {
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
         for _ in 0..200 {
-            if let Ok(r) = self.http.get(format!("{}/-/health/ready/", self.url)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/-/health/ready/", self.url))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Ok(());
                 }
@@ -162,7 +194,9 @@ impl TestServer {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task).await.context("server did not stop within 10 s")???;
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .context("server did not stop within 10 s")???;
         }
         Ok(())
     }

@@ -22,28 +22,43 @@ pub struct Admin {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::NotAuthenticated)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::NotAuthenticated)?;
         let key = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or(ApiError::AuthenticationFailed("expected `Authorization: Bearer <token>`"))?;
+            .ok_or(ApiError::AuthenticationFailed(
+                "expected `Authorization: Bearer <token>`",
+            ))?;
         let mut conn = state.store.conn().await?;
         let token = tokens::find_by_key(&mut conn, key)
             .await?
             .ok_or(ApiError::AuthenticationFailed("no such token"))?;
         if token.fields.intent != TokenIntent::Api {
-            return Err(ApiError::AuthenticationFailed("this token is not an API token"));
+            return Err(ApiError::AuthenticationFailed(
+                "this token is not an API token",
+            ));
         }
         if token.is_expired(chrono::Utc::now()) {
             return Err(ApiError::AuthenticationFailed("the token has expired"));
         }
         let user = users::get(&mut conn, token.fields.user).await?;
         if !user.fields.is_active {
-            return Err(ApiError::AuthenticationFailed("the token's user is deactivated"));
+            return Err(ApiError::AuthenticationFailed(
+                "the token's user is deactivated",
+            ));
         }
         if !users::is_superuser(&mut conn, user.id).await? {
             return Err(ApiError::PermissionDenied);

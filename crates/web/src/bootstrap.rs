@@ -4,8 +4,8 @@
 
 use chrono::{Duration, Utc};
 use gatehouse_core::kinds::{
-    DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, OutpostType, PolicyEngineMode, StageKind, TokenIntent,
-    UserType,
+    DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, OutpostType, PolicyEngineMode,
+    StageKind, TokenIntent, UserType,
 };
 use gatehouse_core::secret;
 use gatehouse_store::{flows, groups, outposts, sql, tokens, users, Conn, Store};
@@ -70,7 +70,8 @@ pub async fn run(store: &Store, settings: &BootstrapSettings) -> gatehouse_store
     .await?;
     groups::add_member(&mut tx, admins.id, admin.id).await?;
     if let Some(password) = &settings.password {
-        let hash = secret::hash_password(password).map_err(|e| gatehouse_store::Error::Corrupt(e.to_string()))?;
+        let hash = secret::hash_password(password)
+            .map_err(|e| gatehouse_store::Error::Corrupt(e.to_string()))?;
         users::set_password_hash(&mut tx, admin.id, Some(&hash)).await?;
     }
     if let Some(token) = &settings.token {
@@ -107,7 +108,10 @@ pub async fn run(store: &Store, settings: &BootstrapSettings) -> gatehouse_store
 
 /// A fresh one-time set-up link when `admin` can neither log in nor call the API; `None` when it
 /// can. Older set-up links stop working.
-pub async fn setup_link(store: &Store, external_url: &str) -> gatehouse_store::Result<Option<String>> {
+pub async fn setup_link(
+    store: &Store,
+    external_url: &str,
+) -> gatehouse_store::Result<Option<String>> {
     let mut tx = store.begin().await?;
     let Some(admin) = users::find_by_username(&mut tx, ADMIN).await? else {
         return Ok(None);
@@ -141,17 +145,35 @@ pub async fn setup_link(store: &Store, external_url: &str) -> gatehouse_store::R
     )
     .await?;
     gatehouse_store::commit(tx).await?;
-    Ok(Some(format!("{external_url}/if/flow/initial-setup/?token={key}")))
+    Ok(Some(format!(
+        "{external_url}/if/flow/initial-setup/?token={key}"
+    )))
 }
 
 /// The stages of the default flows, as (name, kind, settings).
 const STAGES: &[(&str, StageKind, &str)] = &[
-    ("default-authentication-identification", StageKind::Identification, r#"{"user_fields": ["username", "email"]}"#),
+    (
+        "default-authentication-identification",
+        StageKind::Identification,
+        r#"{"user_fields": ["username", "email"]}"#,
+    ),
     ("default-authentication-password", StageKind::Password, "{}"),
-    ("default-authentication-mfa-validation", StageKind::Totp, r#"{"not_configured_action": "skip"}"#),
-    ("default-authentication-login", StageKind::UserLogin, r#"{"session_duration": "seconds=0"}"#),
+    (
+        "default-authentication-mfa-validation",
+        StageKind::Totp,
+        r#"{"not_configured_action": "skip"}"#,
+    ),
+    (
+        "default-authentication-login",
+        StageKind::UserLogin,
+        r#"{"session_duration": "seconds=0"}"#,
+    ),
     ("default-invalidation-logout", StageKind::UserLogout, "{}"),
-    ("default-provider-authorization-consent", StageKind::Consent, r#"{"mode": "always_require"}"#),
+    (
+        "default-provider-authorization-consent",
+        StageKind::Consent,
+        r#"{"mode": "always_require"}"#,
+    ),
 ];
 
 /// The default flows: (slug, title, designation, authentication requirement, stage names).

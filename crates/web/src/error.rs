@@ -58,7 +58,9 @@ impl From<gatehouse_store::Error> for ApiError {
         use gatehouse_store::Error as E;
         match e {
             E::NotFound { what } => ApiError::NotFound(what.to_owned()),
-            E::Conflict { field, message } | E::Invalid { field, message } => ApiError::field(field, message),
+            E::Conflict { field, message } | E::Invalid { field, message } => {
+                ApiError::field(field, message)
+            }
             e if e.is_unavailable() => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

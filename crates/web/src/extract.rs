@@ -28,9 +28,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 format!("Unsupported media type `{content_type}`: send JSON with `Content-Type: application/json`."),
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::field("non_field_errors", format!("Could not read the request body: {e}.")))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::field(
+                "non_field_errors",
+                format!("Could not read the request body: {e}."),
+            )
+        })?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -45,9 +48,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let path = e.path().to_string();
         let field = match message.strip_prefix("unknown field `") {
-            Some(rest) => rest.split('`').next().unwrap_or("non_field_errors").to_owned(),
+            Some(rest) => rest
+                .split('`')
+                .next()
+                .unwrap_or("non_field_errors")
+                .to_owned(),
             None if path == "." || path.is_empty() => "non_field_errors".to_owned(),
-            None => path.split(['.', '[']).next().unwrap_or("non_field_errors").to_owned(),
+            None => path
+                .split(['.', '['])
+                .next()
+                .unwrap_or("non_field_errors")
+                .to_owned(),
         };
         let message = if message.starts_with("unknown field") {
             format!("Unknown field: {message}. Remove it from the request.")
@@ -93,14 +104,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
         Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map(|Query(pairs)| ListQuery(pairs))
-            .map_err(|e| ApiError::field("non_field_errors", format!("Unreadable query string: {e}.")))
+            .map_err(|e| {
+                ApiError::field("non_field_errors", format!("Unreadable query string: {e}."))
+            })
     }
 }
 
 impl ListQuery {
     /// The value of parameter `name`, if given.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Turns the parameters into a list spec under `rules`, refusing bad pages and orderings.
@@ -112,7 +128,12 @@ impl ListQuery {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| ApiError::field(name, format!("`{v}` is not a whole number between 1 and {max}."))),
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            name,
+                            format!("`{v}` is not a whole number between 1 and {max}."),
+                        )
+                    }),
             }
         };
         let page = number("page", 1, i64::MAX / 1_000_000)?;
@@ -125,12 +146,16 @@ impl ListQuery {
                 FilterKind::Bool => match raw {
                     "true" | "True" | "1" => Value::Bool(true),
                     "false" | "False" | "0" => Value::Bool(false),
-                    _ => return Err(ApiError::field(*param, format!("`{raw}` is not true or false."))),
+                    _ => {
+                        return Err(ApiError::field(
+                            *param,
+                            format!("`{raw}` is not true or false."),
+                        ))
+                    }
                 },
-                FilterKind::Int => Value::Int(
-                    raw.parse()
-                        .map_err(|_| ApiError::field(*param, format!("`{raw}` is not a whole number.")))?,
-                ),
+                FilterKind::Int => Value::Int(raw.parse().map_err(|_| {
+                    ApiError::field(*param, format!("`{raw}` is not a whole number."))
+                })?),
             };
             filters.push(Filter::Equals(column, value));
         }
@@ -143,7 +168,12 @@ impl ListQuery {
             filters.push(Filter::Search(rules.search, term.to_owned()));
         }
         let mut ordering = Vec::new();
-        for part in self.get("ordering").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        for part in self
+            .get("ordering")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.is_empty())
+        {
             let (field, desc) = match part.strip_prefix('-') {
                 Some(f) => (f, true),
                 None => (part, false),
@@ -155,7 +185,13 @@ impl ListQuery {
                 .map(|(_, c)| *c)
                 .ok_or_else(|| {
                     let allowed: Vec<&str> = rules.ordering.iter().map(|(f, _)| *f).collect();
-                    ApiError::field("ordering", format!("cannot order by `{field}`: use one of {}.", allowed.join(", ")))
+                    ApiError::field(
+                        "ordering",
+                        format!(
+                            "cannot order by `{field}`: use one of {}.",
+                            allowed.join(", ")
+                        ),
+                    )
                 })?;
             ordering.push((column, desc));
         }

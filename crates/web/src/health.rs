@@ -34,7 +34,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         );
     }
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "database": backend}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": backend})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database does not answer");
             (

@@ -71,7 +71,11 @@ pub fn router(state: AppState) -> Router {
             let yaml = query.0.iter().any(|(k, v)| k == "format" && v == "yaml");
             if yaml {
                 match serde_yaml::to_string(&document.0) {
-                    Ok(text) => ([(axum::http::header::CONTENT_TYPE, "application/yaml")], text).into_response(),
+                    Ok(text) => (
+                        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+                        text,
+                    )
+                        .into_response(),
                     Err(e) => error::ApiError::Internal(e.to_string()).into_response(),
                 }
             } else {
@@ -80,12 +84,18 @@ pub fn router(state: AppState) -> Router {
         }
     };
     Router::new()
-        .nest("/api/v3", api.route("/schema/", get(schema)).fallback(api_not_found))
+        .nest(
+            "/api/v3",
+            api.route("/schema/", get(schema)).fallback(api_not_found),
+        )
         .merge(health::router())
         .merge(setup::router())
         .with_state(state)
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {
-    error::ApiError::NotFound(format!("API endpoint `{}` (see /api/v3/schema/ for the list)", uri.path()))
+    error::ApiError::NotFound(format!(
+        "API endpoint `{}` (see /api/v3/schema/ for the list)",
+        uri.path()
+    ))
 }

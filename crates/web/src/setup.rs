@@ -39,17 +39,18 @@ struct SetupForm {
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
-    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-        out
-    })
+    text.chars()
+        .fold(String::with_capacity(text.len()), |mut out, c| {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+            out
+        })
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -85,19 +86,27 @@ async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCo
     if token.is_empty() {
         return Err(invalid("This link has no token."));
     }
-    let mut conn = state.store.conn().await.map_err(|_| invalid("The database is unavailable; try again."))?;
+    let mut conn = state
+        .store
+        .conn()
+        .await
+        .map_err(|_| invalid("The database is unavailable; try again."))?;
     let found = tokens::find_by_key(&mut conn, token)
         .await
         .map_err(|_| invalid("The database is unavailable; try again."))?;
     match found {
-        Some(t) if t.fields.identifier == SETUP_TOKEN && t.fields.intent == TokenIntent::Recovery => {
+        Some(t)
+            if t.fields.identifier == SETUP_TOKEN && t.fields.intent == TokenIntent::Recovery =>
+        {
             if t.is_expired(Utc::now()) {
                 Err(invalid("This set-up link has expired."))
             } else {
                 Ok(t)
             }
         }
-        _ => Err(invalid("This set-up link was already used or never existed.")),
+        _ => Err(invalid(
+            "This set-up link was already used or never existed.",
+        )),
     }
 }
 
@@ -108,19 +117,32 @@ fn form(token: &str, error: Option<&str>) -> String {
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="8" required>
 <label for="password_repeat">Repeat password</label><input id="password_repeat" name="password_repeat" type="password" autocomplete="new-password" minlength="8" required>
 <button type="submit">Set password</button></form>"#,
-        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
+        error
+            .map(|e| format!("<p class=error role=alert>{}</p>", escape(e)))
+            .unwrap_or_default(),
         escape(token),
     )
 }
 
-async fn show(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Result<Html<String>, (StatusCode, Html<String>)> {
+async fn show(
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Html<String>, (StatusCode, Html<String>)> {
     check(&state, &q.token).await?;
     Ok(page("Set up Gatehouse", &form(&q.token, None)))
 }
 
-async fn submit(State(state): State<AppState>, Form(f): Form<SetupForm>) -> Result<Html<String>, (StatusCode, Html<String>)> {
+async fn submit(
+    State(state): State<AppState>,
+    Form(f): Form<SetupForm>,
+) -> Result<Html<String>, (StatusCode, Html<String>)> {
     let setup = check(&state, &f.token).await?;
-    let retry = |msg: &str| (StatusCode::BAD_REQUEST, page("Set up Gatehouse", &form(&f.token, Some(msg))));
+    let retry = |msg: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            page("Set up Gatehouse", &form(&f.token, Some(msg))),
+        )
+    };
     if f.password.chars().count() < 8 {
         return Err(retry("The password must have at least 8 characters."));
     }
@@ -130,7 +152,9 @@ async fn submit(State(state): State<AppState>, Form(f): Form<SetupForm>) -> Resu
     if f.password != f.password_repeat {
         return Err(retry("The two passwords differ."));
     }
-    let failed = || (StatusCode::SERVICE_UNAVAILABLE, page("Set-up failed", "<p class=error>The database did not accept the change; nothing was saved. Reload and try again.</p>"));
+    let failed = || {
+        (StatusCode::SERVICE_UNAVAILABLE, page("Set-up failed", "<p class=error>The database did not accept the change; nothing was saved. Reload and try again.</p>"))
+    };
     let password = f.password.clone();
     let hash = tokio::task::spawn_blocking(move || secret::hash_password(&password))
         .await
@@ -162,7 +186,9 @@ async fn submit(State(state): State<AppState>, Form(f): Form<SetupForm>) -> Resu
     if let Err(e) = result {
         tracing::error!(error = %e, "initial set-up failed");
         return Err(match e {
-            gatehouse_store::Error::NotFound { .. } => check(&state, "").await.err().unwrap_or_else(failed),
+            gatehouse_store::Error::NotFound { .. } => {
+                check(&state, "").await.err().unwrap_or_else(failed)
+            }
             _ => failed(),
         });
     }

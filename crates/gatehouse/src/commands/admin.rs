@@ -11,18 +11,28 @@ use crate::cli::{AppCommand, GroupCommand, InviteCommand, TokenCommand, UserComm
 use crate::client::{cell, table, url_encode, Client};
 
 async fn user_pk(client: &Client, username: &str) -> anyhow::Result<i64> {
-    let user = client.find_one("/core/users/", "username", username, "user").await?;
+    let user = client
+        .find_one("/core/users/", "username", username, "user")
+        .await?;
     user["pk"].as_i64().context("user without pk")
 }
 
 async fn group_pk(client: &Client, name: &str) -> anyhow::Result<String> {
-    let group = client.find_one("/core/groups/", "name", name, "group").await?;
+    let group = client
+        .find_one("/core/groups/", "name", name, "group")
+        .await?;
     Ok(cell(&group["pk"]))
 }
 
 fn names(list: &Value, key: &str) -> String {
     list.as_array()
-        .map(|items| items.iter().map(|i| cell(&i[key])).collect::<Vec<_>>().join(", "))
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| cell(&i[key]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 
@@ -41,22 +51,56 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|u| vec![cell(&u["pk"]), cell(&u["username"]), cell(&u["name"]), cell(&u["email"]), cell(&u["type"]), cell(&u["is_active"]), names(&u["groups_obj"], "name")])
+                    .map(|u| {
+                        vec![
+                            cell(&u["pk"]),
+                            cell(&u["username"]),
+                            cell(&u["name"]),
+                            cell(&u["email"]),
+                            cell(&u["type"]),
+                            cell(&u["is_active"]),
+                            names(&u["groups_obj"], "name"),
+                        ]
+                    })
                     .collect();
-                table(&["PK", "USERNAME", "NAME", "EMAIL", "TYPE", "ACTIVE", "GROUPS"], rows);
+                table(
+                    &[
+                        "PK", "USERNAME", "NAME", "EMAIL", "TYPE", "ACTIVE", "GROUPS",
+                    ],
+                    rows,
+                );
             });
         }
         UserCommand::Show { client, username } => {
             let c = Client::new(&client)?;
-            let u = c.find_one("/core/users/", "username", &username, "user").await?;
+            let u = c
+                .find_one("/core/users/", "username", &username, "user")
+                .await?;
             c.print(&u, |u| {
-                for key in ["pk", "username", "name", "email", "type", "is_active", "is_superuser", "date_joined", "last_login"] {
+                for key in [
+                    "pk",
+                    "username",
+                    "name",
+                    "email",
+                    "type",
+                    "is_active",
+                    "is_superuser",
+                    "date_joined",
+                    "last_login",
+                ] {
                     println!("{key:>14}: {}", cell(&u[key]));
                 }
                 println!("{:>14}: {}", "groups", names(&u["groups_obj"], "name"));
             });
         }
-        UserCommand::Create { client, username, name, email, user_type, groups } => {
+        UserCommand::Create {
+            client,
+            username,
+            name,
+            email,
+            user_type,
+            groups,
+        } => {
             let c = Client::new(&client)?;
             let mut group_pks = Vec::new();
             for g in &groups {
@@ -70,30 +114,55 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
                 "groups": group_pks,
             });
             let u = c.post("/core/users/", &body).await?;
-            c.print(&u, |u| println!("created user {} (pk {})", cell(&u["username"]), cell(&u["pk"])));
+            c.print(&u, |u| {
+                println!(
+                    "created user {} (pk {})",
+                    cell(&u["username"]),
+                    cell(&u["pk"])
+                )
+            });
         }
         UserCommand::SetPassword { client, username } => {
             let c = Client::new(&client)?;
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
             if password.is_empty() {
                 bail!("no password on standard input: pipe it in, e.g. `printf %s \"$PW\" | gatehouse user set-password {username}`");
             }
             let pk = user_pk(&c, &username).await?;
-            c.post(&format!("/core/users/{pk}/set_password/"), &json!({"password": password})).await?;
+            c.post(
+                &format!("/core/users/{pk}/set_password/"),
+                &json!({"password": password}),
+            )
+            .await?;
             println!("password set for {username}");
         }
-        UserCommand::Deactivate { client, username, undo } => {
+        UserCommand::Deactivate {
+            client,
+            username,
+            undo,
+        } => {
             let c = Client::new(&client)?;
             let pk = user_pk(&c, &username).await?;
-            c.call(Method::PATCH, &format!("/core/users/{pk}/"), Some(&json!({"is_active": undo}))).await?;
-            println!("{username} {}", if undo { "re-activated" } else { "deactivated" });
+            c.call(
+                Method::PATCH,
+                &format!("/core/users/{pk}/"),
+                Some(&json!({"is_active": undo})),
+            )
+            .await?;
+            println!(
+                "{username} {}",
+                if undo { "re-activated" } else { "deactivated" }
+            );
         }
         UserCommand::Delete { client, username } => {
             let c = Client::new(&client)?;
             let pk = user_pk(&c, &username).await?;
-            c.call(Method::DELETE, &format!("/core/users/{pk}/"), None).await?;
+            c.call(Method::DELETE, &format!("/core/users/{pk}/"), None)
+                .await?;
             println!("deleted user {username}");
         }
     }
@@ -111,39 +180,77 @@ pub(super) async fn group(command: GroupCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|g| vec![cell(&g["name"]), cell(&g["is_superuser"]), names(&g["parents_obj"], "name"), names(&g["users_obj"], "username")])
+                    .map(|g| {
+                        vec![
+                            cell(&g["name"]),
+                            cell(&g["is_superuser"]),
+                            names(&g["parents_obj"], "name"),
+                            names(&g["users_obj"], "username"),
+                        ]
+                    })
                     .collect();
                 table(&["NAME", "SUPERUSER", "PARENTS", "MEMBERS"], rows);
             });
         }
-        GroupCommand::Create { client, name, parents, superuser } => {
+        GroupCommand::Create {
+            client,
+            name,
+            parents,
+            superuser,
+        } => {
             let c = Client::new(&client)?;
             let mut parent_pks = Vec::new();
             for p in &parents {
                 parent_pks.push(group_pk(&c, p).await?);
             }
-            let g = c.post("/core/groups/", &json!({"name": name, "is_superuser": superuser, "parents": parent_pks})).await?;
-            c.print(&g, |g| println!("created group {} ({})", cell(&g["name"]), cell(&g["pk"])));
+            let g = c
+                .post(
+                    "/core/groups/",
+                    &json!({"name": name, "is_superuser": superuser, "parents": parent_pks}),
+                )
+                .await?;
+            c.print(&g, |g| {
+                println!("created group {} ({})", cell(&g["name"]), cell(&g["pk"]))
+            });
         }
         GroupCommand::Delete { client, name } => {
             let c = Client::new(&client)?;
             let pk = group_pk(&c, &name).await?;
-            c.call(Method::DELETE, &format!("/core/groups/{pk}/"), None).await?;
+            c.call(Method::DELETE, &format!("/core/groups/{pk}/"), None)
+                .await?;
             println!("deleted group {name}");
         }
-        GroupCommand::AddUser { client, user, group } => membership(&client, &user, &group, true).await?,
-        GroupCommand::RemoveUser { client, user, group } => membership(&client, &user, &group, false).await?,
+        GroupCommand::AddUser {
+            client,
+            user,
+            group,
+        } => membership(&client, &user, &group, true).await?,
+        GroupCommand::RemoveUser {
+            client,
+            user,
+            group,
+        } => membership(&client, &user, &group, false).await?,
     }
     Ok(())
 }
 
-async fn membership(client: &crate::cli::ClientArgs, user: &str, group: &str, add: bool) -> anyhow::Result<()> {
+async fn membership(
+    client: &crate::cli::ClientArgs,
+    user: &str,
+    group: &str,
+    add: bool,
+) -> anyhow::Result<()> {
     let c = Client::new(client)?;
     let pk = user_pk(&c, user).await?;
     let gpk = group_pk(&c, group).await?;
     let action = if add { "add_user" } else { "remove_user" };
-    c.post(&format!("/core/groups/{gpk}/{action}/"), &json!({"pk": pk})).await?;
-    println!("{} {user} {} {group}", if add { "added" } else { "removed" }, if add { "to" } else { "from" });
+    c.post(&format!("/core/groups/{gpk}/{action}/"), &json!({"pk": pk}))
+        .await?;
+    println!(
+        "{} {user} {} {group}",
+        if add { "added" } else { "removed" },
+        if add { "to" } else { "from" }
+    );
     Ok(())
 }
 
@@ -158,12 +265,24 @@ pub(super) async fn app(command: AppCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|a| vec![cell(&a["slug"]), cell(&a["name"]), cell(&a["provider_obj"]["name"]), cell(&a["launch_url"])])
+                    .map(|a| {
+                        vec![
+                            cell(&a["slug"]),
+                            cell(&a["name"]),
+                            cell(&a["provider_obj"]["name"]),
+                            cell(&a["launch_url"]),
+                        ]
+                    })
                     .collect();
                 table(&["SLUG", "NAME", "PROVIDER", "LAUNCH URL"], rows);
             });
         }
-        AppCommand::Create { client, slug, name, launch_url } => {
+        AppCommand::Create {
+            client,
+            slug,
+            name,
+            launch_url,
+        } => {
             let c = Client::new(&client)?;
             let body = json!({"slug": slug, "name": name.unwrap_or_else(|| slug.clone()), "meta_launch_url": launch_url.unwrap_or_default()});
             let a = c.post("/core/applications/", &body).await?;
@@ -171,7 +290,12 @@ pub(super) async fn app(command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::Delete { client, slug } => {
             let c = Client::new(&client)?;
-            c.call(Method::DELETE, &format!("/core/applications/{}/", url_encode(&slug)), None).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/core/applications/{}/", url_encode(&slug)),
+                None,
+            )
+            .await?;
             println!("deleted application {slug}");
         }
     }
@@ -189,12 +313,33 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| vec![cell(&t["identifier"]), cell(&t["intent"]), cell(&t["user_obj"]["username"]), if t["expiring"] == json!(true) { cell(&t["expires"]) } else { "never".into() }, cell(&t["description"])])
+                    .map(|t| {
+                        vec![
+                            cell(&t["identifier"]),
+                            cell(&t["intent"]),
+                            cell(&t["user_obj"]["username"]),
+                            if t["expiring"] == json!(true) {
+                                cell(&t["expires"])
+                            } else {
+                                "never".into()
+                            },
+                            cell(&t["description"]),
+                        ]
+                    })
                     .collect();
-                table(&["IDENTIFIER", "INTENT", "USER", "EXPIRES", "DESCRIPTION"], rows);
+                table(
+                    &["IDENTIFIER", "INTENT", "USER", "EXPIRES", "DESCRIPTION"],
+                    rows,
+                );
             });
         }
-        TokenCommand::Create { client, identifier, user, days, description } => {
+        TokenCommand::Create {
+            client,
+            identifier,
+            user,
+            days,
+            description,
+        } => {
             let c = Client::new(&client)?;
             let mut body = json!({"identifier": identifier, "intent": "api", "description": description, "expiring": days.is_some()});
             if let Some(days) = days {
@@ -205,13 +350,21 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
             }
             let t = c.post("/core/tokens/", &body).await?;
             c.print(&t, |t| {
-                println!("created token {} — its key, shown only now:", cell(&t["identifier"]));
+                println!(
+                    "created token {} — its key, shown only now:",
+                    cell(&t["identifier"])
+                );
                 println!("{}", cell(&t["key"]));
             });
         }
         TokenCommand::Revoke { client, identifier } => {
             let c = Client::new(&client)?;
-            c.call(Method::DELETE, &format!("/core/tokens/{}/", url_encode(&identifier)), None).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/core/tokens/{}/", url_encode(&identifier)),
+                None,
+            )
+            .await?;
             println!("revoked token {identifier}");
         }
     }
@@ -225,14 +378,29 @@ fn invitation_name(group: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
-    format!("{}-{}", if slug.is_empty() { "invite" } else { &slug }, Utc::now().format("%Y%m%d%H%M%S%3f"))
+    let slug = slug
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!(
+        "{}-{}",
+        if slug.is_empty() { "invite" } else { &slug },
+        Utc::now().format("%Y%m%d%H%M%S%3f")
+    )
 }
 
 /// `gatehouse invite …`
 pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
     match command {
-        InviteCommand::Create { client, group, days, flow, multi_use, name } => {
+        InviteCommand::Create {
+            client,
+            group,
+            days,
+            flow,
+            multi_use,
+            name,
+        } => {
             let c = Client::new(&client)?;
             c.find_one("/core/groups/", "name", &group, "group").await?;
             let mut body = json!({
@@ -247,7 +415,9 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
                 body["expires"] = json!(Utc::now() + Duration::days(i64::from(days)));
             }
             if let Some(slug) = flow {
-                let f = c.get(&format!("/flows/instances/{}/", url_encode(&slug))).await?;
+                let f = c
+                    .get(&format!("/flows/instances/{}/", url_encode(&slug)))
+                    .await?;
                 body["flow"] = f["pk"].clone();
             }
             let i = c.post("/stages/invitation/invitations/", &body).await?;
@@ -261,7 +431,23 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|i| vec![cell(&i["name"]), cell(&i["fixed_data"]["group"]), if i["expires"].is_null() { "never".into() } else { cell(&i["expires"]) }, if i["single_use"] == json!(true) { "single".into() } else { "multi".into() }, cell(&i["link"])])
+                    .map(|i| {
+                        vec![
+                            cell(&i["name"]),
+                            cell(&i["fixed_data"]["group"]),
+                            if i["expires"].is_null() {
+                                "never".into()
+                            } else {
+                                cell(&i["expires"])
+                            },
+                            if i["single_use"] == json!(true) {
+                                "single".into()
+                            } else {
+                                "multi".into()
+                            },
+                            cell(&i["link"]),
+                        ]
+                    })
                     .collect();
                 table(&["NAME", "GROUP", "EXPIRES", "USE", "LINK"], rows);
             });
@@ -271,9 +457,22 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
             let pk = if uuid::Uuid::parse_str(&invitation).is_ok() {
                 invitation.clone()
             } else {
-                cell(&c.find_one("/stages/invitation/invitations/", "name", &invitation, "invitation").await?["pk"])
+                cell(
+                    &c.find_one(
+                        "/stages/invitation/invitations/",
+                        "name",
+                        &invitation,
+                        "invitation",
+                    )
+                    .await?["pk"],
+                )
             };
-            c.call(Method::DELETE, &format!("/stages/invitation/invitations/{pk}/"), None).await?;
+            c.call(
+                Method::DELETE,
+                &format!("/stages/invitation/invitations/{pk}/"),
+                None,
+            )
+            .await?;
             println!("revoked invitation {invitation}");
         }
     }

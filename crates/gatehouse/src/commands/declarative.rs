@@ -15,7 +15,10 @@ pub(super) fn referenced_variables(text: &str) -> Vec<String> {
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         rest = &rest[start + 2..];
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if !name.is_empty() && !names.contains(&name) {
             names.push(name);
         }
@@ -34,13 +37,18 @@ fn show(value: &Value) -> String {
 /// Runs `plan` (`apply == false`) or `apply`.
 pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()> {
     let client = Client::new(&args.client)?;
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let env: BTreeMap<String, String> = referenced_variables(&text)
         .into_iter()
         .filter_map(|name| std::env::var(&name).ok().map(|v| (name, v)))
         .collect();
     let body = json!({"document": text, "source": args.file.display().to_string(), "prune": args.prune, "env": env});
-    let path = if apply { "/declarative/apply/" } else { "/declarative/plan/" };
+    let path = if apply {
+        "/declarative/apply/"
+    } else {
+        "/declarative/plan/"
+    };
     let plan = client.post(path, &body).await?;
     client.print(&plan, |plan| {
         for warning in plan["warnings"].as_array().into_iter().flatten() {
@@ -48,7 +56,10 @@ pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()
         }
         let changes = plan["changes"].as_array().cloned().unwrap_or_default();
         if changes.is_empty() {
-            println!("No changes. The configuration matches {}.", args.file.display());
+            println!(
+                "No changes. The configuration matches {}.",
+                args.file.display()
+            );
             return;
         }
         for change in &changes {
@@ -57,12 +68,28 @@ pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()
                 Some("delete") => "-",
                 _ => "~",
             };
-            println!("{sign} {} {} {}", change["action"].as_str().unwrap_or_default(), change["kind"].as_str().unwrap_or_default(), change["key"].as_str().unwrap_or_default());
+            println!(
+                "{sign} {} {} {}",
+                change["action"].as_str().unwrap_or_default(),
+                change["kind"].as_str().unwrap_or_default(),
+                change["key"].as_str().unwrap_or_default()
+            );
             for field in change["fields"].as_array().into_iter().flatten() {
                 let name = field["field"].as_str().unwrap_or_default();
                 match change["action"].as_str() {
-                    Some("update") => println!("    {name}: {} -> {}", show(&field["old"]), show(&field["new"])),
-                    _ => println!("    {name}: {}", show(if sign == "-" { &field["old"] } else { &field["new"] })),
+                    Some("update") => println!(
+                        "    {name}: {} -> {}",
+                        show(&field["old"]),
+                        show(&field["new"])
+                    ),
+                    _ => println!(
+                        "    {name}: {}",
+                        show(if sign == "-" {
+                            &field["old"]
+                        } else {
+                            &field["new"]
+                        })
+                    ),
                 }
             }
         }
@@ -70,7 +97,10 @@ pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()
         if plan["applied"] == json!(true) {
             println!("Applied {count} change(s).");
         } else {
-            println!("Plan: {count} change(s). Run `gatehouse apply -f {}` to make them.", args.file.display());
+            println!(
+                "Plan: {count} change(s). Run `gatehouse apply -f {}` to make them.",
+                args.file.display()
+            );
         }
     });
     Ok(())
@@ -83,6 +113,9 @@ mod tests {
     #[test]
     fn finds_each_referenced_variable_once() {
         let text = "a: ${GOOGLE_SECRET}\nb: ${GITHUB_SECRET:-}\nc: ${GOOGLE_SECRET}";
-        assert_eq!(referenced_variables(text), vec!["GOOGLE_SECRET", "GITHUB_SECRET"]);
+        assert_eq!(
+            referenced_variables(text),
+            vec!["GOOGLE_SECRET", "GITHUB_SECRET"]
+        );
     }
 }

@@ -19,7 +19,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(&settings.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (is another server using the port? choose one with --listen)", settings.listen))?;
-            serve::run(settings, serve::bootstrap_from_env(), listener, serve::shutdown_signal()).await
+            serve::run(
+                settings,
+                serve::bootstrap_from_env(),
+                listener,
+                serve::shutdown_signal(),
+            )
+            .await
         }
         Command::Migrate(args) => {
             let settings = config::resolve(&args.serve)?;
@@ -31,10 +37,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     println!("database is up to date");
                     return Ok(());
                 }
-                bail!("{} migration(s) pending: {pending:?}; run `gatehouse migrate`", pending.len());
+                bail!(
+                    "{} migration(s) pending: {pending:?}; run `gatehouse migrate`",
+                    pending.len()
+                );
             }
             store.migrate().await?;
-            println!("applied {} migration(s); database is up to date", pending.len());
+            println!(
+                "applied {} migration(s); database is up to date",
+                pending.len()
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Validate { file }) => {

@@ -15,14 +15,32 @@ async fn listing_users_needs_a_token_and_returns_the_envelope() -> anyhow::Resul
         assert_eq!(body["code"], "not_authenticated");
         let (status, body) = send(server.http.get(&url).bearer_auth("wrong")).await?;
         assert_eq!(status, 401);
-        assert!(body["detail"].as_str().unwrap_or_default().contains("invalid"), "{body}");
-        let (status, body) = send(server.http.get(&url).header("Authorization", "Basic YTpi")).await?;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("invalid"),
+            "{body}"
+        );
+        let (status, body) =
+            send(server.http.get(&url).header("Authorization", "Basic YTpi")).await?;
         assert_eq!(status, 401, "{body}");
 
         let (status, body) = server.get("/core/users/").await?;
         assert_eq!(status, 200);
-        for key in ["next", "previous", "count", "current", "total_pages", "start_index", "end_index"] {
-            assert!(body["pagination"][key].is_number(), "pagination.{key} missing: {body}");
+        for key in [
+            "next",
+            "previous",
+            "count",
+            "current",
+            "total_pages",
+            "start_index",
+            "end_index",
+        ] {
+            assert!(
+                body["pagination"][key].is_number(),
+                "pagination.{key} missing: {body}"
+            );
         }
         assert_eq!(body["results"][0]["username"], "admin");
         assert!(body["autocomplete"].is_object());
@@ -34,16 +52,33 @@ async fn listing_users_needs_a_token_and_returns_the_envelope() -> anyhow::Resul
 #[tokio::test]
 async fn a_non_superuser_token_is_forbidden() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (_, user) = server.post("/core/users/", json!({"username": "erin@example.com", "name": "Erin"})).await?;
+        let (_, user) = server
+            .post(
+                "/core/users/",
+                json!({"username": "erin@example.com", "name": "Erin"}),
+            )
+            .await?;
         let (status, token) = server
-            .post("/core/tokens/", json!({"identifier": "erin-token", "user": user["pk"], "expiring": false}))
+            .post(
+                "/core/tokens/",
+                json!({"identifier": "erin-token", "user": user["pk"], "expiring": false}),
+            )
             .await?;
         assert_eq!(status, 201, "{token}");
         let key = token["key"].as_str().unwrap_or_default().to_owned();
         assert_eq!(key.len(), 43, "the key is shown once at creation");
         let (_, listed) = server.get("/core/tokens/erin-token/").await?;
-        assert!(listed.get("key").is_none(), "the key is never shown again: {listed}");
-        let (status, body) = send(server.http.get(format!("{}/api/v3/core/users/", server.url)).bearer_auth(&key)).await?;
+        assert!(
+            listed.get("key").is_none(),
+            "the key is never shown again: {listed}"
+        );
+        let (status, body) = send(
+            server
+                .http
+                .get(format!("{}/api/v3/core/users/", server.url))
+                .bearer_auth(&key),
+        )
+        .await?;
         assert_eq!(status, 403);
         assert_eq!(body["code"], "permission_denied");
         server.stop().await
@@ -60,12 +95,31 @@ async fn pagination_filtering_and_ordering() -> anyhow::Result<()> {
                 .await?;
             assert_eq!(status, 201, "{body}");
         }
-        let (_, page2) = server.get("/core/groups/?page=2&page_size=10&ordering=name").await?;
+        let (_, page2) = server
+            .get("/core/groups/?page=2&page_size=10&ordering=name")
+            .await?;
         let p = &page2["pagination"];
-        assert_eq!((p["count"].as_i64(), p["current"].as_i64(), p["next"].as_i64(), p["previous"].as_i64()), (Some(26), Some(2), Some(3), Some(1)));
-        assert_eq!((p["start_index"].as_i64(), p["end_index"].as_i64(), p["total_pages"].as_i64()), (Some(11), Some(20), Some(3)));
+        assert_eq!(
+            (
+                p["count"].as_i64(),
+                p["current"].as_i64(),
+                p["next"].as_i64(),
+                p["previous"].as_i64()
+            ),
+            (Some(26), Some(2), Some(3), Some(1))
+        );
+        assert_eq!(
+            (
+                p["start_index"].as_i64(),
+                p["end_index"].as_i64(),
+                p["total_pages"].as_i64()
+            ),
+            (Some(11), Some(20), Some(3))
+        );
         assert_eq!(page2["results"][0]["name"], "group-09");
-        let (_, desc) = server.get("/core/groups/?ordering=-name&page_size=1").await?;
+        let (_, desc) = server
+            .get("/core/groups/?ordering=-name&page_size=1")
+            .await?;
         assert_eq!(desc["results"][0]["name"], "group-24");
         let (_, searched) = server.get("/core/groups/?search=GROUP-1").await?;
         assert_eq!(searched["pagination"]["count"], 10);
@@ -74,7 +128,10 @@ async fn pagination_filtering_and_ordering() -> anyhow::Result<()> {
         let (_, members) = server.get("/core/users/?groups_by_name=Admins").await?;
         assert_eq!(members["results"][0]["username"], "admin");
         let (_, wildcard) = server.get("/core/groups/?search=%25").await?;
-        assert_eq!(wildcard["pagination"]["count"], 0, "LIKE wildcards are literal in search");
+        assert_eq!(
+            wildcard["pagination"]["count"], 0,
+            "LIKE wildcards are literal in search"
+        );
         server.stop().await
     })
     .await
@@ -137,14 +194,34 @@ async fn bad_bodies_are_refused_with_the_field_named() -> anyhow::Result<()> {
 #[tokio::test]
 async fn duplicates_name_the_clashing_field() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (status, body) = server.post("/core/users/", json!({"username": "admin", "name": "Again"})).await?;
+        let (status, body) = server
+            .post(
+                "/core/users/",
+                json!({"username": "admin", "name": "Again"}),
+            )
+            .await?;
         assert_eq!(status, 400);
-        assert!(errors(&body, "username").contains("already exists"), "{body}");
-        let (status, body) = server.post("/core/groups/", json!({"name": "Admins"})).await?;
+        assert!(
+            errors(&body, "username").contains("already exists"),
+            "{body}"
+        );
+        let (status, body) = server
+            .post("/core/groups/", json!({"name": "Admins"}))
+            .await?;
         assert_eq!(status, 400);
         assert!(errors(&body, "name").contains("already exists"), "{body}");
-        server.post("/core/applications/", json!({"slug": "grafana", "name": "Grafana"})).await?;
-        let (status, body) = server.post("/core/applications/", json!({"slug": "grafana", "name": "Other"})).await?;
+        server
+            .post(
+                "/core/applications/",
+                json!({"slug": "grafana", "name": "Grafana"}),
+            )
+            .await?;
+        let (status, body) = server
+            .post(
+                "/core/applications/",
+                json!({"slug": "grafana", "name": "Other"}),
+            )
+            .await?;
         assert_eq!(status, 400);
         assert!(errors(&body, "slug").contains("already exists"), "{body}");
         server.stop().await
@@ -156,17 +233,42 @@ async fn duplicates_name_the_clashing_field() -> anyhow::Result<()> {
 async fn group_parent_cycles_are_refused() -> anyhow::Result<()> {
     with_server(|server| async move {
         let (_, a) = server.post("/core/groups/", json!({"name": "A"})).await?;
-        let (_, b) = server.post("/core/groups/", json!({"name": "B", "parents": [a["pk"]]})).await?;
-        let (_, c) = server.post("/core/groups/", json!({"name": "C", "parents": [b["pk"], a["pk"]]})).await?;
-        assert_eq!(c["parents"].as_array().map(Vec::len), Some(2), "a group may have several parents: {c}");
+        let (_, b) = server
+            .post("/core/groups/", json!({"name": "B", "parents": [a["pk"]]}))
+            .await?;
+        let (_, c) = server
+            .post(
+                "/core/groups/",
+                json!({"name": "C", "parents": [b["pk"], a["pk"]]}),
+            )
+            .await?;
+        assert_eq!(
+            c["parents"].as_array().map(Vec::len),
+            Some(2),
+            "a group may have several parents: {c}"
+        );
         let a_pk = a["pk"].as_str().unwrap_or_default();
-        let (status, body) = server.patch(&format!("/core/groups/{a_pk}/"), json!({"parents": [c["pk"]]})).await?;
+        let (status, body) = server
+            .patch(
+                &format!("/core/groups/{a_pk}/"),
+                json!({"parents": [c["pk"]]}),
+            )
+            .await?;
         assert_eq!(status, 400);
         assert!(errors(&body, "parents").contains("cycle"), "{body}");
-        let (status, body) = server.patch(&format!("/core/groups/{a_pk}/"), json!({"parents": [a["pk"]]})).await?;
+        let (status, body) = server
+            .patch(
+                &format!("/core/groups/{a_pk}/"),
+                json!({"parents": [a["pk"]]}),
+            )
+            .await?;
         assert_eq!(status, 400, "{body}");
         let (_, a_now) = server.get(&format!("/core/groups/{a_pk}/")).await?;
-        assert_eq!(a_now["parents"], json!([]), "the refused change left nothing behind");
+        assert_eq!(
+            a_now["parents"],
+            json!([]),
+            "the refused change left nothing behind"
+        );
         assert_eq!(a_now["children"].as_array().map(Vec::len), Some(2));
         server.stop().await
     })
@@ -178,12 +280,21 @@ async fn superuser_status_is_inherited_from_parent_groups() -> anyhow::Result<()
     with_server(|server| async move {
         let (_, admins) = server.get("/core/groups/?name=Admins").await?;
         let (_, ops) = server
-            .post("/core/groups/", json!({"name": "Ops", "parents": [admins["results"][0]["pk"]]}))
+            .post(
+                "/core/groups/",
+                json!({"name": "Ops", "parents": [admins["results"][0]["pk"]]}),
+            )
             .await?;
         let (_, user) = server
-            .post("/core/users/", json!({"username": "bob@example.com", "name": "Bob", "groups": [ops["pk"]]}))
+            .post(
+                "/core/users/",
+                json!({"username": "bob@example.com", "name": "Bob", "groups": [ops["pk"]]}),
+            )
             .await?;
-        assert_eq!(user["is_superuser"], true, "members of a child of Admins count as members of Admins: {user}");
+        assert_eq!(
+            user["is_superuser"], true,
+            "members of a child of Admins count as members of Admins: {user}"
+        );
         server.stop().await
     })
     .await
@@ -192,15 +303,35 @@ async fn superuser_status_is_inherited_from_parent_groups() -> anyhow::Result<()
 #[tokio::test]
 async fn users_are_read_changed_and_deleted() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (_, user) = server.post("/core/users/", json!({"username": "dan@example.com", "name": "Dan"})).await?;
+        let (_, user) = server
+            .post(
+                "/core/users/",
+                json!({"username": "dan@example.com", "name": "Dan"}),
+            )
+            .await?;
         let pk = user["pk"].as_i64().unwrap_or_default();
-        let (status, changed) = server.patch(&format!("/core/users/{pk}/"), json!({"is_active": false, "attributes": {"team": "ops"}})).await?;
+        let (status, changed) = server
+            .patch(
+                &format!("/core/users/{pk}/"),
+                json!({"is_active": false, "attributes": {"team": "ops"}}),
+            )
+            .await?;
         assert_eq!(status, 200, "{changed}");
         assert_eq!(changed["is_active"], false);
         assert_eq!(changed["name"], "Dan", "PATCH keeps unspecified fields");
-        let (status, body) = server.post(&format!("/core/users/{pk}/set_password/"), json!({"password": ""})).await?;
+        let (status, body) = server
+            .post(
+                &format!("/core/users/{pk}/set_password/"),
+                json!({"password": ""}),
+            )
+            .await?;
         assert_eq!(status, 400, "{body}");
-        let (status, _) = server.post(&format!("/core/users/{pk}/set_password/"), json!({"password": "correct horse"})).await?;
+        let (status, _) = server
+            .post(
+                &format!("/core/users/{pk}/set_password/"),
+                json!({"password": "correct horse"}),
+            )
+            .await?;
         assert_eq!(status, 204);
         let (status, _) = server.delete(&format!("/core/users/{pk}/")).await?;
         assert_eq!(status, 204);
@@ -210,7 +341,10 @@ async fn users_are_read_changed_and_deleted() -> anyhow::Result<()> {
         let (status, body) = server.get("/core/users/not-a-number/").await?;
         assert!(status == 400 || status == 404, "{status} {body}");
         let (_, events) = server.get("/events/events/?action=model_deleted").await?;
-        assert_eq!(events["pagination"]["count"], 1, "deletions are audited: {events}");
+        assert_eq!(
+            events["pagination"]["count"], 1,
+            "deletions are audited: {events}"
+        );
         server.stop().await
     })
     .await
@@ -284,9 +418,17 @@ async fn providers_validate_flows_urls_and_durations() -> anyhow::Result<()> {
 #[tokio::test]
 async fn invitations_default_to_the_invitation_enrollment_flow() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (status, body) = server.post("/stages/invitation/invitations/", json!({"name": "first"})).await?;
-        assert_eq!(status, 400, "no enrollment flow with an invitation stage exists yet");
-        assert!(errors(&body, "flow").contains("No enrollment flow"), "{body}");
+        let (status, body) = server
+            .post("/stages/invitation/invitations/", json!({"name": "first"}))
+            .await?;
+        assert_eq!(
+            status, 400,
+            "no enrollment flow with an invitation stage exists yet"
+        );
+        assert!(
+            errors(&body, "flow").contains("No enrollment flow"),
+            "{body}"
+        );
         server.stop().await
     })
     .await
@@ -297,7 +439,13 @@ async fn unknown_api_paths_answer_json_404() -> anyhow::Result<()> {
     with_server(|server| async move {
         let (status, body) = server.get("/core/nonexistent/").await?;
         assert_eq!(status, 404);
-        assert!(body["detail"].as_str().unwrap_or_default().contains("/api/v3/schema/"), "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/api/v3/schema/"),
+            "{body}"
+        );
         server.stop().await
     })
     .await

@@ -7,9 +7,14 @@ use gatehouse_testkit::{with_server, TestServer, TOKEN};
 
 async fn gatehouse(server: Option<&TestServer>, args: &[&str]) -> anyhow::Result<Output> {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    command.args(args).env_remove("GATEHOUSE_URL").env_remove("GATEHOUSE_TOKEN");
+    command
+        .args(args)
+        .env_remove("GATEHOUSE_URL")
+        .env_remove("GATEHOUSE_TOKEN");
     if let Some(server) = server {
-        command.env("GATEHOUSE_URL", &server.url).env("GATEHOUSE_TOKEN", TOKEN);
+        command
+            .env("GATEHOUSE_URL", &server.url)
+            .env("GATEHOUSE_TOKEN", TOKEN);
     }
     Ok(command.output().await?)
 }
@@ -28,26 +33,55 @@ async fn admin_tasks_from_the_command_line() -> anyhow::Result<()> {
         let s = Some(&server);
         let out = gatehouse(s, &["group", "create", "Family"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
-        let out = gatehouse(s, &["user", "create", "alice@example.com", "--name", "Alice Example", "--email", "alice@example.com"]).await?;
+        let out = gatehouse(
+            s,
+            &[
+                "user",
+                "create",
+                "alice@example.com",
+                "--name",
+                "Alice Example",
+                "--email",
+                "alice@example.com",
+            ],
+        )
+        .await?;
         assert!(out.status.success(), "{}", stderr(&out));
         let out = gatehouse(s, &["group", "add-user", "alice@example.com", "Family"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
         let out = gatehouse(s, &["user", "list"]).await?;
-        assert!(stdout(&out).contains("alice@example.com") && stdout(&out).contains("Family"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("alice@example.com") && stdout(&out).contains("Family"),
+            "{}",
+            stdout(&out)
+        );
         let out = gatehouse(s, &["user", "list", "--json"]).await?;
         let users: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         assert_eq!(users.as_array().map(Vec::len), Some(2));
 
         let out = gatehouse(s, &["group", "add-user", "nobody", "Family"]).await?;
         assert!(!out.status.success());
-        assert!(stderr(&out).contains("no user named `nobody`"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no user named `nobody`"),
+            "{}",
+            stderr(&out)
+        );
         let out = gatehouse(s, &["user", "create", "alice@example.com"]).await?;
         assert!(!out.status.success());
-        assert!(stderr(&out).contains("username: an object with this username already exists"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("username: an object with this username already exists"),
+            "{}",
+            stderr(&out)
+        );
 
         let out = gatehouse(s, &["token", "create", "ci-token", "--days", "7"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
-        let key = stdout(&out).lines().last().unwrap_or_default().trim().to_owned();
+        let key = stdout(&out)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         assert_eq!(key.len(), 43, "{}", stdout(&out));
         let out = gatehouse(s, &["token", "revoke", "ci-token"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
@@ -63,7 +97,11 @@ async fn plan_apply_and_invitations_from_the_command_line() -> anyhow::Result<()
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab.yaml");
         let out = gatehouse(s, &["apply", "-f", file]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stdout(&out).contains("+ create application grafana"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("+ create application grafana"),
+            "{}",
+            stdout(&out)
+        );
         let out = gatehouse(s, &["plan", "-f", file]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("No changes"), "{}", stdout(&out));
@@ -71,15 +109,30 @@ async fn plan_apply_and_invitations_from_the_command_line() -> anyhow::Result<()
         let out = gatehouse(s, &["invite", "create", "Headscale Users", "--days", "7"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
         let link = stdout(&out).trim().to_owned();
-        assert!(link.starts_with(&format!("{}/if/flow/invitation-enrollment/?itoken=", server.url)), "{link}");
+        assert!(
+            link.starts_with(&format!(
+                "{}/if/flow/invitation-enrollment/?itoken=",
+                server.url
+            )),
+            "{link}"
+        );
         let out = gatehouse(s, &["invite", "list"]).await?;
         assert!(stdout(&out).contains("Headscale Users"), "{}", stdout(&out));
-        let name = stdout(&out).lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap_or_default().to_owned();
+        let name = stdout(&out)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
         let out = gatehouse(s, &["invite", "revoke", &name]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
         let out = gatehouse(s, &["invite", "create", "No Such Group"]).await?;
         assert!(!out.status.success());
-        assert!(stderr(&out).contains("no group named `No Such Group`"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no group named `No Such Group`"),
+            "{}",
+            stderr(&out)
+        );
         server.stop().await
     })
     .await
@@ -90,12 +143,35 @@ async fn client_errors_explain_the_fix() -> anyhow::Result<()> {
     let out = gatehouse(None, &["user", "list"]).await?;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no API token"), "{}", stderr(&out));
-    let out = gatehouse(None, &["user", "list", "--url", "http://127.0.0.1:9", "--token", "x"]).await?;
+    let out = gatehouse(
+        None,
+        &[
+            "user",
+            "list",
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "x",
+        ],
+    )
+    .await?;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach the server"), "{}", stderr(&out));
-    let out = gatehouse(None, &["plan", "-f", "/nonexistent/file.yaml", "--token", "x"]).await?;
+    assert!(
+        stderr(&out).contains("cannot reach the server"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gatehouse(
+        None,
+        &["plan", "-f", "/nonexistent/file.yaml", "--token", "x"],
+    )
+    .await?;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot read /nonexistent/file.yaml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent/file.yaml"),
+        "{}",
+        stderr(&out)
+    );
     Ok(())
 }
 
@@ -103,19 +179,37 @@ async fn client_errors_explain_the_fix() -> anyhow::Result<()> {
 async fn config_validate_names_file_line_and_key() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let good = dir.path().join("gatehouse.toml");
-    std::fs::write(&good, "listen = \"127.0.0.1:9000\"\nexternal_url = \"https://auth.example.com\"\n")?;
-    let out = gatehouse(None, &["config", "validate", good.to_str().unwrap_or_default()]).await?;
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:9000\"\nexternal_url = \"https://auth.example.com\"\n",
+    )?;
+    let out = gatehouse(
+        None,
+        &["config", "validate", good.to_str().unwrap_or_default()],
+    )
+    .await?;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("is valid"));
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "listen: 127.0.0.1:9000\nlisten_adress: 0.0.0.0:1\n")?;
-    let out = gatehouse(None, &["config", "validate", bad.to_str().unwrap_or_default()]).await?;
+    let out = gatehouse(
+        None,
+        &["config", "validate", bad.to_str().unwrap_or_default()],
+    )
+    .await?;
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("bad.yaml:2") && err.contains("listen_adress"), "{err}");
+    assert!(
+        err.contains("bad.yaml:2") && err.contains("listen_adress"),
+        "{err}"
+    );
     let wrong = dir.path().join("wrong.toml");
     std::fs::write(&wrong, "listen = \"not an address\"\n")?;
-    let out = gatehouse(None, &["config", "validate", wrong.to_str().unwrap_or_default()]).await?;
+    let out = gatehouse(
+        None,
+        &["config", "validate", wrong.to_str().unwrap_or_default()],
+    )
+    .await?;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not HOST:PORT"), "{}", stderr(&out));
     Ok(())
@@ -125,7 +219,10 @@ async fn config_validate_names_file_line_and_key() -> anyhow::Result<()> {
 async fn migrate_check_reports_pending_migrations() -> anyhow::Result<()> {
     let db = gatehouse_testkit::TestDb::new().await?;
     let out = gatehouse(None, &["migrate", "--check", "--database", &db.url]).await?;
-    assert!(!out.status.success(), "a fresh database has pending migrations");
+    assert!(
+        !out.status.success(),
+        "a fresh database has pending migrations"
+    );
     assert!(stderr(&out).contains("pending"), "{}", stderr(&out));
     let out = gatehouse(None, &["migrate", "--database", &db.url]).await?;
     assert!(out.status.success(), "{}", stderr(&out));

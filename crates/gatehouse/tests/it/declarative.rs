@@ -7,18 +7,37 @@ use serde_json::{json, Value};
 use crate::errors;
 
 fn homelab() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab.yaml")).unwrap_or_default()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/homelab.yaml"
+    ))
+    .unwrap_or_default()
 }
 
-async fn run(server: &TestServer, document: &str, apply: bool, env: Value) -> anyhow::Result<(u16, Value)> {
-    let path = if apply { "/declarative/apply/" } else { "/declarative/plan/" };
+async fn run(
+    server: &TestServer,
+    document: &str,
+    apply: bool,
+    env: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let path = if apply {
+        "/declarative/apply/"
+    } else {
+        "/declarative/plan/"
+    };
     server
-        .post(path, json!({"document": document, "source": "homelab.yaml", "env": env}))
+        .post(
+            path,
+            json!({"document": document, "source": "homelab.yaml", "env": env}),
+        )
         .await
 }
 
 fn count(body: &Value) -> usize {
-    body["changes"].as_array().map(Vec::len).unwrap_or(usize::MAX)
+    body["changes"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(usize::MAX)
 }
 
 #[tokio::test]
@@ -39,7 +58,12 @@ async fn homelab_applies_then_plans_to_zero() -> anyhow::Result<()> {
         assert_eq!(status, 200);
         assert_eq!(count(&again), 0, "second plan is empty: {again}");
 
-        for (path, expected) in [("/core/applications/", 10), ("/core/groups/", 9), ("/core/users/", 8), ("/sources/oauth/", 3)] {
+        for (path, expected) in [
+            ("/core/applications/", 10),
+            ("/core/groups/", 9),
+            ("/core/users/", 8),
+            ("/sources/oauth/", 3),
+        ] {
             let (_, list) = server.get(path).await?;
             assert_eq!(list["pagination"]["count"], expected, "{path}");
         }
@@ -47,11 +71,21 @@ async fn homelab_applies_then_plans_to_zero() -> anyhow::Result<()> {
         assert_eq!(kubernetes["results"][0]["client_type"], "public");
         let (_, catch_all) = server.get("/providers/proxy/").await?;
         assert_eq!(catch_all["results"][0]["access_token_validity"], "weeks=4");
-        assert_eq!(catch_all["results"][0]["outpost_set"], json!(["gatehouse Embedded Outpost"]));
+        assert_eq!(
+            catch_all["results"][0]["outpost_set"],
+            json!(["gatehouse Embedded Outpost"])
+        );
         let (_, google) = server.get("/sources/oauth/google/").await?;
-        assert_eq!(google["enabled"], false, "a source without its secret is kept disabled");
-        assert!(applied["warnings"].as_array().is_some_and(|w| !w.is_empty()));
-        let (_, headscale_users) = server.get("/core/users/?groups_by_name=Headscale%20Users").await?;
+        assert_eq!(
+            google["enabled"], false,
+            "a source without its secret is kept disabled"
+        );
+        assert!(applied["warnings"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty()));
+        let (_, headscale_users) = server
+            .get("/core/users/?groups_by_name=Headscale%20Users")
+            .await?;
         assert_eq!(headscale_users["pagination"]["count"], 6);
         server.stop().await
     })
@@ -64,7 +98,10 @@ async fn one_redirect_uri_edit_is_one_update_and_ids_survive() -> anyhow::Result
         let doc = homelab();
         run(&server, &doc, true, json!({})).await?;
         let (_, before) = server.get("/providers/oauth2/?name=Grafana").await?;
-        let edited = doc.replace("https://grafana.example.com/login/generic_oauth", "https://grafana.example.com/login/oauth2");
+        let edited = doc.replace(
+            "https://grafana.example.com/login/generic_oauth",
+            "https://grafana.example.com/login/oauth2",
+        );
         let (_, plan) = run(&server, &edited, false, json!({})).await?;
         assert_eq!(count(&plan), 1, "{plan}");
         assert_eq!(plan["changes"][0]["action"], "update");
@@ -75,8 +112,14 @@ async fn one_redirect_uri_edit_is_one_update_and_ids_survive() -> anyhow::Result
         let (_, after) = server.get("/providers/oauth2/?name=Grafana").await?;
         let (b, a) = (&before["results"][0], &after["results"][0]);
         assert_eq!(a["pk"], b["pk"], "updated in place");
-        assert_eq!(a["client_secret"], b["client_secret"], "the generated secret survives");
-        assert_eq!(a["redirect_uris"][0]["url"], "https://grafana.example.com/login/oauth2");
+        assert_eq!(
+            a["client_secret"], b["client_secret"],
+            "the generated secret survives"
+        );
+        assert_eq!(
+            a["redirect_uris"][0]["url"],
+            "https://grafana.example.com/login/oauth2"
+        );
         let (_, zero) = run(&server, &edited, false, json!({})).await?;
         assert_eq!(count(&zero), 0, "{zero}");
         server.stop().await
@@ -149,10 +192,15 @@ async fn secrets_come_from_the_environment_and_are_masked_in_plans() -> anyhow::
 #[tokio::test]
 async fn prune_deletes_unlisted_objects_but_spares_built_ins() -> anyhow::Result<()> {
     with_server(|server| async move {
-        server.post("/core/groups/", json!({"name": "Leftover"})).await?;
+        server
+            .post("/core/groups/", json!({"name": "Leftover"}))
+            .await?;
         let doc = "groups:\n  - name: Kept\n";
         let (status, body) = server
-            .post("/declarative/apply/", json!({"document": doc, "source": "g.yaml", "prune": true}))
+            .post(
+                "/declarative/apply/",
+                json!({"document": doc, "source": "g.yaml", "prune": true}),
+            )
             .await?;
         assert_eq!(status, 200, "{body}");
         let deleted: Vec<&str> = body["changes"]

@@ -15,6 +15,12 @@ use serde_json::Value;
 pub fn errors(body: &Value, field: &str) -> String {
     body[field]
         .as_array()
-        .map(|messages| messages.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }

@@ -8,8 +8,18 @@ use serde_json::json;
 async fn health_endpoints_answer_with_and_without_trailing_slash() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     let server = TestServer::start(&db).await?;
-    for path in ["/-/health/live/", "/-/health/live", "/-/health/ready/", "/-/health/ready"] {
-        let status = server.http.get(format!("{}{path}", server.url)).send().await?.status();
+    for path in [
+        "/-/health/live/",
+        "/-/health/live",
+        "/-/health/ready/",
+        "/-/health/ready",
+    ] {
+        let status = server
+            .http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await?
+            .status();
         assert!(status.is_success(), "{path}: {status}");
     }
     let (_, body) = send(server.http.get(format!("{}/-/health/ready/", server.url))).await?;
@@ -21,26 +31,42 @@ async fn health_endpoints_answer_with_and_without_trailing_slash() -> anyhow::Re
 async fn data_survives_a_restart() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     let server = TestServer::start(&db).await?;
-    let (status, group) = server.post("/core/groups/", json!({"name": "Headscale Users"})).await?;
+    let (status, group) = server
+        .post("/core/groups/", json!({"name": "Headscale Users"}))
+        .await?;
     assert_eq!(status, 201, "{group}");
     let (status, user) = server
-        .post("/core/users/", json!({"username": "alice@example.com", "name": "Alice Example"}))
+        .post(
+            "/core/users/",
+            json!({"username": "alice@example.com", "name": "Alice Example"}),
+        )
         .await?;
     assert_eq!(status, 201, "{user}");
     let group_pk = group["pk"].as_str().unwrap_or_default().to_owned();
     let (status, _) = server
-        .post(&format!("/core/groups/{group_pk}/add_user/"), json!({"pk": user["pk"]}))
+        .post(
+            &format!("/core/groups/{group_pk}/add_user/"),
+            json!({"pk": user["pk"]}),
+        )
         .await?;
     assert_eq!(status, 204);
     server.stop().await?;
 
     let restarted = TestServer::start(&db).await?;
-    let (status, users) = restarted.get("/core/users/?username=alice%40example.com").await?;
+    let (status, users) = restarted
+        .get("/core/users/?username=alice%40example.com")
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(users["pagination"]["count"], 1);
-    assert_eq!(users["results"][0]["groups_obj"][0]["name"], "Headscale Users");
+    assert_eq!(
+        users["results"][0]["groups_obj"][0]["name"],
+        "Headscale Users"
+    );
     let (_, all) = restarted.get("/core/users/").await?;
-    assert_eq!(all["pagination"]["count"], 2, "admin and alice, no second bootstrap: {all}");
+    assert_eq!(
+        all["pagination"]["count"], 2,
+        "admin and alice, no second bootstrap: {all}"
+    );
     restarted.stop().await
 }
 
@@ -63,7 +89,10 @@ async fn first_start_seeds_admin_default_flows_and_embedded_outpost() -> anyhow:
         assert_eq!(status, 200, "{slug}: {flow}");
     }
     let (_, outposts) = server.get("/outposts/instances/").await?;
-    assert_eq!(outposts["results"][0]["managed"], "goauthentik.io/outposts/embedded");
+    assert_eq!(
+        outposts["results"][0]["managed"],
+        "goauthentik.io/outposts/embedded"
+    );
     server.stop().await
 }
 
@@ -85,7 +114,11 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
     let mismatch = server
         .http
         .post(format!("{}/if/flow/initial-setup/", server.url))
-        .form(&[("token", token.as_str()), ("password", "correct horse battery"), ("password_repeat", "other")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "correct horse battery"),
+            ("password_repeat", "other"),
+        ])
         .send()
         .await?;
     assert_eq!(mismatch.status(), 400);
@@ -94,7 +127,11 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
     let done = server
         .http
         .post(format!("{}/if/flow/initial-setup/", server.url))
-        .form(&[("token", token.as_str()), ("password", "correct horse battery"), ("password_repeat", "correct horse battery")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "correct horse battery"),
+            ("password_repeat", "correct horse battery"),
+        ])
         .send()
         .await?;
     assert_eq!(done.status(), 200);
@@ -105,12 +142,20 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
         .and_then(|rest| rest.split("</code>").next())
         .unwrap_or_default()
         .to_owned();
-    let (status, users) = send(server.http.get(format!("{}/api/v3/core/users/", server.url)).bearer_auth(&api_token)).await?;
+    let (status, users) = send(
+        server
+            .http
+            .get(format!("{}/api/v3/core/users/", server.url))
+            .bearer_auth(&api_token),
+    )
+    .await?;
     assert_eq!(status, 200, "{users}");
 
     let reused = server.http.get(&link).send().await?;
     assert_eq!(reused.status(), 403, "a set-up link works once");
-    assert!(gatehouse_web::bootstrap::setup_link(&store, &server.url).await?.is_none());
+    assert!(gatehouse_web::bootstrap::setup_link(&store, &server.url)
+        .await?
+        .is_none());
     store.close().await;
     server.stop().await
 }
@@ -119,8 +164,18 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
 async fn bogus_setup_tokens_get_a_page_not_an_error() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     let server = TestServer::start(&db).await?;
-    for query in ["", "?token=", "?token=nope", "?token=%00%ff", &format!("?token={TOKEN}")] {
-        let r = server.http.get(format!("{}/if/flow/initial-setup/{query}", server.url)).send().await?;
+    for query in [
+        "",
+        "?token=",
+        "?token=nope",
+        "?token=%00%ff",
+        &format!("?token={TOKEN}"),
+    ] {
+        let r = server
+            .http
+            .get(format!("{}/if/flow/initial-setup/{query}", server.url))
+            .send()
+            .await?;
         assert_eq!(r.status(), 403, "{query}");
         assert!(r.text().await?.contains("Set-up link not valid"));
     }

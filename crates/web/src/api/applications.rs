@@ -5,13 +5,13 @@ use gatehouse_core::validate;
 use gatehouse_proto::core::{Application, ApplicationRequest};
 use gatehouse_store::{applications, providers, sql, Conn, ListSpec, Listed};
 
-use super::validate::{or, Errors};
 use super::resource::{Operations, Resource};
+use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
-use crate::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
+use crate::Settings;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -20,7 +20,13 @@ const RULES: ListRules = ListRules {
         ("group", "group_name", FilterKind::Text),
         ("meta_launch_url", "meta_launch_url", FilterKind::Text),
     ],
-    search: &["name", "slug", "meta_description", "meta_publisher", "group_name"],
+    search: &[
+        "name",
+        "slug",
+        "meta_description",
+        "meta_publisher",
+        "group_name",
+    ],
     ordering: &[("name", "name"), ("slug", "slug"), ("group", "group_name")],
     default_order: "name",
     relations: &[],
@@ -129,7 +135,10 @@ async fn fields(
         errors.check("name", validate::name(&merged.name));
     }
     if !merged.meta_launch_url.is_empty() {
-        errors.check("meta_launch_url", validate::http_url(&merged.meta_launch_url));
+        errors.check(
+            "meta_launch_url",
+            validate::http_url(&merged.meta_launch_url),
+        );
     }
     for (field, value) in [
         ("meta_description", &merged.meta_description),
@@ -139,12 +148,22 @@ async fn fields(
     ] {
         errors.check(field, validate::text(value));
     }
-    if req.backchannel_providers.as_ref().is_some_and(|b| !b.is_empty()) {
-        errors.add("backchannel_providers", "Gatehouse has no backchannel providers; leave this field empty.");
+    if req
+        .backchannel_providers
+        .as_ref()
+        .is_some_and(|b| !b.is_empty())
+    {
+        errors.add(
+            "backchannel_providers",
+            "Gatehouse has no backchannel providers; leave this field empty.",
+        );
     }
     if let Some(id) = merged.provider {
         if let Err(gatehouse_store::Error::NotFound { .. }) = providers::get(conn, id).await {
-            errors.add("provider", format!("Invalid pk \"{id}\" - object does not exist."));
+            errors.add(
+                "provider",
+                format!("Invalid pk \"{id}\" - object does not exist."),
+            );
         }
     }
     errors.finish()?;
@@ -170,7 +189,13 @@ impl Resource for applications::Application {
         render(conn, self).await
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: ApplicationRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: ApplicationRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let fields = fields(conn, current.as_ref().map(|c| &c.fields), &req, full).await?;
         Ok(match current {
             Some(c) => applications::update(conn, c.uuid, &fields).await?,

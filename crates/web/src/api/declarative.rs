@@ -35,13 +35,22 @@ pub(super) fn routes(mut api: Api) -> Api {
     )
 }
 
-async fn run(state: AppState, admin: Admin, req: ConfigRequest, write: bool) -> ApiResult<Json<ConfigPlan>> {
+async fn run(
+    state: AppState,
+    admin: Admin,
+    req: ConfigRequest,
+    write: bool,
+) -> ApiResult<Json<ConfigPlan>> {
     let located = Located {
-        source: if req.source.is_empty() { "config".into() } else { req.source.clone() },
+        source: if req.source.is_empty() {
+            "config".into()
+        } else {
+            req.source.clone()
+        },
         text: req.document,
     };
-    let (doc, warnings) =
-        gatehouse_declarative::parse(&located, &req.env).map_err(|e| ApiError::field("document", e.to_string()))?;
+    let (doc, warnings) = gatehouse_declarative::parse(&located, &req.env)
+        .map_err(|e| ApiError::field("document", e.to_string()))?;
     let mut tx = state.store.begin().await?;
     let outcome = match reconcile(&mut tx, &admin, &located, &doc, req.prune, warnings).await {
         Ok(outcome) => outcome,
@@ -49,7 +58,15 @@ async fn run(state: AppState, admin: Admin, req: ConfigRequest, write: bool) -> 
         Err(Failure::Server(e)) => return Err(e),
     };
     if write && !outcome.changes.is_empty() {
-        super::users::audit(&mut tx, &admin, "model_updated", "declarative_config", located.source.clone(), &format!("{} change(s)", outcome.changes.len())).await?;
+        super::users::audit(
+            &mut tx,
+            &admin,
+            "model_updated",
+            "declarative_config",
+            located.source.clone(),
+            &format!("{} change(s)", outcome.changes.len()),
+        )
+        .await?;
         gatehouse_store::commit(tx).await?;
         tracing::info!(source = %located.source, changes = outcome.changes.len(), "declarative config applied");
     } else {
@@ -62,10 +79,18 @@ async fn run(state: AppState, admin: Admin, req: ConfigRequest, write: bool) -> 
     }))
 }
 
-async fn plan(State(state): State<AppState>, admin: Admin, JsonBody(req): JsonBody<ConfigRequest>) -> ApiResult<Json<ConfigPlan>> {
+async fn plan(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(req): JsonBody<ConfigRequest>,
+) -> ApiResult<Json<ConfigPlan>> {
     run(state, admin, req, false).await
 }
 
-async fn apply(State(state): State<AppState>, admin: Admin, JsonBody(req): JsonBody<ConfigRequest>) -> ApiResult<Json<ConfigPlan>> {
+async fn apply(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(req): JsonBody<ConfigRequest>,
+) -> ApiResult<Json<ConfigPlan>> {
     run(state, admin, req, true).await
 }

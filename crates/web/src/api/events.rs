@@ -25,7 +25,12 @@ const RULES: ListRules = ListRules {
 };
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<events::Event>("/events/events/", "/events/events/{uuid}/", "event", Operations::ReadOnly)
+    api.resource::<events::Event>(
+        "/events/events/",
+        "/events/events/{uuid}/",
+        "event",
+        Operations::ReadOnly,
+    )
 }
 
 impl Resource for events::Event {
@@ -62,12 +67,24 @@ impl Resource for events::Event {
         })
     }
 
-    async fn write(_conn: &mut Conn, _admin: &Admin, _current: Option<Self>, _req: Event, _full: bool) -> ApiResult<Self> {
-        Err(ApiError::field("non_field_errors", "Events are written by Gatehouse only."))
+    async fn write(
+        _conn: &mut Conn,
+        _admin: &Admin,
+        _current: Option<Self>,
+        _req: Event,
+        _full: bool,
+    ) -> ApiResult<Self> {
+        Err(ApiError::field(
+            "non_field_errors",
+            "Events are written by Gatehouse only.",
+        ))
     }
 
     async fn delete(self, _conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {
-        Err(ApiError::field("non_field_errors", "Events cannot be deleted through the API."))
+        Err(ApiError::field(
+            "non_field_errors",
+            "Events cannot be deleted through the API.",
+        ))
     }
 
     fn label(&self) -> (String, String) {

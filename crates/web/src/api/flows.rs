@@ -1,6 +1,8 @@
 //! `flows/instances/` (looked up by slug, as in Authentik).
 
-use gatehouse_core::kinds::{DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode};
+use gatehouse_core::kinds::{
+    DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, PolicyEngineMode,
+};
 use gatehouse_core::validate;
 use gatehouse_proto::flows::{Flow, FlowRequest};
 use gatehouse_store::{flows, policies, sql, Conn, ListSpec, Listed};
@@ -9,9 +11,9 @@ use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
-use crate::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
+use crate::Settings;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -21,13 +23,23 @@ const RULES: ListRules = ListRules {
         ("pk", "uuid", FilterKind::Text),
     ],
     search: &["slug", "name", "title"],
-    ordering: &[("slug", "slug"), ("name", "name"), ("title", "title"), ("designation", "designation")],
+    ordering: &[
+        ("slug", "slug"),
+        ("name", "name"),
+        ("title", "title"),
+        ("designation", "designation"),
+    ],
     default_order: "slug",
     relations: &[],
 };
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<flows::Flow>("/flows/instances/", "/flows/instances/{slug}/", "flow", Operations::Crud)
+    api.resource::<flows::Flow>(
+        "/flows/instances/",
+        "/flows/instances/{slug}/",
+        "flow",
+        Operations::Crud,
+    )
 }
 
 /// The wire form of a flow.
@@ -62,7 +74,11 @@ pub(crate) async fn render(conn: &mut Conn, flow: &flows::Flow) -> ApiResult<Flo
     })
 }
 
-fn fields(current: Option<&flows::FlowFields>, req: &FlowRequest, full: bool) -> ApiResult<flows::FlowFields> {
+fn fields(
+    current: Option<&flows::FlowFields>,
+    req: &FlowRequest,
+    full: bool,
+) -> ApiResult<flows::FlowFields> {
     let mut errors = Errors::default();
     if full {
         errors.require("name", req.name.as_ref());
@@ -130,7 +146,13 @@ impl Resource for flows::Flow {
         render(conn, self).await
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: FlowRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: FlowRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let fields = fields(current.as_ref().map(|c| &c.fields), &req, full)?;
         Ok(match current {
             Some(c) => flows::update(conn, c.uuid, &fields).await?,

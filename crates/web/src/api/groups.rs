@@ -9,15 +9,15 @@ use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::resource::{Operations, Resource};
 use super::users::audit;
 use super::validate::{or, Errors};
-use super::resource::{Operations, Resource};
 use super::{must_be_empty, Api, Reply};
 use crate::auth::Admin;
-use crate::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::AppState;
+use crate::Settings;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -37,16 +37,28 @@ const RULES: ListRules = ListRules {
 
 pub(super) fn routes(mut api: Api) -> Api {
     let account = api.schema::<UserAccountRequest>();
-    api.resource::<groups::Group>("/core/groups/", "/core/groups/{uuid}/", "group", Operations::Crud)
-        .op(Method::POST, "/core/groups/{uuid}/add_user/", "Add a user to a group", add_user, Some(&account), Reply::Empty)
-        .op(
-            Method::POST,
-            "/core/groups/{uuid}/remove_user/",
-            "Remove a user from a group",
-            remove_user,
-            Some(&account),
-            Reply::Empty,
-        )
+    api.resource::<groups::Group>(
+        "/core/groups/",
+        "/core/groups/{uuid}/",
+        "group",
+        Operations::Crud,
+    )
+    .op(
+        Method::POST,
+        "/core/groups/{uuid}/add_user/",
+        "Add a user to a group",
+        add_user,
+        Some(&account),
+        Reply::Empty,
+    )
+    .op(
+        Method::POST,
+        "/core/groups/{uuid}/remove_user/",
+        "Remove a user from a group",
+        remove_user,
+        Some(&account),
+        Reply::Empty,
+    )
 }
 
 /// A group as embedded in a user.
@@ -92,7 +104,11 @@ async fn render(conn: &mut Conn, g: &groups::Group) -> ApiResult<Group> {
     })
 }
 
-fn fields(current: Option<&groups::GroupFields>, req: &GroupRequest, full: bool) -> ApiResult<groups::GroupFields> {
+fn fields(
+    current: Option<&groups::GroupFields>,
+    req: &GroupRequest,
+    full: bool,
+) -> ApiResult<groups::GroupFields> {
     let mut errors = Errors::default();
     if full {
         errors.require("name", req.name.as_ref());
@@ -128,20 +144,29 @@ async fn relations(conn: &mut Conn, id: i64, req: &GroupRequest) -> ApiResult<()
             match groups::get_by_uuid(conn, *uuid).await {
                 Ok(p) => ids.push(p.id),
                 Err(gatehouse_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::field("parents", format!("Invalid pk \"{uuid}\" - object does not exist.")))
+                    return Err(ApiError::field(
+                        "parents",
+                        format!("Invalid pk \"{uuid}\" - object does not exist."),
+                    ))
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         if ids.contains(&id) {
-            return Err(ApiError::field("parents", "A group cannot be its own parent."));
+            return Err(ApiError::field(
+                "parents",
+                "A group cannot be its own parent.",
+            ));
         }
         groups::set_parents(conn, id, &ids).await?;
     }
     if let Some(members) = &req.users {
         for &user in members {
             if let Err(gatehouse_store::Error::NotFound { .. }) = users::get(conn, user).await {
-                return Err(ApiError::field("users", format!("Invalid pk \"{user}\" - object does not exist.")));
+                return Err(ApiError::field(
+                    "users",
+                    format!("Invalid pk \"{user}\" - object does not exist."),
+                ));
             }
         }
         groups::set_members(conn, id, members).await?;
@@ -168,7 +193,13 @@ impl Resource for groups::Group {
         render(conn, self).await
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: GroupRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: GroupRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let fields = fields(current.as_ref().map(|c| &c.fields), &req, full)?;
         let group = match current {
             Some(c) => groups::update(conn, c.id, &fields).await?,
@@ -187,12 +218,21 @@ impl Resource for groups::Group {
     }
 }
 
-async fn membership(state: AppState, admin: Admin, uuid: Uuid, user: i64, add: bool) -> ApiResult<StatusCode> {
+async fn membership(
+    state: AppState,
+    admin: Admin,
+    uuid: Uuid,
+    user: i64,
+    add: bool,
+) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let g = groups::get_by_uuid(&mut tx, uuid).await?;
     let u = match users::get(&mut tx, user).await {
         Err(gatehouse_store::Error::NotFound { .. }) => {
-            return Err(ApiError::field("pk", format!("Invalid pk \"{user}\" - object does not exist.")))
+            return Err(ApiError::field(
+                "pk",
+                format!("Invalid pk \"{user}\" - object does not exist."),
+            ))
         }
         other => other?,
     };
@@ -201,8 +241,21 @@ async fn membership(state: AppState, admin: Admin, uuid: Uuid, user: i64, add: b
     } else {
         groups::remove_member(&mut tx, g.id, u.id).await?;
     }
-    let name = format!("{} {} {}", u.fields.username, if add { "→" } else { "←" }, g.fields.name);
-    audit(&mut tx, &admin, "model_updated", "group", uuid.to_string(), &name).await?;
+    let name = format!(
+        "{} {} {}",
+        u.fields.username,
+        if add { "→" } else { "←" },
+        g.fields.name
+    );
+    audit(
+        &mut tx,
+        &admin,
+        "model_updated",
+        "group",
+        uuid.to_string(),
+        &name,
+    )
+    .await?;
     gatehouse_store::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

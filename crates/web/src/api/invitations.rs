@@ -15,9 +15,16 @@ use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
 
 const RULES: ListRules = ListRules {
-    filters: &[("name", "name", FilterKind::Text), ("pk", "uuid", FilterKind::Text)],
+    filters: &[
+        ("name", "name", FilterKind::Text),
+        ("pk", "uuid", FilterKind::Text),
+    ],
     search: &["name"],
-    ordering: &[("name", "name"), ("expires", "expires"), ("created", "created")],
+    ordering: &[
+        ("name", "name"),
+        ("expires", "expires"),
+        ("created", "created"),
+    ],
     default_order: "created",
     relations: &[(
         "created_by__username",
@@ -91,9 +98,18 @@ impl Resource for invitations::Invitation {
         })
     }
 
-    async fn write(conn: &mut Conn, admin: &Admin, current: Option<Self>, req: InvitationRequest, _full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        admin: &Admin,
+        current: Option<Self>,
+        req: InvitationRequest,
+        _full: bool,
+    ) -> ApiResult<Self> {
         if current.is_some() {
-            return Err(ApiError::field("non_field_errors", "Invitations cannot be changed; revoke it and create a new one."));
+            return Err(ApiError::field(
+                "non_field_errors",
+                "Invitations cannot be changed; revoke it and create a new one.",
+            ));
         }
         let mut errors = Errors::default();
         let name = errors.require("name", req.name.clone()).unwrap_or_default();
@@ -102,12 +118,20 @@ impl Resource for invitations::Invitation {
         }
         let expires = req.expires.flatten();
         if expires.is_some_and(|t| t <= Utc::now()) {
-            errors.add("expires", "The expiry is in the past; choose a later time or leave it empty.");
+            errors.add(
+                "expires",
+                "The expiry is in the past; choose a later time or leave it empty.",
+            );
         }
         errors.finish()?;
         let flow = match req.flow.flatten() {
             Some(uuid) => match sql::get::<flows::Flow>(conn, uuid).await {
-                Ok(f) if f.fields.designation == gatehouse_core::kinds::FlowDesignation::Enrollment => f,
+                Ok(f)
+                    if f.fields.designation
+                        == gatehouse_core::kinds::FlowDesignation::Enrollment =>
+                {
+                    f
+                }
                 Ok(f) => {
                     return Err(ApiError::field(
                         "flow",
@@ -115,7 +139,10 @@ impl Resource for invitations::Invitation {
                     ))
                 }
                 Err(gatehouse_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::field("flow", format!("Invalid pk \"{uuid}\" - object does not exist.")))
+                    return Err(ApiError::field(
+                        "flow",
+                        format!("Invalid pk \"{uuid}\" - object does not exist."),
+                    ))
                 }
                 Err(e) => return Err(e.into()),
             },

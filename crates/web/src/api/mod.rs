@@ -75,7 +75,10 @@ impl Api {
     pub(crate) fn schema<T: ToSchema>(&mut self) -> String {
         let mut nested = Vec::new();
         T::schemas(&mut nested);
-        nested.push((T::name().into_owned(), <T as utoipa::PartialSchema>::schema()));
+        nested.push((
+            T::name().into_owned(),
+            <T as utoipa::PartialSchema>::schema(),
+        ));
         for (name, schema) in nested {
             self.schemas
                 .entry(name)
@@ -145,9 +148,18 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
 }
 
 /// Wraps one page of converted records in the pagination envelope.
-pub(crate) fn page<T>(spec: &ListSpec, listed: &Listed<impl Sized>, results: Vec<T>) -> Paginated<T> {
+pub(crate) fn page<T>(
+    spec: &ListSpec,
+    listed: &Listed<impl Sized>,
+    results: Vec<T>,
+) -> Paginated<T> {
     Paginated {
-        pagination: Pagination::new(listed.count, spec.page, spec.page_size, results.len() as i64),
+        pagination: Pagination::new(
+            listed.count,
+            spec.page,
+            spec.page_size,
+            results.len() as i64,
+        ),
         results,
         autocomplete: serde_json::Map::new(),
     }
@@ -156,7 +168,9 @@ pub(crate) fn page<T>(spec: &ListSpec, listed: &Listed<impl Sized>, results: Vec
 /// Checks that a compatibility-only list field is empty; `what` names the missing concept.
 pub(crate) fn must_be_empty<T>(value: &Option<Vec<T>>, what: &str) -> Result<(), String> {
     match value {
-        Some(v) if !v.is_empty() => Err(format!("Gatehouse has no {what}; leave this field empty.")),
+        Some(v) if !v.is_empty() => {
+            Err(format!("Gatehouse has no {what}; leave this field empty."))
+        }
         _ => Ok(()),
     }
 }

@@ -16,7 +16,10 @@ use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
 
 const RULES: ListRules = ListRules {
-    filters: &[("name", "name", FilterKind::Text), ("managed", "managed", FilterKind::Text)],
+    filters: &[
+        ("name", "name", FilterKind::Text),
+        ("managed", "managed", FilterKind::Text),
+    ],
     search: &["name"],
     ordering: &[("name", "name")],
     default_order: "name",
@@ -28,7 +31,12 @@ const RULES: ListRules = ListRules {
 };
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<outposts::Outpost>("/outposts/instances/", "/outposts/instances/{uuid}/", "outpost", Operations::Crud)
+    api.resource::<outposts::Outpost>(
+        "/outposts/instances/",
+        "/outposts/instances/{uuid}/",
+        "outpost",
+        Operations::Crud,
+    )
 }
 
 impl Resource for outposts::Outpost {
@@ -48,7 +56,10 @@ impl Resource for outposts::Outpost {
         for o in listed.items {
             items.push(outposts::complete(conn, o).await?);
         }
-        Ok(Listed { count: listed.count, items })
+        Ok(Listed {
+            count: listed.count,
+            items,
+        })
     }
 
     async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Outpost> {
@@ -72,17 +83,29 @@ impl Resource for outposts::Outpost {
         })
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: OutpostRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: OutpostRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let mut errors = Errors::default();
         if full {
             errors.require("name", req.name.as_ref());
             errors.require("providers", req.providers.as_ref());
         }
         if req.managed.is_some() {
-            errors.add("managed", "Only Gatehouse marks outposts as managed; leave this field out.");
+            errors.add(
+                "managed",
+                "Only Gatehouse marks outposts as managed; leave this field out.",
+            );
         }
         if let Some(t) = req.outpost_type.filter(|t| *t != OutpostType::Proxy) {
-            errors.add("type", format!("Gatehouse implements only proxy outposts, not {t}."));
+            errors.add(
+                "type",
+                format!("Gatehouse implements only proxy outposts, not {t}."),
+            );
         }
         if let Some(Some(_)) = req.service_connection {
             errors.add("service_connection", "Gatehouse does not deploy outposts; use the manifests in deploy/ and leave this empty.");
@@ -98,7 +121,11 @@ impl Resource for outposts::Outpost {
         let fields = OutpostFields {
             name: or(&req.name, &base.name),
             outpost_type: OutpostType::Proxy,
-            config: req.config.clone().map(serde_json::Value::Object).unwrap_or_else(|| base.config.clone()),
+            config: req
+                .config
+                .clone()
+                .map(serde_json::Value::Object)
+                .unwrap_or_else(|| base.config.clone()),
             managed: base.managed.clone(),
             providers: or(&req.providers, &base.providers),
         };
@@ -108,8 +135,17 @@ impl Resource for outposts::Outpost {
         for id in &fields.providers {
             match providers::get(conn, *id).await {
                 Ok(p) if p.fields.kind.tag() == "proxy" => {}
-                Ok(p) => errors.add("providers", format!("`{}` is not a proxy provider; outposts serve proxy providers.", p.fields.name)),
-                Err(gatehouse_store::Error::NotFound { .. }) => errors.add("providers", format!("Invalid pk \"{id}\" - object does not exist.")),
+                Ok(p) => errors.add(
+                    "providers",
+                    format!(
+                        "`{}` is not a proxy provider; outposts serve proxy providers.",
+                        p.fields.name
+                    ),
+                ),
+                Err(gatehouse_store::Error::NotFound { .. }) => errors.add(
+                    "providers",
+                    format!("Invalid pk \"{id}\" - object does not exist."),
+                ),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -122,7 +158,10 @@ impl Resource for outposts::Outpost {
 
     async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {
         if self.fields.managed.as_deref() == Some(outposts::EMBEDDED) {
-            return Err(ApiError::field("non_field_errors", "The embedded outpost is part of the server and cannot be deleted."));
+            return Err(ApiError::field(
+                "non_field_errors",
+                "The embedded outpost is part of the server and cannot be deleted.",
+            ));
         }
         Ok(outposts::delete(conn, self.uuid).await?)
     }

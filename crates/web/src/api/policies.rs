@@ -31,7 +31,12 @@ const RULES: ListRules = ListRules {
 };
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<Binding>("/policies/bindings/", "/policies/bindings/{uuid}/", "policy binding", Operations::Crud)
+    api.resource::<Binding>(
+        "/policies/bindings/",
+        "/policies/bindings/{uuid}/",
+        "policy binding",
+        Operations::Crud,
+    )
 }
 
 async fn render(conn: &mut Conn, b: &Binding) -> ApiResult<PolicyBinding> {
@@ -41,17 +46,27 @@ async fn render(conn: &mut Conn, b: &Binding) -> ApiResult<PolicyBinding> {
     match f.subject {
         Subject::Policy(uuid) => {
             let p = sql::get::<policies::Policy>(conn, uuid).await?;
-            let bound_to = sql::fetch_all(conn, "SELECT uuid FROM policy_bindings WHERE policy_uuid = $1", vec![uuid.into()])
-                .await?
-                .len() as i64;
+            let bound_to = sql::fetch_all(
+                conn,
+                "SELECT uuid FROM policy_bindings WHERE policy_uuid = $1",
+                vec![uuid.into()],
+            )
+            .await?
+            .len() as i64;
             policy = Some(uuid);
             policy_obj = Some(Policy {
                 pk: uuid,
                 name: p.fields.name.clone(),
                 execution_logging: p.fields.execution_logging,
-                component: format!("ak-policy-{}-form", p.fields.kind.as_str().replace('_', "-")),
+                component: format!(
+                    "ak-policy-{}-form",
+                    p.fields.kind.as_str().replace('_', "-")
+                ),
                 verbose_name: p.fields.kind.as_str().replace('_', " "),
-                verbose_name_plural: format!("{} policies", p.fields.kind.as_str().replace('_', " ")),
+                verbose_name_plural: format!(
+                    "{} policies",
+                    p.fields.kind.as_str().replace('_', " ")
+                ),
                 meta_model_name: format!("gatehouse.{}policy", p.fields.kind.as_str()),
                 bound_to,
             });
@@ -87,27 +102,56 @@ async fn render(conn: &mut Conn, b: &Binding) -> ApiResult<PolicyBinding> {
 }
 
 /// Resolves the subject of a request: exactly one of policy, group and user.
-async fn subject(conn: &mut Conn, req: &PolicyBindingRequest, current: Option<Subject>) -> ApiResult<Subject> {
-    let given = [req.policy.is_some(), req.group.is_some(), req.user.is_some()];
-    let chosen = (req.policy.flatten(), req.group.flatten(), req.user.flatten());
-    let chosen_count = [chosen.0.is_some(), chosen.1.is_some(), chosen.2.is_some()].iter().filter(|b| **b).count();
-    let missing = || ApiError::field("non_field_errors", "Bind exactly one of policy, group or user.");
+async fn subject(
+    conn: &mut Conn,
+    req: &PolicyBindingRequest,
+    current: Option<Subject>,
+) -> ApiResult<Subject> {
+    let given = [
+        req.policy.is_some(),
+        req.group.is_some(),
+        req.user.is_some(),
+    ];
+    let chosen = (
+        req.policy.flatten(),
+        req.group.flatten(),
+        req.user.flatten(),
+    );
+    let chosen_count = [chosen.0.is_some(), chosen.1.is_some(), chosen.2.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    let missing = || {
+        ApiError::field(
+            "non_field_errors",
+            "Bind exactly one of policy, group or user.",
+        )
+    };
     if !given.contains(&true) {
         return current.ok_or_else(missing);
     }
     if chosen_count != 1 {
         return Err(missing());
     }
-    let not_found = |field: &str, key: String| ApiError::field(field, format!("Invalid pk \"{key}\" - object does not exist."));
+    let not_found = |field: &str, key: String| {
+        ApiError::field(
+            field,
+            format!("Invalid pk \"{key}\" - object does not exist."),
+        )
+    };
     match chosen {
         (Some(uuid), _, _) => match sql::get::<policies::Policy>(conn, uuid).await {
             Ok(_) => Ok(Subject::Policy(uuid)),
-            Err(gatehouse_store::Error::NotFound { .. }) => Err(not_found("policy", uuid.to_string())),
+            Err(gatehouse_store::Error::NotFound { .. }) => {
+                Err(not_found("policy", uuid.to_string()))
+            }
             Err(e) => Err(e.into()),
         },
         (_, Some(uuid), _) => match groups::get_by_uuid(conn, uuid).await {
             Ok(g) => Ok(Subject::Group(g.id)),
-            Err(gatehouse_store::Error::NotFound { .. }) => Err(not_found("group", uuid.to_string())),
+            Err(gatehouse_store::Error::NotFound { .. }) => {
+                Err(not_found("group", uuid.to_string()))
+            }
             Err(e) => Err(e.into()),
         },
         (_, _, Some(id)) => match users::get(conn, id).await {
@@ -138,7 +182,13 @@ impl Resource for Binding {
         render(conn, self).await
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: PolicyBindingRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: PolicyBindingRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let mut errors = Errors::default();
         if full {
             errors.require("target", req.target);
@@ -192,6 +242,9 @@ impl Resource for Binding {
     }
 
     fn label(&self) -> (String, String) {
-        (self.uuid.to_string(), format!("binding to {}", self.fields.target.uuid()))
+        (
+            self.uuid.to_string(),
+            format!("binding to {}", self.fields.target.uuid()),
+        )
     }
 }

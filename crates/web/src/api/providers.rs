@@ -1,21 +1,26 @@
 //! `providers/oauth2/` and `providers/proxy/`: the two kinds of provider, sharing integer ids.
 
-use gatehouse_core::kinds::{ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, SubMode};
+use gatehouse_core::kinds::{
+    ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, SubMode,
+};
 use gatehouse_core::{secret, validate};
 use gatehouse_proto::providers::{
-    OAuth2Provider, OAuth2ProviderRequest, Provider, ProxyProvider, ProxyProviderRequest, RedirectUri,
+    OAuth2Provider, OAuth2ProviderRequest, Provider, ProxyProvider, ProxyProviderRequest,
+    RedirectUri,
 };
-use gatehouse_store::providers::{self as store, OAuth2Settings, ProviderFields, ProviderKind, ProxySettings};
+use gatehouse_store::providers::{
+    self as store, OAuth2Settings, ProviderFields, ProviderKind, ProxySettings,
+};
 use gatehouse_store::{applications, flows, outposts, sql, Conn, Filter, ListSpec, Listed};
 use uuid::Uuid;
 
-use super::validate::{or, Errors};
 use super::resource::{Operations, Resource};
+use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
-use crate::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
+use crate::Settings;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -30,19 +35,40 @@ const RULES: ListRules = ListRules {
 };
 
 /// The path part every outpost callback uses.
-pub(crate) const OUTPOST_CALLBACK: &str = "/outpost.goauthentik.io/callback?X-authentik-auth-callback=true";
+pub(crate) const OUTPOST_CALLBACK: &str =
+    "/outpost.goauthentik.io/callback?X-authentik-auth-callback=true";
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<OAuth2>("/providers/oauth2/", "/providers/oauth2/{id}/", "OAuth2/OIDC provider", Operations::Crud)
-        .resource::<Proxy>("/providers/proxy/", "/providers/proxy/{id}/", "proxy provider", Operations::Crud)
+    api.resource::<OAuth2>(
+        "/providers/oauth2/",
+        "/providers/oauth2/{id}/",
+        "OAuth2/OIDC provider",
+        Operations::Crud,
+    )
+    .resource::<Proxy>(
+        "/providers/proxy/",
+        "/providers/proxy/{id}/",
+        "proxy provider",
+        Operations::Crud,
+    )
 }
 
 /// The fields every provider shows, with its application.
 pub(crate) async fn base(conn: &mut Conn, p: &store::Provider) -> ApiResult<Provider> {
     let app = applications::find_by_provider(conn, p.id).await?;
     let (component, verbose, plural, model) = match p.fields.kind {
-        ProviderKind::OAuth2(_) => ("ak-provider-oauth2-form", "OAuth2/OpenID Provider", "OAuth2/OpenID Providers", "oauth2provider"),
-        ProviderKind::Proxy(_) => ("ak-provider-proxy-form", "Proxy Provider", "Proxy Providers", "proxyprovider"),
+        ProviderKind::OAuth2(_) => (
+            "ak-provider-oauth2-form",
+            "OAuth2/OpenID Provider",
+            "OAuth2/OpenID Providers",
+            "oauth2provider",
+        ),
+        ProviderKind::Proxy(_) => (
+            "ak-provider-proxy-form",
+            "Proxy Provider",
+            "Proxy Providers",
+            "proxyprovider",
+        ),
     };
     Ok(Provider {
         pk: p.id,
@@ -58,7 +84,14 @@ pub(crate) async fn base(conn: &mut Conn, p: &store::Provider) -> ApiResult<Prov
         assigned_backchannel_application_name: None,
         verbose_name: verbose.into(),
         verbose_name_plural: plural.into(),
-        meta_model_name: format!("authentik_providers_{}.{model}", if model == "oauth2provider" { "oauth2" } else { "proxy" }),
+        meta_model_name: format!(
+            "authentik_providers_{}.{model}",
+            if model == "oauth2provider" {
+                "oauth2"
+            } else {
+                "proxy"
+            }
+        ),
     })
 }
 
@@ -75,7 +108,9 @@ async fn render_oauth2(conn: &mut Conn, p: &store::Provider) -> ApiResult<OAuth2
         return Err(ApiError::NotFound("OAuth2 provider".into()));
     };
     let grant_types = match o.client_type {
-        ClientType::Confidential => vec!["authorization_code", "refresh_token", "client_credentials"],
+        ClientType::Confidential => {
+            vec!["authorization_code", "refresh_token", "client_credentials"]
+        }
         ClientType::Public => vec!["authorization_code", "refresh_token"],
     };
     Ok(OAuth2Provider {
@@ -120,7 +155,10 @@ async fn render_proxy(conn: &mut Conn, p: &store::Provider) -> ApiResult<ProxyPr
         intercept_header_auth: x.intercept_header_auth,
         redirect_uris: vec![RedirectUri {
             matching_mode: MatchingMode::Strict,
-            url: format!("{}{OUTPOST_CALLBACK}", x.external_host.trim_end_matches('/')),
+            url: format!(
+                "{}{OUTPOST_CALLBACK}",
+                x.external_host.trim_end_matches('/')
+            ),
             redirect_uri_type: Some("authorization".into()),
         }],
         cookie_domain: x.cookie_domain.clone(),
@@ -133,15 +171,27 @@ async fn render_proxy(conn: &mut Conn, p: &store::Provider) -> ApiResult<ProxyPr
 }
 
 /// Checks that `flow` exists and has `designation`, recording the problem under `field`.
-async fn check_flow(conn: &mut Conn, errors: &mut Errors, field: &str, flow: Option<Uuid>, designation: FlowDesignation) -> ApiResult<()> {
+async fn check_flow(
+    conn: &mut Conn,
+    errors: &mut Errors,
+    field: &str,
+    flow: Option<Uuid>,
+    designation: FlowDesignation,
+) -> ApiResult<()> {
     let Some(uuid) = flow else { return Ok(()) };
     match sql::get::<flows::Flow>(conn, uuid).await {
         Ok(f) if f.fields.designation == designation => {}
         Ok(f) => errors.add(
             field,
-            format!("Flow `{}` is a {} flow; choose a flow designated {designation}.", f.fields.slug, f.fields.designation),
+            format!(
+                "Flow `{}` is a {} flow; choose a flow designated {designation}.",
+                f.fields.slug, f.fields.designation
+            ),
         ),
-        Err(gatehouse_store::Error::NotFound { .. }) => errors.add(field, format!("Invalid pk \"{uuid}\" - object does not exist.")),
+        Err(gatehouse_store::Error::NotFound { .. }) => errors.add(
+            field,
+            format!("Invalid pk \"{uuid}\" - object does not exist."),
+        ),
         Err(e) => return Err(e.into()),
     }
     Ok(())
@@ -189,10 +239,31 @@ async fn merge_common(
     errors.duration("access_token_validity", &merged.access_token_validity);
     errors.duration("refresh_token_validity", &merged.refresh_token_validity);
     if req.authorization_flow.is_some() {
-        check_flow(conn, errors, "authorization_flow", Some(merged.authorization_flow), FlowDesignation::Authorization).await?;
+        check_flow(
+            conn,
+            errors,
+            "authorization_flow",
+            Some(merged.authorization_flow),
+            FlowDesignation::Authorization,
+        )
+        .await?;
     }
-    check_flow(conn, errors, "invalidation_flow", merged.invalidation_flow, FlowDesignation::Invalidation).await?;
-    check_flow(conn, errors, "authentication_flow", merged.authentication_flow, FlowDesignation::Authentication).await?;
+    check_flow(
+        conn,
+        errors,
+        "invalidation_flow",
+        merged.invalidation_flow,
+        FlowDesignation::Invalidation,
+    )
+    .await?;
+    check_flow(
+        conn,
+        errors,
+        "authentication_flow",
+        merged.authentication_flow,
+        FlowDesignation::Authentication,
+    )
+    .await?;
     Ok(merged)
 }
 
@@ -245,7 +316,12 @@ pub(crate) fn proxy_defaults() -> ProviderFields {
     )
 }
 
-async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &OAuth2ProviderRequest, full: bool) -> ApiResult<ProviderFields> {
+async fn oauth2_fields(
+    conn: &mut Conn,
+    current: Option<&ProviderFields>,
+    req: &OAuth2ProviderRequest,
+    full: bool,
+) -> ApiResult<ProviderFields> {
     let mut errors = Errors::default();
     let defaults = oauth2_defaults();
     let common = Common {
@@ -256,12 +332,22 @@ async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &
         access_token_validity: &req.access_token_validity,
         refresh_token_validity: &req.refresh_token_validity,
     };
-    let mut merged = merge_common(conn, &mut errors, current.unwrap_or(&defaults), common, full).await?;
+    let mut merged = merge_common(
+        conn,
+        &mut errors,
+        current.unwrap_or(&defaults),
+        common,
+        full,
+    )
+    .await?;
     if full {
         errors.require("redirect_uris", req.redirect_uris.as_ref());
     }
     if let Some(id) = &req.client_id {
-        if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if id.is_empty()
+            || id.len() > 255
+            || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             errors.add("client_id", "must be 1 to 255 characters without spaces.");
         }
     }
@@ -272,7 +358,10 @@ async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &
     };
     o.client_type = or(&req.client_type, &o.client_type);
     o.access_code_validity = or(&req.access_code_validity, &o.access_code_validity);
-    o.include_claims_in_id_token = or(&req.include_claims_in_id_token, &o.include_claims_in_id_token);
+    o.include_claims_in_id_token = or(
+        &req.include_claims_in_id_token,
+        &o.include_claims_in_id_token,
+    );
     o.sub_mode = or(&req.sub_mode, &o.sub_mode);
     o.issuer_mode = or(&req.issuer_mode, &o.issuer_mode);
     o.logout_uri = or(&req.logout_uri, &o.logout_uri);
@@ -287,21 +376,43 @@ async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &
     }
     errors.duration("access_code_validity", &o.access_code_validity);
     for uri in &o.redirect_uris {
-        errors.check("redirect_uris", validate::redirect_uri(uri.matching_mode, &uri.url));
+        errors.check(
+            "redirect_uris",
+            validate::redirect_uri(uri.matching_mode, &uri.url),
+        );
     }
     if o.client_type == ClientType::Confidential && merged.client_secret.len() < 16 {
         errors.add("client_secret", "A confidential client needs a secret of at least 16 characters; leave it out to generate one.");
     }
     if let Some(Some(_)) = req.encryption_key {
-        errors.add("encryption_key", "Gatehouse does not encrypt tokens; leave this field empty.");
+        errors.add(
+            "encryption_key",
+            "Gatehouse does not encrypt tokens; leave this field empty.",
+        );
     }
     for (field, empty) in [
-        ("property_mappings", req.property_mappings.as_ref().is_none_or(Vec::is_empty)),
-        ("jwt_federation_sources", req.jwt_federation_sources.as_ref().is_none_or(Vec::is_empty)),
-        ("jwt_federation_providers", req.jwt_federation_providers.as_ref().is_none_or(Vec::is_empty)),
+        (
+            "property_mappings",
+            req.property_mappings.as_ref().is_none_or(Vec::is_empty),
+        ),
+        (
+            "jwt_federation_sources",
+            req.jwt_federation_sources
+                .as_ref()
+                .is_none_or(Vec::is_empty),
+        ),
+        (
+            "jwt_federation_providers",
+            req.jwt_federation_providers
+                .as_ref()
+                .is_none_or(Vec::is_empty),
+        ),
     ] {
         if !empty {
-            errors.add(field, "Gatehouse does not support this yet; leave this field empty.");
+            errors.add(
+                field,
+                "Gatehouse does not support this yet; leave this field empty.",
+            );
         }
     }
     merged.kind = ProviderKind::OAuth2(o);
@@ -309,7 +420,12 @@ async fn oauth2_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &
     Ok(merged)
 }
 
-async fn proxy_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &ProxyProviderRequest, full: bool) -> ApiResult<ProviderFields> {
+async fn proxy_fields(
+    conn: &mut Conn,
+    current: Option<&ProviderFields>,
+    req: &ProxyProviderRequest,
+    full: bool,
+) -> ApiResult<ProviderFields> {
     let mut errors = Errors::default();
     let defaults = proxy_defaults();
     let common = Common {
@@ -320,7 +436,14 @@ async fn proxy_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &P
         access_token_validity: &req.access_token_validity,
         refresh_token_validity: &req.refresh_token_validity,
     };
-    let mut merged = merge_common(conn, &mut errors, current.unwrap_or(&defaults), common, full).await?;
+    let mut merged = merge_common(
+        conn,
+        &mut errors,
+        current.unwrap_or(&defaults),
+        common,
+        full,
+    )
+    .await?;
     if full {
         errors.require("external_host", req.external_host.as_ref());
     }
@@ -330,15 +453,27 @@ async fn proxy_fields(conn: &mut Conn, current: Option<&ProviderFields>, req: &P
     x.mode = or(&req.mode, &x.mode);
     x.external_host = or(&req.external_host, &x.external_host);
     x.internal_host = or(&req.internal_host, &x.internal_host);
-    x.internal_host_ssl_validation = or(&req.internal_host_ssl_validation, &x.internal_host_ssl_validation);
+    x.internal_host_ssl_validation = or(
+        &req.internal_host_ssl_validation,
+        &x.internal_host_ssl_validation,
+    );
     x.cookie_domain = or(&req.cookie_domain, &x.cookie_domain);
     x.skip_path_regex = or(&req.skip_path_regex, &x.skip_path_regex);
     x.basic_auth_enabled = or(&req.basic_auth_enabled, &x.basic_auth_enabled);
     x.basic_auth_user_attribute = or(&req.basic_auth_user_attribute, &x.basic_auth_user_attribute);
-    x.basic_auth_password_attribute = or(&req.basic_auth_password_attribute, &x.basic_auth_password_attribute);
+    x.basic_auth_password_attribute = or(
+        &req.basic_auth_password_attribute,
+        &x.basic_auth_password_attribute,
+    );
     x.intercept_header_auth = or(&req.intercept_header_auth, &x.intercept_header_auth);
     if !x.external_host.is_empty() {
-        for (field, message) in validate::proxy_settings(x.mode, &x.external_host, &x.internal_host, &x.cookie_domain, &x.skip_path_regex) {
+        for (field, message) in validate::proxy_settings(
+            x.mode,
+            &x.external_host,
+            &x.internal_host,
+            &x.cookie_domain,
+            &x.skip_path_regex,
+        ) {
             errors.add(field, message);
         }
     }
@@ -358,13 +493,21 @@ async fn get_kind(conn: &mut Conn, id: i64, kind: &'static str) -> ApiResult<sto
     Ok(p)
 }
 
-async fn list_kind(conn: &mut Conn, spec: &ListSpec, kind: &'static str) -> ApiResult<Listed<store::Provider>> {
+async fn list_kind(
+    conn: &mut Conn,
+    spec: &ListSpec,
+    kind: &'static str,
+) -> ApiResult<Listed<store::Provider>> {
     let mut spec = spec.clone();
     spec.filters.push(Filter::Equals("p.kind", kind.into()));
     Ok(store::list(conn, &spec).await?)
 }
 
-async fn write_kind(conn: &mut Conn, current: Option<&store::Provider>, fields: ProviderFields) -> ApiResult<store::Provider> {
+async fn write_kind(
+    conn: &mut Conn,
+    current: Option<&store::Provider>,
+    fields: ProviderFields,
+) -> ApiResult<store::Provider> {
     Ok(match current {
         Some(c) => store::update(conn, c.id, &fields).await?,
         None => store::create(conn, &fields).await?,
@@ -404,14 +547,23 @@ macro_rules! provider_resource {
 
             async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
                 let listed = list_kind(conn, spec, $kind).await?;
-                Ok(Listed { count: listed.count, items: listed.items.into_iter().map($ty).collect() })
+                Ok(Listed {
+                    count: listed.count,
+                    items: listed.items.into_iter().map($ty).collect(),
+                })
             }
 
             async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<$wire> {
                 $render(conn, &self.0).await
             }
 
-            async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: $req, full: bool) -> ApiResult<Self> {
+            async fn write(
+                conn: &mut Conn,
+                _admin: &Admin,
+                current: Option<Self>,
+                req: $req,
+                full: bool,
+            ) -> ApiResult<Self> {
                 let current = current.map(|c| c.0);
                 let fields = $fields(conn, current.as_ref().map(|c| &c.fields), &req, full).await?;
                 Ok($ty(write_kind(conn, current.as_ref(), fields).await?))
@@ -428,5 +580,19 @@ macro_rules! provider_resource {
     };
 }
 
-provider_resource!(OAuth2, "oauth2", OAuth2Provider, OAuth2ProviderRequest, render_oauth2, oauth2_fields);
-provider_resource!(Proxy, "proxy", ProxyProvider, ProxyProviderRequest, render_proxy, proxy_fields);
+provider_resource!(
+    OAuth2,
+    "oauth2",
+    OAuth2Provider,
+    OAuth2ProviderRequest,
+    render_oauth2,
+    oauth2_fields
+);
+provider_resource!(
+    Proxy,
+    "proxy",
+    ProxyProvider,
+    ProxyProviderRequest,
+    render_proxy,
+    proxy_fields
+);

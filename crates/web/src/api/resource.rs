@@ -39,9 +39,16 @@ pub(crate) trait Resource: Sized + Send + Sync + 'static {
     /// The stored object named by `key`.
     fn find(conn: &mut Conn, key: &Self::Key) -> impl Future<Output = ApiResult<Self>> + Send;
     /// One page of stored objects.
-    fn list(conn: &mut Conn, spec: &ListSpec) -> impl Future<Output = ApiResult<Listed<Self>>> + Send;
+    fn list(
+        conn: &mut Conn,
+        spec: &ListSpec,
+    ) -> impl Future<Output = ApiResult<Listed<Self>>> + Send;
     /// The wire form of a stored object (`settings` gives the external URL for links).
-    fn render(&self, conn: &mut Conn, settings: &Settings) -> impl Future<Output = ApiResult<Self::Wire>> + Send;
+    fn render(
+        &self,
+        conn: &mut Conn,
+        settings: &Settings,
+    ) -> impl Future<Output = ApiResult<Self::Wire>> + Send;
     /// Validates `req` and writes it: a new object when `current` is `None`, else an update
     /// (`full` for PUT, where required fields must be present).
     fn write(
@@ -57,7 +64,11 @@ pub(crate) trait Resource: Sized + Send + Sync + 'static {
     fn label(&self) -> (String, String);
 }
 
-async fn list<R: Resource>(State(state): State<AppState>, _admin: Admin, query: ListQuery) -> ApiResult<Json<Paginated<R::Wire>>> {
+async fn list<R: Resource>(
+    State(state): State<AppState>,
+    _admin: Admin,
+    query: ListQuery,
+) -> ApiResult<Json<Paginated<R::Wire>>> {
     let spec = query.spec(&R::RULES)?;
     let mut conn = state.store.conn().await?;
     let listed = R::list(&mut conn, &spec).await?;
@@ -68,19 +79,33 @@ async fn list<R: Resource>(State(state): State<AppState>, _admin: Admin, query: 
     Ok(Json(page(&spec, &listed, results)))
 }
 
-async fn read<R: Resource>(State(state): State<AppState>, _admin: Admin, Path(key): Path<R::Key>) -> ApiResult<Json<R::Wire>> {
+async fn read<R: Resource>(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(key): Path<R::Key>,
+) -> ApiResult<Json<R::Wire>> {
     let mut conn = state.store.conn().await?;
     let item = R::find(&mut conn, &key).await?;
     Ok(Json(item.render(&mut conn, &state.settings).await?))
 }
 
-async fn write<R: Resource>(state: &AppState, admin: &Admin, key: Option<R::Key>, req: R::Request, full: bool) -> ApiResult<R::Wire> {
+async fn write<R: Resource>(
+    state: &AppState,
+    admin: &Admin,
+    key: Option<R::Key>,
+    req: R::Request,
+    full: bool,
+) -> ApiResult<R::Wire> {
     let mut tx = state.store.begin().await?;
     let current = match &key {
         Some(key) => Some(R::find(&mut tx, key).await?),
         None => None,
     };
-    let action = if current.is_some() { "model_updated" } else { "model_created" };
+    let action = if current.is_some() {
+        "model_updated"
+    } else {
+        "model_created"
+    };
     let item = R::write(&mut tx, admin, current, req, full).await?;
     let (pk, name) = item.label();
     audit(&mut tx, admin, action, R::MODEL, pk, &name).await?;
@@ -94,7 +119,10 @@ async fn create<R: Resource>(
     admin: Admin,
     JsonBody(req): JsonBody<R::Request>,
 ) -> ApiResult<(StatusCode, Json<R::Wire>)> {
-    Ok((StatusCode::CREATED, Json(write::<R>(&state, &admin, None, req, true).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(write::<R>(&state, &admin, None, req, true).await?),
+    ))
 }
 
 async fn replace<R: Resource>(
@@ -103,7 +131,9 @@ async fn replace<R: Resource>(
     Path(key): Path<R::Key>,
     JsonBody(req): JsonBody<R::Request>,
 ) -> ApiResult<Json<R::Wire>> {
-    Ok(Json(write::<R>(&state, &admin, Some(key), req, true).await?))
+    Ok(Json(
+        write::<R>(&state, &admin, Some(key), req, true).await?,
+    ))
 }
 
 async fn patch<R: Resource>(
@@ -112,10 +142,16 @@ async fn patch<R: Resource>(
     Path(key): Path<R::Key>,
     JsonBody(req): JsonBody<R::Request>,
 ) -> ApiResult<Json<R::Wire>> {
-    Ok(Json(write::<R>(&state, &admin, Some(key), req, false).await?))
+    Ok(Json(
+        write::<R>(&state, &admin, Some(key), req, false).await?,
+    ))
 }
 
-pub(crate) async fn remove<R: Resource>(State(state): State<AppState>, admin: Admin, Path(key): Path<R::Key>) -> ApiResult<StatusCode> {
+pub(crate) async fn remove<R: Resource>(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(key): Path<R::Key>,
+) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let item = R::find(&mut tx, &key).await?;
     let (pk, name) = item.label();
@@ -139,23 +175,71 @@ pub(crate) enum Operations {
 impl Api {
     /// Registers the operations of `R` under `collection` (e.g. `/core/users/`) and
     /// `item` (e.g. `/core/users/{id}/`); `noun` names one object in summaries.
-    pub(crate) fn resource<R: Resource>(mut self, collection: &'static str, item: &'static str, noun: &'static str, ops: Operations) -> Self {
+    pub(crate) fn resource<R: Resource>(
+        mut self,
+        collection: &'static str,
+        item: &'static str,
+        noun: &'static str,
+        ops: Operations,
+    ) -> Self {
         let wire = self.schema::<R::Wire>();
         let request = self.schema::<R::Request>();
         let summary = |verb: &str| format!("{verb} {noun}");
         self = self
-            .op(Method::GET, collection, summary("List every"), list::<R>, None, Reply::List(wire.clone()))
-            .op(Method::GET, item, summary("Read a"), read::<R>, None, Reply::Object(wire.clone()));
+            .op(
+                Method::GET,
+                collection,
+                summary("List every"),
+                list::<R>,
+                None,
+                Reply::List(wire.clone()),
+            )
+            .op(
+                Method::GET,
+                item,
+                summary("Read a"),
+                read::<R>,
+                None,
+                Reply::Object(wire.clone()),
+            );
         if matches!(ops, Operations::ReadOnly) {
             return self;
         }
         self = self
-            .op(Method::POST, collection, summary("Create a"), create::<R>, Some(&request), Reply::Created(wire.clone()))
-            .op(Method::DELETE, item, summary("Delete a"), remove::<R>, None, Reply::Empty);
+            .op(
+                Method::POST,
+                collection,
+                summary("Create a"),
+                create::<R>,
+                Some(&request),
+                Reply::Created(wire.clone()),
+            )
+            .op(
+                Method::DELETE,
+                item,
+                summary("Delete a"),
+                remove::<R>,
+                None,
+                Reply::Empty,
+            );
         if matches!(ops, Operations::Crud) {
             self = self
-                .op(Method::PUT, item, summary("Replace a"), replace::<R>, Some(&request), Reply::Object(wire.clone()))
-                .op(Method::PATCH, item, summary("Change some fields of a"), patch::<R>, Some(&request), Reply::Object(wire));
+                .op(
+                    Method::PUT,
+                    item,
+                    summary("Replace a"),
+                    replace::<R>,
+                    Some(&request),
+                    Reply::Object(wire.clone()),
+                )
+                .op(
+                    Method::PATCH,
+                    item,
+                    summary("Change some fields of a"),
+                    patch::<R>,
+                    Some(&request),
+                    Reply::Object(wire),
+                );
         }
         self
     }

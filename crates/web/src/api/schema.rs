@@ -19,7 +19,10 @@ fn json_content(schema: Value) -> Value {
 }
 
 impl OpenApiDocument {
-    pub(crate) fn build(operations: &[Operation], mut schemas: BTreeMap<String, Value>) -> OpenApiDocument {
+    pub(crate) fn build(
+        operations: &[Operation],
+        mut schemas: BTreeMap<String, Value>,
+    ) -> OpenApiDocument {
         schemas.insert(
             "ValidationError".into(),
             json!({"type": "object", "description": "Field name (or non_field_errors) → messages.",
@@ -45,8 +48,16 @@ impl OpenApiDocument {
                 Reply::List(name) => {
                     for (name, kind, description) in [
                         ("page", "integer", "1-based page number."),
-                        ("page_size", "integer", "Objects per page (1–1000, default 20)."),
-                        ("ordering", "string", "Comma-separated fields; prefix `-` for descending."),
+                        (
+                            "page_size",
+                            "integer",
+                            "Objects per page (1–1000, default 20).",
+                        ),
+                        (
+                            "ordering",
+                            "string",
+                            "Comma-separated fields; prefix `-` for descending.",
+                        ),
                         ("search", "string", "Case-insensitive substring match."),
                     ] {
                         parameters.push(json!({"name": name, "in": "query", "required": false,
@@ -64,7 +75,9 @@ impl OpenApiDocument {
             responses.insert(
                 status.into(),
                 match body {
-                    Some(schema) => json!({"description": "Success", "content": json_content(schema)}),
+                    Some(schema) => {
+                        json!({"description": "Success", "content": json_content(schema)})
+                    }
                     None => json!({"description": "Success, no content"}),
                 },
             );
@@ -81,7 +94,8 @@ impl OpenApiDocument {
                 "responses": responses,
             });
             if let Some(request) = &op.request {
-                operation["requestBody"] = json!({"required": true, "content": json_content(schema_ref(request))});
+                operation["requestBody"] =
+                    json!({"required": true, "content": json_content(schema_ref(request))});
             }
             paths
                 .entry(full_path)

@@ -31,7 +31,12 @@ const RULES: ListRules = ListRules {
 };
 
 pub(super) fn routes(api: Api) -> Api {
-    api.resource::<Source>("/sources/oauth/", "/sources/oauth/{slug}/", "OAuth login source", Operations::Crud)
+    api.resource::<Source>(
+        "/sources/oauth/",
+        "/sources/oauth/{slug}/",
+        "OAuth login source",
+        Operations::Crud,
+    )
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -46,7 +51,9 @@ pub(crate) fn callback_url(external_url: &str, slug: &str) -> String {
 fn render(s: &Source, settings: &Settings) -> OAuthSource {
     let f = &s.fields;
     let preset = source_preset(f.provider_type);
-    let pick = |own: &str, preset_value: Option<&str>| non_empty(own).or_else(|| preset_value.and_then(non_empty));
+    let pick = |own: &str, preset_value: Option<&str>| {
+        non_empty(own).or_else(|| preset_value.and_then(non_empty))
+    };
     OAuthSource {
         pk: s.uuid,
         name: f.name.clone(),
@@ -80,7 +87,10 @@ fn render(s: &Source, settings: &Settings) -> OAuthSource {
         additional_scopes: f.additional_scopes.clone(),
         source_type: SourceType {
             name: f.provider_type.as_str().into(),
-            verbose_name: preset.map(|p| p.verbose_name).unwrap_or("OpenID Connect").into(),
+            verbose_name: preset
+                .map(|p| p.verbose_name)
+                .unwrap_or("OpenID Connect")
+                .into(),
             urls_customizable: preset.is_none(),
             request_token_url: None,
             authorization_url: preset.and_then(|p| non_empty(p.authorization_url)),
@@ -110,7 +120,10 @@ pub(crate) fn check_source(errors: &mut Errors, f: &SourceFields) {
             errors.check(field, validate::http_url(url));
         }
     }
-    if source_preset(f.provider_type).is_none() && f.oidc_well_known_url.is_empty() && f.authorization_url.is_empty() {
+    if source_preset(f.provider_type).is_none()
+        && f.oidc_well_known_url.is_empty()
+        && f.authorization_url.is_empty()
+    {
         errors.add(
             "oidc_well_known_url",
             "A generic OpenID Connect source needs its discovery URL (…/.well-known/openid-configuration).",
@@ -118,10 +131,20 @@ pub(crate) fn check_source(errors: &mut Errors, f: &SourceFields) {
     }
 }
 
-async fn check_flow(conn: &mut Conn, errors: &mut Errors, field: &str, flow: Option<Uuid>) -> ApiResult<()> {
+async fn check_flow(
+    conn: &mut Conn,
+    errors: &mut Errors,
+    field: &str,
+    flow: Option<Uuid>,
+) -> ApiResult<()> {
     if let Some(uuid) = flow {
-        if let Err(gatehouse_store::Error::NotFound { .. }) = sql::get::<flows::Flow>(conn, uuid).await {
-            errors.add(field, format!("Invalid pk \"{uuid}\" - object does not exist."));
+        if let Err(gatehouse_store::Error::NotFound { .. }) =
+            sql::get::<flows::Flow>(conn, uuid).await
+        {
+            errors.add(
+                field,
+                format!("Invalid pk \"{uuid}\" - object does not exist."),
+            );
         }
     }
     Ok(())
@@ -148,7 +171,13 @@ impl Resource for Source {
         Ok(render(self, settings))
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: OAuthSourceRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: OAuthSourceRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let mut errors = Errors::default();
         if full {
             errors.require("name", req.name.as_ref());
@@ -197,7 +226,13 @@ impl Resource for Source {
         if req.slug.is_some() || req.name.is_some() || current.is_none() {
             check_source(&mut errors, &fields);
         }
-        check_flow(conn, &mut errors, "authentication_flow", fields.authentication_flow).await?;
+        check_flow(
+            conn,
+            &mut errors,
+            "authentication_flow",
+            fields.authentication_flow,
+        )
+        .await?;
         check_flow(conn, &mut errors, "enrollment_flow", fields.enrollment_flow).await?;
         errors.finish()?;
         Ok(match current {

@@ -10,9 +10,9 @@ use gatehouse_core::{secret, validate};
 use gatehouse_proto::core::{CreatedToken, Token, TokenRequest};
 use gatehouse_store::{sql, tokens, users, Conn, Filter, ListSpec, Listed};
 
+use super::resource::{remove, Operations, Resource};
 use super::users::audit;
 use super::validate::Errors;
-use super::resource::{remove, Operations, Resource};
 use super::{Api, Reply};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
@@ -27,7 +27,11 @@ const RULES: ListRules = ListRules {
         ("managed", "managed", FilterKind::Text),
     ],
     search: &["identifier", "description"],
-    ordering: &[("identifier", "identifier"), ("expires", "expires"), ("intent", "intent")],
+    ordering: &[
+        ("identifier", "identifier"),
+        ("expires", "expires"),
+        ("intent", "intent"),
+    ],
     default_order: "identifier",
     relations: &[(
         "user__username",
@@ -39,16 +43,28 @@ const RULES: ListRules = ListRules {
 pub(super) fn routes(mut api: Api) -> Api {
     let created = api.schema::<CreatedToken>();
     let request = api.schema::<TokenRequest>();
-    api.resource::<tokens::Token>("/core/tokens/", "/core/tokens/{identifier}/", "token", Operations::ReadOnly)
-        .op(
-            Method::POST,
-            "/core/tokens/",
-            "Create a token; the response carries its key, shown only this once",
-            create,
-            Some(&request),
-            Reply::Created(created),
-        )
-        .op(Method::DELETE, "/core/tokens/{identifier}/", "Revoke a token", remove::<tokens::Token>, None, Reply::Empty)
+    api.resource::<tokens::Token>(
+        "/core/tokens/",
+        "/core/tokens/{identifier}/",
+        "token",
+        Operations::ReadOnly,
+    )
+    .op(
+        Method::POST,
+        "/core/tokens/",
+        "Create a token; the response carries its key, shown only this once",
+        create,
+        Some(&request),
+        Reply::Created(created),
+    )
+    .op(
+        Method::DELETE,
+        "/core/tokens/{identifier}/",
+        "Revoke a token",
+        remove::<tokens::Token>,
+        None,
+        Reply::Empty,
+    )
 }
 
 async fn render(conn: &mut Conn, t: &tokens::Token) -> ApiResult<Token> {
@@ -86,7 +102,10 @@ impl Resource for tokens::Token {
     async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         // Set-up links are recovery tokens; they are not the API's business.
         let mut spec = spec.clone();
-        spec.filters.push(Filter::NotEquals("identifier", crate::bootstrap::SETUP_TOKEN.into()));
+        spec.filters.push(Filter::NotEquals(
+            "identifier",
+            crate::bootstrap::SETUP_TOKEN.into(),
+        ));
         Ok(sql::list(conn, &spec).await?)
     }
 
@@ -94,8 +113,17 @@ impl Resource for tokens::Token {
         render(conn, self).await
     }
 
-    async fn write(_conn: &mut Conn, _admin: &Admin, _current: Option<Self>, _req: TokenRequest, _full: bool) -> ApiResult<Self> {
-        Err(ApiError::field("non_field_errors", "Tokens cannot be changed; revoke it and create a new one."))
+    async fn write(
+        _conn: &mut Conn,
+        _admin: &Admin,
+        _current: Option<Self>,
+        _req: TokenRequest,
+        _full: bool,
+    ) -> ApiResult<Self> {
+        Err(ApiError::field(
+            "non_field_errors",
+            "Tokens cannot be changed; revoke it and create a new one.",
+        ))
     }
 
     async fn delete(self, conn: &mut Conn, admin: &Admin) -> ApiResult<()> {
@@ -122,15 +150,26 @@ async fn create(
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let mut errors = Errors::default();
-    let identifier = errors.require("identifier", req.identifier.clone()).unwrap_or_default();
+    let identifier = errors
+        .require("identifier", req.identifier.clone())
+        .unwrap_or_default();
     if !identifier.is_empty() {
-        errors.check("identifier", validate::slug(&identifier.to_lowercase()).map(|_| ()));
+        errors.check(
+            "identifier",
+            validate::slug(&identifier.to_lowercase()).map(|_| ()),
+        );
         if identifier.len() > 255 {
-            errors.add("identifier", "Ensure this field has no more than 255 characters.");
+            errors.add(
+                "identifier",
+                "Ensure this field has no more than 255 characters.",
+            );
         }
     }
     if req.managed.is_some() {
-        errors.add("managed", "Only Gatehouse marks tokens as managed; leave this field out.");
+        errors.add(
+            "managed",
+            "Only Gatehouse marks tokens as managed; leave this field out.",
+        );
     }
     let description = req.description.clone().unwrap_or_default();
     errors.check("description", validate::text(&description));
@@ -148,7 +187,10 @@ async fn create(
     let user = match req.user {
         Some(id) => match users::get(&mut tx, id).await {
             Err(gatehouse_store::Error::NotFound { .. }) => {
-                return Err(ApiError::field("user", format!("Invalid pk \"{id}\" - object does not exist.")))
+                return Err(ApiError::field(
+                    "user",
+                    format!("Invalid pk \"{id}\" - object does not exist."),
+                ))
             }
             other => other?.id,
         },
@@ -169,7 +211,15 @@ async fn create(
         &key,
     )
     .await?;
-    audit(&mut tx, &admin, "model_created", "token", t.uuid.to_string(), &t.fields.identifier).await?;
+    audit(
+        &mut tx,
+        &admin,
+        "model_created",
+        "token",
+        t.uuid.to_string(),
+        &t.fields.identifier,
+    )
+    .await?;
     let token = render(&mut tx, &t).await?;
     gatehouse_store::commit(tx).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, key })))

@@ -9,14 +9,14 @@ use gatehouse_proto::UserPasswordSetRequest;
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 
-use super::validate::{or, Errors};
 use super::resource::{Operations, Resource};
+use super::validate::{or, Errors};
 use super::{must_be_empty, Api, Reply};
 use crate::auth::Admin;
-use crate::Settings;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::AppState;
+use crate::Settings;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -51,15 +51,20 @@ const RULES: ListRules = ListRules {
 
 pub(super) fn routes(mut api: Api) -> Api {
     let password = api.schema::<UserPasswordSetRequest>();
-    api.resource::<users::User>("/core/users/", "/core/users/{id}/", "user", Operations::Crud)
-        .op(
-            Method::POST,
-            "/core/users/{id}/set_password/",
-            "Set a user's password",
-            set_password,
-            Some(&password),
-            Reply::Empty,
-        )
+    api.resource::<users::User>(
+        "/core/users/",
+        "/core/users/{id}/",
+        "user",
+        Operations::Crud,
+    )
+    .op(
+        Method::POST,
+        "/core/users/{id}/set_password/",
+        "Set a user's password",
+        set_password,
+        Some(&password),
+        Reply::Empty,
+    )
 }
 
 /// The stable opaque id of a user (Authentik's `uid`, the default OIDC `sub`).
@@ -109,7 +114,14 @@ pub(crate) async fn render(conn: &mut Conn, user: &users::User) -> ApiResult<Use
 }
 
 /// Records an admin change in the audit log, in the same transaction as the change.
-pub(crate) async fn audit(conn: &mut Conn, admin: &Admin, action: &str, model: &str, pk: String, name: &str) -> ApiResult<()> {
+pub(crate) async fn audit(
+    conn: &mut Conn,
+    admin: &Admin,
+    action: &str,
+    model: &str,
+    pk: String,
+    name: &str,
+) -> ApiResult<()> {
     gatehouse_store::events::record(
         conn,
         action,
@@ -123,7 +135,11 @@ pub(crate) async fn audit(conn: &mut Conn, admin: &Admin, action: &str, model: &
 }
 
 /// Merges a request into current fields (or defaults), validating every field.
-fn fields(current: Option<&users::UserFields>, req: &UserRequest, full: bool) -> ApiResult<users::UserFields> {
+fn fields(
+    current: Option<&users::UserFields>,
+    req: &UserRequest,
+    full: bool,
+) -> ApiResult<users::UserFields> {
     let mut errors = Errors::default();
     let defaults = users::UserFields {
         username: String::new(),
@@ -169,7 +185,10 @@ async fn group_ids(conn: &mut Conn, uuids: &[uuid::Uuid]) -> ApiResult<Vec<i64>>
         match groups::get_by_uuid(conn, *uuid).await {
             Ok(g) => ids.push(g.id),
             Err(gatehouse_store::Error::NotFound { .. }) => {
-                return Err(ApiError::field("groups", format!("Invalid pk \"{uuid}\" - object does not exist.")))
+                return Err(ApiError::field(
+                    "groups",
+                    format!("Invalid pk \"{uuid}\" - object does not exist."),
+                ))
             }
             Err(e) => return Err(e.into()),
         }
@@ -196,7 +215,13 @@ impl Resource for users::User {
         render(conn, self).await
     }
 
-    async fn write(conn: &mut Conn, _admin: &Admin, current: Option<Self>, req: UserRequest, full: bool) -> ApiResult<Self> {
+    async fn write(
+        conn: &mut Conn,
+        _admin: &Admin,
+        current: Option<Self>,
+        req: UserRequest,
+        full: bool,
+    ) -> ApiResult<Self> {
         let fields = fields(current.as_ref().map(|c| &c.fields), &req, full)?;
         let user = match current {
             Some(c) => users::update(conn, c.id, &fields).await?,
@@ -211,7 +236,10 @@ impl Resource for users::User {
 
     async fn delete(self, conn: &mut Conn, admin: &Admin) -> ApiResult<()> {
         if self.id == admin.user.id {
-            return Err(ApiError::field("non_field_errors", "You cannot delete the account you are calling with."));
+            return Err(ApiError::field(
+                "non_field_errors",
+                "You cannot delete the account you are calling with.",
+            ));
         }
         Ok(users::delete(conn, self.id).await?)
     }
@@ -234,13 +262,24 @@ async fn set_password(
         return Err(ApiError::field("password", "This field may not be blank."));
     }
     if req.password.len() > MAX_PASSWORD {
-        return Err(ApiError::field("password", format!("Ensure this field has no more than {MAX_PASSWORD} characters.")));
+        return Err(ApiError::field(
+            "password",
+            format!("Ensure this field has no more than {MAX_PASSWORD} characters."),
+        ));
     }
     let hash = hash_password(req.password).await?;
     let mut tx = state.store.begin().await?;
     let user = users::get(&mut tx, id).await?;
     users::set_password_hash(&mut tx, id, Some(&hash)).await?;
-    audit(&mut tx, &admin, "password_set", "user", id.to_string(), &user.fields.username).await?;
+    audit(
+        &mut tx,
+        &admin,
+        "password_set",
+        "user",
+        id.to_string(),
+        &user.fields.username,
+    )
+    .await?;
     gatehouse_store::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,10 @@ impl Errors {
 
     /// Records a message under `field`.
     pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_default().push(message.into());
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
     }
 
     /// Takes a required value, recording "This field is required." when absent.

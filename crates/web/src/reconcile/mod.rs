@@ -65,7 +65,13 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     /// A located error for the entry `kind[key]`, optionally at `field`.
-    pub(crate) fn invalid(&self, kind: &str, key: &str, field: Option<&str>, message: impl Into<String>) -> Failure {
+    pub(crate) fn invalid(
+        &self,
+        kind: &str,
+        key: &str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Failure {
         let path = match field {
             Some(f) => format!("{kind}[{key}].{f}"),
             None => format!("{kind}[{key}]"),
@@ -96,14 +102,20 @@ impl Run<'_> {
         entry: &impl Serialize,
         secrets: &[&str],
     ) -> Result<Option<Value>, Failure> {
-        let entry = serde_json::to_value(entry).map_err(|e| Failure::Server(ApiError::Internal(e.to_string())))?;
+        let entry = serde_json::to_value(entry)
+            .map_err(|e| Failure::Server(ApiError::Internal(e.to_string())))?;
         let desired = overlay(current.as_ref().unwrap_or(&Value::Null), &entry);
         let fields = changes(current.as_ref(), &desired, secrets);
         if current.is_some() && fields.is_empty() {
             return Ok(None);
         }
         self.outcome.changes.push(ConfigChange {
-            action: if current.is_some() { "update" } else { "create" }.into(),
+            action: if current.is_some() {
+                "update"
+            } else {
+                "create"
+            }
+            .into(),
             kind: kind.into(),
             key: key.into(),
             fields,
@@ -123,7 +135,11 @@ impl Run<'_> {
 }
 
 /// Refuses two entries of one kind with the same key.
-fn check_unique<'e>(located: &Located, kind: &str, keys: impl Iterator<Item = &'e str>) -> Result<(), Failure> {
+fn check_unique<'e>(
+    located: &Located,
+    kind: &str,
+    keys: impl Iterator<Item = &'e str>,
+) -> Result<(), Failure> {
     let mut seen = BTreeMap::new();
     for key in keys {
         if seen.insert(key, ()).is_some() {
@@ -146,19 +162,50 @@ pub async fn reconcile(
     prune: bool,
     warnings: Vec<String>,
 ) -> Result<Outcome, Failure> {
-    check_unique(located, "groups", doc.groups.iter().map(|e| e.name.as_str()))?;
-    check_unique(located, "users", doc.users.iter().map(|e| e.username.as_str()))?;
-    check_unique(located, "stages", doc.stages.iter().map(|e| e.name.as_str()))?;
-    check_unique(located, "policies", doc.policies.iter().map(|e| e.name.as_str()))?;
+    check_unique(
+        located,
+        "groups",
+        doc.groups.iter().map(|e| e.name.as_str()),
+    )?;
+    check_unique(
+        located,
+        "users",
+        doc.users.iter().map(|e| e.username.as_str()),
+    )?;
+    check_unique(
+        located,
+        "stages",
+        doc.stages.iter().map(|e| e.name.as_str()),
+    )?;
+    check_unique(
+        located,
+        "policies",
+        doc.policies.iter().map(|e| e.name.as_str()),
+    )?;
     check_unique(located, "flows", doc.flows.iter().map(|e| e.slug.as_str()))?;
     check_unique(
         located,
         "providers",
-        doc.oauth2_providers.iter().map(|e| e.name.as_str()).chain(doc.proxy_providers.iter().map(|e| e.name.as_str())),
+        doc.oauth2_providers
+            .iter()
+            .map(|e| e.name.as_str())
+            .chain(doc.proxy_providers.iter().map(|e| e.name.as_str())),
     )?;
-    check_unique(located, "applications", doc.applications.iter().map(|e| e.slug.as_str()))?;
-    check_unique(located, "sources", doc.sources.iter().map(|e| e.slug.as_str()))?;
-    check_unique(located, "outposts", doc.outposts.iter().map(|e| e.name.as_str()))?;
+    check_unique(
+        located,
+        "applications",
+        doc.applications.iter().map(|e| e.slug.as_str()),
+    )?;
+    check_unique(
+        located,
+        "sources",
+        doc.sources.iter().map(|e| e.slug.as_str()),
+    )?;
+    check_unique(
+        located,
+        "outposts",
+        doc.outposts.iter().map(|e| e.name.as_str()),
+    )?;
     let mut run = Run {
         conn,
         admin,

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use gatehouse_core::kinds::ProxyMode;
 use gatehouse_declarative::document::{
-    ApplicationEntry, BindingEntry, Document, FlowEntry, FlowStageEntry, GroupEntry, OAuth2ProviderEntry, OutpostEntry,
-    PolicyEntry, ProxyProviderEntry, SourceEntry, StageEntry, UserEntry,
+    ApplicationEntry, BindingEntry, Document, FlowEntry, FlowStageEntry, GroupEntry,
+    OAuth2ProviderEntry, OutpostEntry, PolicyEntry, ProxyProviderEntry, SourceEntry, StageEntry,
+    UserEntry,
 };
 use gatehouse_proto::core::{ApplicationRequest, GroupRequest, UserRequest};
 use gatehouse_proto::flows::FlowRequest;
@@ -41,7 +42,9 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 
 /// Sorts bindings so that file order within one `order` value does not matter.
 fn canonical(mut bindings: Vec<BindingEntry>) -> Vec<BindingEntry> {
-    bindings.sort_by(|a, b| (a.order, &a.policy, &a.group, &a.user).cmp(&(b.order, &b.policy, &b.group, &b.user)));
+    bindings.sort_by(|a, b| {
+        (a.order, &a.policy, &a.group, &a.user).cmp(&(b.order, &b.policy, &b.group, &b.user))
+    });
     bindings
 }
 
@@ -53,7 +56,13 @@ async fn flow_slug(conn: &mut Conn, flow: Option<Uuid>) -> Result<String, Failur
 }
 
 impl Run<'_> {
-    async fn flow_ref(&mut self, kind: &str, key: &str, field: &str, slug: Option<&str>) -> Result<Option<Uuid>, Failure> {
+    async fn flow_ref(
+        &mut self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        slug: Option<&str>,
+    ) -> Result<Option<Uuid>, Failure> {
         match slug.filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(slug) => match flows::find_by_slug(self.conn, slug).await? {
@@ -63,21 +72,49 @@ impl Run<'_> {
         }
     }
 
-    async fn group_ref(&mut self, kind: &str, key: &str, field: &str, name: &str) -> Result<groups::Group, Failure> {
+    async fn group_ref(
+        &mut self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        name: &str,
+    ) -> Result<groups::Group, Failure> {
         match groups::find_by_name(self.conn, name).await? {
             Some(g) => Ok(g),
-            None => Err(self.invalid(kind, key, Some(field), format!("no group named `{name}`; define it under `groups:`"))),
+            None => Err(self.invalid(
+                kind,
+                key,
+                Some(field),
+                format!("no group named `{name}`; define it under `groups:`"),
+            )),
         }
     }
 
-    async fn user_ref(&mut self, kind: &str, key: &str, field: &str, username: &str) -> Result<users::User, Failure> {
+    async fn user_ref(
+        &mut self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        username: &str,
+    ) -> Result<users::User, Failure> {
         match users::find_by_username(self.conn, username).await? {
             Some(u) => Ok(u),
-            None => Err(self.invalid(kind, key, Some(field), format!("no user named `{username}`; define it under `users:`"))),
+            None => Err(self.invalid(
+                kind,
+                key,
+                Some(field),
+                format!("no user named `{username}`; define it under `users:`"),
+            )),
         }
     }
 
-    async fn provider_ref(&mut self, kind: &str, key: &str, field: &str, name: &str) -> Result<store_providers::Provider, Failure> {
+    async fn provider_ref(
+        &mut self,
+        kind: &str,
+        key: &str,
+        field: &str,
+        name: &str,
+    ) -> Result<store_providers::Provider, Failure> {
         match store_providers::find_by_name(self.conn, name).await? {
             Some(p) => Ok(p),
             None => Err(self.invalid(kind, key, Some(field), format!("no provider named `{name}`; define it under `oauth2_providers:` or `proxy_providers:`"))),
@@ -91,8 +128,17 @@ impl Run<'_> {
             let f = b.fields;
             let (mut policy, mut group, mut user) = (None, None, None);
             match f.subject {
-                Subject::Policy(p) => policy = Some(sql::get::<policies::Policy>(self.conn, p).await?.fields.name),
-                Subject::Group(g) => group = Some(sql::get::<groups::Group>(self.conn, g).await?.fields.name),
+                Subject::Policy(p) => {
+                    policy = Some(
+                        sql::get::<policies::Policy>(self.conn, p)
+                            .await?
+                            .fields
+                            .name,
+                    )
+                }
+                Subject::Group(g) => {
+                    group = Some(sql::get::<groups::Group>(self.conn, g).await?.fields.name)
+                }
                 Subject::User(u) => user = Some(users::get(self.conn, u).await?.fields.username),
             }
             out.push(BindingEntry {
@@ -110,7 +156,13 @@ impl Run<'_> {
     }
 
     /// Replaces the bindings attached to `target` with `entries`.
-    async fn replace_bindings(&mut self, kind: &str, key: &str, target: Target, entries: &[BindingEntry]) -> Result<(), Failure> {
+    async fn replace_bindings(
+        &mut self,
+        kind: &str,
+        key: &str,
+        target: Target,
+        entries: &[BindingEntry],
+    ) -> Result<(), Failure> {
         for existing in policies::bindings_of(self.conn, target.uuid()).await? {
             policies::unbind(self.conn, existing.uuid).await?;
         }
@@ -118,11 +170,29 @@ impl Run<'_> {
             let subject = match (&entry.policy, &entry.group, &entry.user) {
                 (Some(name), None, None) => match policies::find_by_name(self.conn, name).await? {
                     Some(p) => Subject::Policy(p.uuid),
-                    None => return Err(self.invalid(kind, key, Some("bindings"), format!("no policy named `{name}`; define it under `policies:`"))),
+                    None => {
+                        return Err(self.invalid(
+                            kind,
+                            key,
+                            Some("bindings"),
+                            format!("no policy named `{name}`; define it under `policies:`"),
+                        ))
+                    }
                 },
-                (None, Some(name), None) => Subject::Group(self.group_ref(kind, key, "bindings", name).await?.id),
-                (None, None, Some(name)) => Subject::User(self.user_ref(kind, key, "bindings", name).await?.id),
-                _ => return Err(self.invalid(kind, key, Some("bindings"), "each binding names exactly one of policy, group or user")),
+                (None, Some(name), None) => {
+                    Subject::Group(self.group_ref(kind, key, "bindings", name).await?.id)
+                }
+                (None, None, Some(name)) => {
+                    Subject::User(self.user_ref(kind, key, "bindings", name).await?.id)
+                }
+                _ => {
+                    return Err(self.invalid(
+                        kind,
+                        key,
+                        Some("bindings"),
+                        "each binding names exactly one of policy, group or user",
+                    ))
+                }
             };
             policies::bind(
                 self.conn,
@@ -143,8 +213,12 @@ impl Run<'_> {
 }
 
 /// Orders groups so that parents defined in the file come before their children; refuses cycles.
-pub(super) fn parents_first<'d>(run: &Run<'_>, entries: &'d [GroupEntry]) -> Result<Vec<&'d GroupEntry>, Failure> {
-    let by_name: BTreeMap<&str, &GroupEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+pub(super) fn parents_first<'d>(
+    run: &Run<'_>,
+    entries: &'d [GroupEntry],
+) -> Result<Vec<&'d GroupEntry>, Failure> {
+    let by_name: BTreeMap<&str, &GroupEntry> =
+        entries.iter().map(|e| (e.name.as_str(), e)).collect();
     let mut done: Vec<&str> = Vec::new();
     let mut ordered = Vec::new();
     fn visit<'d>(
@@ -159,9 +233,16 @@ pub(super) fn parents_first<'d>(run: &Run<'_>, entries: &'d [GroupEntry]) -> Res
             return Ok(());
         }
         if path.contains(&name) {
-            return Err(run.invalid("groups", name, Some("parents"), format!("parent cycle: {} → {name}", path.join(" → "))));
+            return Err(run.invalid(
+                "groups",
+                name,
+                Some("parents"),
+                format!("parent cycle: {} → {name}", path.join(" → ")),
+            ));
         }
-        let Some(entry) = by_name.get(name) else { return Ok(()) };
+        let Some(entry) = by_name.get(name) else {
+            return Ok(());
+        };
         path.push(name);
         for parent in entry.parents.iter().flatten() {
             visit(run, parent, by_name, path, done, ordered)?;
@@ -172,7 +253,14 @@ pub(super) fn parents_first<'d>(run: &Run<'_>, entries: &'d [GroupEntry]) -> Res
         Ok(())
     }
     for entry in entries {
-        visit(run, &entry.name, &by_name, &mut Vec::new(), &mut done, &mut ordered)?;
+        visit(
+            run,
+            &entry.name,
+            &by_name,
+            &mut Vec::new(),
+            &mut done,
+            &mut ordered,
+        )?;
     }
     Ok(ordered)
 }
@@ -184,14 +272,22 @@ pub(super) async fn group(run: &mut Run<'_>, entry: &GroupEntry) -> Result<(), F
         Some(g) => Some(json!(GroupEntry {
             name: g.fields.name.clone(),
             is_superuser: Some(g.fields.is_superuser),
-            parents: Some(sorted(groups::parents(run.conn, g.id).await?.into_iter().map(|p| p.fields.name).collect())),
+            parents: Some(sorted(
+                groups::parents(run.conn, g.id)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.fields.name)
+                    .collect()
+            )),
             attributes: Some(g.fields.attributes.as_object().cloned().unwrap_or_default()),
         })),
         None => None,
     };
     let mut entry = entry.clone();
     entry.parents = entry.parents.map(sorted);
-    let Some(desired) = run.compare("group", key, current, &entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("group", key, current, &entry, &[])? else {
+        return Ok(());
+    };
     let desired: GroupEntry = typed(desired)?;
     let mut parents = Vec::new();
     for name in desired.parents.iter().flatten() {
@@ -223,13 +319,21 @@ pub(super) async fn user(run: &mut Run<'_>, entry: &UserEntry) -> Result<(), Fai
             is_active: Some(u.fields.is_active),
             path: Some(u.fields.path.clone()),
             attributes: Some(u.fields.attributes.as_object().cloned().unwrap_or_default()),
-            groups: Some(sorted(groups::of_user(run.conn, u.id).await?.into_iter().map(|g| g.fields.name).collect())),
+            groups: Some(sorted(
+                groups::of_user(run.conn, u.id)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.fields.name)
+                    .collect()
+            )),
         })),
         None => None,
     };
     let mut entry = entry.clone();
     entry.groups = entry.groups.map(sorted);
-    let Some(desired) = run.compare("user", key, current, &entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("user", key, current, &entry, &[])? else {
+        return Ok(());
+    };
     let desired: UserEntry = typed(desired)?;
     let mut group_uuids = Vec::new();
     for name in desired.groups.iter().flatten() {
@@ -263,7 +367,9 @@ pub(super) async fn stage(run: &mut Run<'_>, entry: &StageEntry) -> Result<(), F
             settings: Some(s.fields.settings.as_object().cloned().unwrap_or_default()),
         })
     });
-    let Some(desired) = run.compare("stage", key, current, entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("stage", key, current, entry, &[])? else {
+        return Ok(());
+    };
     let desired: StageEntry = typed(desired)?;
     if let Some(err) = gatehouse_core::validate::name(&desired.name).err() {
         return Err(run.invalid("stages", key, Some("name"), err));
@@ -291,11 +397,20 @@ pub(super) async fn policy(run: &mut Run<'_>, entry: &PolicyEntry) -> Result<(),
             settings: Some(p.fields.settings.as_object().cloned().unwrap_or_default()),
         })
     });
-    let Some(desired) = run.compare("policy", key, current, entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("policy", key, current, entry, &[])? else {
+        return Ok(());
+    };
     let desired: PolicyEntry = typed(desired)?;
     let settings = desired.settings.unwrap_or_default();
-    if desired.kind == gatehouse_core::kinds::PolicyKind::Expression && !settings.get("expression").is_some_and(Value::is_string) {
-        return Err(run.invalid("policies", key, Some("settings"), "an expression policy needs `settings.expression` (a CEL expression)"));
+    if desired.kind == gatehouse_core::kinds::PolicyKind::Expression
+        && !settings.get("expression").is_some_and(Value::is_string)
+    {
+        return Err(run.invalid(
+            "policies",
+            key,
+            Some("settings"),
+            "an expression policy needs `settings.expression` (a CEL expression)",
+        ));
     }
     let fields = policies::PolicyFields {
         name: desired.name,
@@ -318,7 +433,10 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
             let mut stages = Vec::new();
             for b in flows::stage_bindings(run.conn, f.uuid).await? {
                 stages.push(FlowStageEntry {
-                    stage: sql::get::<flows::Stage>(run.conn, b.stage).await?.fields.name,
+                    stage: sql::get::<flows::Stage>(run.conn, b.stage)
+                        .await?
+                        .fields
+                        .name,
                     order: b.order,
                     bindings: run.bindings_view(b.uuid).await?,
                 });
@@ -349,7 +467,9 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
             s.bindings = canonical(std::mem::take(&mut s.bindings));
         }
     }
-    let Some(desired) = run.compare("flow", key, current.clone(), &entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("flow", key, current.clone(), &entry, &[])? else {
+        return Ok(());
+    };
     let desired: FlowEntry = typed(desired)?;
     let name = desired.name.clone().unwrap_or_else(|| desired.slug.clone());
     let request = FlowRequest {
@@ -367,7 +487,10 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
     let flow = flows::Flow::write(run.conn, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("flows", key, e))?;
-    let current_stages = current.as_ref().map(|c| c["stages"].clone()).unwrap_or(Value::Null);
+    let current_stages = current
+        .as_ref()
+        .map(|c| c["stages"].clone())
+        .unwrap_or(Value::Null);
     if let Some(stages) = &desired.stages {
         if serde_json::to_value(stages).map_err(internal)? != current_stages {
             for b in flows::stage_bindings(run.conn, flow.uuid).await? {
@@ -375,24 +498,42 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
             }
             for s in stages {
                 let Some(stage) = flows::find_stage_by_name(run.conn, &s.stage).await? else {
-                    return Err(run.invalid("flows", key, Some("stages"), format!("no stage named `{}`; define it under `stages:`", s.stage)));
+                    return Err(run.invalid(
+                        "flows",
+                        key,
+                        Some("stages"),
+                        format!("no stage named `{}`; define it under `stages:`", s.stage),
+                    ));
                 };
                 let binding = flows::bind_stage(run.conn, flow.uuid, stage.uuid, s.order).await?;
-                run.replace_bindings("flows", key, Target::StageBinding(binding.uuid), &s.bindings).await?;
+                run.replace_bindings(
+                    "flows",
+                    key,
+                    Target::StageBinding(binding.uuid),
+                    &s.bindings,
+                )
+                .await?;
             }
         }
     }
-    let current_bindings = current.as_ref().map(|c| c["bindings"].clone()).unwrap_or(Value::Null);
+    let current_bindings = current
+        .as_ref()
+        .map(|c| c["bindings"].clone())
+        .unwrap_or(Value::Null);
     if let Some(bindings) = &desired.bindings {
         if serde_json::to_value(bindings).map_err(internal)? != current_bindings {
-            run.replace_bindings("flows", key, Target::Flow(flow.uuid), bindings).await?;
+            run.replace_bindings("flows", key, Target::Flow(flow.uuid), bindings)
+                .await?;
         }
     }
     Ok(())
 }
 
 /// The common provider fields in file vocabulary: (authorization, invalidation, authentication).
-async fn provider_flows(conn: &mut Conn, p: &store_providers::Provider) -> Result<[String; 3], Failure> {
+async fn provider_flows(
+    conn: &mut Conn,
+    p: &store_providers::Provider,
+) -> Result<[String; 3], Failure> {
     Ok([
         flow_slug(conn, Some(p.fields.authorization_flow)).await?,
         flow_slug(conn, p.fields.invalidation_flow).await?,
@@ -400,16 +541,33 @@ async fn provider_flows(conn: &mut Conn, p: &store_providers::Provider) -> Resul
     ])
 }
 
-pub(super) async fn oauth2_provider(run: &mut Run<'_>, entry: &OAuth2ProviderEntry) -> Result<(), Failure> {
+pub(super) async fn oauth2_provider(
+    run: &mut Run<'_>,
+    entry: &OAuth2ProviderEntry,
+) -> Result<(), Failure> {
     let key = entry.name.as_str();
     let existing = store_providers::find_by_name(run.conn, key).await?;
-    if let Some(p) = existing.as_ref().filter(|p| p.fields.kind.tag() != "oauth2") {
-        return Err(run.invalid("oauth2_providers", key, None, format!("`{}` exists as a {} provider; rename one of them", p.fields.name, p.fields.kind.tag())));
+    if let Some(p) = existing
+        .as_ref()
+        .filter(|p| p.fields.kind.tag() != "oauth2")
+    {
+        return Err(run.invalid(
+            "oauth2_providers",
+            key,
+            None,
+            format!(
+                "`{}` exists as a {} provider; rename one of them",
+                p.fields.name,
+                p.fields.kind.tag()
+            ),
+        ));
     }
     let current = match &existing {
         Some(p) => {
             let [authorization, invalidation, authentication] = provider_flows(run.conn, p).await?;
-            let ProviderKind::OAuth2(o) = &p.fields.kind else { return Err(internal("kind changed")) };
+            let ProviderKind::OAuth2(o) = &p.fields.kind else {
+                return Err(internal("kind changed"));
+            };
             Some(json!({
                 "name": p.fields.name,
                 "authorization_flow": authorization,
@@ -436,19 +594,45 @@ pub(super) async fn oauth2_provider(run: &mut Run<'_>, entry: &OAuth2ProviderEnt
             u.redirect_uri_type = None;
         }
     }
-    let Some(mut desired) = run.compare("oauth2_provider", key, current, &entry, &["client_secret"])? else { return Ok(()) };
+    let Some(mut desired) =
+        run.compare("oauth2_provider", key, current, &entry, &["client_secret"])?
+    else {
+        return Ok(());
+    };
     // The secret travels separately: the entry type only holds references.
     desired["client_secret"] = Value::Null;
     let desired: OAuth2ProviderEntry = typed(desired)?;
-    let secret = entry.client_secret.as_ref().and_then(|s| s.value.clone()).filter(|s| !s.is_empty());
+    let secret = entry
+        .client_secret
+        .as_ref()
+        .and_then(|s| s.value.clone())
+        .filter(|s| !s.is_empty());
     let secret = secret.or_else(|| existing.as_ref().map(|p| p.fields.client_secret.clone()));
     let request = OAuth2ProviderRequest {
         name: Some(desired.name.clone()),
-        authentication_flow: Some(run.flow_ref("oauth2_providers", key, "authentication_flow", desired.authentication_flow.as_deref()).await?),
-        authorization_flow: run.flow_ref("oauth2_providers", key, "authorization_flow", desired.authorization_flow.as_deref()).await?,
+        authentication_flow: Some(
+            run.flow_ref(
+                "oauth2_providers",
+                key,
+                "authentication_flow",
+                desired.authentication_flow.as_deref(),
+            )
+            .await?,
+        ),
+        authorization_flow: run
+            .flow_ref(
+                "oauth2_providers",
+                key,
+                "authorization_flow",
+                desired.authorization_flow.as_deref(),
+            )
+            .await?,
         invalidation_flow: match desired.invalidation_flow.as_deref() {
             None => None,
-            slug => Some(run.flow_ref("oauth2_providers", key, "invalidation_flow", slug).await?),
+            slug => Some(
+                run.flow_ref("oauth2_providers", key, "invalidation_flow", slug)
+                    .await?,
+            ),
         },
         client_type: desired.client_type,
         client_id: desired.client_id,
@@ -463,22 +647,42 @@ pub(super) async fn oauth2_provider(run: &mut Run<'_>, entry: &OAuth2ProviderEnt
         issuer_mode: desired.issuer_mode,
         ..Default::default()
     };
-    OAuth2::write(run.conn, run.admin, existing.map(OAuth2::from), request, true)
-        .await
-        .map_err(|e| run.locate("oauth2_providers", key, e))?;
+    OAuth2::write(
+        run.conn,
+        run.admin,
+        existing.map(OAuth2::from),
+        request,
+        true,
+    )
+    .await
+    .map_err(|e| run.locate("oauth2_providers", key, e))?;
     Ok(())
 }
 
-pub(super) async fn proxy_provider(run: &mut Run<'_>, entry: &ProxyProviderEntry) -> Result<(), Failure> {
+pub(super) async fn proxy_provider(
+    run: &mut Run<'_>,
+    entry: &ProxyProviderEntry,
+) -> Result<(), Failure> {
     let key = entry.name.as_str();
     let existing = store_providers::find_by_name(run.conn, key).await?;
     if let Some(p) = existing.as_ref().filter(|p| p.fields.kind.tag() != "proxy") {
-        return Err(run.invalid("proxy_providers", key, None, format!("`{}` exists as a {} provider; rename one of them", p.fields.name, p.fields.kind.tag())));
+        return Err(run.invalid(
+            "proxy_providers",
+            key,
+            None,
+            format!(
+                "`{}` exists as a {} provider; rename one of them",
+                p.fields.name,
+                p.fields.kind.tag()
+            ),
+        ));
     }
     let current = match &existing {
         Some(p) => {
             let [authorization, invalidation, authentication] = provider_flows(run.conn, p).await?;
-            let ProviderKind::Proxy(x) = &p.fields.kind else { return Err(internal("kind changed")) };
+            let ProviderKind::Proxy(x) = &p.fields.kind else {
+                return Err(internal("kind changed"));
+            };
             Some(json!(ProxyProviderEntry {
                 name: p.fields.name.clone(),
                 authorization_flow: Some(authorization),
@@ -500,15 +704,35 @@ pub(super) async fn proxy_provider(run: &mut Run<'_>, entry: &ProxyProviderEntry
         }
         None => None,
     };
-    let Some(desired) = run.compare("proxy_provider", key, current, entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("proxy_provider", key, current, entry, &[])? else {
+        return Ok(());
+    };
     let desired: ProxyProviderEntry = typed(desired)?;
     let request = ProxyProviderRequest {
         name: Some(desired.name.clone()),
-        authentication_flow: Some(run.flow_ref("proxy_providers", key, "authentication_flow", desired.authentication_flow.as_deref()).await?),
-        authorization_flow: run.flow_ref("proxy_providers", key, "authorization_flow", desired.authorization_flow.as_deref()).await?,
+        authentication_flow: Some(
+            run.flow_ref(
+                "proxy_providers",
+                key,
+                "authentication_flow",
+                desired.authentication_flow.as_deref(),
+            )
+            .await?,
+        ),
+        authorization_flow: run
+            .flow_ref(
+                "proxy_providers",
+                key,
+                "authorization_flow",
+                desired.authorization_flow.as_deref(),
+            )
+            .await?,
         invalidation_flow: match desired.invalidation_flow.as_deref() {
             None => None,
-            slug => Some(run.flow_ref("proxy_providers", key, "invalidation_flow", slug).await?),
+            slug => Some(
+                run.flow_ref("proxy_providers", key, "invalidation_flow", slug)
+                    .await?,
+            ),
         },
         internal_host: desired.internal_host,
         external_host: desired.external_host,
@@ -524,13 +748,22 @@ pub(super) async fn proxy_provider(run: &mut Run<'_>, entry: &ProxyProviderEntry
         refresh_token_validity: desired.refresh_token_validity,
         ..Default::default()
     };
-    Proxy::write(run.conn, run.admin, existing.map(Proxy::from), request, true)
-        .await
-        .map_err(|e| run.locate("proxy_providers", key, e))?;
+    Proxy::write(
+        run.conn,
+        run.admin,
+        existing.map(Proxy::from),
+        request,
+        true,
+    )
+    .await
+    .map_err(|e| run.locate("proxy_providers", key, e))?;
     Ok(())
 }
 
-pub(super) async fn application(run: &mut Run<'_>, entry: &ApplicationEntry) -> Result<(), Failure> {
+pub(super) async fn application(
+    run: &mut Run<'_>,
+    entry: &ApplicationEntry,
+) -> Result<(), Failure> {
     let key = entry.slug.as_str();
     let existing = applications::find_by_slug(run.conn, key).await?;
     let current = match &existing {
@@ -559,11 +792,20 @@ pub(super) async fn application(run: &mut Run<'_>, entry: &ApplicationEntry) -> 
     };
     let mut entry = entry.clone();
     entry.bindings = entry.bindings.map(canonical);
-    let current_bindings = current.as_ref().map(|c| c["bindings"].clone()).unwrap_or(Value::Null);
-    let Some(desired) = run.compare("application", key, current, &entry, &[])? else { return Ok(()) };
+    let current_bindings = current
+        .as_ref()
+        .map(|c| c["bindings"].clone())
+        .unwrap_or(Value::Null);
+    let Some(desired) = run.compare("application", key, current, &entry, &[])? else {
+        return Ok(());
+    };
     let desired: ApplicationEntry = typed(desired)?;
     let provider = match desired.provider.as_deref().filter(|p| !p.is_empty()) {
-        Some(name) => Some(run.provider_ref("applications", key, "provider", name).await?.id),
+        Some(name) => Some(
+            run.provider_ref("applications", key, "provider", name)
+                .await?
+                .id,
+        ),
         None => None,
     };
     let request = ApplicationRequest {
@@ -585,7 +827,8 @@ pub(super) async fn application(run: &mut Run<'_>, entry: &ApplicationEntry) -> 
         .map_err(|e| run.locate("applications", key, e))?;
     if let Some(bindings) = &desired.bindings {
         if serde_json::to_value(bindings).map_err(internal)? != current_bindings {
-            run.replace_bindings("applications", key, Target::Application(app.uuid), bindings).await?;
+            run.replace_bindings("applications", key, Target::Application(app.uuid), bindings)
+                .await?;
         }
     }
     Ok(())
@@ -618,14 +861,26 @@ pub(super) async fn source(run: &mut Run<'_>, entry: &SourceEntry) -> Result<(),
         None => None,
     };
     let mut entry = entry.clone();
-    let secret_given = entry.consumer_secret.as_ref().and_then(|s| s.value.clone()).filter(|s| !s.is_empty());
-    let secret = secret_given.clone().or_else(|| existing.as_ref().map(|s| s.fields.consumer_secret.clone())).unwrap_or_default();
+    let secret_given = entry
+        .consumer_secret
+        .as_ref()
+        .and_then(|s| s.value.clone())
+        .filter(|s| !s.is_empty());
+    let secret = secret_given
+        .clone()
+        .or_else(|| existing.as_ref().map(|s| s.fields.consumer_secret.clone()))
+        .unwrap_or_default();
     // A source without its secret cannot work: keep it (so the config is complete) but disabled.
     entry.enabled = Some(entry.enabled.unwrap_or(true) && !secret.is_empty());
     if secret.is_empty() {
-        run.outcome.warnings.push(format!("sources[{key}]: consumer_secret is empty, so the source is disabled until it is set"));
+        run.outcome.warnings.push(format!(
+            "sources[{key}]: consumer_secret is empty, so the source is disabled until it is set"
+        ));
     }
-    let Some(mut desired) = run.compare("source", key, current, &entry, &["consumer_secret"])? else { return Ok(()) };
+    let Some(mut desired) = run.compare("source", key, current, &entry, &["consumer_secret"])?
+    else {
+        return Ok(());
+    };
     desired["consumer_secret"] = Value::Null;
     let desired: SourceEntry = typed(desired)?;
     let request = OAuthSourceRequest {
@@ -633,8 +888,24 @@ pub(super) async fn source(run: &mut Run<'_>, entry: &SourceEntry) -> Result<(),
         slug: Some(desired.slug.clone()),
         enabled: desired.enabled,
         promoted: desired.promoted,
-        authentication_flow: Some(run.flow_ref("sources", key, "authentication_flow", desired.authentication_flow.as_deref()).await?),
-        enrollment_flow: Some(run.flow_ref("sources", key, "enrollment_flow", desired.enrollment_flow.as_deref()).await?),
+        authentication_flow: Some(
+            run.flow_ref(
+                "sources",
+                key,
+                "authentication_flow",
+                desired.authentication_flow.as_deref(),
+            )
+            .await?,
+        ),
+        enrollment_flow: Some(
+            run.flow_ref(
+                "sources",
+                key,
+                "enrollment_flow",
+                desired.enrollment_flow.as_deref(),
+            )
+            .await?,
+        ),
         user_matching_mode: desired.user_matching_mode,
         provider_type: desired.provider_type,
         authorization_url: desired.authorization_url,
@@ -675,11 +946,17 @@ pub(super) async fn outpost(run: &mut Run<'_>, entry: &OutpostEntry) -> Result<(
     };
     let mut entry = entry.clone();
     entry.providers = entry.providers.map(sorted);
-    let Some(desired) = run.compare("outpost", key, current, &entry, &[])? else { return Ok(()) };
+    let Some(desired) = run.compare("outpost", key, current, &entry, &[])? else {
+        return Ok(());
+    };
     let desired: OutpostEntry = typed(desired)?;
     let mut ids = Vec::new();
     for name in desired.providers.iter().flatten() {
-        ids.push(run.provider_ref("outposts", key, "providers", name).await?.id);
+        ids.push(
+            run.provider_ref("outposts", key, "providers", name)
+                .await?
+                .id,
+        );
     }
     let request = OutpostRequest {
         name: Some(desired.name),
@@ -712,21 +989,75 @@ pub(super) async fn prune(run: &mut Run<'_>, doc: &Document) -> Result<(), Failu
     }
     let wanted = |names: Vec<&str>| names.into_iter().map(str::to_owned).collect::<Vec<_>>();
     let sections: [(&str, bool, Vec<String>, &str, &str); 9] = [
-        ("application", !doc.applications.is_empty(), wanted(doc.applications.iter().map(|e| e.slug.as_str()).collect()), "SELECT slug AS k FROM applications", "DELETE FROM applications WHERE slug = $1"),
-        ("source", !doc.sources.is_empty(), wanted(doc.sources.iter().map(|e| e.slug.as_str()).collect()), "SELECT slug AS k FROM sources", "DELETE FROM sources WHERE slug = $1"),
+        (
+            "application",
+            !doc.applications.is_empty(),
+            wanted(doc.applications.iter().map(|e| e.slug.as_str()).collect()),
+            "SELECT slug AS k FROM applications",
+            "DELETE FROM applications WHERE slug = $1",
+        ),
+        (
+            "source",
+            !doc.sources.is_empty(),
+            wanted(doc.sources.iter().map(|e| e.slug.as_str()).collect()),
+            "SELECT slug AS k FROM sources",
+            "DELETE FROM sources WHERE slug = $1",
+        ),
         (
             "provider",
             !(doc.oauth2_providers.is_empty() && doc.proxy_providers.is_empty()),
-            wanted(doc.oauth2_providers.iter().map(|e| e.name.as_str()).chain(doc.proxy_providers.iter().map(|e| e.name.as_str())).collect()),
+            wanted(
+                doc.oauth2_providers
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .chain(doc.proxy_providers.iter().map(|e| e.name.as_str()))
+                    .collect(),
+            ),
             "SELECT name AS k FROM providers",
             "DELETE FROM providers WHERE name = $1",
         ),
-        ("flow", !doc.flows.is_empty(), wanted(doc.flows.iter().map(|e| e.slug.as_str()).collect()), "SELECT slug AS k FROM flows", "DELETE FROM flows WHERE slug = $1"),
-        ("stage", !doc.stages.is_empty(), wanted(doc.stages.iter().map(|e| e.name.as_str()).collect()), "SELECT name AS k FROM stages", "DELETE FROM stages WHERE name = $1"),
-        ("policy", !doc.policies.is_empty(), wanted(doc.policies.iter().map(|e| e.name.as_str()).collect()), "SELECT name AS k FROM policies", "DELETE FROM policies WHERE name = $1"),
-        ("user", !doc.users.is_empty(), wanted(doc.users.iter().map(|e| e.username.as_str()).collect()), "SELECT username AS k FROM users", "DELETE FROM users WHERE username = $1"),
-        ("group", !doc.groups.is_empty(), wanted(doc.groups.iter().map(|e| e.name.as_str()).collect()), "SELECT name AS k FROM groups", "DELETE FROM groups WHERE name = $1"),
-        ("outpost", !doc.outposts.is_empty(), wanted(doc.outposts.iter().map(|e| e.name.as_str()).collect()), "SELECT name AS k FROM outposts WHERE managed IS NULL", "DELETE FROM outposts WHERE name = $1"),
+        (
+            "flow",
+            !doc.flows.is_empty(),
+            wanted(doc.flows.iter().map(|e| e.slug.as_str()).collect()),
+            "SELECT slug AS k FROM flows",
+            "DELETE FROM flows WHERE slug = $1",
+        ),
+        (
+            "stage",
+            !doc.stages.is_empty(),
+            wanted(doc.stages.iter().map(|e| e.name.as_str()).collect()),
+            "SELECT name AS k FROM stages",
+            "DELETE FROM stages WHERE name = $1",
+        ),
+        (
+            "policy",
+            !doc.policies.is_empty(),
+            wanted(doc.policies.iter().map(|e| e.name.as_str()).collect()),
+            "SELECT name AS k FROM policies",
+            "DELETE FROM policies WHERE name = $1",
+        ),
+        (
+            "user",
+            !doc.users.is_empty(),
+            wanted(doc.users.iter().map(|e| e.username.as_str()).collect()),
+            "SELECT username AS k FROM users",
+            "DELETE FROM users WHERE username = $1",
+        ),
+        (
+            "group",
+            !doc.groups.is_empty(),
+            wanted(doc.groups.iter().map(|e| e.name.as_str()).collect()),
+            "SELECT name AS k FROM groups",
+            "DELETE FROM groups WHERE name = $1",
+        ),
+        (
+            "outpost",
+            !doc.outposts.is_empty(),
+            wanted(doc.outposts.iter().map(|e| e.name.as_str()).collect()),
+            "SELECT name AS k FROM outposts WHERE managed IS NULL",
+            "DELETE FROM outposts WHERE name = $1",
+        ),
     ];
     for (kind, present, wanted, list_sql, delete_sql) in sections {
         if !present {
