@@ -57,7 +57,7 @@ pub fn read_file(path: &Path) -> anyhow::Result<SettingsFile> {
         toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|s| text.get(..s.start).unwrap_or(&text).lines().count().max(1))
                 .unwrap_or(0);
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
         })
