@@ -78,6 +78,19 @@ pub fn verify_password(password: &str, stored: &str) -> Result<bool, PasswordErr
         .is_ok())
 }
 
+/// Whether a stored hash was made with other parameters than today's, so it should be replaced
+/// by a fresh hash the next time the password is known (at login).
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return true;
+    };
+    let param = |name: &str| parsed.params.get_decimal(name);
+    parsed.algorithm.as_str() != "argon2id"
+        || param("m") != Some(ARGON2_MEMORY_KIB)
+        || param("t") != Some(ARGON2_ITERATIONS)
+        || param("p") != Some(ARGON2_PARALLELISM)
+}
+
 /// Compares two secrets without revealing where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
@@ -104,6 +117,10 @@ mod tests {
         assert!(verify_password("correct horse", &stored)?);
         assert!(!verify_password("wrong", &stored)?);
         assert!(verify_password("x", "not a hash").is_err());
+        assert!(!needs_rehash(&stored));
+        assert!(needs_rehash(
+            "$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
         Ok(())
     }
 }

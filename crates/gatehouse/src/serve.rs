@@ -120,10 +120,13 @@ pub async fn run(
             settings.external_url
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
     store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())

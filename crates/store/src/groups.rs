@@ -233,3 +233,18 @@ pub async fn set_user_groups(
     }
     Ok(())
 }
+
+/// The groups user `user_id` is in directly or through a child group: membership of a child
+/// implies its ancestors for policy checks.
+pub async fn effective_of_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Group>> {
+    sql::select(
+        conn,
+        "WHERE id IN (WITH RECURSIVE ancestry(id) AS (
+            SELECT group_id FROM group_members WHERE user_id = $1
+            UNION SELECT gp.parent_id FROM group_parents gp JOIN ancestry a ON gp.group_id = a.id
+        ) SELECT id FROM ancestry)",
+        vec![user_id.into()],
+        "name",
+    )
+    .await
+}

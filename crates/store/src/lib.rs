@@ -17,13 +17,17 @@
 //! differ.
 
 pub mod applications;
+pub mod devices;
 pub mod events;
+pub mod flow_states;
 pub mod flows;
 pub mod groups;
 pub mod invitations;
 pub mod outposts;
 pub mod policies;
 pub mod providers;
+pub mod reputation;
+pub mod sessions;
 pub mod sources;
 pub mod sql;
 pub mod tokens;

@@ -172,3 +172,33 @@ pub async fn count(conn: &mut AnyConnection) -> Result<i64> {
     let row = sql::fetch_optional(conn, "SELECT COUNT(*) AS n FROM users", vec![]).await?;
     Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0))
 }
+
+/// The user a login identifier names: by username first, else by email (case-insensitive).
+pub async fn find_for_login(conn: &mut AnyConnection, identifier: &str) -> Result<Option<User>> {
+    if let Some(user) = find_by_username(conn, identifier).await? {
+        return Ok(Some(user));
+    }
+    if !identifier.contains('@') {
+        return Ok(None);
+    }
+    let mut found: Vec<User> = sql::select(
+        conn,
+        "WHERE email <> '' AND LOWER(email) = LOWER($1)",
+        vec![identifier.into()],
+        "id",
+    )
+    .await?;
+    // Two accounts sharing an email would make the login ambiguous: match neither.
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
+/// Records a successful login.
+pub async fn touch_login(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE users SET last_login = $1 WHERE id = $2",
+        vec![sql::now().into(), id.into()],
+    )
+    .await?;
+    Ok(())
+}

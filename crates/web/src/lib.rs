@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`api`]: `/api/v3/` resources (Authentik-compatible) and the OpenAPI document.
 //! - [`health`]: `/-/health/live/` and `/-/health/ready/`.
-//! - [`setup`]: `/if/flow/initial-setup/`, where the first admin sets a password and gets a token.
+//! - [`pages`]: server-rendered pages: login flows, the user page, the one-time set-up page.
+//! - [`session`]: the IdP session cookie.
 //! - [`bootstrap`]: what an empty database gets on first start (admin, `Admins`, default flows,
 //!   embedded outpost).
 //! - [`reconcile`]: applies a declarative config document (plan/apply).
@@ -16,8 +17,9 @@ pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod pages;
 pub mod reconcile;
-pub mod setup;
+pub mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Settings {
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The flow engine (throttles live here).
+    pub engine: Arc<gatehouse_flow::Engine>,
     /// Settings.
     pub settings: Arc<Settings>,
     /// Set once start-up (migrations, bootstrap) has finished; readiness depends on it.
@@ -50,6 +54,7 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> AppState {
         AppState {
             store,
+            engine: Arc::new(gatehouse_flow::Engine::default()),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -89,7 +94,9 @@ pub fn router(state: AppState) -> Router {
             api.route("/schema/", get(schema)).fallback(api_not_found),
         )
         .merge(health::router())
-        .merge(setup::router())
+        .merge(pages::setup::router())
+        .merge(pages::flow::router())
+        .merge(pages::user::router())
         .with_state(state)
 }
 

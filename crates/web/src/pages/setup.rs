@@ -13,6 +13,7 @@ use gatehouse_core::secret;
 use gatehouse_store::{tokens, users};
 use serde::Deserialize;
 
+use super::escape;
 use crate::bootstrap::SETUP_TOKEN;
 use crate::AppState;
 
@@ -37,36 +38,8 @@ struct SetupForm {
     password_repeat: String,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    text.chars()
-        .fold(String::with_capacity(text.len()), |mut out, c| {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-            out
-        })
-}
-
 fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Gatehouse</title>
-<style>
-body{{font-family:system-ui,sans-serif;background:#f3f4f6;color:#111827;display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0}}
-main{{background:#fff;padding:2rem;border-radius:12px;box-shadow:0 4px 24px #0001;max-width:28rem;width:100%}}
-h1{{font-size:1.4rem;margin-top:0}} label{{display:block;margin:.8rem 0 .3rem;font-weight:600}}
-input{{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}}
-button{{margin-top:1.2rem;width:100%;padding:.7rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-size:1rem;cursor:pointer}}
-.error{{color:#b91c1c}} code{{word-break:break-all;background:#f3f4f6;padding:.4rem;display:block;border-radius:6px}}
-</style></head><body><main><h1>{title}</h1>{body}</main></body></html>"#,
-        title = escape(title),
-    ))
+    Html(super::layout(title, body, false))
 }
 
 /// Why a set-up token cannot be used; shown to the visitor.

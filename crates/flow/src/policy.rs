@@ -1,0 +1,372 @@
+//! Policies and bindings. A binding evaluates a policy, a group membership or a user identity
+//! against a subject (the user if known, the identifier typed so far, the request). Results are
+//! `Pass`, `Fail(message)` or `NotApplicable`; bindings combine under `all` or `any`, and
+//! not-applicable ones never decide.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use gatehouse_core::kinds::{PolicyEngineMode, PolicyKind};
+use gatehouse_store::policies::{self, Binding, Subject};
+use gatehouse_store::{groups, reputation, sql, users, Conn};
+use serde_json::{json, Value};
+
+use crate::run::RequestInfo;
+use crate::Result;
+
+/// The result of one policy or binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allows.
+    Pass,
+    /// Refuses, with a message for the user.
+    Fail(String),
+    /// Cannot decide yet (e.g. needs a user before one is identified).
+    NotApplicable,
+}
+
+/// Whom a policy is evaluated for.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The user, once identified (pending in a flow, or logged in).
+    pub user: Option<&'a users::User>,
+    /// What the visitor typed as username/email, when they did.
+    pub identifier: Option<&'a str>,
+    /// The HTTP request.
+    pub request: &'a RequestInfo,
+    /// The flow being run, if any.
+    pub flow: Option<&'a str>,
+}
+
+/// One binding's result with the reason, for `gatehouse flow explain`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Explained {
+    /// What is bound, e.g. `policy brute-force-protection`.
+    pub binding: String,
+    /// Evaluation order.
+    pub order: i64,
+    /// `pass`, `fail` or `not applicable`.
+    pub result: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Longest accepted expression; CEL has no cost limit, so size is bounded instead.
+pub const MAX_EXPRESSION: usize = 4096;
+
+fn setting<'v>(settings: &'v Value, key: &str) -> Option<&'v Value> {
+    settings.get(key)
+}
+
+/// Evaluates one policy for `ctx`.
+pub async fn evaluate_policy(
+    conn: &mut Conn,
+    policy: &policies::Policy,
+    ctx: Context<'_>,
+    timeout: Duration,
+) -> Result<(Verdict, String)> {
+    let s = &policy.fields.settings;
+    let message = setting(s, "message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("Access denied by policy {}.", policy.fields.name));
+    match policy.fields.kind {
+        PolicyKind::GroupMembership => {
+            let Some(user) = ctx.user else {
+                return Ok((Verdict::NotApplicable, "no user identified yet".into()));
+            };
+            let group = setting(s, "group")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let member = groups::effective_of_user(conn, user.id)
+                .await?
+                .iter()
+                .any(|g| g.fields.name == group);
+            Ok(if member {
+                (
+                    Verdict::Pass,
+                    format!("{} is in {group}", user.fields.username),
+                )
+            } else {
+                (
+                    Verdict::Fail(message),
+                    format!("{} is not in {group}", user.fields.username),
+                )
+            })
+        }
+        PolicyKind::Reputation => {
+            let check_username = setting(s, "check_username")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let check_ip = setting(s, "check_ip")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let threshold = setting(s, "threshold")
+                .and_then(Value::as_i64)
+                .unwrap_or(-5);
+            let identifier = ctx
+                .identifier
+                .or(ctx.user.map(|u| u.fields.username.as_str()));
+            let who = match (check_username, identifier) {
+                (true, Some(id)) => id,
+                (true, None) => {
+                    return Ok((Verdict::NotApplicable, "no username to score yet".into()))
+                }
+                (false, _) => "",
+            };
+            let from = if check_ip {
+                ctx.request.ip.as_str()
+            } else {
+                ""
+            };
+            let score = reputation::score(conn, who, from, Utc::now()).await?;
+            Ok(if score > threshold {
+                (Verdict::Pass, format!("score {score} is above {threshold}"))
+            } else {
+                (
+                    Verdict::Fail(
+                        setting(s, "message")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| {
+                                "Too many failed attempts. Wait a few minutes and try again."
+                                    .to_owned()
+                            }),
+                    ),
+                    format!("score {score} is at or below {threshold}"),
+                )
+            })
+        }
+        PolicyKind::Expression => {
+            let expression = setting(s, "expression")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if expression.len() > MAX_EXPRESSION {
+                return Ok((
+                    Verdict::Fail(message),
+                    format!("expression longer than {MAX_EXPRESSION} characters"),
+                ));
+            }
+            let user = match ctx.user {
+                Some(u) => {
+                    let names: Vec<String> = groups::effective_of_user(conn, u.id)
+                        .await?
+                        .into_iter()
+                        .map(|g| g.fields.name)
+                        .collect();
+                    json!({
+                        "username": u.fields.username, "name": u.fields.name, "email": u.fields.email,
+                        "type": u.fields.user_type.as_str(), "is_active": u.fields.is_active,
+                        "attributes": u.fields.attributes, "groups": names,
+                    })
+                }
+                None if references_user(&expression) => {
+                    return Ok((
+                        Verdict::NotApplicable,
+                        "the expression uses `user`, and no user is identified yet".into(),
+                    ))
+                }
+                None => Value::Null,
+            };
+            let request = json!({
+                "ip": ctx.request.ip, "host": ctx.request.host, "path": ctx.request.path,
+                "method": ctx.request.method, "user_agent": ctx.request.user_agent,
+            });
+            let flow = json!({"slug": ctx.flow.unwrap_or_default()});
+            let context = json!({"identifier": ctx.identifier.unwrap_or_default()});
+            let outcome = tokio::time::timeout(
+                timeout,
+                tokio::task::spawn_blocking(move || {
+                    run_cel(&expression, user, request, flow, context)
+                }),
+            )
+            .await;
+            Ok(match outcome {
+                Ok(Ok(Ok(true))) => (Verdict::Pass, "expression is true".into()),
+                Ok(Ok(Ok(false))) => (Verdict::Fail(message), "expression is false".into()),
+                Ok(Ok(Err(e))) => (Verdict::Fail(message), format!("expression failed: {e}")),
+                Ok(Err(e)) => (Verdict::Fail(message), format!("expression panicked: {e}")),
+                Err(_) => (
+                    Verdict::Fail(message),
+                    format!("expression took longer than {} s", timeout.as_secs()),
+                ),
+            })
+        }
+    }
+}
+
+fn references_user(expression: &str) -> bool {
+    cel_interpreter::Program::compile(expression)
+        .map(|p| p.references().has_variable("user"))
+        .unwrap_or(true)
+}
+
+/// Compiles and runs a CEL expression; anything but `true`/`false` is an error.
+pub fn run_cel(
+    expression: &str,
+    user: Value,
+    request: Value,
+    flow: Value,
+    context: Value,
+) -> std::result::Result<bool, String> {
+    let program = cel_interpreter::Program::compile(expression)
+        .map_err(|e| format!("does not compile: {e}"))?;
+    let mut ctx = cel_interpreter::Context::default();
+    for (name, value) in [
+        ("user", user),
+        ("request", request),
+        ("flow", flow),
+        ("context", context),
+    ] {
+        ctx.add_variable(name, value).map_err(|e| e.to_string())?;
+    }
+    match program.execute(&ctx) {
+        Ok(cel_interpreter::Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("returned {other:?}, not true or false")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Evaluates one binding.
+pub async fn evaluate_binding(
+    conn: &mut Conn,
+    binding: &Binding,
+    ctx: Context<'_>,
+) -> Result<Explained> {
+    let f = &binding.fields;
+    let timeout = Duration::from_secs(f.timeout.clamp(1, 30) as u64);
+    let (label, (verdict, reason)) = match f.subject {
+        Subject::Policy(uuid) => {
+            let policy = sql::get::<policies::Policy>(conn, uuid).await?;
+            let label = format!("policy {}", policy.fields.name);
+            (label, evaluate_policy(conn, &policy, ctx, timeout).await?)
+        }
+        Subject::Group(id) => {
+            let group = sql::get::<groups::Group>(conn, id).await?;
+            let label = format!("group {}", group.fields.name);
+            let verdict = match ctx.user {
+                None => (Verdict::NotApplicable, "no user identified yet".into()),
+                Some(u) => {
+                    if groups::effective_of_user(conn, u.id)
+                        .await?
+                        .iter()
+                        .any(|g| g.id == id)
+                    {
+                        (
+                            Verdict::Pass,
+                            format!("{} is in {}", u.fields.username, group.fields.name),
+                        )
+                    } else {
+                        (
+                            Verdict::Fail("You do not have access to this.".into()),
+                            format!("{} is not in {}", u.fields.username, group.fields.name),
+                        )
+                    }
+                }
+            };
+            (label, verdict)
+        }
+        Subject::User(id) => {
+            let user = users::get(conn, id).await?;
+            let label = format!("user {}", user.fields.username);
+            let verdict = match ctx.user {
+                None => (Verdict::NotApplicable, "no user identified yet".into()),
+                Some(u) if u.id == id => (Verdict::Pass, "it is this user".into()),
+                Some(u) => (
+                    Verdict::Fail("You do not have access to this.".into()),
+                    format!("{} is another user", u.fields.username),
+                ),
+            };
+            (label, verdict)
+        }
+    };
+    let verdict = match (verdict, f.negate) {
+        (Verdict::Pass, true) => Verdict::Fail("Access denied.".into()),
+        (Verdict::Fail(_), true) => Verdict::Pass,
+        (v, _) => v,
+    };
+    let result = match &verdict {
+        Verdict::Pass => "pass".to_owned(),
+        Verdict::Fail(m) => format!("fail: {m}"),
+        Verdict::NotApplicable => "not applicable".to_owned(),
+    };
+    Ok(Explained {
+        binding: if f.negate {
+            format!("not {label}")
+        } else {
+            label
+        },
+        order: f.order,
+        result,
+        reason,
+    })
+}
+
+/// Evaluates every enabled binding on `target` and combines them under `mode`. With no
+/// applicable binding the target is open: not-applicable never denies.
+pub async fn evaluate_target(
+    conn: &mut Conn,
+    target: uuid::Uuid,
+    mode: PolicyEngineMode,
+    ctx: Context<'_>,
+) -> Result<(Verdict, Vec<Explained>)> {
+    let mut explained = Vec::new();
+    let mut passes = 0;
+    let mut failure: Option<String> = None;
+    for binding in policies::bindings_of(conn, target).await? {
+        if !binding.fields.enabled {
+            continue;
+        }
+        let e = evaluate_binding(conn, &binding, ctx).await?;
+        if e.result == "pass" {
+            passes += 1;
+        } else if let Some(message) = e.result.strip_prefix("fail: ") {
+            failure.get_or_insert_with(|| message.to_owned());
+        }
+        explained.push(e);
+    }
+    let verdict = match (mode, failure) {
+        (_, None) => Verdict::Pass,
+        (PolicyEngineMode::Any, Some(_)) if passes > 0 => Verdict::Pass,
+        (_, Some(message)) => Verdict::Fail(message),
+    };
+    Ok((verdict, explained))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cel_expressions_see_user_and_request() {
+        let user = json!({"username": "alice", "groups": ["Admins"]});
+        let request = json!({"ip": "10.1.2.3", "path": "/"});
+        let ok = run_cel(
+            "'Admins' in user.groups && request.ip.startsWith('10.')",
+            user.clone(),
+            request.clone(),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(ok, Ok(true));
+        assert_eq!(
+            run_cel(
+                "user.username == 'bob'",
+                user.clone(),
+                request.clone(),
+                json!({}),
+                json!({})
+            ),
+            Ok(false)
+        );
+        assert!(run_cel("1 + 1", user.clone(), request.clone(), json!({}), json!({})).is_err());
+        assert!(run_cel("this is not cel (", user, request, json!({}), json!({})).is_err());
+    }
+
+    #[test]
+    fn expressions_that_use_user_are_detected() {
+        assert!(references_user("'Admins' in user.groups"));
+        assert!(!references_user("request.ip == '127.0.0.1'"));
+    }
+}

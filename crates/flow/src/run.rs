@@ -1,0 +1,672 @@
+//! Starting, resuming and advancing a flow run, and what each kind of stage does.
+//!
+//! The run is plain data ([`FlowRun`]) that the web layer stores server-side between requests.
+//! Stage-binding policies are evaluated when their stage is reached; a failing one skips the
+//! stage and leaves its message behind, and the login stage refuses to start a session unless
+//! an authentication stage succeeded for the pending user — so skipping a password stage can
+//! never log anyone in.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, Utc};
+use gatehouse_core::kinds::{FlowAuthentication, FlowDesignation, StageKind};
+use gatehouse_core::secret;
+use gatehouse_store::flows::{self, Flow};
+use gatehouse_store::{devices, events, reputation, sessions, sql, users, Conn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::policy::{self, Context, Verdict};
+use crate::throttle::Throttle;
+use crate::{Error, Result};
+
+/// Facts about the HTTP request that policies and audit events use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestInfo {
+    /// Client address.
+    pub ip: String,
+    /// Host the request was sent to.
+    pub host: String,
+    /// Path.
+    pub path: String,
+    /// Method.
+    pub method: String,
+    /// Browser.
+    pub user_agent: String,
+}
+
+/// One stage of the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedStage {
+    /// The stage binding (policy-binding target).
+    pub binding: Uuid,
+    /// Stage name.
+    pub name: String,
+    /// What the stage does.
+    pub kind: StageKind,
+    /// Its settings.
+    pub settings: Value,
+}
+
+/// A flow in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowRun {
+    /// The flow.
+    pub flow: Uuid,
+    /// Its slug.
+    pub slug: String,
+    /// Its title.
+    pub title: String,
+    /// Its designation.
+    pub designation: FlowDesignation,
+    /// The stages, fixed at start.
+    pub stages: Vec<PlannedStage>,
+    /// The current stage.
+    pub index: usize,
+    /// Anti-forgery token every form post must carry.
+    pub csrf: String,
+    /// Where to go when the flow ends (a same-site path).
+    pub next: String,
+    /// The user being logged in, once identified.
+    pub pending_user: Option<i64>,
+    /// What the visitor typed to identify themselves.
+    pub identifier: Option<String>,
+    /// Whether a password or passkey stage succeeded for `pending_user`.
+    pub authenticated: bool,
+    /// The session that was active when the flow started.
+    pub session: Option<Uuid>,
+    /// The user of that session.
+    pub session_user: Option<i64>,
+    /// Messages of stage policies that skipped their stage.
+    pub denials: Vec<String>,
+}
+
+/// What the visitor is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// Username or email.
+    Identification {
+        /// What was typed before (after an error).
+        identifier: String,
+    },
+    /// Password for the identified user.
+    Password {
+        /// Shown as "Logging in as …".
+        identifier: String,
+    },
+    /// A TOTP code.
+    Totp,
+}
+
+/// A form post.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// Form fields by name.
+    pub fields: HashMap<String, String>,
+}
+
+impl Response {
+    fn field(&self, name: &str) -> &str {
+        self.fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// What the web layer should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Show a stage, with errors from the last attempt.
+    Show {
+        /// The stage's question.
+        challenge: Challenge,
+        /// What went wrong last time.
+        errors: Vec<String>,
+    },
+    /// A field was unacceptable as sent (too long, malformed): HTTP 400 naming it.
+    Invalid {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// A session started: set the cookie, then redirect.
+    LoggedIn {
+        /// Cookie value.
+        session_key: String,
+        /// Cookie Max-Age in seconds; `None` for a browser-session cookie.
+        max_age: Option<i64>,
+        /// Where to go.
+        redirect: String,
+    },
+    /// The session ended: clear the cookie, then redirect.
+    LoggedOut {
+        /// Where to go.
+        redirect: String,
+    },
+    /// The flow ended without a new session.
+    Finished {
+        /// Where to go.
+        redirect: String,
+    },
+    /// The flow refuses to continue.
+    Denied {
+        /// Why, for the visitor.
+        message: String,
+    },
+}
+
+/// Longest accepted identifier (username or email).
+pub const MAX_IDENTIFIER: usize = 254;
+/// Longest accepted password.
+pub const MAX_PASSWORD: usize = 1024;
+/// Server-side lifetime of a session whose cookie lasts until the browser closes.
+pub const BROWSER_SESSION_HOURS: i64 = 24;
+
+/// The same message for unknown users and wrong passwords.
+pub const BAD_CREDENTIALS: &str = "Invalid username or password.";
+
+/// The engine: process-wide throttles and settings.
+pub struct Engine {
+    /// Attempt limits.
+    pub throttle: Throttle,
+    /// How long an unfinished flow run is kept.
+    pub state_age: Duration,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            throttle: Throttle::default(),
+            state_age: Duration::hours(2),
+        }
+    }
+}
+
+/// A hash of a random password, verified when the user does not exist so that the answer takes
+/// as long as for a wrong password.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| secret::hash_password(&secret::new_token()).unwrap_or_default())
+}
+
+/// Accepts `next` only as a same-site path; anything else becomes `fallback`.
+pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace())
+                && n.len() <= 2048 =>
+        {
+            n.to_owned()
+        }
+        _ => fallback.to_owned(),
+    }
+}
+
+impl Engine {
+    /// Starts `flow`: checks who may run it and its flow-level policies, then fixes the plan.
+    pub async fn start(
+        &self,
+        conn: &mut Conn,
+        flow: &Flow,
+        next: String,
+        session: Option<&sessions::Session>,
+        req: &RequestInfo,
+    ) -> Result<std::result::Result<FlowRun, String>> {
+        let session_user = match session {
+            Some(s) => Some(users::get(conn, s.user).await?),
+            None => None,
+        };
+        match flow.fields.authentication {
+            FlowAuthentication::RequireAuthenticated if session_user.is_none() => {
+                return Ok(Err("Log in first to use this page.".into()))
+            }
+            FlowAuthentication::RequireUnauthenticated if session_user.is_some() => {
+                return Ok(Err("You are already logged in; log out first.".into()))
+            }
+            FlowAuthentication::RequireSuperuser => {
+                let is_super = match &session_user {
+                    Some(u) => users::is_superuser(conn, u.id).await?,
+                    None => false,
+                };
+                if !is_super {
+                    return Ok(Err("Only administrators may use this page.".into()));
+                }
+            }
+            _ => {}
+        }
+        let ctx = Context {
+            user: session_user.as_ref(),
+            identifier: None,
+            request: req,
+            flow: Some(&flow.fields.slug),
+        };
+        if let (Verdict::Fail(message), _) =
+            policy::evaluate_target(conn, flow.uuid, flow.fields.policy_engine_mode, ctx).await?
+        {
+            return Ok(Err(message));
+        }
+        let mut stages = Vec::new();
+        for binding in flows::stage_bindings(conn, flow.uuid).await? {
+            let stage = sql::get::<flows::Stage>(conn, binding.stage).await?;
+            stages.push(PlannedStage {
+                binding: binding.uuid,
+                name: stage.fields.name,
+                kind: stage.fields.kind,
+                settings: stage.fields.settings,
+            });
+        }
+        Ok(Ok(FlowRun {
+            flow: flow.uuid,
+            slug: flow.fields.slug.clone(),
+            title: flow.fields.title.clone(),
+            designation: flow.fields.designation,
+            stages,
+            index: 0,
+            csrf: secret::new_token(),
+            next,
+            pending_user: None,
+            identifier: None,
+            authenticated: false,
+            session: session.map(|s| s.uuid),
+            session_user: session_user.map(|u| u.id),
+            denials: Vec::new(),
+        }))
+    }
+
+    /// Moves past stages that need no input and returns what to show or do next.
+    pub async fn advance(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let mut logged_in: Option<(String, Option<i64>)> = None;
+        let mut logged_out = false;
+        while let Some(stage) = run.stages.get(run.index).cloned() {
+            let pending = match run.pending_user {
+                Some(id) => Some(users::get(conn, id).await?),
+                None => None,
+            };
+            let ctx = Context {
+                user: pending.as_ref(),
+                identifier: run.identifier.as_deref(),
+                request: req,
+                flow: Some(&run.slug),
+            };
+            let (verdict, _) = policy::evaluate_target(
+                conn,
+                stage.binding,
+                gatehouse_core::kinds::PolicyEngineMode::All,
+                ctx,
+            )
+            .await?;
+            if let Verdict::Fail(message) = verdict {
+                run.denials.push(message);
+                run.index += 1;
+                continue;
+            }
+            match stage.kind {
+                StageKind::Identification => {
+                    return Ok(show(Challenge::Identification {
+                        identifier: run.identifier.clone().unwrap_or_default(),
+                    }))
+                }
+                StageKind::Password => {
+                    if run.identifier.is_none() {
+                        return Err(Error::Config {
+                            what: format!("flow {}", run.slug),
+                            message: "a password stage needs an identification stage before it".into(),
+                        });
+                    }
+                    return Ok(show(Challenge::Password {
+                        identifier: run.identifier.clone().unwrap_or_default(),
+                    }));
+                }
+                StageKind::Totp => {
+                    let has_device = match run.pending_user {
+                        Some(id) => !devices::totp_of(conn, id).await?.is_empty(),
+                        None => false,
+                    };
+                    if !has_device {
+                        run.index += 1;
+                        continue;
+                    }
+                    return Ok(show(Challenge::Totp));
+                }
+                StageKind::UserLogin => {
+                    let (Some(user), true) = (pending.as_ref(), run.authenticated) else {
+                        let message = run.denials.first().cloned().unwrap_or_else(|| "You could not be logged in.".into());
+                        return Ok(Outcome::Denied { message });
+                    };
+                    logged_in = Some(self.login(conn, run, user, &stage, req).await?);
+                    run.index += 1;
+                }
+                StageKind::UserLogout => {
+                    if let Some(session) = run.session {
+                        sessions::revoke(conn, session).await?;
+                        let who = match run.session_user {
+                            Some(id) => users::get(conn, id).await.ok(),
+                            None => None,
+                        };
+                        audit(conn, "logout", who.as_ref(), json!({}), req).await?;
+                    }
+                    logged_out = true;
+                    run.index += 1;
+                }
+                StageKind::Deny => {
+                    let message = stage.settings.get("message").and_then(Value::as_str).unwrap_or("Access denied.");
+                    return Ok(Outcome::Denied { message: message.to_owned() });
+                }
+                other => {
+                    return Ok(Outcome::Denied {
+                        message: format!(
+                            "This flow uses a {other} stage, which this version of Gatehouse cannot run yet. Ask your administrator."
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(match (logged_in, logged_out) {
+            (Some((session_key, max_age)), _) => Outcome::LoggedIn {
+                session_key,
+                max_age,
+                redirect: run.next.clone(),
+            },
+            (None, true) => Outcome::LoggedOut {
+                redirect: run.next.clone(),
+            },
+            (None, false) => Outcome::Finished {
+                redirect: run.next.clone(),
+            },
+        })
+    }
+
+    async fn login(
+        &self,
+        conn: &mut Conn,
+        run: &FlowRun,
+        user: &users::User,
+        stage: &PlannedStage,
+        req: &RequestInfo,
+    ) -> Result<(String, Option<i64>)> {
+        let duration = stage
+            .settings
+            .get("session_duration")
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse::<gatehouse_core::Duration>().ok())
+            .map(|d| d.seconds())
+            .unwrap_or(0);
+        let (expires, max_age) = if duration > 0 {
+            (Utc::now() + Duration::seconds(duration), Some(duration))
+        } else {
+            (Utc::now() + Duration::hours(BROWSER_SESSION_HOURS), None)
+        };
+        if let Some(previous) = run.session {
+            sessions::revoke(conn, previous).await?;
+        }
+        let key = secret::new_token();
+        sessions::create(conn, &key, user.id, expires, &req.ip, &req.user_agent).await?;
+        users::touch_login(conn, user.id).await?;
+        audit(conn, "login", Some(user), json!({"flow": run.slug}), req).await?;
+        Ok((key, max_age))
+    }
+
+    /// Handles a form post to the current stage.
+    pub async fn submit(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        response: &Response,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let Some(stage) = run.stages.get(run.index).cloned() else {
+            return self.advance(conn, run, req).await;
+        };
+        match stage.kind {
+            StageKind::Identification => {
+                let identifier = response.field("uid_field").trim().to_owned();
+                if identifier.chars().count() > MAX_IDENTIFIER {
+                    return Ok(invalid(
+                        "uid_field",
+                        format!("Ensure this field has no more than {MAX_IDENTIFIER} characters."),
+                    ));
+                }
+                if identifier.is_empty() || identifier.chars().any(char::is_control) {
+                    return Ok(Outcome::Show {
+                        challenge: Challenge::Identification { identifier },
+                        errors: vec!["Enter your username or email.".into()],
+                    });
+                }
+                let user = users::find_for_login(conn, &identifier).await?;
+                run.pending_user = user.filter(|u| u.fields.is_active).map(|u| u.id);
+                run.identifier = Some(identifier);
+                run.authenticated = false;
+                run.index += 1;
+                self.advance(conn, run, req).await
+            }
+            StageKind::Password => self.check_password(conn, run, response, req).await,
+            StageKind::Totp => self.check_totp(conn, run, response, req).await,
+            _ => self.advance(conn, run, req).await,
+        }
+    }
+
+    async fn check_password(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        response: &Response,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let identifier = run.identifier.clone().unwrap_or_default();
+        let password = response.field("password").to_owned();
+        let again = |errors: Vec<String>| Outcome::Show {
+            challenge: Challenge::Password {
+                identifier: identifier.clone(),
+            },
+            errors,
+        };
+        if password.len() > MAX_PASSWORD {
+            return Ok(invalid(
+                "password",
+                format!("Ensure this field has no more than {MAX_PASSWORD} characters."),
+            ));
+        }
+        if password.is_empty() {
+            return Ok(again(vec!["Enter your password.".into()]));
+        }
+        if let Err(wait) = self.throttle.attempt(&identifier, &req.ip) {
+            return Ok(again(vec![format!(
+                "Too many attempts. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            )]));
+        }
+        let user = match run.pending_user {
+            Some(id) => Some(users::get(conn, id).await?),
+            None => None,
+        };
+        let stored = match &user {
+            Some(u) => users::password_hash(conn, u.id).await?,
+            None => None,
+        };
+        let hash = stored.clone().unwrap_or_else(|| dummy_hash().to_owned());
+        let candidate = password.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            secret::verify_password(&candidate, &hash).unwrap_or(false)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let ok = verified && stored.is_some() && user.as_ref().is_some_and(|u| u.fields.is_active);
+        if !ok {
+            reputation::record_failure(conn, &identifier, &req.ip, Utc::now()).await?;
+            audit(
+                conn,
+                "login_failed",
+                user.as_ref(),
+                json!({"username": identifier, "stage": "password"}),
+                req,
+            )
+            .await?;
+            return Ok(again(vec![BAD_CREDENTIALS.into()]));
+        }
+        if let (Some(u), Some(old)) = (&user, &stored) {
+            if secret::needs_rehash(old) {
+                let rehashed =
+                    tokio::task::spawn_blocking(move || secret::hash_password(&password))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                users::set_password_hash(conn, u.id, Some(&rehashed)).await?;
+            }
+        }
+        reputation::record_success(conn, &identifier, &req.ip).await?;
+        run.authenticated = true;
+        run.index += 1;
+        self.advance(conn, run, req).await
+    }
+
+    async fn check_totp(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        response: &Response,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let code: String = response
+            .field("code")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let retry = |message: &str| Outcome::Show {
+            challenge: Challenge::Totp,
+            errors: vec![message.to_owned()],
+        };
+        if code.len() > 16 {
+            return Ok(invalid(
+                "code",
+                "Ensure this field has no more than 16 characters.",
+            ));
+        }
+        let Some(user_id) = run.pending_user else {
+            return Ok(Outcome::Denied {
+                message: "No user to check a code for; start again.".into(),
+            });
+        };
+        if let Err(wait) = self.throttle.attempt(&format!("totp:{user_id}"), &req.ip) {
+            return Ok(retry(&format!(
+                "Too many attempts. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            )));
+        }
+        for device in devices::totp_of(conn, user_id).await? {
+            let Ok(totp) = totp_for(&device.secret) else {
+                continue;
+            };
+            if let Some(step) = totp.check_current(&code) {
+                let step = i64::try_from(step).unwrap_or(i64::MAX);
+                if devices::use_totp_step(conn, device.uuid, step).await? {
+                    run.index += 1;
+                    return self.advance(conn, run, req).await;
+                }
+            }
+        }
+        let user = users::get(conn, user_id).await.ok();
+        reputation::record_failure(
+            conn,
+            run.identifier.as_deref().unwrap_or_default(),
+            &req.ip,
+            Utc::now(),
+        )
+        .await?;
+        audit(
+            conn,
+            "login_failed",
+            user.as_ref(),
+            json!({"stage": "totp"}),
+            req,
+        )
+        .await?;
+        Ok(retry("Invalid code."))
+    }
+}
+
+/// A TOTP checker for a base32 secret (SHA1, 6 digits, 30 s, one step of skew).
+pub fn totp_for(secret_b32: &str) -> std::result::Result<totp_rs::Totp, String> {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).map_err(|e| format!("{e:?}"))?;
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn show(challenge: Challenge) -> Outcome {
+    Outcome::Show {
+        challenge,
+        errors: Vec::new(),
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+async fn audit(
+    conn: &mut Conn,
+    action: &str,
+    user: Option<&users::User>,
+    context: Value,
+    req: &RequestInfo,
+) -> Result<()> {
+    let who = user
+        .map(|u| json!({"pk": u.id, "username": u.fields.username, "email": u.fields.email}))
+        .unwrap_or_else(|| json!({}));
+    events::record(
+        conn,
+        action,
+        "gatehouse.flow",
+        who,
+        context,
+        Some(req.ip.clone()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// When a stored run expires, from now.
+pub fn expiry(engine: &Engine) -> DateTime<Utc> {
+    Utc::now() + engine.state_age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_accepts_only_same_site_paths() {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "/ok\r\nSet-Cookie: x",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad), "/if/user/"), "/if/user/", "{bad:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/application/o/authorize/?x=1"), "/"),
+            "/application/o/authorize/?x=1"
+        );
+        assert_eq!(safe_next(None, "/if/user/"), "/if/user/");
+    }
+}

@@ -1,0 +1,212 @@
+//! `/if/user/`: what a logged-in user may open (applications whose policy bindings pass) and
+//! their sessions, each revocable.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use gatehouse_core::secret;
+use gatehouse_flow::policy::{self, Context, Verdict};
+use gatehouse_store::providers::ProviderKind;
+use gatehouse_store::{applications, providers, sessions, sql, Conn, Filter, ListSpec};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{error_page, escape, wide_page};
+use crate::error::ApiError;
+use crate::session::{self, Current};
+use crate::AppState;
+
+/// The user-page routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/if/user/", get(show))
+        .route("/if/user/sessions/{uuid}/revoke", post(revoke))
+}
+
+/// The anti-forgery token of forms on pages of a session: derived from the session cookie, so
+/// another site cannot know it.
+pub fn csrf_token(session_key: &str) -> String {
+    secret::token_hash(&format!("gatehouse-csrf:{session_key}"))
+}
+
+fn login_redirect() -> Response {
+    (
+        StatusCode::FOUND,
+        [(
+            LOCATION,
+            "/if/flow/default-authentication-flow/?next=%2Fif%2Fuser%2F",
+        )],
+    )
+        .into_response()
+}
+
+/// Applications `current` may open, with their launch URLs.
+pub async fn visible_applications(
+    conn: &mut Conn,
+    current: &Current,
+    req: &gatehouse_flow::RequestInfo,
+) -> Result<Vec<(String, String, String)>, ApiError> {
+    let spec = ListSpec {
+        filters: vec![Filter::Equals("meta_hide", false.into())],
+        ordering: vec![("name", false)],
+        page: 1,
+        page_size: 1000,
+    };
+    let mut out = Vec::new();
+    for app in sql::list::<applications::Application>(conn, &spec)
+        .await?
+        .items
+    {
+        let ctx = Context {
+            user: Some(&current.user),
+            identifier: None,
+            request: req,
+            flow: None,
+        };
+        let (verdict, _) =
+            policy::evaluate_target(conn, app.uuid, app.fields.policy_engine_mode, ctx)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if verdict != Verdict::Pass {
+            continue;
+        }
+        let mut launch = app.fields.meta_launch_url.clone();
+        if launch.is_empty() {
+            if let Some(id) = app.fields.provider {
+                if let ProviderKind::Proxy(x) = providers::get(conn, id).await?.fields.kind {
+                    launch = x.external_host;
+                }
+            }
+        }
+        out.push((app.fields.name, launch, app.fields.meta_description));
+    }
+    Ok(out)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default().to_owned();
+        let req = session::request_info(&headers, peer, &method, &uri);
+        let mut conn = state.store.conn().await?;
+        let apps = visible_applications(&mut conn, &current, &req).await?;
+        let my_sessions = sessions::of_user(&mut conn, current.user.id).await?;
+        let tiles: String = if apps.is_empty() {
+            "<p class=muted>No applications are available to you yet.</p>".into()
+        } else {
+            let items: String = apps
+                .iter()
+                .map(|(name, url, description)| {
+                    let inner = format!("<strong>{}</strong><br><span class=muted>{}</span>", escape(name), escape(description));
+                    if url.is_empty() {
+                        format!("<li><a>{inner}</a></li>")
+                    } else {
+                        format!("<li><a href=\"{}\">{inner}</a></li>", escape(url))
+                    }
+                })
+                .collect();
+            format!("<ul class=apps>{items}</ul>")
+        };
+        let csrf = csrf_token(&key);
+        let rows: String = my_sessions
+            .iter()
+            .map(|s| {
+                let this = if s.uuid == current.session.uuid { " <strong>(this browser)</strong>" } else { "" };
+                format!(
+                    "<tr><td>{}{this}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=post action=\"/if/user/sessions/{}/revoke\">\
+                     <input type=hidden name=csrf value=\"{csrf}\"><button class=link type=submit>Revoke</button></form></td></tr>",
+                    s.created.format("%Y-%m-%d %H:%M UTC"),
+                    escape(&s.last_ip),
+                    escape(&s.user_agent.chars().take(60).collect::<String>()),
+                    s.expires.format("%Y-%m-%d %H:%M UTC"),
+                    s.uuid
+                )
+            })
+            .collect();
+        let body = format!(
+            "<nav><h1>Hello, {}</h1><a href=\"/if/flow/default-invalidation-flow/\">Log out</a></nav>\
+             <h2>Your applications</h2>{tiles}\
+             <h2>Your sessions</h2><table><thead><tr><th>Started</th><th>Address</th><th>Browser</th><th>Expires</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
+            escape(if current.user.fields.name.is_empty() { &current.user.fields.username } else { &current.user.fields.name })
+        );
+        Ok(wide_page(StatusCode::OK, "My applications", &body))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "user page failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The page could not be built.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
+        if !secret::constant_time_eq(&form.csrf, &csrf_token(key)) {
+            return Ok(error_page(
+                StatusCode::FORBIDDEN,
+                "Form not accepted",
+                "The form did not come from your user page (its security token is missing or wrong).",
+                "<a href=\"/if/user/\">Reload the page</a> and try again.",
+            ));
+        }
+        let mut tx = state.store.begin().await?;
+        let target = sql::find::<sessions::Session>(&mut tx, "uuid", uuid.into()).await?;
+        match target {
+            Some(s) if s.user == current.user.id => {
+                sessions::revoke(&mut tx, s.uuid).await?;
+                gatehouse_store::events::record(
+                    &mut tx,
+                    "logout",
+                    "gatehouse.user",
+                    serde_json::json!({"pk": current.user.id, "username": current.user.fields.username}),
+                    serde_json::json!({"revoked_session": s.uuid}),
+                    None,
+                )
+                .await?;
+            }
+            _ => {
+                return Ok(error_page(StatusCode::NOT_FOUND, "No such session", "That session does not exist or is not yours.", "<a href=\"/if/user/\">Back</a>"))
+            }
+        }
+        gatehouse_store::commit(tx).await?;
+        Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "revoking a session failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The session could not be revoked.",
+            "Try again in a moment.",
+        )
+    })
+}
