@@ -104,8 +104,11 @@ impl Drop for TestDb {
 
 /// A running server on a loopback port.
 pub struct TestServer {
-    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    /// Base URL for HTTP clients, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// The same server as browsers reach it: `http://localhost:41234` (WebAuthn refuses IP
+    /// addresses as relying-party ids). Also the server's external URL.
+    pub external_url: String,
     /// HTTP client.
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -138,11 +141,12 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
+        let external_url = format!("http://localhost:{}", addr.port());
         let settings = Settings {
             listen: addr.to_string(),
             database: db.url.clone(),
             data_dir: db.dir.path().to_path_buf(),
-            external_url: url.clone(),
+            external_url: external_url.clone(),
             log_format: LogFormat::Text,
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -159,6 +163,7 @@ impl TestServer {
             .build()?;
         let server = TestServer {
             url,
+            external_url,
             http,
             shutdown: Some(tx),
             task: Some(task),
@@ -258,3 +263,99 @@ where
     drop(db);
     result
 }
+
+/// A headless Chromium driven through chromedriver (WebDriver), each with its own profile, so
+/// two browsers have separate cookie jars. Both processes end when the browser is closed or
+/// dropped.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: fantoccini::Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Browser {
+    /// Starts chromedriver and a fresh headless Chromium. Fails (never skips) when either is
+    /// missing: `scripts/test` installs them.
+    pub async fn start() -> anyhow::Result<Browser> {
+        let port = free_port()?;
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context(
+                "starting chromedriver (Debian package chromium-driver; scripts/test installs it)",
+            )?;
+        let mut ready = false;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !ready {
+            bail!("chromedriver did not listen on port {port} within 5 s");
+        }
+        let profile = tempfile::tempdir()?;
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1200,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            bail!("capabilities must be an object")
+        };
+        let mut builder = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        );
+        builder.capabilities(caps);
+        let client = builder
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("starting headless Chromium through chromedriver (Debian package chromium)")?;
+        Ok(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// Saves a screenshot as `target/test-screenshots/<database>-<name>.png` for a person to
+    /// look at.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
+        let png = self.client.screenshot().await?;
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let backend = std::env::var("GATEHOUSE_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
+        std::fs::write(dir.join(format!("{backend}-{name}.png")), png)?;
+        Ok(())
+    }
+
+    /// Ends the browser session and chromedriver.
+    pub async fn close(mut self) -> anyhow::Result<()> {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+        Ok(())
+    }
+}
+
+pub use fantoccini;
+pub use gatehouse::client::url_encode;

@@ -112,7 +112,7 @@ async fn plan_apply_and_invitations_from_the_command_line() -> anyhow::Result<()
         assert!(
             link.starts_with(&format!(
                 "{}/if/flow/invitation-enrollment/?itoken=",
-                server.url
+                server.external_url
             )),
             "{link}"
         );

@@ -3,8 +3,10 @@
 //! (`GATEHOUSE_TEST_DATABASE`); `scripts/test` runs it both ways.
 
 mod api;
+mod browser;
 mod cli;
 mod declarative;
+mod flows;
 mod schema;
 mod sdk;
 mod server;

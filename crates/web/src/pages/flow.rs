@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
 use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
 /// Where a finished login goes when no `next` was given.
 pub const DEFAULT_NEXT: &str = "/if/user/";
 
+/// Everything a flow request carries besides its form.
 struct Call {
     state: AppState,
     headers: HeaderMap,
@@ -42,37 +44,45 @@ struct Call {
     query: Vec<(String, String)>,
 }
 
-async fn show(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(slug): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Response {
-    let req = session::request_info(&headers, peer, &method, &uri);
-    let call = Call {
-        state,
-        headers,
-        req,
-        slug,
-        query,
-    };
+impl FromRequestParts<AppState> for Call {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let bad = |what: &str| {
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                what,
+                "Check the link and try again.",
+            )
+        };
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad("The client address is unknown."))?;
+        let Path(slug) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad("The flow name in the address is not readable."))?;
+        let Query(query) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad("The query string is not readable."))?;
+        Ok(Call {
+            state: state.clone(),
+            req: session::request_info(&parts.headers, peer, &parts.method, &parts.uri),
+            headers: parts.headers.clone(),
+            slug,
+            query,
+        })
+    }
+}
+
+async fn show(call: Call) -> Response {
     run(call, None).await.unwrap_or_else(failure)
 }
 
-async fn submit(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(slug): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Response {
-    let req = session::request_info(&headers, peer, &method, &uri);
+async fn submit(call: Call, body: Bytes) -> Response {
     let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(_) => {
@@ -83,13 +93,6 @@ async fn submit(
                 "Reload the page and submit the form again.",
             )
         }
-    };
-    let call = Call {
-        state,
-        headers,
-        req,
-        slug,
-        query,
     };
     run(call, Some(fields)).await.unwrap_or_else(failure)
 }

@@ -1,0 +1,248 @@
+//! Login flows in a real headless Chromium: password login, wrong password, logout, the T4
+//! regression (a reputation policy never locks out anonymous visitors), and revoking a session
+//! from another browser. Screenshots land in target/test-screenshots/.
+
+use gatehouse_testkit::fantoccini::Locator;
+use gatehouse_testkit::{with_server, Browser, TestServer};
+use serde_json::json;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn create_user(server: &TestServer, username: &str) -> anyhow::Result<i64> {
+    let (status, user) = server
+        .post(
+            "/core/users/",
+            json!({"username": username, "name": "Alice Example", "email": username}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "creating {username}: {user}");
+    let pk = user["pk"].as_i64().unwrap_or_default();
+    let (status, body) = server
+        .post(
+            &format!("/core/users/{pk}/set_password/"),
+            json!({"password": PASSWORD}),
+        )
+        .await?;
+    anyhow::ensure!(status == 204, "setting the password: {body}");
+    Ok(pk)
+}
+
+async fn element(
+    browser: &Browser,
+    locator: Locator<'_>,
+) -> anyhow::Result<gatehouse_testkit::fantoccini::elements::Element> {
+    Ok(browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await?)
+}
+
+/// Clicks the submit button and waits until the page it leads to has loaded.
+async fn submit(browser: &Browser) -> anyhow::Result<()> {
+    let c = &browser.client;
+    let button = element(browser, Locator::Id("submit")).await?;
+    button.click().await?;
+    // The old page's button goes stale once the next page replaces it.
+    for _ in 0..200 {
+        if button.is_displayed().await.is_err() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!(
+        "the page did not change after submitting, at {}",
+        c.current_url().await?
+    )
+}
+
+async fn login(
+    browser: &Browser,
+    server: &TestServer,
+    username: &str,
+    password: &str,
+    shots: Option<&str>,
+) -> anyhow::Result<String> {
+    let c = &browser.client;
+    c.goto(&format!(
+        "{}/if/flow/default-authentication-flow/?next=/if/user/",
+        server.external_url
+    ))
+    .await?;
+    if let Some(prefix) = shots {
+        browser
+            .screenshot(&format!("{prefix}-1-identification"))
+            .await?;
+    }
+    element(browser, Locator::Id("uid_field"))
+        .await?
+        .send_keys(username)
+        .await?;
+    submit(browser).await?;
+    element(browser, Locator::Id("password"))
+        .await?
+        .send_keys(password)
+        .await?;
+    if let Some(prefix) = shots {
+        browser.screenshot(&format!("{prefix}-2-password")).await?;
+    }
+    submit(browser).await?;
+    Ok(c.current_url().await?.to_string())
+}
+
+#[tokio::test]
+async fn password_login_lands_on_next_wrong_password_is_generic_and_logout_ends_the_session(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+
+        let url = login(
+            &browser,
+            &server,
+            "alice@example.com",
+            "wrong password",
+            Some("login"),
+        )
+        .await?;
+        assert!(
+            url.contains("/if/flow/default-authentication-flow/"),
+            "{url}"
+        );
+        let error = c.find(Locator::Css("[role=alert]")).await?.text().await?;
+        assert_eq!(error, "Invalid username or password.");
+        browser.screenshot("login-3-wrong-password").await?;
+
+        let url = login(&browser, &server, "nobody@example.com", "whatever", None).await?;
+        assert!(url.contains("/if/flow/"), "{url}");
+        let unknown = c.find(Locator::Css("[role=alert]")).await?.text().await?;
+        assert_eq!(
+            unknown, error,
+            "unknown users get the same message as wrong passwords"
+        );
+
+        let url = login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
+        assert_eq!(url, format!("{}/if/user/", server.external_url));
+        let greeting = c.find(Locator::Css("h1")).await?.text().await?;
+        assert_eq!(greeting, "Hello, Alice Example");
+        browser.screenshot("login-4-user-page").await?;
+
+        c.goto(&format!(
+            "{}/if/flow/default-invalidation-flow/",
+            server.external_url
+        ))
+        .await?;
+        let url = c.current_url().await?.to_string();
+        assert!(
+            url.contains("/if/flow/default-authentication-flow/"),
+            "after logout the user page asks for a login: {url}"
+        );
+        c.goto(&format!("{}/if/user/", server.external_url)).await?;
+        assert!(c
+            .current_url()
+            .await?
+            .as_str()
+            .contains("default-authentication-flow"));
+        browser.screenshot("login-5-after-logout").await?;
+        let (_, events) = server.get("/events/events/?action=login_failed").await?;
+        assert_eq!(events["pagination"]["count"], 2, "{events}");
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_reputation_policy_never_locks_out_anonymous_visitors() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        // The T4 set-up: the same reputation policy bound at flow level and at the password stage.
+        let doc = r#"
+policies:
+  - name: brute-force-protection
+    kind: reputation
+    settings: {check_username: true, check_ip: true, threshold: -5}
+flows:
+  - slug: default-authentication-flow
+    designation: authentication
+    bindings: [{policy: brute-force-protection, order: 0}]
+    stages:
+      - {stage: default-authentication-identification, order: 10}
+      - stage: default-authentication-password
+        order: 20
+        bindings: [{policy: brute-force-protection, order: 0}]
+      - {stage: default-authentication-mfa-validation, order: 30}
+      - {stage: default-authentication-login, order: 100}
+"#;
+        let (status, body) = server
+            .post(
+                "/declarative/apply/",
+                json!({"document": doc, "source": "t4.yaml"}),
+            )
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        let browser = Browser::start().await?;
+        let url = login(&browser, &server, "alice@example.com", PASSWORD, Some("t4")).await?;
+        assert_eq!(
+            url,
+            format!("{}/if/user/", server.external_url),
+            "an anonymous visitor can start the flow and log in"
+        );
+        browser.screenshot("t4-logged-in").await?;
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn revoking_a_session_from_another_browser_logs_the_first_out() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        let first = Browser::start().await?;
+        let second = Browser::start().await?;
+        login(&first, &server, "alice@example.com", PASSWORD, None).await?;
+        login(&second, &server, "alice@example.com", PASSWORD, None).await?;
+        let c2 = &second.client;
+        c2.goto(&format!("{}/if/user/", server.external_url))
+            .await?;
+        second.screenshot("revoke-1-two-sessions").await?;
+        let rows = c2.find_all(Locator::Css("tbody tr")).await?;
+        assert_eq!(rows.len(), 2);
+        for row in rows {
+            if !row.text().await?.contains("this browser") {
+                let button = row.find(Locator::Css("button")).await?;
+                button.click().await?;
+                for _ in 0..200 {
+                    if button.is_displayed().await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                break;
+            }
+        }
+        assert_eq!(
+            c2.find_all(Locator::Css("tbody tr")).await?.len(),
+            1,
+            "one session left"
+        );
+        first
+            .client
+            .goto(&format!("{}/if/user/", server.external_url))
+            .await?;
+        let url = first.client.current_url().await?.to_string();
+        assert!(
+            url.contains("default-authentication-flow"),
+            "the revoked browser must log in again: {url}"
+        );
+        first.screenshot("revoke-2-logged-out").await?;
+        first.close().await?;
+        second.close().await?;
+        server.stop().await
+    })
+    .await
+}
