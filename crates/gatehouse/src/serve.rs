@@ -94,6 +94,7 @@ pub async fn run(
         },
     );
     let app = gatehouse_web::router(state.clone());
+    let reaper = tokio::spawn(reap(state.clone()));
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -127,9 +128,38 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
+    reaper.abort();
     store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())
+}
+
+/// How often expired sessions and flow states are deleted and idle throttle keys forgotten.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Deletes expired sessions and unfinished flow states (anonymous visitors, bots, abandoned
+/// logins), every [`REAP_EVERY`].
+async fn reap(state: AppState) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    loop {
+        tick.tick().await;
+        state.engine.throttle.prune();
+        let now = chrono::Utc::now();
+        let result: gatehouse_store::Result<(u64, u64)> = async {
+            let mut conn = state.store.conn().await?;
+            let sessions = gatehouse_store::sessions::reap(&mut conn, now).await?;
+            let flows = gatehouse_store::flow_states::reap(&mut conn, now).await?;
+            Ok((sessions, flows))
+        }
+        .await;
+        match result {
+            Ok((0, 0)) => {}
+            Ok((sessions, flows)) => {
+                tracing::info!(sessions, flow_states = flows, "reaped expired rows")
+            }
+            Err(e) => tracing::warn!(error = %e, "reaping expired rows failed; will retry"),
+        }
+    }
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

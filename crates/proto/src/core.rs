@@ -328,3 +328,80 @@ pub struct TokenRequest {
     /// Whether it expires (default true).
     pub expiring: Option<bool>,
 }
+
+/// Parts of the user agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionUserAgent {
+    /// Device.
+    pub device: UserAgentDevice,
+    /// Operating system.
+    pub os: UserAgentOs,
+    /// Browser.
+    pub user_agent: UserAgentBrowser,
+    /// The raw string.
+    pub string: String,
+}
+
+/// Device of a user agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserAgentDevice {
+    /// Brand.
+    pub brand: Option<String>,
+    /// Family.
+    pub family: String,
+    /// Model.
+    pub model: Option<String>,
+}
+
+/// Operating system of a user agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserAgentOs {
+    /// Family.
+    pub family: String,
+    /// Major version.
+    pub major: Option<String>,
+    /// Minor version.
+    pub minor: Option<String>,
+    /// Patch version.
+    pub patch: Option<String>,
+    /// Patch-minor version.
+    pub patch_minor: Option<String>,
+}
+
+/// Browser of a user agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserAgentBrowser {
+    /// Family.
+    pub family: String,
+    /// Major version.
+    pub major: String,
+    /// Minor version.
+    pub minor: String,
+    /// Patch version.
+    pub patch: String,
+}
+
+/// A logged-in browser session; deleting it logs that browser out.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthenticatedSession {
+    /// Id.
+    pub uuid: Uuid,
+    /// Whether it is the caller's own session (always false for token calls).
+    pub current: bool,
+    /// Parsed user agent.
+    pub user_agent: SessionUserAgent,
+    /// GeoIP (not collected: null).
+    pub geo_ip: Option<Value>,
+    /// ASN (not collected: null).
+    pub asn: Option<Value>,
+    /// Owner id.
+    pub user: i64,
+    /// Address at login.
+    pub last_ip: String,
+    /// Raw user agent.
+    pub last_user_agent: String,
+    /// Start of the session.
+    pub last_used: DateTime<Utc>,
+    /// End of the session.
+    pub expires: DateTime<Utc>,
+}

@@ -199,3 +199,110 @@ async fn unknown_flows_and_unauthenticated_user_pages_answer_clearly() -> anyhow
     })
     .await
 }
+
+/// Logs in over plain HTTP; returns the session cookie (`gatehouse_session=…`).
+async fn http_login(server: &TestServer, username: &str, password: &str) -> anyhow::Result<String> {
+    let http = client()?;
+    let (cookie, csrf) = start(server, &http, "").await?;
+    let post = |fields: Vec<(&'static str, String)>| {
+        http.post(format!("{}{FLOW}", server.url))
+            .header(COOKIE, &cookie)
+            .form(&fields)
+            .send()
+    };
+    post(vec![
+        ("uid_field", username.to_owned()),
+        ("csrf", csrf.clone()),
+    ])
+    .await?;
+    let r = post(vec![("password", password.to_owned()), ("csrf", csrf)]).await?;
+    anyhow::ensure!(
+        r.status() == 302,
+        "login of {username} failed: {}",
+        r.status()
+    );
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gatehouse_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no session cookie"))
+}
+
+async fn user_page_status(server: &TestServer, cookie: &str) -> anyhow::Result<u16> {
+    Ok(client()?
+        .get(format!("{}/if/user/", server.url))
+        .header(COOKIE, cookie)
+        .send()
+        .await?
+        .status()
+        .as_u16())
+}
+
+async fn user_with_password(server: &TestServer, username: &str) -> anyhow::Result<i64> {
+    let (status, user) = server
+        .post(
+            "/core/users/",
+            json!({"username": username, "name": username}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{user}");
+    let pk = user["pk"].as_i64().unwrap_or_default();
+    server
+        .post(
+            &format!("/core/users/{pk}/set_password/"),
+            json!({"password": "correct horse"}),
+        )
+        .await?;
+    Ok(pk)
+}
+
+#[tokio::test]
+async fn revocation_through_another_server_on_the_same_database_is_seen_at_once(
+) -> anyhow::Result<()> {
+    let db = gatehouse_testkit::TestDb::new().await?;
+    let a = TestServer::start(&db).await?;
+    let b = TestServer::start(&db).await?;
+    user_with_password(&a, "carol@example.com").await?;
+    let cookie = http_login(&a, "carol@example.com", "correct horse").await?;
+    assert_eq!(user_page_status(&a, &cookie).await?, 200);
+    let (_, sessions) = b
+        .get("/core/authenticated_sessions/?user__username=carol%40example.com")
+        .await?;
+    assert_eq!(sessions["pagination"]["count"], 1, "{sessions}");
+    let uuid = sessions["results"][0]["uuid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _) = b
+        .delete(&format!("/core/authenticated_sessions/{uuid}/"))
+        .await?;
+    assert_eq!(status, 204);
+    assert_eq!(
+        user_page_status(&a, &cookie).await?,
+        302,
+        "server A no longer accepts the revoked session"
+    );
+    a.stop().await?;
+    b.stop().await
+}
+
+#[tokio::test]
+async fn deactivating_a_user_ends_their_sessions() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let pk = user_with_password(&server, "dan@example.com").await?;
+        let cookie = http_login(&server, "dan@example.com", "correct horse").await?;
+        assert_eq!(user_page_status(&server, &cookie).await?, 200);
+        let (status, _) = server
+            .patch(&format!("/core/users/{pk}/"), json!({"is_active": false}))
+            .await?;
+        assert_eq!(status, 200);
+        assert_eq!(user_page_status(&server, &cookie).await?, 302);
+        let (_, sessions) = server.get("/core/authenticated_sessions/").await?;
+        assert_eq!(sessions["pagination"]["count"], 0);
+        server.stop().await
+    })
+    .await
+}

@@ -130,6 +130,7 @@ def main(base_url, token):
     step("list OAuth sources", lambda: sources.sources_oauth_list())
     step("list events", lambda: events.events_events_list())
     step("list tokens", lambda: core.core_tokens_list())
+    step("list authenticated sessions", lambda: core.core_authenticated_sessions_list())
     step(
         "create token",
         lambda: core.core_tokens_create(ak.TokenRequest(identifier=f"sdk-token-{suffix}", intent="api", expiring=False)),

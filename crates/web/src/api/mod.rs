@@ -18,6 +18,7 @@ mod policies;
 pub(crate) mod providers;
 pub(crate) mod resource;
 mod schema;
+mod sessions;
 mod sources;
 mod tokens;
 mod users;
@@ -134,6 +135,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = groups::routes(api);
     let api = applications::routes(api);
     let api = tokens::routes(api);
+    let api = sessions::routes(api);
     let api = providers::routes(api.tag("providers"));
     let api = flows::routes(api.tag("flows"));
     let api = invitations::routes(api.tag("stages"));

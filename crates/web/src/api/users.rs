@@ -231,6 +231,10 @@ impl Resource for users::User {
             let ids = group_ids(conn, uuids).await?;
             groups::set_user_groups(conn, user.id, &ids).await?;
         }
+        if !user.fields.is_active {
+            // A deactivated user is logged out everywhere at once.
+            gatehouse_store::sessions::revoke_all(conn, user.id).await?;
+        }
         Ok(user)
     }
 
