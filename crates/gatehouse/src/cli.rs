@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage invitations.
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Inspect flows.
+    #[command(subcommand)]
+    Flow(FlowCommand),
     /// Show what applying a declarative config file would change.
     Plan(DeclarativeArgs),
     /// Apply a declarative config file in one transaction.
@@ -313,6 +316,25 @@ pub enum InviteCommand {
         client: ClientArgs,
         /// Name or UUID.
         invitation: String,
+    },
+}
+
+/// `gatehouse flow …`
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Show what each binding of a flow decides, and why, without running it.
+    Explain {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Flow slug.
+        slug: String,
+        /// Evaluate for this user [default: an anonymous visitor].
+        #[arg(long)]
+        user: Option<String>,
+        /// Evaluate for a visitor from this address.
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: String,
     },
 }
 

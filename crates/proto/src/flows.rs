@@ -221,3 +221,48 @@ pub struct InvitationRequest {
     )]
     pub flow: Option<Option<Uuid>>,
 }
+
+/// One binding's verdict in an explanation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExplainedBinding {
+    /// What is bound, e.g. `policy brute-force-protection`.
+    pub binding: String,
+    /// Evaluation order.
+    pub order: i64,
+    /// `pass`, `fail: <message>` or `not applicable`.
+    pub result: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One stage of a flow with the verdict of its bindings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExplainedStage {
+    /// Stage name.
+    pub stage: String,
+    /// Stage kind.
+    pub kind: String,
+    /// Position.
+    pub order: i64,
+    /// `shown`, or `skipped: <message>`.
+    pub result: String,
+    /// The stage binding's policy bindings.
+    pub bindings: Vec<ExplainedBinding>,
+}
+
+/// Why a flow would let someone through or deny them (`gatehouse flow explain`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FlowExplanation {
+    /// Flow slug.
+    pub flow: String,
+    /// Evaluated for this user (empty: an anonymous visitor).
+    pub user: String,
+    /// From this address.
+    pub ip: String,
+    /// `pass` or `fail: <message>` for the flow-level bindings.
+    pub result: String,
+    /// Flow-level bindings.
+    pub bindings: Vec<ExplainedBinding>,
+    /// Stages in order, as they would be reached.
+    pub stages: Vec<ExplainedStage>,
+}

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::{AppCommand, GroupCommand, InviteCommand, TokenCommand, UserCommand};
+use crate::cli::{AppCommand, FlowCommand, GroupCommand, InviteCommand, TokenCommand, UserCommand};
 use crate::client::{cell, table, url_encode, Client};
 
 async fn user_pk(client: &Client, username: &str) -> anyhow::Result<i64> {
@@ -474,6 +474,65 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("revoked invitation {invitation}");
+        }
+    }
+    Ok(())
+}
+
+fn print_bindings(indent: &str, bindings: &Value) {
+    for b in bindings.as_array().into_iter().flatten() {
+        println!(
+            "{indent}[{}] {} → {} ({})",
+            cell(&b["order"]),
+            cell(&b["binding"]),
+            cell(&b["result"]),
+            cell(&b["reason"])
+        );
+    }
+}
+
+/// `gatehouse flow …`
+pub(super) async fn flow(command: FlowCommand) -> anyhow::Result<()> {
+    match command {
+        FlowCommand::Explain {
+            client,
+            slug,
+            user,
+            ip,
+        } => {
+            let c = Client::new(&client)?;
+            let mut path = format!(
+                "/flows/instances/{}/explain/?ip={}",
+                url_encode(&slug),
+                url_encode(&ip)
+            );
+            if let Some(user) = &user {
+                path.push_str(&format!("&user={}", url_encode(user)));
+            }
+            let e = c.get(&path).await?;
+            c.print(&e, |e| {
+                let who = e["user"]
+                    .as_str()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or("an anonymous visitor");
+                println!(
+                    "flow {} for {who} from {}: {}",
+                    cell(&e["flow"]),
+                    cell(&e["ip"]),
+                    cell(&e["result"])
+                );
+                print_bindings("  ", &e["bindings"]);
+                for s in e["stages"].as_array().into_iter().flatten() {
+                    println!(
+                        "  stage {} ({}, order {}): {}",
+                        cell(&s["stage"]),
+                        cell(&s["kind"]),
+                        cell(&s["order"]),
+                        cell(&s["result"])
+                    );
+                    print_bindings("    ", &s["bindings"]);
+                }
+            });
         }
     }
     Ok(())

@@ -71,5 +71,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::App(c) => admin::app(c).await,
         Command::Token(c) => admin::token(c).await,
         Command::Invite(c) => admin::invite(c).await,
+        Command::Flow(c) => admin::flow(c).await,
     }
 }

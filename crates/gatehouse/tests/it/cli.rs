@@ -230,3 +230,24 @@ async fn migrate_check_reports_pending_migrations() -> anyhow::Result<()> {
     assert!(out.status.success(), "{}", stderr(&out));
     Ok(())
 }
+
+#[tokio::test]
+async fn flow_explain_shows_why_a_reputation_policy_does_not_deny_anonymous_visitors(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let doc = "policies:\n  - name: brute-force-protection\n    kind: reputation\n    settings: {threshold: -5}\nflows:\n  - slug: default-authentication-flow\n    designation: authentication\n    bindings: [{policy: brute-force-protection, order: 0}]\n";
+        let (status, body) = server.post("/declarative/apply/", serde_json::json!({"document": doc})).await?;
+        assert_eq!(status, 200, "{body}");
+        let out = gatehouse(Some(&server), &["flow", "explain", "default-authentication-flow"]).await?;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("for an anonymous visitor from 127.0.0.1: pass"), "{text}");
+        assert!(text.contains("policy brute-force-protection → not applicable (no username to score yet)"), "{text}");
+        assert!(text.contains("stage default-authentication-password (password, order 20): shown"), "{text}");
+        let out = gatehouse(Some(&server), &["flow", "explain", "default-authentication-flow", "--user", "nobody"]).await?;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("no user named `nobody`"), "{}", stderr(&out));
+        server.stop().await
+    })
+    .await
+}

@@ -10,6 +10,7 @@ mod applications;
 mod declarative;
 
 mod events;
+mod explain;
 mod flows;
 mod groups;
 mod invitations;
@@ -138,6 +139,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = sessions::routes(api);
     let api = providers::routes(api.tag("providers"));
     let api = flows::routes(api.tag("flows"));
+    let api = explain::routes(api);
     let api = invitations::routes(api.tag("stages"));
     let api = policies::routes(api.tag("policies"));
     let api = sources::routes(api.tag("sources"));
