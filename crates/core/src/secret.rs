@@ -35,6 +35,16 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A one-time recovery code such as `k7qp-3xmd`: 40 bits from an alphabet without look-alikes.
+pub fn new_recovery_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    let mut pick = || ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char;
+    let first: String = (0..4).map(|_| pick()).collect();
+    let second: String = (0..4).map(|_| pick()).collect();
+    format!("{first}-{second}")
+}
+
 /// The at-rest form of a token: lowercase hex SHA-256.
 pub fn token_hash(token: &str) -> String {
     hex_encode(&Sha256::digest(token.as_bytes()))

@@ -564,6 +564,15 @@ impl Engine {
                 wait.as_secs().max(1)
             )));
         }
+        if code.contains('-')
+            && devices::use_recovery_code(conn, user_id, &secret::token_hash(&code.to_lowercase()))
+                .await?
+        {
+            let user = users::get(conn, user_id).await?;
+            audit(conn, "recovery_code_used", Some(&user), json!({}), req).await?;
+            run.index += 1;
+            return self.advance(conn, run, req).await;
+        }
         for device in devices::totp_of(conn, user_id).await? {
             let Ok(totp) = totp_for(&device.secret) else {
                 continue;

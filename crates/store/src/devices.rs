@@ -180,3 +180,46 @@ pub async fn update_passkey(conn: &mut AnyConnection, uuid: Uuid, credential: &s
     )
     .await
 }
+
+/// Replaces the recovery codes of `user` with `code_hashes` (SHA-256 of each code).
+pub async fn set_recovery_codes(
+    conn: &mut AnyConnection,
+    user: i64,
+    code_hashes: &[String],
+) -> Result<()> {
+    sql::execute(
+        conn,
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        vec![user.into()],
+    )
+    .await?;
+    for hash in code_hashes {
+        sql::insert(
+            conn,
+            "recovery_codes",
+            vec![
+                ("user_id", user.into()),
+                ("code_hash", hash.clone().into()),
+                ("created", sql::now().into()),
+            ],
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Consumes the recovery code with hash `code_hash` of `user`; false when there is none.
+pub async fn use_recovery_code(
+    conn: &mut AnyConnection,
+    user: i64,
+    code_hash: &str,
+) -> Result<bool> {
+    let deleted = sql::execute(
+        conn,
+        "DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2",
+        vec![user.into(), code_hash.into()],
+    )
+    .await?;
+    Ok(deleted > 0)
+}

@@ -354,9 +354,9 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String]) -> String {
         ),
         Challenge::Totp => (
             "Enter your code".to_owned(),
-            "<p class=muted>Open your authenticator app and enter the 6-digit code.</p>\
+            "<p class=muted>Open your authenticator app and enter the 6-digit code, or one of your recovery codes.</p>\
              <label for=code>Code</label>\
-             <input id=code name=code type=text inputmode=numeric autocomplete=one-time-code pattern=\"[0-9 ]*\" autofocus required>"
+             <input id=code name=code type=text autocomplete=one-time-code autofocus required maxlength=32>"
                 .to_owned(),
             "Verify",
         ),

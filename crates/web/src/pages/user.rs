@@ -16,7 +16,7 @@ use gatehouse_store::{applications, providers, sessions, sql, Conn, Filter, List
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{error_page, escape, wide_page};
+use super::{error_page, escape, page, wide_page};
 use crate::error::ApiError;
 use crate::session::{self, Current};
 use crate::AppState;
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/if/user/", get(show))
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
+        .route("/if/user/totp/", get(totp_form).post(totp_confirm))
 }
 
 /// The anti-forgery token of forms on pages of a session: derived from the session cookie, so
@@ -134,9 +135,13 @@ async fn show(
                 )
             })
             .collect();
+        let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id).await?.len();
+        let security = format!(
+            "<h2>Sign-in security</h2><p>Authenticator apps: {totp}. <a id=add-totp href=\"/if/user/totp/\">Set up an authenticator app</a></p>"
+        );
         let body = format!(
             "<nav><h1>Hello, {}</h1><a href=\"/if/flow/default-invalidation-flow/\">Log out</a></nav>\
-             <h2>Your applications</h2>{tiles}\
+             <h2>Your applications</h2>{tiles}{security}\
              <h2>Your sessions</h2><table><thead><tr><th>Started</th><th>Address</th><th>Browser</th><th>Expires</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
             escape(if current.user.fields.name.is_empty() { &current.user.fields.username } else { &current.user.fields.name })
         );
@@ -206,6 +211,137 @@ async fn revoke(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The session could not be revoked.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct TotpForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    code: String,
+}
+
+fn totp_page(
+    user: &str,
+    secret_b32: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Result<String, ApiError> {
+    use base64::Engine;
+    let totp = totp_rs::Builder::new()
+        .with_secret(
+            totp_rs::Secret::try_from_base32(secret_b32)
+                .map_err(|e| ApiError::Internal(format!("{e:?}")))?,
+        )
+        .with_issuer(Some("Gatehouse"))
+        .with_account_name(user)
+        .build()
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    let png = totp
+        .to_qr_png()
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    let qr = base64::engine::general_purpose::STANDARD.encode(png);
+    Ok(format!(
+        "<h1>Set up an authenticator app</h1>{}<p>Scan this code with your authenticator app, or type the key in by hand.</p>\
+         <img alt=\"QR code for your authenticator app\" width=200 height=200 src=\"data:image/png;base64,{qr}\">\
+         <p class=muted>Key: <span id=secret>{}</span></p>\
+         <form method=post action=\"/if/user/totp/\"><input type=hidden name=csrf value=\"{}\"><input type=hidden name=secret value=\"{}\">\
+         <label for=code>Code shown by the app</label><input id=code name=code type=text inputmode=numeric autocomplete=one-time-code required maxlength=16>\
+         <button id=submit type=submit>Confirm</button></form>",
+        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
+        escape(secret_b32),
+        escape(csrf),
+        escape(secret_b32),
+    ))
+}
+
+async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else {
+            return Ok(login_redirect());
+        };
+        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
+        let secret = totp_rs::Secret::generate().to_base32();
+        let body = totp_page(
+            &current.user.fields.username,
+            &secret,
+            &csrf_token(key),
+            None,
+        )?;
+        Ok(wide_page(StatusCode::OK, "Authenticator app", &body))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "TOTP set-up page failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The set-up page could not be built.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+/// How many recovery codes a user gets with their first authenticator.
+const RECOVERY_CODES: usize = 10;
+
+async fn totp_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<TotpForm>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
+        if !secret::constant_time_eq(&form.csrf, &csrf_token(key)) {
+            return Ok(error_page(
+                StatusCode::FORBIDDEN,
+                "Form not accepted",
+                "The form did not come from your user page (its security token is missing or wrong).",
+                "<a href=\"/if/user/totp/\">Start the set-up again</a>.",
+            ));
+        }
+        let Ok(totp) = gatehouse_flow::run::totp_for(&form.secret) else {
+            return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid key", "secret: the key is not valid base32.", "<a href=\"/if/user/totp/\">Start again</a>."));
+        };
+        let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
+        let Some(step) = totp.check_current(&code) else {
+            let body = totp_page(&current.user.fields.username, &form.secret, &form.csrf, Some("That code is not right; check the time on your device and try again."))?;
+            return Ok(wide_page(StatusCode::BAD_REQUEST, "Authenticator app", &body));
+        };
+        let mut tx = state.store.begin().await?;
+        let first = gatehouse_store::devices::totp_of(&mut tx, current.user.id).await?.is_empty();
+        gatehouse_store::devices::add_totp(&mut tx, current.user.id, "Authenticator app", &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        let codes: Vec<String> = if first { (0..RECOVERY_CODES).map(|_| secret::new_recovery_code()).collect() } else { Vec::new() };
+        if first {
+            let hashes: Vec<String> = codes.iter().map(|c| secret::token_hash(c)).collect();
+            gatehouse_store::devices::set_recovery_codes(&mut tx, current.user.id, &hashes).await?;
+        }
+        gatehouse_store::commit(tx).await?;
+        let list: String = codes.iter().map(|c| format!("<li><code>{c}</code></li>")).collect();
+        let recovery = if first {
+            format!("<p>Keep these recovery codes somewhere safe. Each works once, if you lose your device:</p><ul id=recovery-codes>{list}</ul>")
+        } else {
+            String::new()
+        };
+        Ok(page(
+            StatusCode::OK,
+            "Authenticator app added",
+            &format!("<h1>Authenticator app added</h1><p>From now on you will be asked for a code after your password.</p>{recovery}<p><a href=\"/if/user/\">Back to your page</a></p>"),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "TOTP confirmation failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The authenticator could not be saved.",
             "Try again in a moment.",
         )
     })
