@@ -75,6 +75,9 @@ pub struct FlowRun {
     pub identifier: Option<String>,
     /// Whether a password or passkey stage succeeded for `pending_user`.
     pub authenticated: bool,
+    /// Whether that was a passkey (user-verifying, so it also counts as the second factor).
+    #[serde(default)]
+    pub via_passkey: bool,
     /// The session that was active when the flow started.
     pub session: Option<Uuid>,
     /// The user of that session.
@@ -274,6 +277,7 @@ impl Engine {
             pending_user: None,
             identifier: None,
             authenticated: false,
+            via_passkey: false,
             session: session.map(|s| s.uuid),
             session_user: session_user.map(|u| u.id),
             denials: Vec::new(),
@@ -318,6 +322,10 @@ impl Engine {
                         identifier: run.identifier.clone().unwrap_or_default(),
                     }))
                 }
+                StageKind::Password if run.authenticated => {
+                    run.index += 1;
+                    continue;
+                }
                 StageKind::Password => {
                     if run.identifier.is_none() {
                         return Err(Error::Config {
@@ -328,6 +336,10 @@ impl Engine {
                     return Ok(show(Challenge::Password {
                         identifier: run.identifier.clone().unwrap_or_default(),
                     }));
+                }
+                StageKind::Totp if run.via_passkey => {
+                    run.index += 1;
+                    continue;
                 }
                 StageKind::Totp => {
                     let has_device = match run.pending_user {
@@ -416,6 +428,37 @@ impl Engine {
         users::touch_login(conn, user.id).await?;
         audit(conn, "login", Some(user), json!({"flow": run.slug}), req).await?;
         Ok((key, max_age))
+    }
+
+    /// A passkey proved `user` at the identification stage: the password (and second-factor)
+    /// stages are passed, and the flow moves on.
+    pub async fn passkey_login(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        user: &users::User,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        if !matches!(
+            run.stages.get(run.index).map(|s| s.kind),
+            Some(StageKind::Identification)
+        ) {
+            return Ok(Outcome::Denied {
+                message: "A passkey can only be used on the first page of the login.".into(),
+            });
+        }
+        if !user.fields.is_active {
+            return Ok(Outcome::Denied {
+                message: "This account is deactivated.".into(),
+            });
+        }
+        run.pending_user = Some(user.id);
+        run.identifier = Some(user.fields.username.clone());
+        run.authenticated = true;
+        run.via_passkey = true;
+        run.index += 1;
+        reputation::record_success(conn, &user.fields.username, &req.ip).await?;
+        self.advance(conn, run, req).await
     }
 
     /// Handles a form post to the current stage.

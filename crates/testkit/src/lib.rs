@@ -349,6 +349,30 @@ impl Browser {
         Ok(())
     }
 
+    /// Adds a virtual passkey authenticator (CTAP2, resident keys, user verification) to the
+    /// current tab through the W3C WebAuthn WebDriver extension; returns its id.
+    pub async fn add_virtual_authenticator(&self) -> anyhow::Result<String> {
+        let answer = self
+            .client
+            .issue_cmd(WebAuthnCommand::AddAuthenticator(serde_json::json!({
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true,
+            })))
+            .await?;
+        answer
+            .as_str()
+            .map(str::to_owned)
+            .context("chromedriver returned no authenticator id")
+    }
+
+    /// The credentials stored in a virtual authenticator.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .client
+            .issue_cmd(WebAuthnCommand::Credentials(authenticator.to_owned()))
+            .await?)
+    }
+
     /// Ends the browser session and chromedriver.
     pub async fn close(mut self) -> anyhow::Result<()> {
         let _ = self.client.clone().close().await;
@@ -359,3 +383,39 @@ impl Browser {
 
 pub use fantoccini;
 pub use gatehouse::client::url_encode;
+pub use url;
+
+/// The W3C WebAuthn WebDriver extension commands the tests need.
+#[derive(Debug)]
+enum WebAuthnCommand {
+    AddAuthenticator(Value),
+    Credentials(String),
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let base = base_url.join(&format!(
+            "session/{}/webauthn/",
+            session_id.unwrap_or_default()
+        ))?;
+        match self {
+            WebAuthnCommand::AddAuthenticator(_) => base.join("authenticator"),
+            WebAuthnCommand::Credentials(id) => {
+                base.join(&format!("authenticator/{id}/credentials"))
+            }
+        }
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        match self {
+            WebAuthnCommand::AddAuthenticator(options) => {
+                (http::Method::POST, Some(options.to_string()))
+            }
+            WebAuthnCommand::Credentials(_) => (http::Method::GET, None),
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod pages;
+pub mod passkeys;
 pub mod reconcile;
 pub mod session;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub store: Store,
     /// The flow engine (throttles live here).
     pub engine: Arc<gatehouse_flow::Engine>,
+    /// The WebAuthn relying party and ceremonies in progress.
+    pub passkeys: Arc<passkeys::Passkeys>,
     /// Settings.
     pub settings: Arc<Settings>,
     /// Set once start-up (migrations, bootstrap) has finished; readiness depends on it.
@@ -55,6 +58,7 @@ impl AppState {
         AppState {
             store,
             engine: Arc::new(gatehouse_flow::Engine::default()),
+            passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }

@@ -327,3 +327,67 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
     })
     .await
 }
+
+#[tokio::test]
+async fn passkey_registration_then_passwordless_login_with_a_virtual_authenticator(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+        let authenticator = browser.add_virtual_authenticator().await?;
+        login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
+        c.goto(&format!("{}/if/user/passkeys/", server.external_url))
+            .await?;
+        browser.screenshot("passkey-1-manage").await?;
+        element(&browser, Locator::Id("passkey-add"))
+            .await?
+            .click()
+            .await?;
+        element(&browser, Locator::Css("#passkeys li")).await?;
+        browser.screenshot("passkey-2-added").await?;
+        let credentials = browser.virtual_credentials(&authenticator).await?;
+        assert_eq!(
+            credentials.as_array().map(Vec::len),
+            Some(1),
+            "{credentials}"
+        );
+        assert_eq!(
+            credentials[0]["isResidentCredential"], true,
+            "a discoverable passkey: {credentials}"
+        );
+
+        c.goto(&format!(
+            "{}/if/flow/default-invalidation-flow/",
+            server.external_url
+        ))
+        .await?;
+        c.goto(&format!(
+            "{}/if/flow/default-authentication-flow/?next=/if/user/",
+            server.external_url
+        ))
+        .await?;
+        browser.screenshot("passkey-3-login-page").await?;
+        element(&browser, Locator::Id("passkey-login"))
+            .await?
+            .click()
+            .await?;
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_url(&url_of(&format!("{}/if/user/", server.external_url))?)
+            .await?;
+        browser.screenshot("passkey-4-logged-in").await?;
+        let (_, events) = server.get("/events/events/?action=login").await?;
+        assert_eq!(
+            events["pagination"]["count"], 2,
+            "a password login, then a passkey login: {events}"
+        );
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}
+
+fn url_of(text: &str) -> anyhow::Result<gatehouse_testkit::url::Url> {
+    Ok(text.parse()?)
+}

@@ -27,6 +27,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/if/flow/{slug}/", get(show).post(submit))
         .route(
+            "/if/flow/{slug}/passkey/begin",
+            axum::routing::post(super::passkey::login_begin),
+        )
+        .route(
+            "/if/flow/{slug}/passkey/finish",
+            axum::routing::post(super::passkey::login_finish),
+        )
+        .route(
             "/",
             get(|| async { (StatusCode::FOUND, [(LOCATION, "/if/user/")]) }),
         )
@@ -36,11 +44,11 @@ pub fn router() -> Router<AppState> {
 pub const DEFAULT_NEXT: &str = "/if/user/";
 
 /// Everything a flow request carries besides its form.
-struct Call {
-    state: AppState,
-    headers: HeaderMap,
-    req: RequestInfo,
-    slug: String,
+pub(super) struct Call {
+    pub(super) state: AppState,
+    pub(super) headers: HeaderMap,
+    pub(super) req: RequestInfo,
+    pub(super) slug: String,
     query: Vec<(String, String)>,
 }
 
@@ -111,14 +119,14 @@ fn failure(e: ApiError) -> Response {
     )
 }
 
-fn flow_error(e: gatehouse_flow::Error) -> ApiError {
+pub(super) fn flow_error(e: gatehouse_flow::Error) -> ApiError {
     match e {
         gatehouse_flow::Error::Store(s) => s.into(),
         other => ApiError::Internal(other.to_string()),
     }
 }
 
-async fn load(
+pub(super) async fn load(
     conn: &mut Conn,
     key: Option<&str>,
     flow: uuid::Uuid,
@@ -232,7 +240,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
         } => {
             errors.splice(0..0, notices);
             save(&mut tx, &state, &key, &flow_run).await?;
-            let body = render(&flow_run, &challenge, &errors);
+            let body = render(&flow_run, &challenge, &errors, state.passkeys.available());
             let mut response = page(StatusCode::OK, &flow_run.title, &body);
             response
                 .headers_mut()
@@ -252,7 +260,12 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 },
             };
             save(&mut tx, &state, &key, &flow_run).await?;
-            let body = render(&flow_run, &challenge, &[format!("{field}: {message}")]);
+            let body = render(
+                &flow_run,
+                &challenge,
+                &[format!("{field}: {message}")],
+                state.passkeys.available(),
+            );
             page(StatusCode::BAD_REQUEST, &flow_run.title, &body)
         }
         Outcome::LoggedIn {
@@ -307,7 +320,12 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
     Ok(response)
 }
 
-async fn save(conn: &mut Conn, state: &AppState, key: &str, run: &FlowRun) -> Result<(), ApiError> {
+pub(super) async fn save(
+    conn: &mut Conn,
+    state: &AppState,
+    key: &str,
+    run: &FlowRun,
+) -> Result<(), ApiError> {
     let data = serde_json::to_value(run).map_err(|e| ApiError::Internal(e.to_string()))?;
     flow_states::put(conn, key, run.flow, &data, expiry(&state.engine)).await?;
     Ok(())
@@ -321,7 +339,7 @@ fn redirect_to(target: &str) -> Response {
         .into_response()
 }
 
-fn render(run: &FlowRun, challenge: &Challenge, errors: &[String]) -> String {
+fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: bool) -> String {
     let errors: String = errors
         .iter()
         .map(|e| format!("<p class=error role=alert>{}</p>", escape(e)))
@@ -361,5 +379,9 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String]) -> String {
             "Verify",
         ),
     };
-    format!("<h1>{heading}</h1>{errors}<form method=post action=\"{action}\">{csrf}{fields}<button id=submit type=submit>{button}</button></form>")
+    let passkey = match challenge {
+        Challenge::Identification { .. } if passkeys => super::passkey::login_button(&run.csrf),
+        _ => String::new(),
+    };
+    format!("<h1>{heading}</h1>{errors}<form method=post action=\"{action}\">{csrf}{fields}<button id=submit type=submit>{button}</button></form>{passkey}")
 }

@@ -27,6 +27,15 @@ pub fn router() -> Router<AppState> {
         .route("/if/user/", get(show))
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
         .route("/if/user/totp/", get(totp_form).post(totp_confirm))
+        .route("/if/user/passkeys/", get(super::passkey::register_page))
+        .route(
+            "/if/user/passkeys/begin",
+            post(super::passkey::register_begin),
+        )
+        .route(
+            "/if/user/passkeys/finish",
+            post(super::passkey::register_finish),
+        )
 }
 
 /// The anti-forgery token of forms on pages of a session: derived from the session cookie, so
@@ -35,7 +44,8 @@ pub fn csrf_token(session_key: &str) -> String {
     secret::token_hash(&format!("gatehouse-csrf:{session_key}"))
 }
 
-fn login_redirect() -> Response {
+/// Sends a visitor without a session to the login flow, back here afterwards.
+pub fn login_redirect() -> Response {
     (
         StatusCode::FOUND,
         [(
@@ -136,8 +146,10 @@ async fn show(
             })
             .collect();
         let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id).await?.len();
+        let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id).await?.len();
         let security = format!(
-            "<h2>Sign-in security</h2><p>Authenticator apps: {totp}. <a id=add-totp href=\"/if/user/totp/\">Set up an authenticator app</a></p>"
+            "<h2>Sign-in security</h2><p>Authenticator apps: {totp}. <a id=add-totp href=\"/if/user/totp/\">Set up an authenticator app</a></p>\
+             <p>Passkeys: {passkeys}. <a id=add-passkey href=\"/if/user/passkeys/\">Manage passkeys</a></p>"
         );
         let body = format!(
             "<nav><h1>Hello, {}</h1><a href=\"/if/flow/default-invalidation-flow/\">Log out</a></nav>\

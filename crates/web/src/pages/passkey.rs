@@ -1,0 +1,405 @@
+//! Passkey ceremonies in the browser: adding a passkey on the user page and logging in with one
+//! from the identification stage. The pages post JSON to these endpoints from a few lines of
+//! script (WebAuthn needs JavaScript); everything else on the pages works without it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::secret;
+use gatehouse_flow::Outcome;
+use gatehouse_store::{devices, flow_states, users};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::flow::{flow_error, load, save, Call};
+use super::{escape, wide_page};
+use crate::error::ApiError;
+use crate::passkeys::credential_key;
+use crate::session::{self, read_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
+use crate::AppState;
+
+#[derive(Deserialize)]
+struct Ceremony {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    credential: Value,
+    #[serde(default)]
+    name: String,
+}
+
+fn fail(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn parse(body: &Bytes) -> Result<Ceremony, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("unreadable request: {e}")))
+}
+
+const SCRIPT_HELPERS: &str = r#"
+async function ghPost(url, body) {
+  const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body), credentials: 'same-origin'});
+  const answer = await r.json().catch(() => ({error: 'unexpected answer (' + r.status + ')'}));
+  if (!r.ok) throw new Error(answer.error || ('HTTP ' + r.status));
+  return answer;
+}
+"#;
+
+/// The "Log in with a passkey" button of the identification stage.
+pub fn login_button(csrf: &str) -> String {
+    format!(
+        r#"<p class=muted style="text-align:center;margin:1rem 0 0">or</p>
+<button id=passkey-login class=secondary type=button>Log in with a passkey</button><p id=passkey-status class=error role=status></p>
+<script>{SCRIPT_HELPERS}
+document.getElementById('passkey-login').addEventListener('click', async () => {{
+  const status = document.getElementById('passkey-status');
+  status.textContent = '';
+  try {{
+    const base = location.pathname;
+    const options = await ghPost(base + 'passkey/begin', {{csrf: '{csrf}'}});
+    const cred = await navigator.credentials.get({{publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey)}});
+    const answer = await ghPost(base + 'passkey/finish', {{csrf: '{csrf}', credential: cred.toJSON()}});
+    location.href = answer.location;
+  }} catch (e) {{ status.textContent = 'Passkey login failed: ' + e.message; }}
+}});
+</script>"#,
+        csrf = escape(csrf)
+    )
+}
+
+async fn flow_run(
+    call: &Call,
+    csrf: &str,
+) -> Result<
+    (
+        gatehouse_flow::FlowRun,
+        String,
+        gatehouse_store::flows::Flow,
+    ),
+    Response,
+> {
+    let expired = || {
+        fail(
+            StatusCode::CONFLICT,
+            "This login page expired; reload it and try again.",
+        )
+    };
+    let key = read_cookie(&call.headers, FLOW_COOKIE)
+        .ok_or_else(expired)?
+        .to_owned();
+    let mut conn = call.state.store.conn().await.map_err(|e| {
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::from(e).to_string(),
+        )
+    })?;
+    let flow = gatehouse_store::flows::find_by_slug(&mut conn, &call.slug)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            fail(
+                StatusCode::NOT_FOUND,
+                format!("no flow named `{}`", call.slug),
+            )
+        })?;
+    let run = load(&mut conn, Some(&key), flow.uuid)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(expired)?;
+    if !secret::constant_time_eq(csrf, &run.csrf) {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            "The request did not come from this login page (security token missing or wrong).",
+        ));
+    }
+    Ok((run, key, flow))
+}
+
+/// Starts a passwordless login for the flow run in the cookie.
+pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (_, key, _) = match flow_run(&call, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    match call.state.passkeys.start_login(&secret::token_hash(&key)) {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => fail(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// Verifies a passwordless login and moves the flow on; answers where the browser goes next.
+pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (mut run, key, _) = match flow_run(&call, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let result: Result<Response, ApiError> = async {
+        let passkeys = &call.state.passkeys;
+        let (handle, credential_id, credential) = match passkeys.identify(&request.credential) {
+            Ok(found) => found,
+            Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.to_string())),
+        };
+        let mut tx = call.state.store.begin().await?;
+        let stored =
+            devices::passkey_by_credential(&mut tx, &credential_key(&credential_id)).await?;
+        let owner = match &stored {
+            Some(p) => Some(users::get(&mut tx, p.user).await?),
+            None => None,
+        };
+        let (Some(stored), Some(user)) = (stored, owner.filter(|u| u.uuid == handle)) else {
+            return Ok(fail(
+                StatusCode::BAD_REQUEST,
+                "This passkey is not registered here.",
+            ));
+        };
+        let passkey: webauthn_rs::prelude::Passkey = serde_json::from_str(&stored.credential)
+            .map_err(|e| ApiError::Internal(format!("stored passkey unreadable: {e}")))?;
+        match passkeys.finish_login(&secret::token_hash(&key), &credential, passkey) {
+            Ok(Some(updated)) => {
+                let text = serde_json::to_string(&updated)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                devices::update_passkey(&mut tx, stored.uuid, &text).await?;
+            }
+            Ok(None) => {}
+            Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.to_string())),
+        }
+        let outcome = call
+            .state
+            .engine
+            .passkey_login(&mut tx, &mut run, &user, &call.req)
+            .await
+            .map_err(flow_error)?;
+        let secure = session::secure(&call.state);
+        let response = match outcome {
+            Outcome::LoggedIn {
+                session_key,
+                max_age,
+                redirect,
+            } => {
+                flow_states::delete(&mut tx, &key).await?;
+                let mut r = Json(json!({"location": redirect})).into_response();
+                r.headers_mut().append(
+                    SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, &session_key, max_age, secure),
+                );
+                r
+            }
+            Outcome::Finished { redirect } | Outcome::LoggedOut { redirect } => {
+                Json(json!({"location": redirect})).into_response()
+            }
+            Outcome::Show { .. } | Outcome::Invalid { .. } => {
+                save(&mut tx, &call.state, &key, &run).await?;
+                Json(json!({"location": format!("/if/flow/{}/", call.slug)})).into_response()
+            }
+            Outcome::Denied { message } => fail(StatusCode::FORBIDDEN, message),
+        };
+        gatehouse_store::commit(tx).await?;
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "passkey login failed");
+        fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The passkey login could not be completed; try again.",
+        )
+    })
+}
+
+/// The page where a logged-in user adds a passkey.
+pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok(Some(current)) = session::current(&state, &headers).await else {
+        return super::user::login_redirect();
+    };
+    let key = read_cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let csrf = super::user::csrf_token(key);
+    let mut conn = match state.store.conn().await {
+        Ok(c) => c,
+        Err(_) => {
+            return super::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "The database is unavailable.",
+                "Try again shortly.",
+            )
+        }
+    };
+    let existing = devices::passkeys_of(&mut conn, current.user.id)
+        .await
+        .unwrap_or_default();
+    let list: String = existing
+        .iter()
+        .map(|p| {
+            format!(
+                "<li>{} <span class=muted>(added {})</span></li>",
+                escape(&p.name),
+                p.created.format("%Y-%m-%d")
+            )
+        })
+        .collect();
+    let body = if state.passkeys.available() {
+        format!(
+            r#"<h1>Passkeys</h1><p>A passkey lets you log in with your device's screen lock instead of a password.</p>
+<ul id=passkeys>{list}</ul>
+<label for=passkey-name>Name for the new passkey</label><input id=passkey-name type=text value="Passkey" maxlength=64>
+<button id=passkey-add type=button>Add a passkey</button><p id=passkey-status role=status></p>
+<p><a href="/if/user/">Back to your page</a></p>
+<script>{SCRIPT_HELPERS}
+document.getElementById('passkey-add').addEventListener('click', async () => {{
+  const status = document.getElementById('passkey-status');
+  status.textContent = '';
+  try {{
+    const options = await ghPost('/if/user/passkeys/begin', {{csrf: '{csrf}'}});
+    const cred = await navigator.credentials.create({{publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)}});
+    await ghPost('/if/user/passkeys/finish', {{csrf: '{csrf}', name: document.getElementById('passkey-name').value, credential: cred.toJSON()}});
+    status.textContent = 'Passkey added.';
+    location.reload();
+  }} catch (e) {{ status.className = 'error'; status.textContent = 'Could not add a passkey: ' + e.message; }}
+}});
+</script>"#
+        )
+    } else {
+        "<h1>Passkeys</h1><p class=error>Passkeys need Gatehouse's external URL to use a host name (browsers refuse IP addresses). Ask your administrator to set --external-url.</p>".to_owned()
+    };
+    wide_page(StatusCode::OK, "Passkeys", &body)
+}
+
+async fn registering(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(session::Current, String), Response> {
+    let current = match session::current(state, headers).await {
+        Ok(Some(c)) => c,
+        _ => return Err(fail(StatusCode::UNAUTHORIZED, "Log in first.")),
+    };
+    let key = read_cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    if !secret::constant_time_eq(csrf, &super::user::csrf_token(key)) {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            "The request did not come from your user page (security token missing or wrong).",
+        ));
+    }
+    Ok((current, secret::token_hash(key)))
+}
+
+/// Starts adding a passkey for the logged-in user.
+pub async fn register_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (current, ceremony) = match registering(&state, &headers, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let existing: Vec<webauthn_rs::prelude::Passkey> = match state.store.conn().await {
+        Ok(mut conn) => devices::passkeys_of(&mut conn, current.user.id)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| serde_json::from_str(&p.credential).ok())
+            .collect(),
+        Err(_) => {
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unavailable.",
+            )
+        }
+    };
+    let u = &current.user;
+    let display = if u.fields.name.is_empty() {
+        &u.fields.username
+    } else {
+        &u.fields.name
+    };
+    match state.passkeys.start_registration(
+        &ceremony,
+        u.uuid,
+        &u.fields.username,
+        display,
+        existing,
+    ) {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => fail(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// Stores the passkey the browser created.
+pub async fn register_finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (current, ceremony) = match registering(&state, &headers, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let name: String = request
+        .name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let name = if name.is_empty() {
+        "Passkey".to_owned()
+    } else {
+        name
+    };
+    let passkey = match state
+        .passkeys
+        .finish_registration(&ceremony, &request.credential)
+    {
+        Ok(p) => p,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let result: Result<(), ApiError> = async {
+        let text =
+            serde_json::to_string(&passkey).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut tx = state.store.begin().await?;
+        devices::add_passkey(
+            &mut tx,
+            current.user.id,
+            &name,
+            &credential_key(passkey.cred_id()),
+            &text,
+        )
+        .await?;
+        gatehouse_store::commit(tx).await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing a passkey failed");
+            fail(
+                StatusCode::BAD_REQUEST,
+                "The passkey could not be stored (is it already registered?).",
+            )
+        }
+    }
+}
