@@ -35,9 +35,8 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-fn parse(body: &Bytes) -> Result<Ceremony, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("unreadable request: {e}")))
+fn parse(body: &Bytes) -> Result<Ceremony, String> {
+    serde_json::from_slice(body).map_err(|e| format!("unreadable request: {e}"))
 }
 
 const SCRIPT_HELPERS: &str = r#"
@@ -125,7 +124,7 @@ async fn flow_run(
 pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
     let request = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
     let (_, key, _) = match flow_run(&call, &request.csrf).await {
         Ok(found) => found,
@@ -141,7 +140,7 @@ pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
 pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
     let request = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
     let (mut run, key, _) = match flow_run(&call, &request.csrf).await {
         Ok(found) => found,
@@ -305,7 +304,7 @@ pub async fn register_begin(
 ) -> Response {
     let request = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
     let (current, ceremony) = match registering(&state, &headers, &request.csrf).await {
         Ok(found) => found,
@@ -351,7 +350,7 @@ pub async fn register_finish(
 ) -> Response {
     let request = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
     let (current, ceremony) = match registering(&state, &headers, &request.csrf).await {
         Ok(found) => found,
