@@ -134,6 +134,19 @@ pub fn redirect_uri(mode: crate::kinds::MatchingMode, url: &str) -> Result<(), S
     }
 }
 
+/// Percent-encodes a value for a URL query.
+pub fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The host of an http(s) URL, without port, lowercase.
 pub fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::kinds::{FlowAuthentication, FlowDesignation, StageKind};
 use gatehouse_core::secret;
 use gatehouse_store::flows::{self, Flow};
-use gatehouse_store::{devices, events, reputation, sessions, sql, users, Conn};
+use gatehouse_store::{devices, events, oauth, reputation, sessions, sql, users, Conn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -35,6 +35,17 @@ pub struct RequestInfo {
     pub method: String,
     /// Browser.
     pub user_agent: String,
+}
+
+/// The application a flow runs for (authorization flows started by an OAuth2 authorize).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppContext {
+    /// Application id.
+    pub uuid: Uuid,
+    /// Its display name.
+    pub name: String,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
 }
 
 /// One stage of the plan.
@@ -84,6 +95,9 @@ pub struct FlowRun {
     pub session_user: Option<i64>,
     /// Messages of stage policies that skipped their stage.
     pub denials: Vec<String>,
+    /// The application being authorised, for consent.
+    #[serde(default)]
+    pub application: Option<AppContext>,
 }
 
 /// What the visitor is asked for.
@@ -101,6 +115,13 @@ pub enum Challenge {
     },
     /// A TOTP code.
     Totp,
+    /// Consent to share data with an application.
+    Consent {
+        /// The application's name.
+        application: String,
+        /// What it asks for.
+        scopes: Vec<String>,
+    },
 }
 
 /// A form post.
@@ -220,6 +241,7 @@ impl Engine {
         flow: &Flow,
         next: String,
         session: Option<&sessions::Session>,
+        application: Option<AppContext>,
         req: &RequestInfo,
     ) -> Result<std::result::Result<FlowRun, String>> {
         let session_user = match session {
@@ -281,6 +303,7 @@ impl Engine {
             session: session.map(|s| s.uuid),
             session_user: session_user.map(|u| u.id),
             denials: Vec::new(),
+            application,
         }))
     }
 
@@ -371,6 +394,21 @@ impl Engine {
                     }
                     logged_out = true;
                     run.index += 1;
+                }
+                StageKind::Consent => {
+                    let (Some(app), Some(user)) = (&run.application, run.session_user) else {
+                        run.index += 1;
+                        continue;
+                    };
+                    let granted = oauth::consented_scopes(conn, user, app.uuid).await?.unwrap_or_default();
+                    if app.scopes.iter().all(|s| granted.contains(s)) {
+                        run.index += 1;
+                        continue;
+                    }
+                    return Ok(show(Challenge::Consent {
+                        application: app.name.clone(),
+                        scopes: app.scopes.clone(),
+                    }));
                 }
                 StageKind::Deny => {
                     let message = stage.settings.get("message").and_then(Value::as_str).unwrap_or("Access denied.");
@@ -496,6 +534,37 @@ impl Engine {
             }
             StageKind::Password => self.check_password(conn, run, response, req).await,
             StageKind::Totp => self.check_totp(conn, run, response, req).await,
+            StageKind::Consent => {
+                if response.field("action") != "allow" {
+                    return Ok(Outcome::Denied {
+                        message: "You did not allow the application to use your account.".into(),
+                    });
+                }
+                if let (Some(app), Some(user)) = (&run.application, run.session_user) {
+                    let mut scopes = oauth::consented_scopes(conn, user, app.uuid)
+                        .await?
+                        .unwrap_or_default();
+                    scopes.extend(
+                        app.scopes
+                            .iter()
+                            .filter(|s| !scopes.contains(s))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    oauth::remember_consent(conn, user, app.uuid, &scopes).await?;
+                    let who = users::get(conn, user).await.ok();
+                    audit(
+                        conn,
+                        "authorize_application",
+                        who.as_ref(),
+                        json!({"application": app.name, "scopes": app.scopes}),
+                        req,
+                    )
+                    .await?;
+                }
+                run.index += 1;
+                self.advance(conn, run, req).await
+            }
             _ => self.advance(conn, run, req).await,
         }
     }

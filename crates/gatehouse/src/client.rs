@@ -164,18 +164,7 @@ impl Client {
     }
 }
 
-/// Percent-encodes a query value.
-pub fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use gatehouse_core::validate::url_encode;
 
 /// Prints rows as left-aligned columns under a header.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {

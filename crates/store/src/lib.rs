@@ -23,6 +23,7 @@ pub mod flow_states;
 pub mod flows;
 pub mod groups;
 pub mod invitations;
+pub mod oauth;
 pub mod outposts;
 pub mod policies;
 pub mod providers;

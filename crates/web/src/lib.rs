@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod oidc;
 pub mod pages;
 pub mod passkeys;
 pub mod reconcile;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::setup::router())
         .merge(pages::flow::router())
         .merge(pages::user::router())
+        .merge(oidc::router())
         .with_state(state)
 }
 

@@ -391,3 +391,138 @@ async fn passkey_registration_then_passwordless_login_with_a_virtual_authenticat
 fn url_of(text: &str) -> anyhow::Result<gatehouse_testkit::url::Url> {
     Ok(text.parse()?)
 }
+
+/// Creates an OAuth2 provider and its application; returns the client id.
+async fn oauth_app(
+    server: &TestServer,
+    name: &str,
+    consent: &str,
+    client_type: &str,
+    redirect: &str,
+) -> anyhow::Result<String> {
+    let (_, flow) = server
+        .get(&format!(
+            "/flows/instances/default-provider-authorization-{consent}-consent/"
+        ))
+        .await?;
+    let (_, invalidation) = server
+        .get("/flows/instances/default-provider-invalidation-flow/")
+        .await?;
+    let (status, provider) = server
+        .post(
+            "/providers/oauth2/",
+            json!({"name": name, "client_type": client_type, "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+                   "redirect_uris": [{"matching_mode": "strict", "url": redirect}]}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{provider}");
+    let slug = name.to_lowercase();
+    let (status, app) = server
+        .post(
+            "/core/applications/",
+            json!({"name": name, "slug": slug, "provider": provider["pk"]}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{app}");
+    Ok(provider["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn authorize_url(server: &TestServer, client_id: &str, redirect: &str, scope: &str) -> String {
+    format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope={}&state=xyz",
+        server.external_url,
+        gatehouse_testkit::url_encode(client_id),
+        gatehouse_testkit::url_encode(redirect),
+        gatehouse_testkit::url_encode(scope)
+    )
+}
+
+#[tokio::test]
+async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        let explicit_cb = format!("{}/test-callback/forgejo", server.external_url);
+        let implicit_cb = format!("{}/test-callback/grafana", server.external_url);
+        let forgejo =
+            oauth_app(&server, "Forgejo", "explicit", "confidential", &explicit_cb).await?;
+        let grafana =
+            oauth_app(&server, "Grafana", "implicit", "confidential", &implicit_cb).await?;
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+
+        // Not logged in yet: authorize sends the browser to log in, then on to consent.
+        c.goto(&authorize_url(
+            &server,
+            &forgejo,
+            &explicit_cb,
+            "openid profile email",
+        ))
+        .await?;
+        element(&browser, Locator::Id("uid_field"))
+            .await?
+            .send_keys("alice@example.com")
+            .await?;
+        submit(&browser).await?;
+        element(&browser, Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        submit(&browser).await?;
+        let heading = element(&browser, Locator::Css("h1")).await?.text().await?;
+        assert_eq!(heading, "Allow Forgejo to use your account?");
+        browser.screenshot("consent-1-explicit").await?;
+        submit(&browser).await?;
+        let url = c.current_url().await?.to_string();
+        assert!(
+            url.starts_with(&format!("{explicit_cb}?code=")) && url.ends_with("&state=xyz"),
+            "{url}"
+        );
+
+        // The second time, consent is remembered.
+        c.goto(&authorize_url(
+            &server,
+            &forgejo,
+            &explicit_cb,
+            "openid profile email",
+        ))
+        .await?;
+        let url = c.current_url().await?.to_string();
+        assert!(
+            url.starts_with(&format!("{explicit_cb}?code=")),
+            "no consent page the second time: {url}"
+        );
+
+        // Asking for more scopes asks again.
+        c.goto(&authorize_url(
+            &server,
+            &forgejo,
+            &explicit_cb,
+            "openid profile email groups",
+        ))
+        .await?;
+        let heading = element(&browser, Locator::Css("h1")).await?.text().await?;
+        assert_eq!(heading, "Allow Forgejo to use your account?");
+        let scopes = element(&browser, Locator::Id("scopes"))
+            .await?
+            .text()
+            .await?;
+        assert!(scopes.contains("Your group memberships"), "{scopes}");
+
+        // Implicit consent never shows a page.
+        c.goto(&authorize_url(
+            &server,
+            &grafana,
+            &implicit_cb,
+            "openid profile",
+        ))
+        .await?;
+        let url = c.current_url().await?.to_string();
+        assert!(url.starts_with(&format!("{implicit_cb}?code=")), "{url}");
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}

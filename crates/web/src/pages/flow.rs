@@ -178,6 +178,21 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 );
             }
             let next = safe_next(param("next"), DEFAULT_NEXT);
+            let application = match param("application") {
+                Some(slug) => gatehouse_store::applications::find_by_slug(&mut tx, slug)
+                    .await?
+                    .map(|app| gatehouse_flow::run::AppContext {
+                        uuid: app.uuid,
+                        name: app.fields.name,
+                        scopes: param("scope")
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .take(32)
+                            .map(|s| s.chars().take(64).collect())
+                            .collect(),
+                    }),
+                None => None,
+            };
             let started = state
                 .engine
                 .start(
@@ -185,6 +200,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                     &flow,
                     next,
                     current.as_ref().map(|c| &c.session),
+                    application,
                     &req,
                 )
                 .await
@@ -339,6 +355,18 @@ fn redirect_to(target: &str) -> Response {
         .into_response()
 }
 
+/// What a scope means, in words.
+fn scope_label(scope: &str) -> &str {
+    match scope {
+        "openid" => "Knowing who you are",
+        "profile" => "Your name and username",
+        "email" => "Your email address",
+        "groups" => "Your group memberships",
+        "offline_access" => "Staying signed in when you are not using it",
+        other => other,
+    }
+}
+
 fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: bool) -> String {
     let errors: String = errors
         .iter()
@@ -369,6 +397,15 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: boo
                 escape(&run.next)
             ),
             "Log in",
+        ),
+        Challenge::Consent { application, scopes } => (
+            format!("Allow {} to use your account?", escape(application)),
+            format!(
+                "<p>{} asks for:</p><ul id=scopes>{}</ul><p class=muted>You will not be asked again unless it asks for more.</p><input type=hidden name=action value=allow>",
+                escape(application),
+                scopes.iter().map(|s| format!("<li>{}</li>", escape(scope_label(s)))).collect::<String>()
+            ),
+            "Allow",
         ),
         Challenge::Totp => (
             "Enter your code".to_owned(),

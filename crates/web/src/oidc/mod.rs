@@ -1,0 +1,303 @@
+//! The OAuth2/OIDC provider's browser-facing side: `/application/o/authorize/`. It checks the
+//! client and redirect URI before anything else (an unknown redirect URI gets an error page,
+//! never a redirect), sends visitors without a session to log in, enforces the application's
+//! policy bindings, runs the provider's authorization flow when it asks for consent, and issues
+//! a single-use code bound to the redirect URI and the PKCE challenge.
+
+use axum::extract::{Query, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{Duration, Utc};
+use gatehouse_core::kinds::{ClientType, MatchingMode, StageKind};
+use gatehouse_core::secret;
+use gatehouse_flow::policy::{self, Context, Verdict};
+use gatehouse_store::providers::{OAuth2Settings, ProviderKind};
+use gatehouse_store::{applications, flows, oauth, providers, sql, Conn};
+use std::collections::HashMap;
+
+use crate::error::ApiError;
+use crate::pages::{error_page, escape};
+use crate::session;
+use crate::AppState;
+
+/// The OIDC routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/application/o/authorize/", get(authorize).post(authorize))
+}
+
+/// Scopes Gatehouse understands; others are dropped from the grant.
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
+
+/// Whether `uri` is one of the provider's registered redirect URIs.
+pub fn redirect_allowed(settings: &OAuth2Settings, uri: &str) -> bool {
+    settings
+        .redirect_uris
+        .iter()
+        .any(|r| match r.matching_mode {
+            MatchingMode::Strict => r.url == uri,
+            MatchingMode::Regex => regex_full_match(&r.url, uri),
+        })
+}
+
+fn regex_full_match(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text))
+}
+
+fn bad_request(message: &str) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "Invalid authorization request",
+        message,
+        "The application that sent you here is misconfigured; tell its administrator what this page says.",
+    )
+}
+
+/// An RFC 6749 error sent back to the (already validated) redirect URI.
+fn redirect_error(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> Response {
+    let mut target = url_with(
+        redirect_uri,
+        &[("error", error), ("error_description", description)],
+    );
+    if let Some(state) = state {
+        target = url_with(&target, &[("state", state)]);
+    }
+    (StatusCode::FOUND, [(LOCATION, target)]).into_response()
+}
+
+fn url_with(base: &str, params: &[(&str, &str)]) -> String {
+    let encoded: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", gatehouse_core::validate::url_encode(v)))
+        .collect();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}{}", encoded.join("&"))
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result = handle(&state, peer, &headers, &uri, &params).await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "authorization failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The authorization could not be completed.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+async fn handle(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    params: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let mut conn = state.store.conn().await?;
+    let Some(client_id) = param("client_id") else {
+        return Ok(bad_request("client_id is missing."));
+    };
+    let provider =
+        sql::find::<providers::Provider>(&mut conn, "p.client_id", client_id.into()).await?;
+    let Some(provider) = provider else {
+        return Ok(bad_request(&format!(
+            "No application uses the client_id `{client_id}`."
+        )));
+    };
+    let ProviderKind::OAuth2(settings) = &providers::get(&mut conn, provider.id)
+        .await?
+        .fields
+        .kind
+        .clone()
+    else {
+        return Ok(bad_request(&format!(
+            "`{client_id}` belongs to a proxy provider, not an OAuth2 client."
+        )));
+    };
+    let redirect_uri = match param("redirect_uri") {
+        Some(r) => r.to_owned(),
+        None if settings.redirect_uris.len() == 1
+            && settings.redirect_uris[0].matching_mode == MatchingMode::Strict =>
+        {
+            settings.redirect_uris[0].url.clone()
+        }
+        None => return Ok(bad_request("redirect_uri is missing.")),
+    };
+    if !redirect_allowed(settings, &redirect_uri) {
+        return Ok(bad_request(&format!(
+            "The redirect URI `{}` is not registered for this application. Register it exactly in the provider's redirect URIs.",
+            escape(&redirect_uri)
+        )));
+    }
+    let rp_state = param("state");
+    if param("response_type") != Some("code") {
+        return Ok(redirect_error(
+            &redirect_uri,
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+            rp_state,
+        ));
+    }
+    let challenge = param("code_challenge").unwrap_or_default();
+    let method =
+        param("code_challenge_method").unwrap_or(if challenge.is_empty() { "" } else { "plain" });
+    if settings.client_type == ClientType::Public && challenge.is_empty() {
+        return Ok(redirect_error(
+            &redirect_uri,
+            "invalid_request",
+            "Public clients must use PKCE (code_challenge with S256).",
+            rp_state,
+        ));
+    }
+    if !challenge.is_empty() && method != "S256" {
+        return Ok(redirect_error(
+            &redirect_uri,
+            "invalid_request",
+            "Only the S256 code_challenge_method is supported.",
+            rp_state,
+        ));
+    }
+    let Some(app) = applications::find_by_provider(&mut conn, provider.id).await? else {
+        return Ok(bad_request(
+            "This provider is not assigned to an application yet.",
+        ));
+    };
+    let scopes: Vec<String> = param("scope")
+        .unwrap_or("openid")
+        .split_whitespace()
+        .filter(|s| SCOPES.contains(s))
+        .map(str::to_owned)
+        .collect();
+    let here = format!("{}?{}", uri.path(), uri.query().unwrap_or_default());
+    let Some(current) = session::current(state, headers).await? else {
+        let flow = match provider.fields.authentication_flow {
+            Some(f) => sql::get::<flows::Flow>(&mut conn, f).await?.fields.slug,
+            None => "default-authentication-flow".to_owned(),
+        };
+        let target = url_with(&format!("/if/flow/{flow}/"), &[("next", &here)]);
+        return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
+    };
+    let req = session::request_info(headers, peer, &axum::http::Method::GET, uri);
+    let ctx = Context {
+        user: Some(&current.user),
+        identifier: None,
+        request: &req,
+        flow: None,
+    };
+    let (verdict, _) =
+        policy::evaluate_target(&mut conn, app.uuid, app.fields.policy_engine_mode, ctx)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Verdict::Fail(message) = verdict {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            &format!("You may not use {}: {message}", app.fields.name),
+            "Ask your administrator for access.",
+        ));
+    }
+    if needs_consent(
+        &mut conn,
+        provider.fields.authorization_flow,
+        current.user.id,
+        app.uuid,
+        &scopes,
+    )
+    .await?
+    {
+        let flow = sql::get::<flows::Flow>(&mut conn, provider.fields.authorization_flow).await?;
+        let target = url_with(
+            &format!("/if/flow/{}/", flow.fields.slug),
+            &[
+                ("next", &here),
+                ("application", &app.fields.slug),
+                ("scope", &scopes.join(" ")),
+            ],
+        );
+        return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
+    }
+    let code = secret::new_token();
+    let validity = settings
+        .access_code_validity
+        .parse::<gatehouse_core::Duration>()
+        .map(|d| d.seconds())
+        .unwrap_or(60);
+    oauth::create_code(
+        &mut conn,
+        &code,
+        &oauth::CodeGrant {
+            provider: provider.id,
+            user: current.user.id,
+            session: Some(current.session.uuid),
+            redirect_uri: redirect_uri.clone(),
+            scope: scopes.join(" "),
+            nonce: param("nonce")
+                .unwrap_or_default()
+                .chars()
+                .take(512)
+                .collect(),
+            code_challenge: challenge.chars().take(128).collect(),
+            code_challenge_method: method.to_owned(),
+            expires: Utc::now() + Duration::seconds(validity),
+        },
+    )
+    .await?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(s) = rp_state {
+        pairs.push(("state", s));
+    }
+    Ok((
+        StatusCode::FOUND,
+        [(LOCATION, url_with(&redirect_uri, &pairs))],
+    )
+        .into_response())
+}
+
+/// Whether the provider's authorization flow asks for consent that `user` has not given yet
+/// for these scopes. Flows without a consent stage (implicit consent) never do.
+async fn needs_consent(
+    conn: &mut Conn,
+    flow: uuid::Uuid,
+    user: i64,
+    app: uuid::Uuid,
+    scopes: &[String],
+) -> Result<bool, ApiError> {
+    let mut has_consent_stage = false;
+    for binding in flows::stage_bindings(conn, flow).await? {
+        if sql::get::<flows::Stage>(conn, binding.stage)
+            .await?
+            .fields
+            .kind
+            == StageKind::Consent
+        {
+            has_consent_stage = true;
+        }
+    }
+    if !has_consent_stage {
+        return Ok(false);
+    }
+    let granted = oauth::consented_scopes(conn, user, app)
+        .await?
+        .unwrap_or_default();
+    Ok(!scopes.iter().all(|s| granted.contains(s)))
+}
