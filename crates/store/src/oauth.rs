@@ -104,3 +104,326 @@ pub async fn remember_consent(
     .await?;
     Ok(())
 }
+
+/// A signing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// `ES256` or `RS256`.
+    pub algorithm: String,
+    /// PKCS#8 PEM of the private key.
+    pub private_pem: String,
+    /// The public key as a JWK (JSON).
+    pub public_jwk: serde_json::Value,
+    /// When it was made.
+    pub created: DateTime<Utc>,
+    /// When it stopped signing, if it did.
+    pub retired: Option<DateTime<Utc>>,
+}
+
+fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
+    Ok(SigningKey {
+        kid: row.text("kid")?,
+        algorithm: row.text("algorithm")?,
+        private_pem: row.text("private_pem")?,
+        public_jwk: row.json("public_jwk")?,
+        created: row.ts("created")?,
+        retired: row.opt_ts("retired")?,
+    })
+}
+
+/// Keys that sign now (not retired), newest first.
+pub async fn active_keys(conn: &mut AnyConnection, algorithm: &str) -> Result<Vec<SigningKey>> {
+    sql::fetch_all(
+        conn,
+        "SELECT * FROM signing_keys WHERE retired IS NULL AND algorithm = $1 ORDER BY created DESC",
+        vec![algorithm.into()],
+    )
+    .await?
+    .iter()
+    .map(signing_key)
+    .collect()
+}
+
+/// Keys to publish: active ones and those retired after `since` (their tokens may live on).
+pub async fn published_keys(
+    conn: &mut AnyConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<SigningKey>> {
+    sql::fetch_all(
+        conn,
+        "SELECT * FROM signing_keys WHERE retired IS NULL OR retired > $1 ORDER BY created DESC",
+        vec![since.into()],
+    )
+    .await?
+    .iter()
+    .map(signing_key)
+    .collect()
+}
+
+/// Stores a new signing key.
+pub async fn add_key(
+    conn: &mut AnyConnection,
+    kid: &str,
+    algorithm: &str,
+    private_pem: &str,
+    public_jwk: &serde_json::Value,
+) -> Result<()> {
+    sql::insert(
+        conn,
+        "signing_keys",
+        vec![
+            ("kid", kid.into()),
+            ("algorithm", algorithm.into()),
+            ("private_pem", private_pem.into()),
+            ("public_jwk", public_jwk.into()),
+            ("created", sql::now().into()),
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks an authorization code used; returns the grant when it was valid and unused, `Err`
+/// with the grant's hash when it had been used before (a replay).
+pub async fn redeem_code(
+    conn: &mut AnyConnection,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Redeemed> {
+    let hash = secret::token_hash(code);
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT * FROM authorization_codes WHERE code_hash = $1",
+        vec![hash.clone().into()],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Ok(Redeemed::Unknown);
+    };
+    let grant = CodeGrant {
+        provider: row.int("provider_id")?,
+        user: row.int("user_id")?,
+        session: row.opt_uuid("session_uuid")?,
+        redirect_uri: row.text("redirect_uri")?,
+        scope: row.text("scope")?,
+        nonce: row.text("nonce")?,
+        code_challenge: row.text("code_challenge")?,
+        code_challenge_method: row.text("code_challenge_method")?,
+        expires: row.ts("expires")?,
+    };
+    let claimed = sql::execute(
+        conn,
+        "UPDATE authorization_codes SET used = $1 WHERE code_hash = $2 AND used = $3",
+        vec![true.into(), hash.clone().into(), false.into()],
+    )
+    .await?;
+    if claimed == 0 {
+        return Ok(Redeemed::Replayed { code_hash: hash });
+    }
+    if grant.expires <= now {
+        return Ok(Redeemed::Expired);
+    }
+    Ok(Redeemed::Valid {
+        grant,
+        code_hash: hash,
+    })
+}
+
+/// The outcome of redeeming an authorization code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    /// First use, in time.
+    Valid {
+        /// What it grants.
+        grant: CodeGrant,
+        /// Its hash, to link the tokens issued from it.
+        code_hash: String,
+    },
+    /// No such code.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Used before: tokens issued from it must be revoked.
+    Replayed {
+        /// Its hash.
+        code_hash: String,
+    },
+}
+
+/// Revokes every token issued from the code with hash `code_hash`, and their refresh families.
+pub async fn revoke_from_code(conn: &mut AnyConnection, code_hash: &str) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE access_tokens SET revoked = $1 WHERE code_hash = $2",
+        vec![true.into(), code_hash.into()],
+    )
+    .await?;
+    sql::execute(
+        conn,
+        "UPDATE refresh_tokens SET revoked = $1 WHERE family IN (SELECT family FROM refresh_tokens WHERE code_hash = $2)",
+        vec![true.into(), code_hash.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records an issued access token.
+pub async fn record_access_token(
+    conn: &mut AnyConnection,
+    jti: &str,
+    provider: i64,
+    user: Option<i64>,
+    scope: &str,
+    code_hash: Option<&str>,
+    expires: DateTime<Utc>,
+) -> Result<()> {
+    sql::insert(
+        conn,
+        "access_tokens",
+        vec![
+            ("jti", jti.into()),
+            ("provider_id", provider.into()),
+            ("user_id", user.into()),
+            ("scope", scope.into()),
+            ("code_hash", code_hash.map(str::to_owned).into()),
+            ("created", sql::now().into()),
+            ("expires", expires.into()),
+            ("revoked", false.into()),
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether access token `jti` is known and not revoked.
+pub async fn access_token_live(conn: &mut AnyConnection, jti: &str) -> Result<bool> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT revoked FROM access_tokens WHERE jti = $1",
+        vec![jti.into()],
+    )
+    .await?;
+    Ok(match row {
+        Some(r) => !r.flag("revoked")?,
+        None => false,
+    })
+}
+
+/// Revokes access token `jti` (no-op when unknown).
+pub async fn revoke_access_token(conn: &mut AnyConnection, jti: &str) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE access_tokens SET revoked = $1 WHERE jti = $2",
+        vec![true.into(), jti.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    /// Rotation family.
+    pub family: Uuid,
+    /// Provider.
+    pub provider: i64,
+    /// User.
+    pub user: i64,
+    /// Scopes.
+    pub scope: String,
+    /// Nonce of the original authorization.
+    pub nonce: String,
+    /// Expiry.
+    pub expires: DateTime<Utc>,
+    /// Rotated away already.
+    pub used: bool,
+    /// Revoked.
+    pub revoked: bool,
+}
+
+/// Stores a refresh token (by hash) in `family`.
+#[allow(clippy::too_many_arguments)]
+pub async fn add_refresh_token(
+    conn: &mut AnyConnection,
+    token: &str,
+    family: Uuid,
+    provider: i64,
+    user: i64,
+    scope: &str,
+    nonce: &str,
+    code_hash: Option<&str>,
+    expires: DateTime<Utc>,
+) -> Result<()> {
+    sql::insert(
+        conn,
+        "refresh_tokens",
+        vec![
+            ("token_hash", secret::token_hash(token).into()),
+            ("family", family.into()),
+            ("provider_id", provider.into()),
+            ("user_id", user.into()),
+            ("scope", scope.into()),
+            ("nonce", nonce.into()),
+            ("code_hash", code_hash.map(str::to_owned).into()),
+            ("created", sql::now().into()),
+            ("expires", expires.into()),
+            ("used", false.into()),
+            ("revoked", false.into()),
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The refresh token `token`, if known.
+pub async fn find_refresh_token(
+    conn: &mut AnyConnection,
+    token: &str,
+) -> Result<Option<RefreshToken>> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT * FROM refresh_tokens WHERE token_hash = $1",
+        vec![secret::token_hash(token).into()],
+    )
+    .await?;
+    row.map(|r| {
+        Ok(RefreshToken {
+            family: r.uuid("family")?,
+            provider: r.int("provider_id")?,
+            user: r.int("user_id")?,
+            scope: r.text("scope")?,
+            nonce: r.text("nonce")?,
+            expires: r.ts("expires")?,
+            used: r.flag("used")?,
+            revoked: r.flag("revoked")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks refresh token `token` rotated; false when it already was (a reuse).
+pub async fn rotate_refresh_token(conn: &mut AnyConnection, token: &str) -> Result<bool> {
+    let changed = sql::execute(
+        conn,
+        "UPDATE refresh_tokens SET used = $1 WHERE token_hash = $2 AND used = $3",
+        vec![true.into(), secret::token_hash(token).into(), false.into()],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// Revokes a whole refresh family (reuse detected, or the RP revoked one of its tokens).
+pub async fn revoke_family(conn: &mut AnyConnection, family: Uuid) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE refresh_tokens SET revoked = $1 WHERE family = $2",
+        vec![true.into(), family.into()],
+    )
+    .await?;
+    Ok(())
+}

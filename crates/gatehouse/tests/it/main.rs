@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod declarative;
 mod flows;
+mod oidc;
 mod schema;
 mod sdk;
 mod server;

@@ -22,7 +22,7 @@ mod schema;
 mod sessions;
 mod sources;
 mod tokens;
-mod users;
+pub(crate) mod users;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -23,9 +23,30 @@ use crate::pages::{error_page, escape};
 use crate::session;
 use crate::AppState;
 
-/// The OIDC routes.
+mod endpoints;
+mod keys;
+
+/// The OIDC routes, at Authentik's paths.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/application/o/authorize/", get(authorize).post(authorize))
+    use axum::routing::post;
+    Router::new()
+        .route("/application/o/authorize/", get(authorize).post(authorize))
+        .route("/application/o/token/", post(endpoints::token))
+        .route(
+            "/application/o/userinfo/",
+            get(endpoints::userinfo).post(endpoints::userinfo),
+        )
+        .route("/application/o/introspect/", post(endpoints::introspect))
+        .route("/application/o/revoke/", post(endpoints::revoke))
+        .route(
+            "/application/o/{slug}/.well-known/openid-configuration",
+            get(endpoints::discovery),
+        )
+        .route("/application/o/{slug}/jwks/", get(endpoints::jwks))
+        .route(
+            "/application/o/{slug}/end-session/",
+            get(endpoints::end_session),
+        )
 }
 
 /// Scopes Gatehouse understands; others are dropped from the grant.
@@ -72,7 +93,8 @@ fn redirect_error(
     (StatusCode::FOUND, [(LOCATION, target)]).into_response()
 }
 
-fn url_with(base: &str, params: &[(&str, &str)]) -> String {
+/// `base` with `params` appended to its query.
+pub fn url_with(base: &str, params: &[(&str, &str)]) -> String {
     let encoded: Vec<String> = params
         .iter()
         .map(|(k, v)| format!("{k}={}", gatehouse_core::validate::url_encode(v)))

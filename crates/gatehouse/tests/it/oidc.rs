@@ -1,0 +1,540 @@
+//! The OIDC provider against an independent relying-party library (the `openidconnect` crate):
+//! discovery → code + PKCE → tokens → ID token verified against the JWKS → userinfo → refresh
+//! → revoke → introspection says inactive → end-session; then each way a client can misbehave.
+
+use gatehouse_testkit::{with_server, TestServer};
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use reqwest::header::LOCATION;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct App {
+    client_id: String,
+    client_secret: String,
+    callback: String,
+    issuer: String,
+}
+
+async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
+    let (_, user) = server.post("/core/users/", json!({"username": "alice@example.com", "name": "Alice Example", "email": "alice@example.com"})).await?;
+    server
+        .post(
+            &format!("/core/users/{}/set_password/", user["pk"]),
+            json!({"password": PASSWORD}),
+        )
+        .await?;
+    let (_, group) = server
+        .post(
+            "/core/groups/",
+            json!({"name": "Grafana Admins", "users": [user["pk"]]}),
+        )
+        .await?;
+    assert!(group["pk"].is_string(), "{group}");
+    let (_, flow) = server
+        .get("/flows/instances/default-provider-authorization-implicit-consent/")
+        .await?;
+    let (_, invalidation) = server
+        .get("/flows/instances/default-provider-invalidation-flow/")
+        .await?;
+    let callback = format!("{}/test-callback/grafana", server.external_url);
+    let (status, provider) = server
+        .post(
+            "/providers/oauth2/",
+            json!({"name": "Grafana", "client_type": client_type, "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+                   "redirect_uris": [{"matching_mode": "strict", "url": callback}], "logout_uri": format!("{}/logged-out", server.external_url)}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{provider}");
+    server
+        .post(
+            "/core/applications/",
+            json!({"name": "Grafana", "slug": "grafana", "provider": provider["pk"]}),
+        )
+        .await?;
+    Ok(App {
+        client_id: provider["client_id"].as_str().unwrap_or_default().into(),
+        client_secret: provider["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        callback,
+        issuer: format!("{}/application/o/grafana/", server.external_url),
+    })
+}
+
+/// A browser stand-in: follows redirects by hand, filling in the login forms, until the
+/// redirect to the RP's callback; returns that URL.
+async fn log_in_and_authorize(
+    server: &TestServer,
+    start: &str,
+    callback: &str,
+) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let local = |location: &str| {
+        if location.starts_with('/') {
+            format!("{}{location}", server.url)
+        } else {
+            location.replace(&server.external_url, &server.url)
+        }
+    };
+    let mut url = local(start);
+    let mut response = http.get(&url).send().await?;
+    for _ in 0..20 {
+        if let Some(location) = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            if location.starts_with(callback) {
+                return Ok(location);
+            }
+            url = local(&location);
+            response = http.get(&url).send().await?;
+            continue;
+        }
+        let html = response.text().await?;
+        let csrf = html
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let field = if html.contains("name=uid_field") {
+            ("uid_field", "alice@example.com")
+        } else if html.contains("name=password") {
+            ("password", PASSWORD)
+        } else {
+            anyhow::bail!("unexpected page at {url}: {html}");
+        };
+        // Forms post to the flow's path, without the query that started it.
+        let action = url.split('?').next().unwrap_or_default().to_owned();
+        response = http
+            .post(&action)
+            .form(&[field, ("csrf", csrf.as_str())])
+            .send()
+            .await?;
+    }
+    anyhow::bail!("no redirect to the callback after 20 steps")
+}
+
+fn http() -> anyhow::Result<openidconnect::reqwest::Client> {
+    Ok(openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+#[tokio::test]
+async fn openidconnect_relying_party_completes_the_whole_lifecycle() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let http = http()?;
+        // Discovery is fetched from 127.0.0.1 but names the external URL; both reach this server.
+        let issuer = IssuerUrl::new(app.issuer.clone())?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http).await?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(app.client_id.clone()),
+            Some(ClientSecret::new(app.client_secret.clone())),
+        )
+        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (auth_url, csrf, nonce) = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("profile".into()))
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("groups".into()))
+            .add_scope(Scope::new("offline_access".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let redirect = log_in_and_authorize(&server, auth_url.as_str(), &app.callback).await?;
+        assert_eq!(
+            query_param(&redirect, "state").as_deref(),
+            Some(csrf.secret().as_str())
+        );
+        let code = query_param(&redirect, "code").unwrap_or_default();
+
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))?
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| anyhow::anyhow!("no ID token"))?;
+        let claims = id_token.claims(&client.id_token_verifier(), &nonce)?;
+        assert_eq!(
+            claims.preferred_username().map(|u| u.as_str()),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            claims.email().map(|e| e.as_str()),
+            Some("alice@example.com")
+        );
+
+        let userinfo: CoreUserInfoClaims = client
+            .user_info(tokens.access_token().clone(), None)?
+            .request_async(&http)
+            .await?;
+        assert_eq!(userinfo.subject(), claims.subject());
+        let raw: Value = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", server.url))
+            .bearer_auth(tokens.access_token().secret())
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(raw["groups"], json!(["Grafana Admins"]), "{raw}");
+
+        let refresh = tokens
+            .refresh_token()
+            .ok_or_else(|| anyhow::anyhow!("no refresh token with offline_access"))?
+            .clone();
+        let refreshed = client
+            .exchange_refresh_token(&refresh)?
+            .request_async(&http)
+            .await?;
+        let new_refresh = refreshed
+            .refresh_token()
+            .ok_or_else(|| anyhow::anyhow!("no rotated refresh token"))?
+            .clone();
+        assert_ne!(
+            new_refresh.secret(),
+            refresh.secret(),
+            "refresh tokens rotate"
+        );
+
+        // Revoke the new access token; introspection then says inactive.
+        let form = |token: &str| [("token", token.to_owned())];
+        let revoked = reqwest::Client::new()
+            .post(format!("{}/application/o/revoke/", server.url))
+            .basic_auth(&app.client_id, Some(&app.client_secret))
+            .form(&form(refreshed.access_token().secret()))
+            .send()
+            .await?;
+        assert_eq!(revoked.status(), 200);
+        let introspected: Value = reqwest::Client::new()
+            .post(format!("{}/application/o/introspect/", server.url))
+            .basic_auth(&app.client_id, Some(&app.client_secret))
+            .form(&form(refreshed.access_token().secret()))
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(introspected, json!({"active": false}));
+        let live: Value = reqwest::Client::new()
+            .post(format!("{}/application/o/introspect/", server.url))
+            .basic_auth(&app.client_id, Some(&app.client_secret))
+            .form(&form(&new_refresh.secret().clone()))
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(live["active"], true, "{live}");
+
+        let end = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?
+            .get(format!(
+                "{}/application/o/grafana/end-session/?post_logout_redirect_uri={}",
+                server.url,
+                gatehouse_testkit::url_encode(&format!("{}/logged-out", server.external_url))
+            ))
+            .send()
+            .await?;
+        assert_eq!(end.status(), 302);
+        server.stop().await
+    })
+    .await
+}
+
+async fn token_request(
+    server: &TestServer,
+    app: &App,
+    form: &[(&str, &str)],
+    secret: &str,
+) -> anyhow::Result<(u16, Value)> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/application/o/token/", server.url))
+        .basic_auth(&app.client_id, Some(secret))
+        .form(form)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+}
+
+async fn fresh_code(server: &TestServer, app: &App, extra: &str) -> anyhow::Result<String> {
+    let url = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access{extra}",
+        server.external_url,
+        app.client_id,
+        gatehouse_testkit::url_encode(&app.callback)
+    );
+    let redirect = log_in_and_authorize(server, &url, &app.callback).await?;
+    query_param(&redirect, "code").ok_or_else(|| anyhow::anyhow!("no code in {redirect}"))
+}
+
+#[tokio::test]
+async fn misbehaving_clients_are_refused() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let code = fresh_code(&server, &app, "").await?;
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.callback.as_str()),
+        ];
+
+        let (status, body) = token_request(&server, &app, &exchange, "wrong-secret").await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+
+        let (status, first) = token_request(&server, &app, &exchange, &app.client_secret).await?;
+        assert_eq!(status, 200, "{first}");
+        let (status, body) = token_request(&server, &app, &exchange, &app.client_secret).await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "a reused code: {body}"
+        );
+        let userinfo = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", server.url))
+            .bearer_auth(first["access_token"].as_str().unwrap_or_default())
+            .send()
+            .await?;
+        assert_eq!(
+            userinfo.status(),
+            401,
+            "tokens issued from a reused code are revoked"
+        );
+
+        // Refresh token reuse revokes the whole family.
+        let code = fresh_code(&server, &app, "").await?;
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.callback.as_str()),
+        ];
+        let (_, tokens) = token_request(&server, &app, &exchange, &app.client_secret).await?;
+        let r1 = tokens["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (status, rotated) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(status, 200, "{rotated}");
+        let r2 = rotated["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (status, body) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        let (status, body) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "the newer token of the family is revoked too: {body}"
+        );
+
+        // A wrong redirect_uri and unsupported grants.
+        let code = fresh_code(&server, &app, "").await?;
+        let (status, body) = token_request(
+            &server,
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://evil.example/"),
+            ],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        let (status, body) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "password")],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("unsupported_grant_type")),
+            "{body}"
+        );
+
+        // Client credentials give an access token without a user.
+        let (status, body) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.get("id_token").is_none() && body.get("refresh_token").is_none(),
+            "{body}"
+        );
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_expired_code_and_missing_pkce_verifier_are_refused() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (_, providers) = server.get("/providers/oauth2/?name=Grafana").await?;
+        let pk = providers["results"][0]["pk"].as_i64().unwrap_or_default();
+        server
+            .patch(
+                &format!("/providers/oauth2/{pk}/"),
+                json!({"access_code_validity": "seconds=1"}),
+            )
+            .await?;
+        let code = fresh_code(&server, &app, "").await?;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.callback.as_str()),
+        ];
+        let (status, body) = token_request(&server, &app, &exchange, &app.client_secret).await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("expired"),
+            "{body}"
+        );
+
+        server
+            .patch(
+                &format!("/providers/oauth2/{pk}/"),
+                json!({"access_code_validity": "minutes=1"}),
+            )
+            .await?;
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let code = fresh_code(
+            &server,
+            &app,
+            &format!("&code_challenge={challenge}&code_challenge_method=S256"),
+        )
+        .await?;
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.callback.as_str()),
+        ];
+        let (status, body) = token_request(&server, &app, &exchange, &app.client_secret).await?;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "no verifier for a PKCE code: {body}"
+        );
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_tampered_id_token_is_rejected_by_the_relying_party() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let http = http()?;
+        let metadata =
+            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
+                .await?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(app.client_id.clone()),
+            Some(ClientSecret::new(app.client_secret.clone())),
+        )
+        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
+        let (auth_url, _, nonce) = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .url();
+        let redirect = log_in_and_authorize(&server, auth_url.as_str(), &app.callback).await?;
+        let code = query_param(&redirect, "code").unwrap_or_default();
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))?
+            .request_async(&http)
+            .await?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| anyhow::anyhow!("no ID token"))?;
+        assert!(id_token.claims(&client.id_token_verifier(), &nonce).is_ok());
+        let text = id_token.to_string();
+        let (payload_and_header, signature) = text.rsplit_once('.').unwrap_or_default();
+        let flipped: String = signature.chars().rev().collect();
+        let tampered: openidconnect::core::CoreIdToken =
+            format!("{payload_and_header}.{flipped}").parse()?;
+        assert!(
+            tampered
+                .claims(&client.id_token_verifier(), &nonce)
+                .is_err(),
+            "a tampered signature must not verify"
+        );
+        server.stop().await
+    })
+    .await
+}

@@ -1,0 +1,751 @@
+//! The OAuth2/OIDC endpoints relying parties call: discovery, JWKS, token (authorization code
+//! with PKCE, refresh with rotation and reuse detection, client credentials), userinfo,
+//! introspection (RFC 7662), revocation (RFC 7009) and RP-initiated logout. Errors follow
+//! RFC 6749: `{"error", "error_description"}` with the status the RFCs prescribe.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use gatehouse_core::kinds::{ClientType, SubMode};
+use gatehouse_core::secret;
+use gatehouse_store::oauth::{self, Redeemed};
+use gatehouse_store::providers::{OAuth2Settings, Provider, ProviderKind};
+use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::keys;
+use crate::error::ApiError;
+use crate::pages::page;
+use crate::session::{self, clear_cookie, SESSION_COOKIE};
+use crate::AppState;
+
+/// An RFC 6749 error response.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"gatehouse\""),
+        );
+    }
+    response
+}
+
+fn server_error(e: ApiError) -> Response {
+    tracing::error!(error = %e, "OIDC endpoint failed");
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "The server could not complete the request.",
+    )
+}
+
+/// The issuer of the application with slug `slug`.
+pub(super) fn issuer(external_url: &str, slug: &str) -> String {
+    format!("{external_url}/application/o/{slug}/")
+}
+
+/// `/application/o/<slug>/.well-known/openid-configuration`.
+pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    let Ok(mut conn) = state.store.conn().await else {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The database is unavailable.",
+        );
+    };
+    match applications::find_by_slug(&mut conn, &slug).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return oauth_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("No application with slug `{slug}`."),
+            )
+        }
+        Err(e) => return server_error(e.into()),
+    }
+    let base = &state.settings.external_url;
+    let o = format!("{base}/application/o");
+    Json(json!({
+        "issuer": issuer(base, &slug),
+        "authorization_endpoint": format!("{o}/authorize/"),
+        "token_endpoint": format!("{o}/token/"),
+        "userinfo_endpoint": format!("{o}/userinfo/"),
+        "end_session_endpoint": format!("{o}/{slug}/end-session/"),
+        "introspection_endpoint": format!("{o}/introspect/"),
+        "revocation_endpoint": format!("{o}/revoke/"),
+        "jwks_uri": format!("{o}/{slug}/jwks/"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [keys::DEFAULT_ALGORITHM],
+        "scopes_supported": super::SCOPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified", "groups"],
+        "request_parameter_supported": false,
+    }))
+    .into_response()
+}
+
+/// `/application/o/<slug>/jwks/`.
+pub(super) async fn jwks(State(state): State<AppState>) -> Response {
+    let result: Result<Value, ApiError> = async {
+        let mut conn = state.store.conn().await?;
+        keys::jwks(&mut conn).await
+    }
+    .await;
+    match result {
+        Ok(doc) => Json(doc).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// An authenticated client.
+struct Client {
+    provider: Provider,
+    settings: OAuth2Settings,
+    slug: String,
+}
+
+/// Authenticates the client of a token/introspection/revocation request: HTTP Basic or form
+/// fields for confidential clients (secret compared in constant time), the client id alone for
+/// public ones.
+async fn authenticate_client(
+    conn: &mut Conn,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Result<Client, Response>, ApiError> {
+    let invalid = || {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed: check client_id and client_secret.",
+        )
+    };
+    let basic = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(i, s)| (url_decode(i), url_decode(s)))
+        });
+    let (client_id, secret_given) = match basic {
+        Some((id, secret)) => (id, Some(secret)),
+        None => match form.get("client_id") {
+            Some(id) => (id.clone(), form.get("client_secret").cloned()),
+            None => return Ok(Err(invalid())),
+        },
+    };
+    let Some(provider) = sql::find::<Provider>(conn, "p.client_id", client_id.into()).await? else {
+        return Ok(Err(invalid()));
+    };
+    let provider = providers::get(conn, provider.id).await?;
+    let ProviderKind::OAuth2(settings) = provider.fields.kind.clone() else {
+        return Ok(Err(invalid()));
+    };
+    if settings.client_type == ClientType::Confidential {
+        let ok = secret_given
+            .is_some_and(|s| secret::constant_time_eq(&s, &provider.fields.client_secret));
+        if !ok {
+            return Ok(Err(invalid()));
+        }
+    }
+    let Some(app) = applications::find_by_provider(conn, provider.id).await? else {
+        return Ok(Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "This client is not assigned to an application.",
+        )));
+    };
+    Ok(Ok(Client {
+        provider,
+        settings,
+        slug: app.fields.slug,
+    }))
+}
+
+fn url_decode(s: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+        .ok()
+        .and_then(|mut v| v.pop())
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| s.to_owned())
+}
+
+fn parse_form(body: &Bytes) -> Option<HashMap<String, String>> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()
+        .map(|v| v.into_iter().collect())
+}
+
+fn seconds(text: &str, fallback: i64) -> i64 {
+    text.parse::<gatehouse_core::Duration>()
+        .map(|d| d.seconds())
+        .unwrap_or(fallback)
+}
+
+/// The `sub` of `user` under the provider's subject mode.
+pub(super) fn subject(user: &users::User, mode: SubMode) -> String {
+    match mode {
+        SubMode::HashedUserId => crate::api::users::uid(user),
+        SubMode::UserId => user.id.to_string(),
+        SubMode::UserUuid => user.uuid.to_string(),
+        SubMode::UserUsername => user.fields.username.clone(),
+        SubMode::UserEmail => user.fields.email.clone(),
+        SubMode::UserUpn => user.fields.attributes["upn"]
+            .as_str()
+            .unwrap_or(&user.fields.email)
+            .to_owned(),
+    }
+}
+
+/// The claims `scopes` allow about `user`.
+pub(super) async fn user_claims(
+    conn: &mut Conn,
+    user: &users::User,
+    scopes: &[&str],
+    mode: SubMode,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), subject(user, mode).into());
+    if scopes.contains(&"profile") {
+        claims.insert(
+            "preferred_username".into(),
+            user.fields.username.clone().into(),
+        );
+        claims.insert("nickname".into(), user.fields.username.clone().into());
+        claims.insert("name".into(), user.fields.name.clone().into());
+    }
+    if scopes.contains(&"email") {
+        claims.insert("email".into(), user.fields.email.clone().into());
+        claims.insert(
+            "email_verified".into(),
+            (!user.fields.email.is_empty()).into(),
+        );
+    }
+    if scopes.contains(&"groups") {
+        let names: Vec<String> = groups::effective_of_user(conn, user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.fields.name)
+            .collect();
+        claims.insert("groups".into(), names.into());
+    }
+    Ok(claims)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    jti: String,
+    scope: String,
+    azp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<i64>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// Issues access (and ID, and refresh) tokens for `user` (`None` for client credentials).
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    conn: &mut Conn,
+    state: &AppState,
+    client: &Client,
+    user: Option<&users::User>,
+    scope: &str,
+    nonce: &str,
+    code_hash: Option<&str>,
+    family: Option<Uuid>,
+) -> Result<TokenResponse, ApiError> {
+    let now = Utc::now();
+    let iss = issuer(&state.settings.external_url, &client.slug);
+    let client_id = client.provider.fields.client_id.clone();
+    let lifetime = seconds(&client.provider.fields.access_token_validity, 300);
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    let claims = match user {
+        Some(u) => user_claims(conn, u, &scopes, client.settings.sub_mode).await?,
+        None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
+    };
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut extra = claims.clone();
+    extra.remove("sub");
+    let jti = Uuid::new_v4().to_string();
+    let access = AccessClaims {
+        iss: iss.clone(),
+        sub: sub.clone(),
+        aud: client_id.clone(),
+        exp: (now + Duration::seconds(lifetime)).timestamp(),
+        iat: now.timestamp(),
+        jti: jti.clone(),
+        scope: scope.to_owned(),
+        azp: client_id.clone(),
+        uid: None,
+        extra,
+    };
+    let access_token = keys::sign(conn, &access).await?;
+    oauth::record_access_token(
+        conn,
+        &jti,
+        client.provider.id,
+        user.map(|u| u.id),
+        scope,
+        code_hash,
+        now + Duration::seconds(lifetime),
+    )
+    .await?;
+    let id_token = match (user, scopes.contains(&"openid")) {
+        (Some(u), true) => {
+            let mut id = Map::new();
+            id.insert("iss".into(), iss.clone().into());
+            id.insert("sub".into(), sub.clone().into());
+            id.insert("aud".into(), client_id.clone().into());
+            id.insert("azp".into(), client_id.clone().into());
+            id.insert(
+                "exp".into(),
+                (now + Duration::seconds(lifetime)).timestamp().into(),
+            );
+            id.insert("iat".into(), now.timestamp().into());
+            id.insert(
+                "auth_time".into(),
+                u.last_login.unwrap_or(now).timestamp().into(),
+            );
+            if !nonce.is_empty() {
+                id.insert("nonce".into(), nonce.into());
+            }
+            if client.settings.include_claims_in_id_token {
+                for (k, v) in &claims {
+                    id.entry(k.clone()).or_insert(v.clone());
+                }
+            }
+            Some(keys::sign(conn, &Value::Object(id)).await?)
+        }
+        _ => None,
+    };
+    let refresh_token = match (user, scopes.contains(&"offline_access")) {
+        (Some(u), true) => {
+            let token = secret::new_token();
+            let expires = now
+                + Duration::seconds(seconds(
+                    &client.provider.fields.refresh_token_validity,
+                    30 * 86_400,
+                ));
+            oauth::add_refresh_token(
+                conn,
+                &token,
+                family.unwrap_or_else(Uuid::new_v4),
+                client.provider.id,
+                u.id,
+                scope,
+                nonce,
+                code_hash,
+                expires,
+            )
+            .await?;
+            Some(token)
+        }
+        _ => None,
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        scope: scope.to_owned(),
+        id_token,
+        refresh_token,
+    })
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `/application/o/token/`.
+pub(super) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = parse_form(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        );
+    };
+    let result: Result<Response, ApiError> = async {
+        let mut tx = state.store.begin().await?;
+        let client = match authenticate_client(&mut tx, &headers, &form).await? {
+            Ok(c) => c,
+            Err(r) => return Ok(r),
+        };
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+        let response = match field("grant_type") {
+            "authorization_code" => match oauth::redeem_code(&mut tx, field("code"), Utc::now()).await? {
+                Redeemed::Unknown => invalid_grant("The authorization code is not valid."),
+                Redeemed::Expired => invalid_grant("The authorization code has expired; start the login again."),
+                Redeemed::Replayed { code_hash } => {
+                    oauth::revoke_from_code(&mut tx, &code_hash).await?;
+                    tracing::warn!(client = %client.provider.fields.name, "authorization code reused; tokens issued from it are revoked");
+                    invalid_grant("The authorization code was already used; the tokens issued from it are revoked.")
+                }
+                Redeemed::Valid { grant, code_hash } => {
+                    if grant.provider != client.provider.id {
+                        invalid_grant("The authorization code was issued to another client.")
+                    } else if grant.redirect_uri != field("redirect_uri") {
+                        invalid_grant("redirect_uri does not match the one the code was issued for.")
+                    } else if !pkce_ok(&grant.code_challenge, &grant.code_challenge_method, field("code_verifier")) {
+                        invalid_grant("code_verifier does not match the code_challenge.")
+                    } else {
+                        let user = users::get(&mut tx, grant.user).await?;
+                        if !user.fields.is_active {
+                            invalid_grant("The user is deactivated.")
+                        } else {
+                            let t = issue(&mut tx, &state, &client, Some(&user), &grant.scope, &grant.nonce, Some(&code_hash), None).await?;
+                            Json(t).into_response()
+                        }
+                    }
+                }
+            },
+            "refresh_token" => {
+                let presented = field("refresh_token");
+                match oauth::find_refresh_token(&mut tx, presented).await? {
+                    None => invalid_grant("The refresh token is not valid."),
+                    Some(r) if r.provider != client.provider.id => invalid_grant("The refresh token was issued to another client."),
+                    Some(r) if r.revoked || r.expires <= Utc::now() => invalid_grant("The refresh token was revoked or has expired."),
+                    Some(r) => {
+                        if !oauth::rotate_refresh_token(&mut tx, presented).await? {
+                            oauth::revoke_family(&mut tx, r.family).await?;
+                            tracing::warn!(client = %client.provider.fields.name, "refresh token reused; its family is revoked");
+                            invalid_grant("The refresh token was already used; every token of this login is revoked.")
+                        } else {
+                            let user = users::get(&mut tx, r.user).await?;
+                            if !user.fields.is_active {
+                                invalid_grant("The user is deactivated.")
+                            } else {
+                                let t = issue(&mut tx, &state, &client, Some(&user), &r.scope, &r.nonce, None, Some(r.family)).await?;
+                                Json(t).into_response()
+                            }
+                        }
+                    }
+                }
+            }
+            "client_credentials" => {
+                if client.settings.client_type != ClientType::Confidential {
+                    oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", "Only confidential clients may use client_credentials.")
+                } else {
+                    let scope: Vec<&str> = field("scope").split_whitespace().filter(|s| super::SCOPES.contains(s) && *s != "offline_access").collect();
+                    let t = issue(&mut tx, &state, &client, None, &scope.join(" "), "", None, None).await?;
+                    Json(t).into_response()
+                }
+            }
+            "" => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing."),
+            other => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("grant_type `{other}` is not supported; use authorization_code, refresh_token or client_credentials."),
+            ),
+        };
+        gatehouse_store::commit(tx).await?;
+        Ok(no_store(response))
+    }
+    .await;
+    result.unwrap_or_else(server_error)
+}
+
+fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
+    if challenge.is_empty() {
+        return verifier.is_empty();
+    }
+    if method != "S256" || verifier.len() < 43 || verifier.len() > 128 {
+        return false;
+    }
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    secret::constant_time_eq(&computed, challenge)
+}
+
+/// Verifies an access token: signature by a published key, expiry, issuer of its audience's
+/// application, and not revoked.
+async fn live_access_token(
+    conn: &mut Conn,
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(AccessClaims, Provider)>, ApiError> {
+    let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode::<AccessClaims>(token) else {
+        return Ok(None);
+    };
+    let Some(provider) =
+        sql::find::<Provider>(conn, "p.client_id", unverified.claims.aud.clone().into()).await?
+    else {
+        return Ok(None);
+    };
+    let Some(app) = applications::find_by_provider(conn, provider.id).await? else {
+        return Ok(None);
+    };
+    let iss = issuer(&state.settings.external_url, &app.fields.slug);
+    let Some(claims) = keys::verify::<AccessClaims>(conn, token, &iss).await? else {
+        return Ok(None);
+    };
+    if !oauth::access_token_live(conn, &claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some((claims, provider)))
+}
+
+/// `/application/o/userinfo/`.
+pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let invalid = || {
+        let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token", "error_description": "The access token is missing, invalid, expired or revoked."}))).into_response();
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        r
+    };
+    let Some(token) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return invalid();
+    };
+    let result: Result<Response, ApiError> = async {
+        let mut conn = state.store.conn().await?;
+        let Some((claims, provider)) = live_access_token(&mut conn, &state, token).await? else {
+            return Ok(invalid());
+        };
+        let ProviderKind::OAuth2(settings) =
+            providers::get(&mut conn, provider.id).await?.fields.kind
+        else {
+            return Ok(invalid());
+        };
+        let Some(user_id) = user_id_of(&mut conn, &claims.jti).await? else {
+            return Ok(invalid());
+        };
+        let user = users::get(&mut conn, user_id).await?;
+        if !user.fields.is_active {
+            return Ok(invalid());
+        }
+        let scopes: Vec<&str> = claims.scope.split_whitespace().collect();
+        Ok(Json(Value::Object(
+            user_claims(&mut conn, &user, &scopes, settings.sub_mode).await?,
+        ))
+        .into_response())
+    }
+    .await;
+    result.unwrap_or_else(server_error)
+}
+
+async fn user_id_of(conn: &mut Conn, jti: &str) -> Result<Option<i64>, ApiError> {
+    use gatehouse_store::sql::RowExt;
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT user_id FROM access_tokens WHERE jti = $1",
+        vec![jti.into()],
+    )
+    .await?;
+    Ok(row.map(|r| r.opt_int("user_id")).transpose()?.flatten())
+}
+
+/// `/application/o/introspect/` (RFC 7662).
+pub(super) async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = parse_form(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        );
+    };
+    let result: Result<Response, ApiError> = async {
+        let mut conn = state.store.conn().await?;
+        let client = match authenticate_client(&mut conn, &headers, &form).await? {
+            Ok(c) => c,
+            Err(r) => return Ok(r),
+        };
+        let token = form.get("token").map(String::as_str).unwrap_or_default();
+        if let Some((claims, provider)) = live_access_token(&mut conn, &state, token).await? {
+            if provider.id == client.provider.id {
+                return Ok(Json(json!({
+                    "active": true, "scope": claims.scope, "client_id": claims.aud, "sub": claims.sub,
+                    "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "token_type": "Bearer",
+                }))
+                .into_response());
+            }
+        }
+        if let Some(r) = oauth::find_refresh_token(&mut conn, token).await? {
+            if r.provider == client.provider.id && !r.revoked && !r.used && r.expires > Utc::now() {
+                return Ok(Json(json!({
+                    "active": true, "scope": r.scope, "client_id": client.provider.fields.client_id,
+                    "exp": r.expires.timestamp(), "token_type": "refresh_token",
+                }))
+                .into_response());
+            }
+        }
+        Ok(Json(json!({"active": false})).into_response())
+    }
+    .await;
+    result.map(no_store).unwrap_or_else(server_error)
+}
+
+/// `/application/o/revoke/` (RFC 7009): always 200, whether or not the token was known.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(form) = parse_form(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        );
+    };
+    let result: Result<Response, ApiError> = async {
+        let mut tx = state.store.begin().await?;
+        let client = match authenticate_client(&mut tx, &headers, &form).await? {
+            Ok(c) => c,
+            Err(r) => return Ok(r),
+        };
+        let token = form.get("token").map(String::as_str).unwrap_or_default();
+        if let Some((claims, provider)) = live_access_token(&mut tx, &state, token).await? {
+            if provider.id == client.provider.id {
+                oauth::revoke_access_token(&mut tx, &claims.jti).await?;
+            }
+        } else if let Some(r) = oauth::find_refresh_token(&mut tx, token).await? {
+            if r.provider == client.provider.id {
+                oauth::revoke_family(&mut tx, r.family).await?;
+            }
+        }
+        gatehouse_store::commit(tx).await?;
+        Ok(StatusCode::OK.into_response())
+    }
+    .await;
+    result.unwrap_or_else(server_error)
+}
+
+/// `/application/o/<slug>/end-session/`: ends the IdP session, then returns to the RP's
+/// registered post-logout URI when it sent one.
+pub(super) async fn end_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let mut tx = state.store.begin().await?;
+        if let Some(current) = session::current(&state, &headers).await? {
+            sessions::revoke(&mut tx, current.session.uuid).await?;
+        }
+        let mut target = None;
+        if let (Some(uri), Some(app)) = (
+            params.get("post_logout_redirect_uri"),
+            applications::find_by_slug(&mut tx, &slug).await?,
+        ) {
+            if let Some(id) = app.fields.provider {
+                if let ProviderKind::OAuth2(settings) =
+                    providers::get(&mut tx, id).await?.fields.kind
+                {
+                    if settings.logout_uri == *uri || super::redirect_allowed(&settings, uri) {
+                        target = Some(match params.get("state") {
+                            Some(s) => super::url_with(uri, &[("state", s)]),
+                            None => uri.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        gatehouse_store::commit(tx).await?;
+        let secure = session::secure(&state);
+        let mut response = match target {
+            Some(t) => (StatusCode::FOUND, [(LOCATION, t)]).into_response(),
+            None => page(
+                StatusCode::OK,
+                "Logged out",
+                "<h1>You are logged out</h1><p>You can close this window.</p>",
+            ),
+        };
+        response
+            .headers_mut()
+            .append(SET_COOKIE, clear_cookie(SESSION_COOKIE, secure));
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(server_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_example() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_ok(challenge, "S256", verifier));
+        assert!(!pkce_ok(
+            challenge,
+            "S256",
+            "wrong-verifier-wrong-verifier-wrong-verifier-x"
+        ));
+        assert!(!pkce_ok(challenge, "plain", challenge));
+        assert!(pkce_ok("", "", ""));
+        assert!(
+            !pkce_ok("", "", verifier),
+            "a verifier without a challenge is suspicious"
+        );
+    }
+}
