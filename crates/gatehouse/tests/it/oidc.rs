@@ -538,3 +538,23 @@ async fn a_tampered_id_token_is_rejected_by_the_relying_party() -> anyhow::Resul
     })
     .await
 }
+
+#[tokio::test]
+async fn authlib_a_python_relying_party_logs_in() -> anyhow::Result<()> {
+    use anyhow::Context;
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let python = std::env::var("GATEHOUSE_TEST_PYTHON")
+            .context("GATEHOUSE_TEST_PYTHON is not set: run scripts/test, which installs Authlib into target/test-venv")?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/authlib_rp_check.py");
+        let output = tokio::process::Command::new(&python)
+            .args([script, &server.url, &app.issuer, &app.client_id, &app.client_secret, &app.callback, "alice@example.com", PASSWORD])
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success() && stdout.contains("check passed"), "Authlib RP failed\n{stdout}\n{stderr}");
+        server.stop().await
+    })
+    .await
+}
