@@ -77,6 +77,17 @@ pub async fn consented_scopes(
         .map(|s| s.split_whitespace().map(str::to_owned).collect()))
 }
 
+/// Forgets the consent of `user` for `application` (the RP asked with `prompt=consent`).
+pub async fn forget_consent(conn: &mut AnyConnection, user: i64, application: Uuid) -> Result<()> {
+    sql::execute(
+        conn,
+        "DELETE FROM consents WHERE user_id = $1 AND application_uuid = $2",
+        vec![user.into(), application.into()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Remembers that `user` consented to `scopes` for `application`.
 pub async fn remember_consent(
     conn: &mut AnyConnection,

@@ -558,3 +558,37 @@ async fn authlib_a_python_relying_party_logs_in() -> anyhow::Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn prompt_none_reports_login_required_and_public_clients_need_pkce() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "public").await?;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let url = format!(
+            "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid&prompt=none&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            server.url,
+            app.client_id,
+            gatehouse_testkit::url_encode(&app.callback)
+        );
+        let r = http.get(&url).send().await?;
+        let location = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(location.starts_with(&format!("{}?error=login_required", app.callback)), "{location}");
+
+        // A public client redeems its code with the PKCE verifier and no secret.
+        let code = fresh_code(&server, &app, "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256").await?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", app.callback.as_str()),
+            ("client_id", app.client_id.as_str()),
+            ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        ];
+        let r = reqwest::Client::new().post(format!("{}/application/o/token/", server.url)).form(&form).send().await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["id_token"].is_string(), "{body}");
+        server.stop().await
+    })
+    .await
+}

@@ -211,12 +211,41 @@ async fn handle(
         .map(str::to_owned)
         .collect();
     let here = format!("{}?{}", uri.path(), uri.query().unwrap_or_default());
-    let Some(current) = session::current(state, headers).await? else {
-        let flow = match provider.fields.authentication_flow {
-            Some(f) => sql::get::<flows::Flow>(&mut conn, f).await?.fields.slug,
-            None => "default-authentication-flow".to_owned(),
-        };
-        let target = url_with(&format!("/if/flow/{flow}/"), &[("next", &here)]);
+    let prompt: Vec<&str> = param("prompt")
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let login_flow = match provider.fields.authentication_flow {
+        Some(f) => sql::get::<flows::Flow>(&mut conn, f).await?.fields.slug,
+        None => "default-authentication-flow".to_owned(),
+    };
+    let current = session::current(state, headers).await?;
+    let max_age = param("max_age").and_then(|v| v.parse::<i64>().ok());
+    let stale = match (&current, max_age) {
+        (Some(c), Some(age)) => (Utc::now() - c.session.created).num_seconds() > age,
+        _ => false,
+    };
+    let Some(current) = current.filter(|_| !prompt.contains(&"login") && !stale) else {
+        if prompt.contains(&"none") {
+            return Ok(redirect_error(
+                &redirect_uri,
+                "login_required",
+                "The user must log in, and prompt=none forbids asking.",
+                rp_state,
+            ));
+        }
+        // Come back without prompt=login, so the fresh login is not asked for again.
+        let again: Vec<(&str, &str)> = params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "prompt")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let next = format!(
+            "{}?{}",
+            uri.path(),
+            serde_urlencoded::to_string(&again).unwrap_or_default()
+        );
+        let target = url_with(&format!("/if/flow/{login_flow}/"), &[("next", &next)]);
         return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
     };
     let req = session::request_info(headers, peer, &axum::http::Method::GET, uri);
