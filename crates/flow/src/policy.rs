@@ -58,12 +58,14 @@ fn setting<'v>(settings: &'v Value, key: &str) -> Option<&'v Value> {
     settings.get(key)
 }
 
-/// Evaluates one policy for `ctx`.
+/// Evaluates one policy for `ctx`; `failure_result` decides when an expression fails or times
+/// out.
 pub async fn evaluate_policy(
     conn: &mut Conn,
     policy: &policies::Policy,
     ctx: Context<'_>,
     timeout: Duration,
+    failure_result: bool,
 ) -> Result<(Verdict, String)> {
     let s = &policy.fields.settings;
     let message = setting(s, "message")
@@ -161,7 +163,7 @@ pub async fn evaluate_policy(
                         "attributes": u.fields.attributes, "groups": names,
                     })
                 }
-                None if references_user(&expression) => {
+                None if references_user(&expression) == Some(true) => {
                     return Ok((
                         Verdict::NotApplicable,
                         "the expression uses `user`, and no user is identified yet".into(),
@@ -182,24 +184,35 @@ pub async fn evaluate_policy(
                 }),
             )
             .await;
+            // An expression that fails or runs out of time yields the binding's failure result.
+            let failed = |why: String| {
+                let verdict = if failure_result {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(message.clone())
+                };
+                (verdict, format!("{why}; failure result applies"))
+            };
             Ok(match outcome {
                 Ok(Ok(Ok(true))) => (Verdict::Pass, "expression is true".into()),
                 Ok(Ok(Ok(false))) => (Verdict::Fail(message), "expression is false".into()),
-                Ok(Ok(Err(e))) => (Verdict::Fail(message), format!("expression failed: {e}")),
-                Ok(Err(e)) => (Verdict::Fail(message), format!("expression panicked: {e}")),
-                Err(_) => (
-                    Verdict::Fail(message),
-                    format!("expression took longer than {} s", timeout.as_secs()),
-                ),
+                Ok(Ok(Err(e))) => failed(format!("expression failed: {e}")),
+                Ok(Err(e)) => failed(format!("expression panicked: {e}")),
+                Err(_) => failed(format!(
+                    "expression took longer than {} s",
+                    timeout.as_secs()
+                )),
             })
         }
     }
 }
 
-fn references_user(expression: &str) -> bool {
+/// Whether the expression reads `user`; `None` when it does not compile (evaluation then fails
+/// and the binding's failure result applies).
+fn references_user(expression: &str) -> Option<bool> {
     cel_interpreter::Program::compile(expression)
+        .ok()
         .map(|p| p.references().has_variable("user"))
-        .unwrap_or(true)
 }
 
 /// Compiles and runs a CEL expression; anything but `true`/`false` is an error.
@@ -240,7 +253,10 @@ pub async fn evaluate_binding(
         Subject::Policy(uuid) => {
             let policy = sql::get::<policies::Policy>(conn, uuid).await?;
             let label = format!("policy {}", policy.fields.name);
-            (label, evaluate_policy(conn, &policy, ctx, timeout).await?)
+            (
+                label,
+                evaluate_policy(conn, &policy, ctx, timeout, f.failure_result).await?,
+            )
         }
         Subject::Group(id) => {
             let group = sql::get::<groups::Group>(conn, id).await?;
@@ -366,7 +382,8 @@ mod tests {
 
     #[test]
     fn expressions_that_use_user_are_detected() {
-        assert!(references_user("'Admins' in user.groups"));
-        assert!(!references_user("request.ip == '127.0.0.1'"));
+        assert_eq!(references_user("'Admins' in user.groups"), Some(true));
+        assert_eq!(references_user("request.ip == '127.0.0.1'"), Some(false));
+        assert_eq!(references_user("this is not ( cel"), None);
     }
 }

@@ -98,6 +98,12 @@ pub struct FlowRun {
     /// The application being authorised, for consent.
     #[serde(default)]
     pub application: Option<AppContext>,
+    /// Whether the visitor ticked "remember me".
+    #[serde(default)]
+    pub remember_me: bool,
+    /// Values entered at prompt stages (a password only as its argon2 hash, `password_hash`).
+    #[serde(default)]
+    pub prompt_data: serde_json::Map<String, Value>,
 }
 
 /// What the visitor is asked for.
@@ -112,6 +118,13 @@ pub enum Challenge {
     Password {
         /// Shown as "Logging in as …".
         identifier: String,
+        /// Offer a "remember me" box (the login stage has a remember-me offset).
+        remember_me: bool,
+    },
+    /// Fields to fill in (enrollment, profile).
+    Prompt {
+        /// The fields, with what was entered before (passwords never).
+        fields: Vec<PromptField>,
     },
     /// A TOTP code.
     Totp,
@@ -122,6 +135,28 @@ pub enum Challenge {
         /// What it asks for.
         scopes: Vec<String>,
     },
+}
+
+/// One field of a prompt stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptField {
+    /// Form name and key in the prompt data, e.g. `username`.
+    pub field_key: String,
+    /// Label shown.
+    pub label: String,
+    /// `text`, `email`, `password` or `username`.
+    #[serde(rename = "type", default = "text_type")]
+    pub kind: String,
+    /// Must be filled in.
+    #[serde(default)]
+    pub required: bool,
+    /// Value to show (filled in by the engine, never from settings for passwords).
+    #[serde(default)]
+    pub value: String,
+}
+
+fn text_type() -> String {
+    "text".into()
 }
 
 /// A form post.
@@ -304,6 +339,8 @@ impl Engine {
             session_user: session_user.map(|u| u.id),
             denials: Vec::new(),
             application,
+            remember_me: false,
+            prompt_data: serde_json::Map::new(),
         }))
     }
 
@@ -358,6 +395,7 @@ impl Engine {
                     }
                     return Ok(show(Challenge::Password {
                         identifier: run.identifier.clone().unwrap_or_default(),
+                        remember_me: remember_me_offset(run) > 0,
                     }));
                 }
                 StageKind::Totp if run.via_passkey => {
@@ -393,6 +431,20 @@ impl Engine {
                         audit(conn, "logout", who.as_ref(), json!({}), req).await?;
                     }
                     logged_out = true;
+                    run.index += 1;
+                }
+                StageKind::Prompt => {
+                    let fields = prompt_fields(&stage, run);
+                    if fields.is_empty() {
+                        run.index += 1;
+                        continue;
+                    }
+                    return Ok(show(Challenge::Prompt { fields }));
+                }
+                StageKind::UserWrite => {
+                    if let Some(outcome) = self.write_user(conn, run, &stage, req).await? {
+                        return Ok(outcome);
+                    }
                     run.index += 1;
                 }
                 StageKind::Consent => {
@@ -453,6 +505,11 @@ impl Engine {
             .and_then(|d| d.parse::<gatehouse_core::Duration>().ok())
             .map(|d| d.seconds())
             .unwrap_or(0);
+        let duration = if run.remember_me {
+            duration + remember_me_offset(run)
+        } else {
+            duration
+        };
         let (expires, max_age) = if duration > 0 {
             (Utc::now() + Duration::seconds(duration), Some(duration))
         } else {
@@ -534,6 +591,7 @@ impl Engine {
             }
             StageKind::Password => self.check_password(conn, run, response, req).await,
             StageKind::Totp => self.check_totp(conn, run, response, req).await,
+            StageKind::Prompt => self.check_prompt(conn, run, &stage, response, req).await,
             StageKind::Consent => {
                 if response.field("action") != "allow" {
                     return Ok(Outcome::Denied {
@@ -569,6 +627,204 @@ impl Engine {
         }
     }
 
+    async fn check_prompt(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        stage: &PlannedStage,
+        response: &Response,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let mut fields = prompt_fields(stage, run);
+        let mut errors = Vec::new();
+        let mut password: Option<String> = None;
+        for field in &mut fields {
+            let raw = response.field(&field.field_key);
+            if raw.chars().count() > MAX_PASSWORD {
+                return Ok(invalid(
+                    &field.field_key,
+                    format!("Ensure this field has no more than {MAX_PASSWORD} characters."),
+                ));
+            }
+            let value = if field.kind == "password" {
+                raw.to_owned()
+            } else {
+                raw.trim().to_owned()
+            };
+            if value.is_empty() {
+                if field.required {
+                    errors.push(format!("{} is required.", field.label));
+                }
+                continue;
+            }
+            let check = match field.kind.as_str() {
+                "email" => gatehouse_core::validate::email(&value),
+                "username" => gatehouse_core::validate::username(&value),
+                "password" => Ok(()),
+                _ => gatehouse_core::validate::text(&value),
+            };
+            if let Err(message) = check {
+                errors.push(format!("{}: {message}", field.label));
+            }
+            match field.field_key.as_str() {
+                "password" => password = Some(value),
+                "password_repeat" => {}
+                _ => field.value = value,
+            }
+        }
+        let repeat = response.field("password_repeat");
+        if fields.iter().any(|f| f.field_key == "password_repeat")
+            && password.as_deref().unwrap_or_default() != repeat
+        {
+            errors.push("The two passwords differ.".into());
+        }
+        if !errors.is_empty() {
+            return Ok(Outcome::Show {
+                challenge: Challenge::Prompt { fields },
+                errors,
+            });
+        }
+        for field in &fields {
+            if field.kind != "password" && !field.value.is_empty() {
+                run.prompt_data
+                    .insert(field.field_key.clone(), Value::String(field.value.clone()));
+            }
+        }
+        if let Some(password) = password {
+            let hash = tokio::task::spawn_blocking(move || secret::hash_password(&password))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            run.prompt_data
+                .insert("password_hash".into(), Value::String(hash));
+        }
+        run.index += 1;
+        self.advance(conn, run, req).await
+    }
+
+    /// Creates (or updates) the pending user from the prompt data. `Some(outcome)` stops the
+    /// flow there (a taken username sends the visitor back to the prompt).
+    async fn write_user(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        stage: &PlannedStage,
+        req: &RequestInfo,
+    ) -> Result<Option<Outcome>> {
+        let setting = |k: &str| {
+            stage
+                .settings
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let data = |k: &str| {
+            run.prompt_data
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let mode = setting("user_creation_mode").unwrap_or_else(|| "always_create".into());
+        let back_to_prompt = |run: &mut FlowRun, message: String| {
+            let prompt = run.stages[..run.index]
+                .iter()
+                .rposition(|s| s.kind == StageKind::Prompt);
+            let fields = match prompt {
+                Some(i) => {
+                    run.index = i;
+                    prompt_fields(&run.stages[i], run)
+                }
+                None => Vec::new(),
+            };
+            if fields.is_empty() {
+                Outcome::Denied { message }
+            } else {
+                Outcome::Show {
+                    challenge: Challenge::Prompt { fields },
+                    errors: vec![message],
+                }
+            }
+        };
+        if let (Some(id), false) = (
+            run.pending_user.or(run.session_user),
+            mode == "always_create",
+        ) {
+            let mut user = users::get(conn, id).await?;
+            if let Some(name) = data("name") {
+                user.fields.name = name;
+            }
+            if let Some(email) = data("email") {
+                user.fields.email = email;
+            }
+            users::update(conn, id, &user.fields).await?;
+            if let Some(hash) = data("password_hash") {
+                users::set_password_hash(conn, id, Some(&hash)).await?;
+            }
+            return Ok(None);
+        }
+        if mode == "never_create" {
+            return Ok(Some(Outcome::Denied {
+                message: "This flow does not create accounts.".into(),
+            }));
+        }
+        let Some(username) = data("username") else {
+            return Err(Error::Config {
+                what: format!("stage {}", stage.name),
+                message: "a user_write stage that creates users needs a prompt field `username` before it".into(),
+            });
+        };
+        if users::find_by_username(conn, &username).await?.is_some() {
+            return Ok(Some(back_to_prompt(
+                run,
+                format!("The username `{username}` is already taken; choose another."),
+            )));
+        }
+        let user_type = setting("user_type")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(gatehouse_core::kinds::UserType::Internal);
+        let user = users::create(
+            conn,
+            &users::UserFields {
+                name: data("name").unwrap_or_else(|| username.clone()),
+                email: data("email").unwrap_or_default(),
+                username: username.clone(),
+                user_type,
+                path: "users".into(),
+                is_active: setting("create_users_as_inactive").is_none_or(|v| v != "true"),
+                attributes: json!({}),
+            },
+        )
+        .await?;
+        if let Some(hash) = data("password_hash") {
+            users::set_password_hash(conn, user.id, Some(&hash)).await?;
+        }
+        if let Some(group) = setting("create_users_group") {
+            match gatehouse_store::groups::find_by_name(conn, &group).await? {
+                Some(g) => gatehouse_store::groups::add_member(conn, g.id, user.id).await?,
+                None => {
+                    return Err(Error::Config {
+                        what: format!("stage {}", stage.name),
+                        message: format!("create_users_group `{group}` does not exist"),
+                    })
+                }
+            }
+        }
+        run.prompt_data.remove("password_hash");
+        run.pending_user = Some(user.id);
+        run.identifier = Some(username);
+        // Enrollment created the account just now: that is the authentication for the login.
+        run.authenticated = true;
+        audit(
+            conn,
+            "model_created",
+            Some(&user),
+            json!({"flow": run.slug, "stage": stage.name}),
+            req,
+        )
+        .await?;
+        Ok(None)
+    }
+
     async fn check_password(
         &self,
         conn: &mut Conn,
@@ -578,9 +834,11 @@ impl Engine {
     ) -> Result<Outcome> {
         let identifier = run.identifier.clone().unwrap_or_default();
         let password = response.field("password").to_owned();
+        let remember_me = remember_me_offset(run) > 0;
         let again = |errors: Vec<String>| Outcome::Show {
             challenge: Challenge::Password {
                 identifier: identifier.clone(),
+                remember_me,
             },
             errors,
         };
@@ -639,6 +897,7 @@ impl Engine {
         }
         reputation::record_success(conn, &identifier, &req.ip).await?;
         run.authenticated = true;
+        run.remember_me = remember_me && response.field("remember_me") == "on";
         run.index += 1;
         self.advance(conn, run, req).await
     }
@@ -715,6 +974,39 @@ impl Engine {
         .await?;
         Ok(retry("Invalid code."))
     }
+}
+
+/// The fields of a prompt stage with what was entered so far (passwords never shown again).
+fn prompt_fields(stage: &PlannedStage, run: &FlowRun) -> Vec<PromptField> {
+    let mut fields: Vec<PromptField> = stage
+        .settings
+        .get("fields")
+        .and_then(|f| serde_json::from_value(f.clone()).ok())
+        .unwrap_or_default();
+    for field in &mut fields {
+        if field.kind == "password" {
+            field.value.clear();
+        } else if let Some(v) = run
+            .prompt_data
+            .get(&field.field_key)
+            .and_then(Value::as_str)
+        {
+            field.value = v.to_owned();
+        }
+    }
+    fields
+}
+
+/// The remember-me offset of the flow's login stage, in seconds (0: no remember-me box).
+fn remember_me_offset(run: &FlowRun) -> i64 {
+    run.stages
+        .iter()
+        .filter(|s| s.kind == StageKind::UserLogin)
+        .filter_map(|s| s.settings.get("remember_me_offset").and_then(Value::as_str))
+        .filter_map(|d| d.parse::<gatehouse_core::Duration>().ok())
+        .map(|d| d.seconds())
+        .next()
+        .unwrap_or(0)
 }
 
 /// A TOTP checker for a base32 secret (SHA1, 6 digits, 30 s, one step of skew).

@@ -22,6 +22,8 @@ pub struct SettingsFile {
     pub external_url: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// How long unfinished logins are kept, e.g. `hours=2`.
+    pub flow_state_age: Option<String>,
 }
 
 /// Log output format.
@@ -46,6 +48,8 @@ pub struct Settings {
     pub external_url: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// How long unfinished logins are kept.
+    pub flow_state_age: chrono::Duration,
 }
 
 /// Reads a settings file, naming the file, line and key of any error.
@@ -117,12 +121,22 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some("json") => LogFormat::Json,
         Some(other) => bail!("log format `{other}` is not text or json"),
     };
+    let age_text = args
+        .flow_state_age
+        .clone()
+        .or(file.flow_state_age)
+        .unwrap_or_else(|| "hours=2".into());
+    let flow_state_age = match age_text.parse::<gatehouse_core::Duration>() {
+        Ok(d) => chrono::Duration::seconds(d.seconds()),
+        Err(e) => bail!("flow state age `{age_text}`: {e}"),
+    };
     Ok(Settings {
         listen,
         database,
         data_dir,
         external_url,
         log_format,
+        flow_state_age,
     })
 }
 

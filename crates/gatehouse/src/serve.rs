@@ -91,6 +91,7 @@ pub async fn run(
         store.clone(),
         gatehouse_web::Settings {
             external_url: settings.external_url.clone(),
+            flow_state_age: settings.flow_state_age,
         },
     );
     let app = gatehouse_web::router(state.clone());

@@ -148,6 +148,7 @@ impl TestServer {
             data_dir: db.dir.path().to_path_buf(),
             external_url: external_url.clone(),
             log_format: LogFormat::Text,
+            flow_state_age: chrono::Duration::hours(2),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(gatehouse::serve::run(

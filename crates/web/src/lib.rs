@@ -36,6 +36,8 @@ use gatehouse_store::Store;
 pub struct Settings {
     /// The URL browsers use to reach Gatehouse (no trailing slash).
     pub external_url: String,
+    /// How long an unfinished login (anonymous visitors, bots, abandoned flows) is kept.
+    pub flow_state_age: chrono::Duration,
 }
 
 /// Shared state of every handler.
@@ -58,7 +60,10 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> AppState {
         AppState {
             store,
-            engine: Arc::new(gatehouse_flow::Engine::default()),
+            engine: Arc::new(gatehouse_flow::Engine {
+                state_age: settings.flow_state_age,
+                ..Default::default()
+            }),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),

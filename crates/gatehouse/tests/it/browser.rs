@@ -526,3 +526,154 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
     })
     .await
 }
+
+/// Replaces the values of inputs by id.
+async fn fill(browser: &Browser, fields: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (id, value) in fields {
+        let input = element(browser, Locator::Id(id)).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn enrollment_with_prompt_and_user_write_creates_and_logs_in_the_user() -> anyhow::Result<()>
+{
+    with_server(|server| async move {
+        let doc = r#"
+groups:
+  - name: Family
+stages:
+  - name: enrollment-prompt
+    kind: prompt
+    settings:
+      fields:
+        - {field_key: username, label: Username, type: username, required: true}
+        - {field_key: name, label: Name, type: text, required: true}
+        - {field_key: email, label: Email, type: email, required: true}
+        - {field_key: password, label: Password, type: password, required: true}
+        - {field_key: password_repeat, label: Repeat password, type: password, required: true}
+  - name: enrollment-user-write
+    kind: user_write
+    settings: {user_creation_mode: always_create, create_users_group: Family}
+  - name: enrollment-login
+    kind: user_login
+    settings: {session_duration: weeks=4}
+flows:
+  - slug: enrollment
+    name: Enrollment
+    title: Create your account
+    designation: enrollment
+    stages:
+      - {stage: enrollment-prompt, order: 10}
+      - {stage: enrollment-user-write, order: 20}
+      - {stage: enrollment-login, order: 30}
+"#;
+        let (status, body) = server
+            .post("/declarative/apply/", json!({"document": doc}))
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+        c.goto(&format!("{}/if/flow/enrollment/", server.external_url))
+            .await?;
+        fill(
+            &browser,
+            &[
+                ("username", "admin"),
+                ("name", "Erin"),
+                ("email", "erin@example.com"),
+                ("password", PASSWORD),
+                ("password_repeat", "something else"),
+            ],
+        )
+        .await?;
+        browser.screenshot("enroll-1-prompt").await?;
+        submit(&browser).await?;
+        let error = element(&browser, Locator::Css("[role=alert]"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(error, "The two passwords differ.");
+        assert_eq!(
+            element(&browser, Locator::Id("name"))
+                .await?
+                .prop("value")
+                .await?
+                .as_deref(),
+            Some("Erin"),
+            "entries are kept"
+        );
+        fill(
+            &browser,
+            &[("password", PASSWORD), ("password_repeat", PASSWORD)],
+        )
+        .await?;
+        submit(&browser).await?;
+        let error = element(&browser, Locator::Css("[role=alert]"))
+            .await?
+            .text()
+            .await?;
+        assert!(error.contains("`admin` is already taken"), "{error}");
+        browser.screenshot("enroll-2-taken").await?;
+        fill(
+            &browser,
+            &[
+                ("username", "erin@example.com"),
+                ("password", PASSWORD),
+                ("password_repeat", PASSWORD),
+            ],
+        )
+        .await?;
+        submit(&browser).await?;
+        assert_eq!(
+            c.current_url().await?.as_str(),
+            format!("{}/if/user/", server.external_url)
+        );
+        let session = c.get_named_cookie("gatehouse_session").await?;
+        assert!(
+            session.expires().is_some(),
+            "a weeks=4 login stage gives a persistent cookie"
+        );
+        browser.screenshot("enroll-3-logged-in").await?;
+        let (_, users) = server
+            .get("/core/users/?username=erin%40example.com")
+            .await?;
+        assert_eq!(
+            users["results"][0]["groups_obj"][0]["name"], "Family",
+            "{users}"
+        );
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn remember_me_makes_the_session_outlive_the_browser() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        create_user(&server, "alice@example.com").await?;
+        let doc = "stages:\n  - name: default-authentication-login\n    kind: user_login\n    settings: {session_duration: seconds=0, remember_me_offset: weeks=4}\n";
+        let (status, body) = server.post("/declarative/apply/", json!({"document": doc})).await?;
+        assert_eq!(status, 200, "{body}");
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+        login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
+        let session = c.get_named_cookie("gatehouse_session").await?;
+        assert!(session.expires().is_none(), "without remember me the cookie ends with the browser");
+        c.goto(&format!("{}/if/flow/default-invalidation-flow/", server.external_url)).await?;
+        c.goto(&format!("{}/if/flow/default-authentication-flow/?next=/if/user/", server.external_url)).await?;
+        element(&browser, Locator::Id("uid_field")).await?.send_keys("alice@example.com").await?;
+        submit(&browser).await?;
+        element(&browser, Locator::Id("password")).await?.send_keys(PASSWORD).await?;
+        element(&browser, Locator::Id("remember_me")).await?.click().await?;
+        browser.screenshot("remember-me").await?;
+        submit(&browser).await?;
+        let session = c.get_named_cookie("gatehouse_session").await?;
+        assert!(session.expires().is_some(), "remember me makes the cookie persistent");
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}

@@ -344,3 +344,74 @@ async fn authorize_refuses_unregistered_redirect_uris_without_redirecting() -> a
     })
     .await
 }
+
+#[tokio::test]
+async fn changing_the_password_logs_out_other_browsers() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        user_with_password(&server, "erin@example.com").await?;
+        let first = http_login(&server, "erin@example.com", "correct horse").await?;
+        let second = http_login(&server, "erin@example.com", "correct horse").await?;
+        let http = client()?;
+        let page = http
+            .get(format!("{}/if/user/password/", server.url))
+            .header(COOKIE, &first)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let csrf = page
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let change = |current: &'static str| {
+            http.post(format!("{}/if/user/password/", server.url))
+                .header(COOKIE, &first)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("current", current),
+                    ("password", "a brand new password"),
+                    ("password_repeat", "a brand new password"),
+                ])
+                .send()
+        };
+        let r = change("wrong").await?;
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await?.contains("current password is not right"));
+        let r = change("correct horse").await?;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            user_page_status(&server, &first).await?,
+            200,
+            "this browser stays logged in"
+        );
+        assert_eq!(
+            user_page_status(&server, &second).await?,
+            302,
+            "the other browser is logged out"
+        );
+        http_login(&server, "erin@example.com", "a brand new password").await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_failing_expression_yields_the_bindings_failure_result() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        for (failure_result, expected) in [(true, "pass"), (false, "fail")] {
+            let doc = format!(
+                "policies:\n  - name: broken\n    kind: expression\n    settings: {{expression: 'this is not ( cel'}}\nflows:\n  - slug: default-authentication-flow\n    designation: authentication\n    bindings: [{{policy: broken, order: 0, failure_result: {failure_result}}}]\n"
+            );
+            let (status, body) = server.post("/declarative/apply/", json!({"document": doc})).await?;
+            assert_eq!(status, 200, "{body}");
+            let (_, explained) = server.get("/flows/instances/default-authentication-flow/explain/").await?;
+            let result = explained["result"].as_str().unwrap_or_default();
+            assert!(result.starts_with(expected), "failure_result {failure_result}: {explained}");
+            assert!(explained["bindings"][0]["reason"].as_str().unwrap_or_default().contains("failure result applies"), "{explained}");
+        }
+        server.stop().await
+    })
+    .await
+}

@@ -387,16 +387,43 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: boo
             ),
             "Continue",
         ),
-        Challenge::Password { identifier } => (
+        Challenge::Password { identifier, remember_me } => (
             "Enter your password".to_owned(),
             format!(
                 "<p class=muted>Logging in as <strong>{}</strong>. <a href=\"{action}?next={}\">Not you?</a></p>\
                  <label for=password>Password</label>\
-                 <input id=password name=password type=password autocomplete=current-password autofocus required>",
+                 <input id=password name=password type=password autocomplete=current-password autofocus required>{}",
                 escape(identifier),
-                escape(&run.next)
+                escape(&run.next),
+                if *remember_me {
+                    "<label class=check><input id=remember_me name=remember_me type=checkbox> Remember me on this device</label>"
+                } else {
+                    ""
+                }
             ),
             "Log in",
+        ),
+        Challenge::Prompt { fields } => (
+            escape(&run.title),
+            fields
+                .iter()
+                .map(|f| {
+                    let (kind, autocomplete) = match f.kind.as_str() {
+                        "password" => ("password", "new-password"),
+                        "email" => ("email", "email"),
+                        "username" => ("text", "username"),
+                        _ => ("text", "on"),
+                    };
+                    format!(
+                        "<label for={key}>{label}</label><input id={key} name={key} type={kind} autocomplete={autocomplete} maxlength=1024{required} value=\"{value}\">",
+                        key = escape(&f.field_key),
+                        label = escape(&f.label),
+                        required = if f.required { " required" } else { "" },
+                        value = escape(&f.value),
+                    )
+                })
+                .collect(),
+            "Continue",
         ),
         Challenge::Consent { application, scopes } => (
             format!("Allow {} to use your account?", escape(application)),

@@ -40,6 +40,7 @@ label{display:block;margin:.9rem 0 .35rem;font-weight:600}
 input[type=text],input[type=password],input[type=email]{width:100%;padding:.65rem .75rem;border:1px solid var(--border);border-radius:9px;font-size:1rem;background:transparent;color:var(--fg)}
 input:focus{outline:3px solid #93c5fd;outline-offset:1px}
 button{margin-top:1.2rem;width:100%;padding:.75rem;border:0;border-radius:9px;background:var(--accent);color:var(--accent-fg);font-size:1rem;font-weight:600;cursor:pointer}
+label.check{font-weight:400;display:flex;gap:.5rem;align-items:center}
 button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
 button.link{background:none;color:var(--accent);width:auto;padding:0;margin:0;font-weight:500}
 .error{color:var(--err);margin:.6rem 0}

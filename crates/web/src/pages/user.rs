@@ -27,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/if/user/", get(show))
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
         .route("/if/user/totp/", get(totp_form).post(totp_confirm))
+        .route(
+            "/if/user/password/",
+            get(password_form).post(password_change),
+        )
         .route("/if/user/passkeys/", get(super::passkey::register_page))
         .route(
             "/if/user/passkeys/begin",
@@ -149,7 +153,8 @@ async fn show(
         let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id).await?.len();
         let security = format!(
             "<h2>Sign-in security</h2><p>Authenticator apps: {totp}. <a id=add-totp href=\"/if/user/totp/\">Set up an authenticator app</a></p>\
-             <p>Passkeys: {passkeys}. <a id=add-passkey href=\"/if/user/passkeys/\">Manage passkeys</a></p>"
+             <p>Passkeys: {passkeys}. <a id=add-passkey href=\"/if/user/passkeys/\">Manage passkeys</a></p>\
+             <p><a id=change-password href=\"/if/user/password/\">Change your password</a></p>"
         );
         let body = format!(
             "<nav><h1>Hello, {}</h1><a href=\"/if/flow/default-invalidation-flow/\">Log out</a></nav>\
@@ -354,6 +359,111 @@ async fn totp_confirm(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The authenticator could not be saved.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_repeat: String,
+}
+
+fn password_body(csrf: &str, error: Option<&str>) -> String {
+    format!(
+        "<h1>Change your password</h1>{}<form method=post action=\"/if/user/password/\"><input type=hidden name=csrf value=\"{}\">\
+         <label for=current>Current password</label><input id=current name=current type=password autocomplete=current-password required>\
+         <label for=password>New password</label><input id=password name=password type=password autocomplete=new-password minlength=8 required>\
+         <label for=password_repeat>Repeat the new password</label><input id=password_repeat name=password_repeat type=password autocomplete=new-password minlength=8 required>\
+         <button id=submit type=submit>Change password</button></form><p><a href=\"/if/user/\">Back to your page</a></p>",
+        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
+        escape(csrf)
+    )
+}
+
+async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session::current(&state, &headers).await {
+        Ok(Some(_)) => {
+            let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
+            page(
+                StatusCode::OK,
+                "Change your password",
+                &password_body(&csrf_token(key), None),
+            )
+        }
+        _ => login_redirect(),
+    }
+}
+
+async fn password_change(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
+        let csrf = csrf_token(key);
+        if !secret::constant_time_eq(&form.csrf, &csrf) {
+            return Ok(error_page(StatusCode::FORBIDDEN, "Form not accepted", "The form did not come from your user page (its security token is missing or wrong).", "<a href=\"/if/user/password/\">Reload the page</a> and try again."));
+        }
+        let retry = |message: &str, status: StatusCode| page(status, "Change your password", &password_body(&csrf, Some(message)));
+        if form.password.chars().count() < 8 || form.password.len() > 1024 {
+            return Ok(retry("password: the new password must have 8 to 1024 characters.", StatusCode::BAD_REQUEST));
+        }
+        if form.password != form.password_repeat {
+            return Ok(retry("The two new passwords differ.", StatusCode::BAD_REQUEST));
+        }
+        if let Err(wait) = state.engine.throttle.attempt(&current.user.fields.username, &peer.ip().to_string()) {
+            return Ok(retry(&format!("Too many attempts. Try again in {} seconds.", wait.as_secs().max(1)), StatusCode::TOO_MANY_REQUESTS));
+        }
+        let mut tx = state.store.begin().await?;
+        let stored = gatehouse_store::users::password_hash(&mut tx, current.user.id).await?;
+        let given = form.current.clone();
+        let verified = match stored {
+            Some(hash) => tokio::task::spawn_blocking(move || secret::verify_password(&given, &hash).unwrap_or(false))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            None => false,
+        };
+        if !verified {
+            return Ok(retry("The current password is not right.", StatusCode::BAD_REQUEST));
+        }
+        let hash = crate::api::users::hash_password(form.password.clone()).await?;
+        gatehouse_store::users::set_password_hash(&mut tx, current.user.id, Some(&hash)).await?;
+        // Other browsers logged in with the old password are logged out.
+        for other in sessions::of_user(&mut tx, current.user.id).await? {
+            if other.uuid != current.session.uuid {
+                sessions::revoke(&mut tx, other.uuid).await?;
+            }
+        }
+        gatehouse_store::events::record(
+            &mut tx,
+            "password_set",
+            "gatehouse.user",
+            serde_json::json!({"pk": current.user.id, "username": current.user.fields.username}),
+            serde_json::json!({}),
+            Some(peer.ip().to_string()),
+        )
+        .await?;
+        gatehouse_store::commit(tx).await?;
+        Ok(page(StatusCode::OK, "Password changed", "<h1>Password changed</h1><p>Other browsers were logged out.</p><p><a href=\"/if/user/\">Back to your page</a></p>"))
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "password change failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The password could not be changed.",
             "Try again in a moment.",
         )
     })
