@@ -150,7 +150,8 @@ async fn reap(state: AppState) {
             let mut conn = state.store.conn().await?;
             let sessions = gatehouse_store::sessions::reap(&mut conn, now).await?;
             let flows = gatehouse_store::flow_states::reap(&mut conn, now).await?;
-            Ok((sessions, flows))
+            let outpost = gatehouse_web::outpost::reap(&mut conn).await?;
+            Ok((sessions + outpost, flows))
         }
         .await;
         match result {

@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod outposts;
 pub mod policies;
 pub mod providers;
+pub mod proxy_sessions;
 pub mod reputation;
 pub mod sessions;
 pub mod sources;

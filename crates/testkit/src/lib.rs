@@ -420,3 +420,116 @@ impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
         }
     }
 }
+
+/// A real nginx on a loopback port, configured by the test, stopped when dropped.
+pub struct Nginx {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx with `server` (the body of an `http {}` block's `server {}`), where
+    /// `{port}` is replaced by the port it listens on. Fails (never skips) without nginx.
+    pub async fn start(server: &str) -> anyhow::Result<Nginx> {
+        let port = free_port()?;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().display();
+        let config = format!(
+            "user root;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 128; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n server {{\n listen 127.0.0.1:{port};\n{}\n }}\n}}\n",
+            server.replace("{port}", &port.to_string())
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, config)?;
+        let child = tokio::process::Command::new("nginx")
+            .args([
+                "-p",
+                &d.to_string(),
+                "-c",
+                &path.display().to_string(),
+                "-g",
+                "daemon off;",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nginx (Debian package nginx; scripts/test installs it)")?;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(Nginx { port, child, dir });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        bail!("nginx did not listen on {port} within 5 s: {log}")
+    }
+
+    /// nginx's error log, for failure messages.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Stops nginx.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill().await;
+        Ok(())
+    }
+}
+
+/// A stand-in application on a loopback port that answers every request with the identity
+/// headers it received, one `name: value` line each.
+pub struct EchoApp {
+    /// Its port.
+    pub port: u16,
+    task: JoinHandle<()>,
+}
+
+impl EchoApp {
+    /// Starts the echo application.
+    pub async fn start() -> anyhow::Result<EchoApp> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let lines: Vec<&str> = request
+                        .lines()
+                        .filter(|l| l.to_ascii_lowercase().starts_with("x-authentik-"))
+                        .collect();
+                    let body = format!(
+                        "<!doctype html><title>app</title><pre id=headers>{}</pre>",
+                        lines.join("\n")
+                    );
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Ok(EchoApp { port, task })
+    }
+}
+
+impl Drop for EchoApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod oidc;
+pub mod outpost;
 pub mod pages;
 pub mod passkeys;
 pub mod reconcile;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub engine: Arc<gatehouse_flow::Engine>,
     /// The WebAuthn relying party and ceremonies in progress.
     pub passkeys: Arc<passkeys::Passkeys>,
+    /// The embedded outpost's caches.
+    pub outpost: Arc<outpost::Outpost>,
     /// Settings.
     pub settings: Arc<Settings>,
     /// Set once start-up (migrations, bootstrap) has finished; readiness depends on it.
@@ -65,6 +68,7 @@ impl AppState {
                 ..Default::default()
             }),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
+            outpost: Arc::new(outpost::Outpost::default()),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }
@@ -108,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::flow::router())
         .merge(pages::user::router())
         .merge(oidc::router())
+        .merge(outpost::router())
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod declarative;
 mod flows;
 mod oidc;
+mod outpost;
 mod schema;
 mod sdk;
 mod server;

@@ -55,7 +55,7 @@ fn server_error(e: ApiError) -> Response {
 }
 
 /// The issuer of the application with slug `slug`.
-pub(super) fn issuer(external_url: &str, slug: &str) -> String {
+pub(crate) fn issuer(external_url: &str, slug: &str) -> String {
     format!("{external_url}/application/o/{slug}/")
 }
 
@@ -224,7 +224,7 @@ pub(super) fn subject(user: &users::User, mode: SubMode) -> String {
 }
 
 /// The claims `scopes` allow about `user`.
-pub(super) async fn user_claims(
+pub(crate) async fn user_claims(
     conn: &mut Conn,
     user: &users::User,
     scopes: &[&str],

@@ -116,7 +116,7 @@ fn jwt_algorithm(name: &str) -> Algorithm {
 }
 
 /// Signs `claims` as a JWT with the current default key.
-pub(super) async fn sign<T: Serialize>(conn: &mut Conn, claims: &T) -> Result<String, ApiError> {
+pub(crate) async fn sign<T: Serialize>(conn: &mut Conn, claims: &T) -> Result<String, ApiError> {
     let key = current(conn, DEFAULT_ALGORITHM).await?;
     let mut header = Header::new(jwt_algorithm(&key.algorithm));
     header.kid = Some(key.kid.clone());

@@ -26,6 +26,9 @@ use crate::AppState;
 mod endpoints;
 mod keys;
 
+pub(crate) use endpoints::{issuer, user_claims};
+pub(crate) use keys::sign;
+
 /// The OIDC routes, at Authentik's paths.
 pub fn router() -> Router<AppState> {
     use axum::routing::post;
@@ -146,16 +149,37 @@ async fn handle(
             "No application uses the client_id `{client_id}`."
         )));
     };
-    let ProviderKind::OAuth2(settings) = &providers::get(&mut conn, provider.id)
-        .await?
-        .fields
-        .kind
-        .clone()
-    else {
-        return Ok(bad_request(&format!(
-            "`{client_id}` belongs to a proxy provider, not an OAuth2 client."
-        )));
-    };
+    // Proxy providers are OAuth2 clients of Gatehouse too: their one redirect URI is the
+    // outpost callback under the external host.
+    let (settings, public, code_validity) =
+        match providers::get(&mut conn, provider.id).await?.fields.kind {
+            ProviderKind::OAuth2(o) => {
+                let public = o.client_type == ClientType::Public;
+                let validity = o.access_code_validity.clone();
+                (o, public, validity)
+            }
+            ProviderKind::Proxy(x) => (
+                OAuth2Settings {
+                    client_type: ClientType::Confidential,
+                    access_code_validity: "minutes=1".into(),
+                    include_claims_in_id_token: true,
+                    sub_mode: gatehouse_core::kinds::SubMode::HashedUserId,
+                    issuer_mode: gatehouse_core::kinds::IssuerMode::PerProvider,
+                    logout_uri: String::new(),
+                    redirect_uris: vec![providers::RedirectUri {
+                        matching_mode: MatchingMode::Strict,
+                        url: format!(
+                            "{}{}",
+                            x.external_host.trim_end_matches('/'),
+                            gatehouse_outpost::CALLBACK
+                        ),
+                    }],
+                },
+                false,
+                "minutes=1".to_owned(),
+            ),
+        };
+    let settings = &settings;
     let redirect_uri = match param("redirect_uri") {
         Some(r) => r.to_owned(),
         None if settings.redirect_uris.len() == 1
@@ -183,7 +207,7 @@ async fn handle(
     let challenge = param("code_challenge").unwrap_or_default();
     let method =
         param("code_challenge_method").unwrap_or(if challenge.is_empty() { "" } else { "plain" });
-    if settings.client_type == ClientType::Public && challenge.is_empty() {
+    if public && challenge.is_empty() {
         return Ok(redirect_error(
             &redirect_uri,
             "invalid_request",
@@ -288,8 +312,7 @@ async fn handle(
         return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
     }
     let code = secret::new_token();
-    let validity = settings
-        .access_code_validity
+    let validity = code_validity
         .parse::<gatehouse_core::Duration>()
         .map(|d| d.seconds())
         .unwrap_or(60);

@@ -1,0 +1,263 @@
+//! The embedded outpost behind a real nginx configured like the nginx-ingress annotations of
+//! the reference deployment: auth_request to /outpost.goauthentik.io/auth/nginx, 401 → 302 to
+//! start, identity headers copied to the app, the outpost path routed on the app host.
+
+use gatehouse_testkit::fantoccini::Locator;
+use gatehouse_testkit::{with_server, Browser, EchoApp, Nginx, TestServer};
+use reqwest::header::{HOST, LOCATION, WWW_AUTHENTICATE};
+use serde_json::json;
+use std::time::Duration;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The server block of the ingress pattern: the app behind auth_request, the outpost routes on
+/// the app host.
+fn ingress(gatehouse_port: u16, app_port: u16) -> String {
+    let copy: String = ["username", "groups", "email", "name", "uid"]
+        .iter()
+        .map(|h| {
+            format!(
+                "auth_request_set $authentik_{h} $upstream_http_x_authentik_{h};\n proxy_set_header X-authentik-{h} $authentik_{h};\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"
+ location = /outpost.goauthentik.io/auth/nginx {{
+   proxy_pass http://127.0.0.1:{gatehouse_port};
+   proxy_pass_request_body off;
+   proxy_set_header Content-Length "";
+   proxy_set_header Host $http_host;
+   proxy_set_header X-Forwarded-Host $http_host;
+   proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+ }}
+ location /outpost.goauthentik.io {{
+   proxy_pass http://127.0.0.1:{gatehouse_port};
+   proxy_set_header Host $http_host;
+   proxy_set_header X-Forwarded-Host $http_host;
+ }}
+ location / {{
+   auth_request /outpost.goauthentik.io/auth/nginx;
+   error_page 401 = @goauthentik_proxy_signin;
+   auth_request_set $auth_cookie $upstream_http_set_cookie;
+   add_header Set-Cookie $auth_cookie;
+   {copy}
+   proxy_pass http://127.0.0.1:{app_port};
+ }}
+ location @goauthentik_proxy_signin {{
+   internal;
+   add_header Set-Cookie $auth_cookie;
+   return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;
+ }}
+"#
+    )
+}
+
+async fn user(
+    server: &TestServer,
+    username: &str,
+    groups: serde_json::Value,
+) -> anyhow::Result<()> {
+    let (status, user) = server
+        .post(
+            "/core/users/",
+            json!({"username": username, "name": username, "email": username, "groups": groups}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{user}");
+    server
+        .post(
+            &format!("/core/users/{}/set_password/", user["pk"]),
+            json!({"password": PASSWORD}),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A forward_single provider for `external_host` whose application only `Family` may use.
+async fn protect(server: &TestServer, external_host: &str) -> anyhow::Result<serde_json::Value> {
+    let (_, family) = server
+        .post("/core/groups/", json!({"name": "Family"}))
+        .await?;
+    let (_, flow) = server
+        .get("/flows/instances/default-provider-authorization-implicit-consent/")
+        .await?;
+    let (_, invalidation) = server
+        .get("/flows/instances/default-provider-invalidation-flow/")
+        .await?;
+    let (status, provider) = server
+        .post(
+            "/providers/proxy/",
+            json!({"name": "App", "mode": "forward_single", "external_host": external_host, "authorization_flow": flow["pk"],
+                   "invalidation_flow": invalidation["pk"], "access_token_validity": "weeks=4"}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{provider}");
+    let (_, app) = server
+        .post(
+            "/core/applications/",
+            json!({"name": "App", "slug": "app", "provider": provider["pk"]}),
+        )
+        .await?;
+    let (status, binding) = server
+        .post(
+            "/policies/bindings/",
+            json!({"target": app["pk"], "group": family["pk"], "order": 0}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{binding}");
+    Ok(family)
+}
+
+async fn element(
+    browser: &Browser,
+    locator: Locator<'_>,
+) -> anyhow::Result<gatehouse_testkit::fantoccini::elements::Element> {
+    Ok(browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await?)
+}
+
+async fn submit(browser: &Browser) -> anyhow::Result<()> {
+    let button = element(browser, Locator::Id("submit")).await?;
+    button.click().await?;
+    for _ in 0..200 {
+        if button.is_displayed().await.is_err() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the page did not change after submitting")
+}
+
+async fn browser_login(browser: &Browser, username: &str) -> anyhow::Result<()> {
+    element(browser, Locator::Id("uid_field"))
+        .await?
+        .send_keys(username)
+        .await?;
+    submit(browser).await?;
+    element(browser, Locator::Id("password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    submit(browser).await
+}
+
+#[tokio::test]
+async fn nginx_login_lands_on_the_app_with_identity_headers_and_the_group_binding_holds(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = EchoApp::start().await?;
+        let gatehouse_port: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
+        let nginx = Nginx::start(&ingress(gatehouse_port, app.port)).await?;
+        let app_url = format!("http://app.localhost:{}", nginx.port);
+        let family = protect(&server, &app_url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        user(&server, "bob@example.com", json!([])).await?;
+
+        // The edge answers an anonymous request with 302 to start, never 401 + Basic.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let r = http
+            .get(format!("http://127.0.0.1:{}/dashboard?x=1", nginx.port))
+            .header(HOST, format!("app.localhost:{}", nginx.port))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 302, "{}", nginx.error_log());
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            location.contains("/outpost.goauthentik.io/start?rd="),
+            "{location}"
+        );
+
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+        c.goto(&format!("{app_url}/dashboard?x=1")).await?;
+        browser.screenshot("nginx-1-login").await?;
+        browser_login(&browser, "alice@example.com").await?;
+        let headers = element(&browser, Locator::Id("headers"))
+            .await?
+            .text()
+            .await?;
+        browser.screenshot("nginx-2-app").await?;
+        assert_eq!(
+            c.current_url().await?.as_str(),
+            format!("{app_url}/dashboard?x=1"),
+            "back where the visitor started"
+        );
+        assert!(
+            headers.contains("X-authentik-username: alice@example.com"),
+            "{headers}"
+        );
+        assert!(headers.contains("X-authentik-groups: Family"), "{headers}");
+
+        // sign_out ends the outpost session; the next visit needs a login again.
+        c.goto(&format!("{app_url}/outpost.goauthentik.io/sign_out"))
+            .await?;
+        c.goto(&format!("{app_url}/")).await?;
+        element(&browser, Locator::Id("uid_field")).await?;
+        browser.close().await?;
+
+        // Bob is not in Family: after his login Gatehouse refuses to let him into the app.
+        let browser = Browser::start().await?;
+        browser.client.goto(&format!("{app_url}/")).await?;
+        browser_login(&browser, "bob@example.com").await?;
+        let source = browser.client.source().await?;
+        assert!(source.contains("You may not use App"), "{source}");
+        browser.screenshot("nginx-3-denied").await?;
+        browser.close().await?;
+        nginx.stop().await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() -> anyhow::Result<()>
+{
+    with_server(|server| async move {
+        protect(&server, "https://app.example.com").await?;
+        server.post("/providers/proxy/", json!({})).await?;
+        let http = reqwest::Client::new();
+        let auth = format!("{}/outpost.goauthentik.io/auth/nginx", server.url);
+        // Two providers exist, so an unknown host cannot fall back to the only one.
+        let (_, flow) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
+        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
+        server
+            .post("/providers/proxy/", json!({"name": "Other", "external_host": "https://other.example.com", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"]}))
+            .await?;
+        let r = http.get(&auth).header("X-Forwarded-Host", "nope.example.net").header("X-Original-URI", "/").header("Accept", "application/json").send().await?;
+        assert_eq!(r.status(), 403);
+        let body: serde_json::Value = r.json().await?;
+        assert_eq!(body["host"], "nope.example.net");
+        assert!(body["detail"].as_str().unwrap_or_default().contains("external_host"), "{body}");
+        let r = http.get(&auth).header("X-Forwarded-Host", "app.example.com").send().await?;
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await?.contains("X-Original-URL"));
+        let r = http.get(&auth).header("X-Forwarded-Host", "app.example.com").header("X-Original-URI", "/").send().await?;
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none(), "never a Basic prompt");
+        let r = http
+            .get(&auth)
+            .header("X-Forwarded-Host", "app.example.com")
+            .header("X-Original-URI", "/")
+            .header("Cookie", format!("{}=garbage-value", gatehouse_outpost::cookie_name("x")))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 401, "a malformed cookie is a new login, never a 500");
+        let r = http.get(format!("{}/outpost.goauthentik.io/ping", server.url)).send().await?;
+        assert_eq!(r.status(), 204);
+        server.stop().await
+    })
+    .await
+}

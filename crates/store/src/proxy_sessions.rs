@@ -1,0 +1,117 @@
+//! Outpost sessions, one per provider and browser, found by the SHA-256 of the cookie value.
+//! A pending session (no user yet) carries the login's state and return URL; it becomes a
+//! user's session at the callback. Each is linked to the IdP session that produced it, so
+//! logging out at the IdP deletes it (cascade).
+
+use chrono::{DateTime, Utc};
+use gatehouse_core::secret;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use crate::sql::{self, RowExt, Value};
+use crate::Result;
+
+/// A stored outpost session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySession {
+    /// Primary key.
+    pub uuid: Uuid,
+    /// Provider it belongs to.
+    pub provider: i64,
+    /// User, once logged in.
+    pub user: Option<i64>,
+    /// The IdP session it came from.
+    pub idp_session: Option<Uuid>,
+    /// Pending: `{state, rd}`; logged in: the identity claims.
+    pub data: serde_json::Value,
+    /// Expiry.
+    pub expires: DateTime<Utc>,
+}
+
+/// Starts a pending session under cookie value `key`.
+pub async fn create(
+    conn: &mut AnyConnection,
+    key: &str,
+    provider: i64,
+    data: &serde_json::Value,
+    expires: DateTime<Utc>,
+) -> Result<()> {
+    sql::insert(
+        conn,
+        "proxy_sessions",
+        vec![
+            ("uuid", Uuid::new_v4().into()),
+            ("key_hash", secret::token_hash(key).into()),
+            ("provider_id", provider.into()),
+            ("session_data", Value::from(data)),
+            ("created", sql::now().into()),
+            ("expires", expires.into()),
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The unexpired session under cookie value `key`, if any.
+pub async fn find(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ProxySession>> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT * FROM proxy_sessions WHERE key_hash = $1 AND expires > $2",
+        vec![secret::token_hash(key).into(), now.into()],
+    )
+    .await?;
+    row.map(|r| {
+        Ok(ProxySession {
+            uuid: r.uuid("uuid")?,
+            provider: r.int("provider_id")?,
+            user: r.opt_int("user_id")?,
+            idp_session: r.opt_uuid("idp_session")?,
+            data: r.json("session_data")?,
+            expires: r.ts("expires")?,
+        })
+    })
+    .transpose()
+}
+
+/// Turns a pending session into `user`'s session.
+pub async fn log_in(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    user: i64,
+    idp_session: Option<Uuid>,
+    data: &serde_json::Value,
+    expires: DateTime<Utc>,
+) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE proxy_sessions SET user_id = $1, idp_session = $2, session_data = $3, expires = $4 WHERE uuid = $5",
+        vec![user.into(), idp_session.into(), Value::from(data), expires.into(), uuid.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends every outpost session of `user`; returns how many.
+pub async fn end_all_of(conn: &mut AnyConnection, user: i64) -> Result<u64> {
+    sql::execute(
+        conn,
+        "DELETE FROM proxy_sessions WHERE user_id = $1",
+        vec![user.into()],
+    )
+    .await
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn reap(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<u64> {
+    sql::execute(
+        conn,
+        "DELETE FROM proxy_sessions WHERE expires <= $1",
+        vec![now.into()],
+    )
+    .await
+}

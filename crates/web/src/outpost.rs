@@ -1,0 +1,737 @@
+//! The embedded forward-auth outpost, on the server's own port, serving every proxy provider:
+//! Authentik's `/outpost.goauthentik.io/` surface, so existing ingress manifests work
+//! unchanged. nginx asks `auth/nginx` on every request and gets 200 with identity headers or
+//! 401 (which it turns into a redirect to `start`); Traefik and Caddy ask their endpoints and
+//! get 302 straight to the login. An unknown host gets 403 with the host and the fix, never a
+//! 404 that nginx would turn into a bare 500 (T5).
+//!
+//! The provider table and each session are read from the database at most once a second and
+//! cached in between, so a valid session costs no database round-trip on most requests, and
+//! revocation, deactivation, policy and configuration changes apply within a second.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::{HOST, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use chrono::Utc;
+use gatehouse_core::kinds::ProxyMode;
+use gatehouse_core::secret;
+use gatehouse_flow::policy::{self, Context, Verdict};
+use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
+use gatehouse_outpost::hosts::{authority, Route, Table};
+use gatehouse_outpost::{cookie_name, redirect, CALLBACK};
+use gatehouse_store::oauth::{self, Redeemed};
+use gatehouse_store::providers::{Provider, ProviderKind, ProxySettings};
+use gatehouse_store::{
+    applications, groups, providers, proxy_sessions, users, Conn, Filter, ListSpec,
+};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::pages::{error_page, escape};
+use crate::AppState;
+
+/// How long cached providers and sessions are trusted before they are read again.
+const REVALIDATE: Duration = Duration::from_secs(1);
+/// How long a started login may take before its pending session expires.
+const PENDING_MINUTES: i64 = 15;
+
+/// One proxy provider as the outpost uses it.
+#[derive(Debug, Clone)]
+pub struct ProxyProvider {
+    provider: Provider,
+    settings: ProxySettings,
+    skip: Vec<regex::Regex>,
+    validity: i64,
+    app: Option<applications::Application>,
+}
+
+/// Providers by id with the host table.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    table: Table,
+    providers: HashMap<i64, ProxyProvider>,
+}
+
+/// A session as the outpost checks it.
+#[derive(Debug)]
+struct SessionView {
+    provider: i64,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    allowed: Result<(), String>,
+}
+
+/// A cached session lookup: when it was read, and the session (`None`: no valid session).
+type CachedSession = (Instant, Option<Arc<SessionView>>);
+
+/// The outpost's caches.
+#[derive(Default)]
+pub struct Outpost {
+    snapshot: RwLock<Option<(Instant, Arc<Snapshot>)>>,
+    sessions: RwLock<HashMap<String, CachedSession>>,
+}
+
+/// The outpost routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/outpost.goauthentik.io/ping",
+            any(|| async { StatusCode::NO_CONTENT }),
+        )
+        .route("/outpost.goauthentik.io/auth/nginx", any(nginx))
+        .route("/outpost.goauthentik.io/auth/traefik", any(redirecting))
+        .route("/outpost.goauthentik.io/auth/caddy", any(redirecting))
+        .route("/outpost.goauthentik.io/start", get(start))
+        .route("/outpost.goauthentik.io/callback", get(callback))
+        .route("/outpost.goauthentik.io/sign_out", get(sign_out))
+}
+
+async fn load_snapshot(conn: &mut Conn) -> Result<Snapshot, ApiError> {
+    let spec = ListSpec {
+        filters: vec![Filter::Equals("p.kind", "proxy".into())],
+        ordering: vec![("p.id", false)],
+        page: 1,
+        page_size: 1000,
+    };
+    let mut routes = Vec::new();
+    let mut map = HashMap::new();
+    for p in providers::list(conn, &spec).await?.items {
+        let ProviderKind::Proxy(settings) = p.fields.kind.clone() else {
+            continue;
+        };
+        let skip = settings
+            .skip_path_regex
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| regex::Regex::new(l).ok())
+            .collect();
+        routes.push(Route {
+            provider: p.id,
+            authority: authority(&settings.external_host).unwrap_or_default(),
+            mode: settings.mode,
+            cookie_domain: settings
+                .cookie_domain
+                .trim_start_matches('.')
+                .to_ascii_lowercase(),
+        });
+        let validity = p
+            .fields
+            .access_token_validity
+            .parse::<gatehouse_core::Duration>()
+            .map(|d| d.seconds())
+            .unwrap_or(86_400);
+        let app = applications::find_by_provider(conn, p.id).await?;
+        map.insert(
+            p.id,
+            ProxyProvider {
+                provider: p,
+                settings,
+                skip,
+                validity,
+                app,
+            },
+        );
+    }
+    Ok(Snapshot {
+        table: Table::new(routes),
+        providers: map,
+    })
+}
+
+impl Outpost {
+    async fn snapshot(&self, state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
+        if let Some((at, snap)) = self.snapshot.read().ok().and_then(|g| g.clone()) {
+            if at.elapsed() < REVALIDATE {
+                return Ok(snap);
+            }
+        }
+        let mut conn = state.store.conn().await?;
+        let snap = Arc::new(load_snapshot(&mut conn).await?);
+        if let Ok(mut slot) = self.snapshot.write() {
+            *slot = Some((Instant::now(), snap.clone()));
+        }
+        Ok(snap)
+    }
+
+    async fn session(
+        &self,
+        state: &AppState,
+        snap: &Snapshot,
+        key: &str,
+        req: &gatehouse_flow::RequestInfo,
+    ) -> Result<Option<Arc<SessionView>>, ApiError> {
+        let hash = secret::token_hash(key);
+        if let Some((at, view)) = self
+            .sessions
+            .read()
+            .ok()
+            .and_then(|m| m.get(&hash).cloned())
+        {
+            if at.elapsed() < REVALIDATE {
+                return Ok(view);
+            }
+        }
+        let mut conn = state.store.conn().await?;
+        let view = match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
+            Some(s) if s.user.is_some() => {
+                let user = users::get(&mut conn, s.user.unwrap_or_default()).await?;
+                match snap.providers.get(&s.provider) {
+                    Some(p) if user.fields.is_active => Some(Arc::new(
+                        view_of(&mut conn, state, p, &user, &s.data, req).await?,
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Ok(mut map) = self.sessions.write() {
+            if map.len() > 100_000 {
+                map.retain(|_, (at, _)| at.elapsed() < REVALIDATE);
+            }
+            map.insert(hash, (Instant::now(), view.clone()));
+        }
+        Ok(view)
+    }
+}
+
+async fn view_of(
+    conn: &mut Conn,
+    state: &AppState,
+    p: &ProxyProvider,
+    user: &users::User,
+    data: &Value,
+    req: &gatehouse_flow::RequestInfo,
+) -> Result<SessionView, ApiError> {
+    let allowed = match &p.app {
+        None => Err(format!(
+            "The provider {} is not assigned to an application.",
+            p.provider.fields.name
+        )),
+        Some(app) => {
+            let ctx = Context {
+                user: Some(user),
+                identifier: None,
+                request: req,
+                flow: None,
+            };
+            match policy::evaluate_target(conn, app.uuid, app.fields.policy_engine_mode, ctx).await
+            {
+                Ok((Verdict::Fail(message), _)) => Err(message),
+                Ok(_) => Ok(()),
+                Err(e) => return Err(ApiError::Internal(e.to_string())),
+            }
+        }
+    };
+    let names: Vec<String> = groups::effective_of_user(conn, user.id)
+        .await?
+        .into_iter()
+        .map(|g| g.fields.name)
+        .collect();
+    let identity = Identity {
+        username: user.fields.username.clone(),
+        groups: names,
+        email: user.fields.email.clone(),
+        name: user.fields.name.clone(),
+        uid: crate::api::users::uid(user),
+        jwt: data["id_token"].as_str().unwrap_or_default().to_owned(),
+    };
+    let slug = p
+        .app
+        .as_ref()
+        .map(|a| a.fields.slug.clone())
+        .unwrap_or_default();
+    let meta = Meta {
+        jwks: format!("{}/application/o/{slug}/jwks/", state.settings.external_url),
+        outpost: "gatehouse Embedded Outpost".into(),
+        provider: p.provider.fields.name.clone(),
+        app: slug,
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut headers: Vec<(HeaderName, HeaderValue)> = identity_headers(&identity, &meta)
+        .into_iter()
+        .filter_map(|(n, v)| {
+            Some((
+                HeaderName::from_bytes(n.as_bytes()).ok()?,
+                HeaderValue::from_str(&v).ok()?,
+            ))
+        })
+        .collect();
+    if p.settings.basic_auth_enabled {
+        let attr = |name: &str| {
+            user.fields
+                .attributes
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let pair = format!(
+            "{}:{}",
+            attr(&p.settings.basic_auth_user_attribute),
+            attr(&p.settings.basic_auth_password_attribute)
+        );
+        use base64::Engine;
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )) {
+            headers.push((axum::http::header::AUTHORIZATION, v));
+        }
+    }
+    Ok(SessionView {
+        provider: p.provider.id,
+        headers,
+        allowed,
+    })
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The host a forward-auth request is about.
+fn request_host(headers: &HeaderMap) -> Option<String> {
+    header(headers, "x-forwarded-host")
+        .or_else(|| header(headers, HOST.as_str()))
+        .map(str::to_owned)
+}
+
+fn unknown_host(host: &str, wants_json: bool) -> Response {
+    tracing::warn!(host, "forward auth for a host no proxy provider serves");
+    let hint = format!(
+        "No proxy provider has the external host `{host}`. Create one with external_host https://{host} (or a forward_domain provider whose cookie domain covers it), or send the right X-Forwarded-Host."
+    );
+    if wants_json {
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "unknown_host", "host": host, "detail": hint})),
+        )
+            .into_response()
+    } else {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "Unknown application",
+            &format!("Gatehouse does not protect `{host}`."),
+            &escape(&hint),
+        )
+    }
+}
+
+fn config_error(message: &str) -> Response {
+    tracing::warn!(message, "forward auth request misses headers");
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "configuration", "detail": message})),
+    )
+        .into_response()
+}
+
+/// The URL the visitor asked for, from the proxy's headers.
+fn original_url(
+    headers: &HeaderMap,
+    p: &ProxyProvider,
+    host: &str,
+    nginx: bool,
+) -> Result<String, &'static str> {
+    let scheme = header(headers, "x-forwarded-proto").unwrap_or(
+        if p.settings.external_host.starts_with("https") {
+            "https"
+        } else {
+            "http"
+        },
+    );
+    if nginx {
+        if let Some(full) = header(headers, "x-original-url") {
+            return Ok(full.to_owned());
+        }
+        if let Some(path) = header(headers, "x-original-uri") {
+            return Ok(format!("{scheme}://{host}{path}"));
+        }
+        return Err("The nginx endpoint needs X-Original-URL or X-Original-URI: add `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;` to the auth location.");
+    }
+    match header(headers, "x-forwarded-uri") {
+        Some(uri) => Ok(format!("{scheme}://{host}{uri}")),
+        None => Err("This endpoint needs X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri (Traefik and Caddy send them)."),
+    }
+}
+
+fn skip(p: &ProxyProvider, url: &str) -> bool {
+    if p.skip.is_empty() {
+        return false;
+    }
+    let subject = match p.settings.mode {
+        ProxyMode::ForwardDomain => url.to_owned(),
+        _ => url::Url::parse(url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default(),
+    };
+    p.skip.iter().any(|re| re.is_match(&subject))
+}
+
+fn cookie(p: &ProxyProvider, value: &str, max_age: i64) -> HeaderValue {
+    let mut c = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}",
+        cookie_name(&p.provider.fields.client_id)
+    );
+    if p.settings.external_host.starts_with("https://") {
+        c.push_str("; Secure");
+    }
+    if p.settings.mode == ProxyMode::ForwardDomain && !p.settings.cookie_domain.is_empty() {
+        c.push_str(&format!(
+            "; Domain={}",
+            p.settings.cookie_domain.trim_start_matches('.')
+        ));
+    }
+    HeaderValue::from_str(&c)
+        .unwrap_or_else(|_| HeaderValue::from_static("authentik_proxy_invalid=; Max-Age=0"))
+}
+
+/// What a forward-auth request decided.
+enum Decision {
+    Allow(Vec<(HeaderName, HeaderValue)>),
+    Skip,
+    Forbidden(String),
+    Login { url: String, stale_cookie: bool },
+}
+
+async fn decide(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    nginx: bool,
+) -> Result<Result<(Decision, Arc<Snapshot>, i64), Response>, ApiError> {
+    let Some(host) = request_host(headers) else {
+        return Ok(Err(config_error(
+            "The request has neither X-Forwarded-Host nor Host.",
+        )));
+    };
+    let snap = state.outpost.snapshot(state).await?;
+    let Some(route) = snap.table.select(&host) else {
+        let json = header(headers, "accept").is_some_and(|a| a.contains("json"));
+        return Ok(Err(unknown_host(&host, json)));
+    };
+    let Some(p) = snap.providers.get(&route.provider) else {
+        return Ok(Err(unknown_host(&host, false)));
+    };
+    let url = match original_url(headers, p, &host, nginx) {
+        Ok(u) => u,
+        Err(message) => return Ok(Err(config_error(message))),
+    };
+    if skip(p, &url) {
+        return Ok(Ok((Decision::Skip, snap.clone(), p.provider.id)));
+    }
+    let name = cookie_name(&p.provider.fields.client_id);
+    let cookie_value = crate::session::read_cookie(headers, &name).map(str::to_owned);
+    let had_cookie = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(&name));
+    if let Some(key) = cookie_value {
+        let req = crate::session::request_info(
+            headers,
+            peer,
+            &axum::http::Method::GET,
+            &axum::http::Uri::from_static("/"),
+        );
+        if let Some(view) = state.outpost.session(state, &snap, &key, &req).await? {
+            if view.provider == p.provider.id {
+                return Ok(Ok((
+                    match &view.allowed {
+                        Ok(()) => Decision::Allow(view.headers.clone()),
+                        Err(message) => Decision::Forbidden(message.clone()),
+                    },
+                    snap.clone(),
+                    p.provider.id,
+                )));
+            }
+        }
+    }
+    Ok(Ok((
+        Decision::Login {
+            url,
+            stale_cookie: had_cookie,
+        },
+        snap.clone(),
+        p.provider.id,
+    )))
+}
+
+async fn nginx(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match decide(&state, &headers, peer, true).await {
+        Ok(Ok((decision, snap, provider))) => match decision {
+            Decision::Allow(identity) => {
+                let mut r = StatusCode::OK.into_response();
+                r.headers_mut().extend(identity);
+                r
+            }
+            Decision::Skip => StatusCode::OK.into_response(),
+            Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
+            // No WWW-Authenticate: the browser must never see a Basic prompt; nginx turns
+            // this 401 into its redirect to `start`.
+            Decision::Login { stale_cookie, .. } => {
+                let mut r = StatusCode::UNAUTHORIZED.into_response();
+                if let (true, Some(p)) = (stale_cookie, snap.providers.get(&provider)) {
+                    r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+                }
+                r
+            }
+        },
+        Ok(Err(r)) => r,
+        Err(e) => unavailable(e),
+    }
+}
+
+fn unavailable(e: ApiError) -> Response {
+    tracing::error!(error = %e, "forward auth failed");
+    // Never fail open: without an answer, nobody passes.
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Authentication is temporarily unavailable.",
+    )
+        .into_response()
+}
+
+async fn redirecting(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match decide(&state, &headers, peer, false).await {
+        Ok(Ok((decision, snap, provider))) => match decision {
+            Decision::Allow(identity) => {
+                let mut r = StatusCode::OK.into_response();
+                r.headers_mut().extend(identity);
+                r
+            }
+            Decision::Skip => StatusCode::OK.into_response(),
+            Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
+            Decision::Login { url, .. } => match snap.providers.get(&provider) {
+                Some(p) => begin_login(&state, p, &url)
+                    .await
+                    .unwrap_or_else(unavailable),
+                None => StatusCode::FORBIDDEN.into_response(),
+            },
+        },
+        Ok(Err(r)) => r,
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Starts a login for `p` returning to `rd`: a pending session cookie and a redirect to the
+/// IdP's authorize endpoint.
+async fn begin_login(state: &AppState, p: &ProxyProvider, rd: &str) -> Result<Response, ApiError> {
+    let target = redirect::safe_return(
+        rd,
+        &p.settings.external_host,
+        p.settings.mode,
+        &p.settings.cookie_domain,
+    )
+    .unwrap_or_else(|| p.settings.external_host.clone());
+    let key = secret::new_token();
+    let login_state = secret::new_token();
+    let mut conn = state.store.conn().await?;
+    proxy_sessions::create(
+        &mut conn,
+        &key,
+        p.provider.id,
+        &json!({"state": login_state, "rd": target}),
+        Utc::now() + chrono::Duration::minutes(PENDING_MINUTES),
+    )
+    .await?;
+    let callback = format!(
+        "{}{CALLBACK}",
+        p.settings.external_host.trim_end_matches('/')
+    );
+    let authorize = crate::oidc::url_with(
+        &format!("{}/application/o/authorize/", state.settings.external_url),
+        &[
+            ("client_id", &p.provider.fields.client_id),
+            ("redirect_uri", &callback),
+            ("response_type", "code"),
+            ("scope", "openid profile email groups"),
+            ("state", &login_state),
+        ],
+    );
+    let mut r = (StatusCode::FOUND, [(LOCATION, authorize)]).into_response();
+    r.headers_mut()
+        .append(SET_COOKIE, cookie(p, &key, PENDING_MINUTES * 60));
+    Ok(r)
+}
+
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(host) = request_host(&headers) else {
+        return config_error("The request has neither X-Forwarded-Host nor Host.");
+    };
+    let snap = match state.outpost.snapshot(&state).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    let Some(p) = snap
+        .table
+        .select(&host)
+        .and_then(|r| snap.providers.get(&r.provider))
+    else {
+        return unknown_host(&host, false);
+    };
+    let rd = q.get("rd").cloned().unwrap_or_default();
+    begin_login(&state, p, &rd)
+        .await
+        .unwrap_or_else(unavailable)
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(host) = request_host(&headers) else { return Ok(config_error("The request has neither X-Forwarded-Host nor Host.")) };
+        let snap = state.outpost.snapshot(&state).await?;
+        let Some(p) = snap.table.select(&host).and_then(|r| snap.providers.get(&r.provider)) else {
+            return Ok(unknown_host(&host, false));
+        };
+        let expected = authority(&p.settings.external_host).unwrap_or_default();
+        if host.to_ascii_lowercase() != expected && p.settings.mode != ProxyMode::ForwardDomain {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Login landed on the wrong host",
+                &format!("The login came back to `{host}`, but the provider's external host is `{expected}`."),
+                "Set the provider's external_host to the URL users open (scheme, host and port), then log in again.",
+            ));
+        }
+        let stale = |why: &str| {
+            let mut r = error_page(
+                StatusCode::BAD_REQUEST,
+                "Login could not be completed",
+                why,
+                &format!("<a href=\"{}\">Open the application again</a> to start a new login.", escape(&p.settings.external_host)),
+            );
+            r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+            r
+        };
+        let Some(key) = crate::session::read_cookie(&headers, &cookie_name(&p.provider.fields.client_id)).map(str::to_owned) else {
+            return Ok(stale("This browser has no login in progress for this application (cookies blocked, or the login started elsewhere)."));
+        };
+        let mut tx = state.store.begin().await?;
+        let Some(pending) = proxy_sessions::find(&mut tx, &key, Utc::now()).await? else {
+            return Ok(stale("The login took too long or was already completed."));
+        };
+        let sent_state = q.get("state").map(String::as_str).unwrap_or_default();
+        if pending.user.is_some() || !secret::constant_time_eq(sent_state, pending.data["state"].as_str().unwrap_or_default()) {
+            return Ok(stale("The login answer does not belong to this browser's login (state mismatch)."));
+        }
+        let code = q.get("code").map(String::as_str).unwrap_or_default();
+        let callback_url = format!("{}{CALLBACK}", p.settings.external_host.trim_end_matches('/'));
+        let grant = match oauth::redeem_code(&mut tx, code, Utc::now()).await? {
+            Redeemed::Valid { grant, .. } if grant.provider == p.provider.id && grant.redirect_uri == callback_url => grant,
+            Redeemed::Replayed { code_hash } => {
+                oauth::revoke_from_code(&mut tx, &code_hash).await?;
+                gatehouse_store::commit(tx).await?;
+                return Ok(stale("The login answer was already used."));
+            }
+            _ => return Ok(stale("The login answer is not valid or has expired.")),
+        };
+        let user = users::get(&mut tx, grant.user).await?;
+        let slug = p.app.as_ref().map(|a| a.fields.slug.clone()).unwrap_or_default();
+        let mut claims = crate::oidc::user_claims(&mut tx, &user, &["openid", "profile", "email", "groups"], gatehouse_core::kinds::SubMode::HashedUserId).await?;
+        let now = Utc::now();
+        claims.insert("iss".into(), crate::oidc::issuer(&state.settings.external_url, &slug).into());
+        claims.insert("aud".into(), p.provider.fields.client_id.clone().into());
+        claims.insert("iat".into(), now.timestamp().into());
+        claims.insert("exp".into(), (now + chrono::Duration::seconds(p.validity)).timestamp().into());
+        let id_token = crate::oidc::sign(&mut tx, &Value::Object(claims)).await?;
+        proxy_sessions::log_in(
+            &mut tx,
+            pending.uuid,
+            user.id,
+            grant.session,
+            &json!({"id_token": id_token}),
+            now + chrono::Duration::seconds(p.validity),
+        )
+        .await?;
+        gatehouse_store::commit(tx).await?;
+        let target = pending.data["rd"].as_str().map(str::to_owned).unwrap_or_else(|| p.settings.external_host.clone());
+        let mut r = (StatusCode::FOUND, [(LOCATION, target)]).into_response();
+        r.headers_mut().append(SET_COOKIE, cookie(p, &key, p.validity));
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(unavailable)
+}
+
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(host) = request_host(&headers) else {
+            return Ok(config_error(
+                "The request has neither X-Forwarded-Host nor Host.",
+            ));
+        };
+        let snap = state.outpost.snapshot(&state).await?;
+        let Some(p) = snap
+            .table
+            .select(&host)
+            .and_then(|r| snap.providers.get(&r.provider))
+        else {
+            return Ok(unknown_host(&host, false));
+        };
+        if let Some(key) =
+            crate::session::read_cookie(&headers, &cookie_name(&p.provider.fields.client_id))
+        {
+            let mut conn = state.store.conn().await?;
+            if let Some(user) = proxy_sessions::find(&mut conn, key, Utc::now())
+                .await?
+                .and_then(|s| s.user)
+            {
+                proxy_sessions::end_all_of(&mut conn, user).await?;
+            }
+        }
+        if let Ok(mut map) = state.outpost.sessions.write() {
+            map.clear();
+        }
+        let slug = p
+            .app
+            .as_ref()
+            .map(|a| a.fields.slug.clone())
+            .unwrap_or_default();
+        let mut r = (
+            StatusCode::FOUND,
+            [(
+                LOCATION,
+                format!(
+                    "{}/application/o/{slug}/end-session/",
+                    state.settings.external_url
+                ),
+            )],
+        )
+            .into_response();
+        r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(unavailable)
+}
+
+/// Deletes expired outpost sessions (called by the server's reaper).
+pub async fn reap(conn: &mut Conn) -> gatehouse_store::Result<u64> {
+    proxy_sessions::reap(conn, Utc::now()).await
+}
