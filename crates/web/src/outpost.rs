@@ -5,9 +5,10 @@
 //! get 302 straight to the login. An unknown host gets 403 with the host and the fix, never a
 //! 404 that nginx would turn into a bare 500 (T5).
 //!
-//! The provider table and each session are read from the database at most once a second and
+//! The provider table and each session are read from the database at most twice a second and
 //! cached in between, so a valid session costs no database round-trip on most requests, and
-//! revocation, deactivation, policy and configuration changes apply within a second.
+//! revocation, deactivation, policy and configuration changes apply within a second. (A change
+//! feed that evicts at once, as DESIGN.md describes, is the next step.)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,8 +39,9 @@ use crate::error::ApiError;
 use crate::pages::{error_page, escape};
 use crate::AppState;
 
-/// How long cached providers and sessions are trusted before they are read again.
-const REVALIDATE: Duration = Duration::from_secs(1);
+/// How long cached providers and sessions are trusted before they are read again: half the
+/// one second in which revocations and configuration changes must reach every outpost.
+const REVALIDATE: Duration = Duration::from_millis(500);
 /// How long a started login may take before its pending session expires.
 const PENDING_MINUTES: i64 = 15;
 

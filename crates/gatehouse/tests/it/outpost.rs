@@ -261,3 +261,185 @@ async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() 
     })
     .await
 }
+
+/// Logs in through the outpost over plain HTTP (a browser stand-in with a cookie jar); the
+/// provider's external host is the server itself, so every request goes to `server.url`.
+async fn outpost_login(
+    server: &TestServer,
+    http: &reqwest::Client,
+) -> anyhow::Result<reqwest::Response> {
+    let local = |location: &str| {
+        if location.starts_with('/') {
+            format!("{}{location}", server.url)
+        } else {
+            location.replace(&server.external_url, &server.url)
+        }
+    };
+    let mut url = format!("{}/outpost.goauthentik.io/start?rd=%2Fhome", server.url);
+    let mut response = http.get(&url).send().await?;
+    for _ in 0..20 {
+        if let Some(location) = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            if url.contains("/outpost.goauthentik.io/callback") {
+                return Ok(response);
+            }
+            url = local(&location);
+            response = http.get(&url).send().await?;
+            continue;
+        }
+        let html = response.text().await?;
+        let csrf = html
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let field = if html.contains("name=uid_field") {
+            ("uid_field", "alice@example.com")
+        } else {
+            ("password", PASSWORD)
+        };
+        let action = url.split('?').next().unwrap_or_default().to_owned();
+        response = http
+            .post(&action)
+            .form(&[field, ("csrf", csrf.as_str())])
+            .send()
+            .await?;
+    }
+    anyhow::bail!("the outpost login did not reach the callback")
+}
+
+async fn decision(server: &TestServer, http: &reqwest::Client) -> anyhow::Result<u16> {
+    Ok(http
+        .get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
+        .header("X-Original-URI", "/home")
+        .send()
+        .await?
+        .status()
+        .as_u16())
+}
+
+fn jar_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+#[tokio::test]
+async fn logout_at_the_idp_ends_outpost_sessions_within_a_second() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        let http = jar_client()?;
+        let callback = outpost_login(&server, &http).await?;
+        assert_eq!(
+            callback
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some(format!("{}/home", server.url).as_str())
+        );
+        assert_eq!(decision(&server, &http).await?, 200);
+        let (_, sessions) = server.get("/core/authenticated_sessions/").await?;
+        let uuid = sessions["results"][0]["uuid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let revoked_at = std::time::Instant::now();
+        server
+            .delete(&format!("/core/authenticated_sessions/{uuid}/"))
+            .await?;
+        let mut status = 200;
+        while status == 200 && revoked_at.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = decision(&server, &http).await?;
+        }
+        println!(
+            "revocation reached the outpost after {:?}",
+            revoked_at.elapsed()
+        );
+        assert_eq!(status, 401);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            revoked_at.elapsed()
+        );
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_session_lifetime_change_applies_to_the_next_login_without_restart() -> anyhow::Result<()>
+{
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        let max_age = |r: &reqwest::Response| {
+            r.headers()
+                .get_all(reqwest::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("authentik_proxy_"))
+                .and_then(|v| v.split("Max-Age=").nth(1))
+                .and_then(|v| v.split(';').next())
+                .map(str::to_owned)
+        };
+        let first = outpost_login(&server, &jar_client()?).await?;
+        assert_eq!(max_age(&first).as_deref(), Some("2419200"), "weeks=4");
+        let (_, providers) = server.get("/providers/proxy/?name=App").await?;
+        let pk = providers["results"][0]["pk"].as_i64().unwrap_or_default();
+        let (status, _) = server
+            .patch(
+                &format!("/providers/proxy/{pk}/"),
+                json!({"access_token_validity": "hours=1"}),
+            )
+            .await?;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = outpost_login(&server, &jar_client()?).await?;
+        assert_eq!(
+            max_age(&second).as_deref(),
+            Some("3600"),
+            "the new lifetime, without a restart"
+        );
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn traefik_and_caddy_endpoints_redirect_straight_to_the_idp() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        protect(&server, "https://app.example.com").await?;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        for endpoint in ["traefik", "caddy"] {
+            let r = http
+                .get(format!("{}/outpost.goauthentik.io/auth/{endpoint}", server.url))
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Forwarded-Host", "app.example.com")
+                .header("X-Forwarded-Uri", "/wiki?page=1")
+                .send()
+                .await?;
+            assert_eq!(r.status(), 302, "{endpoint}");
+            let location = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert!(location.starts_with(&format!("{}/application/o/authorize/?client_id=", server.external_url)), "{location}");
+            assert!(location.contains("redirect_uri=https%3A%2F%2Fapp.example.com%2Foutpost.goauthentik.io%2Fcallback"), "{location}");
+            let cookie = r.headers().get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert!(cookie.starts_with("authentik_proxy_") && cookie.contains("HttpOnly") && cookie.contains("Secure"), "{cookie}");
+            let r = http
+                .get(format!("{}/outpost.goauthentik.io/auth/{endpoint}", server.url))
+                .header("X-Forwarded-Host", "app.example.com")
+                .send()
+                .await?;
+            assert_eq!(r.status(), 400, "missing X-Forwarded-Uri is a configuration error");
+        }
+        server.stop().await
+    })
+    .await
+}
