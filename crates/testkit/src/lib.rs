@@ -433,13 +433,18 @@ impl Nginx {
     /// Starts nginx with `server` (the body of an `http {}` block's `server {}`), where
     /// `{port}` is replaced by the port it listens on. Fails (never skips) without nginx.
     pub async fn start(server: &str) -> anyhow::Result<Nginx> {
+        Nginx::start_with_http("", server).await
+    }
+
+    /// Like [`Nginx::start`], with `http` added to the `http {}` block (e.g. an `upstream`).
+    pub async fn start_with_http(http: &str, server: &str) -> anyhow::Result<Nginx> {
         let port = free_port()?;
         let dir = tempfile::tempdir()?;
         let d = dir.path().display();
         let config = format!(
             "user root;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 128; }}\n\
              http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n\
-             uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n server {{\n listen 127.0.0.1:{port};\n{}\n }}\n}}\n",
+             uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n {http}\n server {{\n listen 127.0.0.1:{port};\n{}\n }}\n}}\n",
             server.replace("{port}", &port.to_string())
         );
         let path = dir.path().join("nginx.conf");

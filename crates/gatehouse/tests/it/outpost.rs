@@ -443,3 +443,46 @@ async fn traefik_and_caddy_endpoints_redirect_straight_to_the_idp() -> anyhow::R
     })
     .await
 }
+
+#[tokio::test]
+async fn two_replicas_behind_one_nginx_share_sessions_without_a_redirect_loop() -> anyhow::Result<()>
+{
+    let db = gatehouse_testkit::TestDb::new().await?;
+    let a = TestServer::start(&db).await?;
+    let b = TestServer::start(&db).await?;
+    let app = EchoApp::start().await?;
+    let port_of = |s: &TestServer| -> anyhow::Result<u16> {
+        Ok(s.url.rsplit(':').next().unwrap_or_default().parse()?)
+    };
+    // Round-robin over both replicas: every other request lands on the other one.
+    let upstream = format!(
+        "upstream gatehouse {{ server 127.0.0.1:{}; server 127.0.0.1:{}; }}",
+        port_of(&a)?,
+        port_of(&b)?
+    );
+    let server_block = ingress(0, app.port).replace("http://127.0.0.1:0", "http://gatehouse");
+    let nginx = Nginx::start_with_http(&upstream, &server_block).await?;
+    let app_url = format!("http://app.localhost:{}", nginx.port);
+    let family = protect(&a, &app_url).await?;
+    user(&a, "alice@example.com", json!([family["pk"]])).await?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&format!("{app_url}/")).await?;
+    browser_login(&browser, "alice@example.com").await?;
+    for _ in 0..6 {
+        browser.client.goto(&format!("{app_url}/")).await?;
+        let headers = element(&browser, Locator::Id("headers"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            headers.contains("X-authentik-username: alice@example.com"),
+            "{headers}\n{}",
+            nginx.error_log()
+        );
+    }
+    browser.screenshot("replicas-app").await?;
+    browser.close().await?;
+    nginx.stop().await?;
+    a.stop().await?;
+    b.stop().await
+}
