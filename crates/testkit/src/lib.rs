@@ -538,3 +538,62 @@ impl Drop for EchoApp {
         self.task.abort();
     }
 }
+
+/// A real Caddy on a loopback port, configured by the test, stopped when dropped.
+pub struct Caddy {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Caddy {
+    /// Starts Caddy with a Caddyfile; `{port}` in it is replaced by the port to listen on.
+    /// Fails (never skips) without Caddy.
+    pub async fn start(caddyfile: &str) -> anyhow::Result<Caddy> {
+        let port = free_port()?;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("Caddyfile");
+        let config = format!(
+            "{{\n admin off\n auto_https off\n}}\n{}",
+            caddyfile.replace("{port}", &port.to_string())
+        );
+        std::fs::write(&path, config)?;
+        let child = tokio::process::Command::new("caddy")
+            .args([
+                "run",
+                "--adapter",
+                "caddyfile",
+                "--config",
+                &path.display().to_string(),
+            ])
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting caddy (Debian package caddy; scripts/test installs it)")?;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(Caddy {
+                    port,
+                    child,
+                    _dir: dir,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("caddy did not listen on {port} within 5 s")
+    }
+
+    /// Stops Caddy.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill().await;
+        Ok(())
+    }
+}

@@ -3,7 +3,7 @@
 //! start, identity headers copied to the app, the outpost path routed on the app host.
 
 use gatehouse_testkit::fantoccini::Locator;
-use gatehouse_testkit::{with_server, Browser, EchoApp, Nginx, TestServer};
+use gatehouse_testkit::{with_server, Browser, Caddy, EchoApp, Nginx, TestServer};
 use reqwest::header::{HOST, LOCATION, WWW_AUTHENTICATE};
 use serde_json::json;
 use std::time::Duration;
@@ -485,4 +485,44 @@ async fn two_replicas_behind_one_nginx_share_sessions_without_a_redirect_loop() 
     nginx.stop().await?;
     a.stop().await?;
     b.stop().await
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_with_copy_headers_logs_in_to_the_app() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = EchoApp::start().await?;
+        let gatehouse_port: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
+        let caddy = Caddy::start(&format!(
+            r#"http://app.localhost:{{port}} {{
+  bind 127.0.0.1
+  route {{
+    reverse_proxy /outpost.goauthentik.io/* 127.0.0.1:{gatehouse_port}
+    forward_auth 127.0.0.1:{gatehouse_port} {{
+      uri /outpost.goauthentik.io/auth/caddy
+      copy_headers X-Authentik-Username X-Authentik-Groups X-Authentik-Email X-Authentik-Name X-Authentik-Uid
+    }}
+    reverse_proxy 127.0.0.1:{app}
+  }}
+}}
+"#,
+            app = app.port
+        ))
+        .await?;
+        let app_url = format!("http://app.localhost:{}", caddy.port);
+        let family = protect(&server, &app_url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        let browser = Browser::start().await?;
+        browser.client.goto(&format!("{app_url}/notes?id=7")).await?;
+        browser.screenshot("caddy-1-login").await?;
+        browser_login(&browser, "alice@example.com").await?;
+        let headers = element(&browser, Locator::Id("headers")).await?.text().await?.to_ascii_lowercase();
+        browser.screenshot("caddy-2-app").await?;
+        assert!(headers.contains("x-authentik-username: alice@example.com"), "{headers}");
+        assert!(headers.contains("x-authentik-groups: family"), "{headers}");
+        assert_eq!(browser.client.current_url().await?.as_str(), format!("{app_url}/notes?id=7"));
+        browser.close().await?;
+        caddy.stop().await?;
+        server.stop().await
+    })
+    .await
 }
