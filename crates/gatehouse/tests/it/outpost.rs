@@ -526,3 +526,73 @@ async fn caddy_forward_auth_with_copy_headers_logs_in_to_the_app() -> anyhow::Re
     })
     .await
 }
+
+#[tokio::test]
+async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let (_, flow) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
+        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
+        let (status, provider) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Domain wide catch all", "mode": "forward_domain", "external_host": "http://auth.example.test",
+                       "cookie_domain": "example.test", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"]}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{provider}");
+        server.post("/core/applications/", json!({"name": "Catch all", "slug": "catch-all", "provider": provider["pk"]})).await?;
+        user(&server, "alice@example.com", json!([])).await?;
+        let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let traefik = |host: &str, cookie: Option<&str>| {
+            let mut r = plain
+                .get(format!("{}/outpost.goauthentik.io/auth/traefik", server.url))
+                .header("X-Forwarded-Proto", "http")
+                .header("X-Forwarded-Host", host)
+                .header("X-Forwarded-Uri", "/page");
+            if let Some(c) = cookie {
+                r = r.header("Cookie", c);
+            }
+            r.send()
+        };
+        let first = traefik("wiki.example.test", None).await?;
+        assert_eq!(first.status(), 302);
+        let set_cookie = first.headers().get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(set_cookie.contains("Domain=example.test"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+        let authorize = first.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().replace(&server.external_url, &server.url);
+
+        // Log in at the IdP (its own cookie jar), up to the redirect to the outpost callback.
+        let idp = jar_client()?;
+        let mut response = idp.get(&authorize).send().await?;
+        let mut url = authorize.clone();
+        let callback = loop {
+            if let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+                if location.starts_with("http://auth.example.test/outpost.goauthentik.io/callback") {
+                    break location;
+                }
+                url = if location.starts_with('/') { format!("{}{location}", server.url) } else { location.replace(&server.external_url, &server.url) };
+                response = idp.get(&url).send().await?;
+                continue;
+            }
+            let html = response.text().await?;
+            let csrf = html.split("name=csrf value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_owned();
+            let field = if html.contains("name=uid_field") { ("uid_field", "alice@example.com") } else { ("password", PASSWORD) };
+            let action = url.split('?').next().unwrap_or_default().to_owned();
+            response = idp.post(&action).form(&[field, ("csrf", csrf.as_str())]).send().await?;
+        };
+        let path = callback.trim_start_matches("http://auth.example.test");
+        let done = plain.get(format!("{}{path}", server.url)).header(HOST, "auth.example.test").header("Cookie", &cookie).send().await?;
+        assert_eq!(done.status(), 302);
+        assert_eq!(done.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("http://wiki.example.test/page"));
+
+        for host in ["wiki.example.test", "files.example.test"] {
+            let r = traefik(host, Some(&cookie)).await?;
+            assert_eq!(r.status(), 200, "{host}");
+            assert_eq!(r.headers().get("X-authentik-username").and_then(|v| v.to_str().ok()), Some("alice@example.com"));
+        }
+        let r = traefik("files.example.test", None).await?;
+        assert_eq!(r.status(), 302, "without the cookie the browser is sent to log in");
+        server.stop().await
+    })
+    .await
+}
