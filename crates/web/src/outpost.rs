@@ -49,6 +49,7 @@ const PENDING_MINUTES: i64 = 15;
 #[derive(Debug, Clone)]
 pub struct ProxyProvider {
     provider: Provider,
+    cookie: String,
     settings: ProxySettings,
     skip: Vec<regex::Regex>,
     validity: i64,
@@ -133,6 +134,7 @@ async fn load_snapshot(conn: &mut Conn) -> Result<Snapshot, ApiError> {
         map.insert(
             p.id,
             ProxyProvider {
+                cookie: cookie_name(&p.fields.client_id),
                 provider: p,
                 settings,
                 skip,
@@ -197,7 +199,7 @@ impl Outpost {
             if map.len() > 100_000 {
                 map.retain(|_, (at, _)| at.elapsed() < REVALIDATE);
             }
-            map.insert(hash, (Instant::now(), view.clone()));
+            map.insert(key.to_owned(), (Instant::now(), view.clone()));
         }
         Ok(view)
     }
@@ -368,6 +370,18 @@ fn original_url(
     }
 }
 
+/// The configuration error for a request without the headers its endpoint needs.
+fn check_forwarded(headers: &HeaderMap, nginx: bool) -> Result<(), &'static str> {
+    let has = |name: &str| headers.contains_key(name);
+    if nginx && !(has("x-original-url") || has("x-original-uri")) {
+        return Err("The nginx endpoint needs X-Original-URL or X-Original-URI: add `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;` to the auth location.");
+    }
+    if !nginx && !has("x-forwarded-uri") {
+        return Err("This endpoint needs X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri (Traefik and Caddy send them).");
+    }
+    Ok(())
+}
+
 fn skip(p: &ProxyProvider, url: &str) -> bool {
     if p.skip.is_empty() {
         return false;
@@ -401,7 +415,7 @@ fn cookie(p: &ProxyProvider, value: &str, max_age: i64) -> HeaderValue {
 
 /// What a forward-auth request decided.
 enum Decision {
-    Allow(Vec<(HeaderName, HeaderValue)>),
+    Allow(Arc<SessionView>),
     Skip,
     Forbidden(String),
     Login { url: String, stale_cookie: bool },
@@ -426,11 +440,13 @@ async fn decide(
     let Some(p) = snap.providers.get(&route.provider) else {
         return Ok(Err(unknown_host(&host, false)));
     };
-    let url = match original_url(headers, p, &host, nginx) {
-        Ok(u) => u,
-        Err(message) => return Ok(Err(config_error(message))),
-    };
-    if skip(p, &url) {
+    // The original URL is needed only for skip paths and logins: check the headers cheaply
+    // now, build the URL when it is used.
+    let url = || original_url(headers, p, &host, nginx);
+    if let Err(message) = check_forwarded(headers, nginx) {
+        return Ok(Err(config_error(message)));
+    }
+    if !p.skip.is_empty() && skip(p, &url().unwrap_or_default()) {
         return Ok(Ok((Decision::Skip, snap.clone(), p.provider.id)));
     }
     let name = cookie_name(&p.provider.fields.client_id);
@@ -451,7 +467,7 @@ async fn decide(
             if view.provider == p.provider.id {
                 return Ok(Ok((
                     match &view.allowed {
-                        Ok(()) => Decision::Allow(view.headers.clone()),
+                        Ok(()) => Decision::Allow(view.clone()),
                         Err(message) => Decision::Forbidden(message.clone()),
                     },
                     snap.clone(),
@@ -460,6 +476,10 @@ async fn decide(
             }
         }
     }
+    let url = match url() {
+        Ok(u) => u,
+        Err(message) => return Ok(Err(config_error(message))),
+    };
     Ok(Ok((
         Decision::Login {
             url,
@@ -477,11 +497,7 @@ async fn nginx(
 ) -> Response {
     match decide(&state, &headers, peer, true).await {
         Ok(Ok((decision, snap, provider))) => match decision {
-            Decision::Allow(identity) => {
-                let mut r = StatusCode::OK.into_response();
-                r.headers_mut().extend(identity);
-                r
-            }
+            Decision::Allow(view) => allow(&view),
             Decision::Skip => StatusCode::OK.into_response(),
             Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
             // No WWW-Authenticate: the browser must never see a Basic prompt; nginx turns
@@ -497,6 +513,16 @@ async fn nginx(
         Ok(Err(r)) => r,
         Err(e) => unavailable(e),
     }
+}
+
+/// 200 with the session's identity headers.
+fn allow(view: &SessionView) -> Response {
+    let mut r = StatusCode::OK.into_response();
+    let headers = r.headers_mut();
+    for (name, value) in &view.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    r
 }
 
 fn unavailable(e: ApiError) -> Response {
@@ -516,11 +542,7 @@ async fn redirecting(
 ) -> Response {
     match decide(&state, &headers, peer, false).await {
         Ok(Ok((decision, snap, provider))) => match decision {
-            Decision::Allow(identity) => {
-                let mut r = StatusCode::OK.into_response();
-                r.headers_mut().extend(identity);
-                r
-            }
+            Decision::Allow(view) => allow(&view),
             Decision::Skip => StatusCode::OK.into_response(),
             Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
             Decision::Login { url, .. } => match snap.providers.get(&provider) {
@@ -631,7 +653,7 @@ async fn callback(
             r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
             r
         };
-        let Some(key) = crate::session::read_cookie(&headers, &cookie_name(&p.provider.fields.client_id)).map(str::to_owned) else {
+        let Some(key) = crate::session::read_cookie(&headers, &p.cookie).map(str::to_owned) else {
             return Ok(stale("This browser has no login in progress for this application (cookies blocked, or the login started elsewhere)."));
         };
         let mut tx = state.store.begin().await?;
