@@ -155,6 +155,22 @@ impl Outpost {
             if at.elapsed() < REVALIDATE {
                 return Ok(snap);
             }
+            // One request refreshes; the others keep using the current table meanwhile, so a
+            // burst of requests never turns into a burst of database reads.
+            let claimed = self
+                .snapshot
+                .write()
+                .ok()
+                .is_some_and(|mut slot| match slot.as_mut() {
+                    Some((stamp, _)) if stamp.elapsed() >= REVALIDATE => {
+                        *stamp = Instant::now();
+                        true
+                    }
+                    _ => false,
+                });
+            if !claimed {
+                return Ok(snap);
+            }
         }
         let mut conn = state.store.conn().await?;
         let snap = Arc::new(load_snapshot(&mut conn).await?);
@@ -164,24 +180,38 @@ impl Outpost {
         Ok(snap)
     }
 
+    /// The session under cookie value `key`, from the cache while it is fresh (the hot path:
+    /// no database, no hashing), else from the database; `request` is built only then.
     async fn session(
         &self,
         state: &AppState,
         snap: &Snapshot,
         key: &str,
-        req: &gatehouse_flow::RequestInfo,
+        request: impl FnOnce() -> gatehouse_flow::RequestInfo,
     ) -> Result<Option<Arc<SessionView>>, ApiError> {
-        let hash = secret::token_hash(key);
-        if let Some((at, view)) = self
-            .sessions
-            .read()
-            .ok()
-            .and_then(|m| m.get(&hash).cloned())
-        {
+        let cached = self.sessions.read().ok().and_then(|m| m.get(key).cloned());
+        if let Some((at, view)) = cached {
             if at.elapsed() < REVALIDATE {
                 return Ok(view);
             }
+            // Stale: one request re-reads the session, the others use the cached answer.
+            let claimed =
+                self.sessions
+                    .write()
+                    .ok()
+                    .is_some_and(|mut map| match map.get_mut(key) {
+                        Some((stamp, _)) if stamp.elapsed() >= REVALIDATE => {
+                            *stamp = Instant::now();
+                            true
+                        }
+                        _ => false,
+                    });
+            if !claimed {
+                return Ok(view);
+            }
         }
+        let req = request();
+        let req = &req;
         let mut conn = state.store.conn().await?;
         let view = match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
             Some(s) if s.user.is_some() => {
@@ -398,7 +428,7 @@ fn skip(p: &ProxyProvider, url: &str) -> bool {
 fn cookie(p: &ProxyProvider, value: &str, max_age: i64) -> HeaderValue {
     let mut c = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}",
-        cookie_name(&p.provider.fields.client_id)
+        p.cookie
     );
     if p.settings.external_host.starts_with("https://") {
         c.push_str("; Secure");
@@ -449,21 +479,22 @@ async fn decide(
     if !p.skip.is_empty() && skip(p, &url().unwrap_or_default()) {
         return Ok(Ok((Decision::Skip, snap.clone(), p.provider.id)));
     }
-    let name = cookie_name(&p.provider.fields.client_id);
-    let cookie_value = crate::session::read_cookie(headers, &name).map(str::to_owned);
+    let name = p.cookie.as_str();
     let had_cookie = headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(&name));
-    if let Some(key) = cookie_value {
-        let req = crate::session::request_info(
-            headers,
-            peer,
-            &axum::http::Method::GET,
-            &axum::http::Uri::from_static("/"),
-        );
-        if let Some(view) = state.outpost.session(state, &snap, &key, &req).await? {
+        .any(|v| v.contains(name));
+    if let Some(key) = crate::session::read_cookie(headers, name) {
+        let request = || {
+            crate::session::request_info(
+                headers,
+                peer,
+                &axum::http::Method::GET,
+                &axum::http::Uri::from_static("/"),
+            )
+        };
+        if let Some(view) = state.outpost.session(state, &snap, key, request).await? {
             if view.provider == p.provider.id {
                 return Ok(Ok((
                     match &view.allowed {
@@ -718,9 +749,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response
         else {
             return Ok(unknown_host(&host, false));
         };
-        if let Some(key) =
-            crate::session::read_cookie(&headers, &cookie_name(&p.provider.fields.client_id))
-        {
+        if let Some(key) = crate::session::read_cookie(&headers, &p.cookie) {
             let mut conn = state.store.conn().await?;
             if let Some(user) = proxy_sessions::find(&mut conn, key, Utc::now())
                 .await?
