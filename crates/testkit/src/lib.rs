@@ -350,6 +350,53 @@ impl Browser {
         Ok(())
     }
 
+    /// The element `locator` finds, waiting up to 10 s for it to appear.
+    pub async fn element(
+        &self,
+        locator: fantoccini::Locator<'_>,
+    ) -> anyhow::Result<fantoccini::elements::Element> {
+        Ok(self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(locator)
+            .await?)
+    }
+
+    /// Replaces the values of inputs by id.
+    pub async fn fill(&self, fields: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (id, value) in fields {
+            let input = self.element(fantoccini::Locator::Id(id)).await?;
+            input.clear().await?;
+            input.send_keys(value).await?;
+        }
+        Ok(())
+    }
+
+    /// Clicks the page's `#submit` button and waits until the next page has replaced it.
+    pub async fn submit(&self) -> anyhow::Result<()> {
+        let button = self.element(fantoccini::Locator::Id("submit")).await?;
+        button.click().await?;
+        for _ in 0..200 {
+            if button.is_displayed().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "the page did not change after submitting, at {}",
+            self.client.current_url().await?
+        )
+    }
+
+    /// On an identification page: types the username, then the password, submitting each.
+    pub async fn log_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
+        self.fill(&[("uid_field", username)]).await?;
+        self.submit().await?;
+        self.fill(&[("password", password)]).await?;
+        self.submit().await
+    }
+
     /// Adds a virtual passkey authenticator (CTAP2, resident keys, user verification) to the
     /// current tab through the W3C WebAuthn WebDriver extension; returns its id.
     pub async fn add_virtual_authenticator(&self) -> anyhow::Result<String> {
@@ -596,4 +643,72 @@ impl Caddy {
         let _ = self.child.kill().await;
         Ok(())
     }
+}
+
+/// A browser stand-in over plain HTTP: follows redirects from `start` by hand (sending requests
+/// for the external URL to the address the server listens on), answers the identification and
+/// password forms with `username` and `password`, and stops at the first redirect whose
+/// `Location` satisfies `done`; returns that response. `http` must not follow redirects itself
+/// and should keep cookies.
+pub async fn browse_until(
+    http: &reqwest::Client,
+    server: &TestServer,
+    start: &str,
+    (username, password): (&str, &str),
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<reqwest::Response> {
+    let local = |location: &str| {
+        if location.starts_with('/') {
+            format!("{}{location}", server.url)
+        } else {
+            location.replace(&server.external_url, &server.url)
+        }
+    };
+    let mut url = local(start);
+    let mut response = http.get(&url).send().await?;
+    for _ in 0..30 {
+        if let Some(location) = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            if done(&location) {
+                return Ok(response);
+            }
+            url = local(&location);
+            response = http.get(&url).send().await?;
+            continue;
+        }
+        let html = response.text().await?;
+        let csrf = html
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let field = if html.contains("name=uid_field") {
+            ("uid_field", username)
+        } else if html.contains("name=password") {
+            ("password", password)
+        } else {
+            bail!("unexpected page at {url}: {html}");
+        };
+        // Forms post to the flow's path, without the query that started it.
+        let action = url.split('?').next().unwrap_or_default().to_owned();
+        response = http
+            .post(&action)
+            .form(&[field, ("csrf", csrf.as_str())])
+            .send()
+            .await?;
+    }
+    bail!("no redirect that ends the journey after 30 steps from {start}")
+}
+
+/// A reqwest client that keeps cookies and does not follow redirects: a browser stand-in.
+pub fn cookie_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
 }

@@ -28,36 +28,6 @@ async fn create_user(server: &TestServer, username: &str) -> anyhow::Result<i64>
     Ok(pk)
 }
 
-async fn element(
-    browser: &Browser,
-    locator: Locator<'_>,
-) -> anyhow::Result<gatehouse_testkit::fantoccini::elements::Element> {
-    Ok(browser
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(locator)
-        .await?)
-}
-
-/// Clicks the submit button and waits until the page it leads to has loaded.
-async fn submit(browser: &Browser) -> anyhow::Result<()> {
-    let c = &browser.client;
-    let button = element(browser, Locator::Id("submit")).await?;
-    button.click().await?;
-    // The old page's button goes stale once the next page replaces it.
-    for _ in 0..200 {
-        if button.is_displayed().await.is_err() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!(
-        "the page did not change after submitting, at {}",
-        c.current_url().await?
-    )
-}
-
 async fn login(
     browser: &Browser,
     server: &TestServer,
@@ -76,19 +46,21 @@ async fn login(
             .screenshot(&format!("{prefix}-1-identification"))
             .await?;
     }
-    element(browser, Locator::Id("uid_field"))
+    browser
+        .element(Locator::Id("uid_field"))
         .await?
         .send_keys(username)
         .await?;
-    submit(browser).await?;
-    element(browser, Locator::Id("password"))
+    browser.submit().await?;
+    browser
+        .element(Locator::Id("password"))
         .await?
         .send_keys(password)
         .await?;
     if let Some(prefix) = shots {
         browser.screenshot(&format!("{prefix}-2-password")).await?;
     }
-    submit(browser).await?;
+    browser.submit().await?;
     Ok(c.current_url().await?.to_string())
 }
 
@@ -257,17 +229,16 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
         c.goto(&format!("{}/if/user/totp/", server.external_url))
             .await?;
         browser.screenshot("totp-1-set-up").await?;
-        let secret = element(&browser, Locator::Id("secret"))
-            .await?
-            .text()
-            .await?;
+        let secret = browser.element(Locator::Id("secret")).await?.text().await?;
         let totp = gatehouse_flow::run::totp_for(&secret).map_err(anyhow::Error::msg)?;
-        element(&browser, Locator::Id("code"))
+        browser
+            .element(Locator::Id("code"))
             .await?
             .send_keys(&totp.generate_current().to_string())
             .await?;
-        submit(&browser).await?;
-        let codes = element(&browser, Locator::Id("recovery-codes"))
+        browser.submit().await?;
+        let codes = browser
+            .element(Locator::Id("recovery-codes"))
             .await?
             .text()
             .await?;
@@ -280,12 +251,14 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
         ))
         .await?;
         login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
-        element(&browser, Locator::Id("code"))
+        browser
+            .element(Locator::Id("code"))
             .await?
             .send_keys("000000")
             .await?;
-        submit(&browser).await?;
-        let error = element(&browser, Locator::Css("[role=alert]"))
+        browser.submit().await?;
+        let error = browser
+            .element(Locator::Css("[role=alert]"))
             .await?
             .text()
             .await?;
@@ -295,11 +268,12 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
-        element(&browser, Locator::Id("code"))
+        browser
+            .element(Locator::Id("code"))
             .await?
             .send_keys(&totp.generate(now + 30).to_string())
             .await?;
-        submit(&browser).await?;
+        browser.submit().await?;
         assert_eq!(
             c.current_url().await?.as_str(),
             format!("{}/if/user/", server.external_url)
@@ -313,11 +287,12 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
         .await?;
         login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
         let recovery = codes.lines().next().unwrap_or_default().trim().to_owned();
-        element(&browser, Locator::Id("code"))
+        browser
+            .element(Locator::Id("code"))
             .await?
             .send_keys(&recovery)
             .await?;
-        submit(&browser).await?;
+        browser.submit().await?;
         assert_eq!(
             c.current_url().await?.as_str(),
             format!("{}/if/user/", server.external_url)
@@ -340,11 +315,12 @@ async fn passkey_registration_then_passwordless_login_with_a_virtual_authenticat
         c.goto(&format!("{}/if/user/passkeys/", server.external_url))
             .await?;
         browser.screenshot("passkey-1-manage").await?;
-        element(&browser, Locator::Id("passkey-add"))
+        browser
+            .element(Locator::Id("passkey-add"))
             .await?
             .click()
             .await?;
-        element(&browser, Locator::Css("#passkeys li")).await?;
+        browser.element(Locator::Css("#passkeys li")).await?;
         browser.screenshot("passkey-2-added").await?;
         let credentials = browser.virtual_credentials(&authenticator).await?;
         assert_eq!(
@@ -368,7 +344,8 @@ async fn passkey_registration_then_passwordless_login_with_a_virtual_authenticat
         ))
         .await?;
         browser.screenshot("passkey-3-login-page").await?;
-        element(&browser, Locator::Id("passkey-login"))
+        browser
+            .element(Locator::Id("passkey-login"))
             .await?
             .click()
             .await?;
@@ -461,20 +438,22 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
             "openid profile email",
         ))
         .await?;
-        element(&browser, Locator::Id("uid_field"))
+        browser
+            .element(Locator::Id("uid_field"))
             .await?
             .send_keys("alice@example.com")
             .await?;
-        submit(&browser).await?;
-        element(&browser, Locator::Id("password"))
+        browser.submit().await?;
+        browser
+            .element(Locator::Id("password"))
             .await?
             .send_keys(PASSWORD)
             .await?;
-        submit(&browser).await?;
-        let heading = element(&browser, Locator::Css("h1")).await?.text().await?;
+        browser.submit().await?;
+        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
         browser.screenshot("consent-1-explicit").await?;
-        submit(&browser).await?;
+        browser.submit().await?;
         let url = c.current_url().await?.to_string();
         assert!(
             url.starts_with(&format!("{explicit_cb}?code=")) && url.ends_with("&state=xyz"),
@@ -503,12 +482,9 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
             "openid profile email groups",
         ))
         .await?;
-        let heading = element(&browser, Locator::Css("h1")).await?.text().await?;
+        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
-        let scopes = element(&browser, Locator::Id("scopes"))
-            .await?
-            .text()
-            .await?;
+        let scopes = browser.element(Locator::Id("scopes")).await?.text().await?;
         assert!(scopes.contains("Your group memberships"), "{scopes}");
 
         // Implicit consent never shows a page.
@@ -525,16 +501,6 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
         server.stop().await
     })
     .await
-}
-
-/// Replaces the values of inputs by id.
-async fn fill(browser: &Browser, fields: &[(&str, &str)]) -> anyhow::Result<()> {
-    for (id, value) in fields {
-        let input = element(browser, Locator::Id(id)).await?;
-        input.clear().await?;
-        input.send_keys(value).await?;
-    }
-    Ok(())
 }
 
 #[tokio::test]
@@ -578,26 +544,26 @@ flows:
         let c = &browser.client;
         c.goto(&format!("{}/if/flow/enrollment/", server.external_url))
             .await?;
-        fill(
-            &browser,
-            &[
+        browser
+            .fill(&[
                 ("username", "admin"),
                 ("name", "Erin"),
                 ("email", "erin@example.com"),
                 ("password", PASSWORD),
                 ("password_repeat", "something else"),
-            ],
-        )
-        .await?;
+            ])
+            .await?;
         browser.screenshot("enroll-1-prompt").await?;
-        submit(&browser).await?;
-        let error = element(&browser, Locator::Css("[role=alert]"))
+        browser.submit().await?;
+        let error = browser
+            .element(Locator::Css("[role=alert]"))
             .await?
             .text()
             .await?;
         assert_eq!(error, "The two passwords differ.");
         assert_eq!(
-            element(&browser, Locator::Id("name"))
+            browser
+                .element(Locator::Id("name"))
                 .await?
                 .prop("value")
                 .await?
@@ -605,28 +571,25 @@ flows:
             Some("Erin"),
             "entries are kept"
         );
-        fill(
-            &browser,
-            &[("password", PASSWORD), ("password_repeat", PASSWORD)],
-        )
-        .await?;
-        submit(&browser).await?;
-        let error = element(&browser, Locator::Css("[role=alert]"))
+        browser
+            .fill(&[("password", PASSWORD), ("password_repeat", PASSWORD)])
+            .await?;
+        browser.submit().await?;
+        let error = browser
+            .element(Locator::Css("[role=alert]"))
             .await?
             .text()
             .await?;
         assert!(error.contains("`admin` is already taken"), "{error}");
         browser.screenshot("enroll-2-taken").await?;
-        fill(
-            &browser,
-            &[
+        browser
+            .fill(&[
                 ("username", "erin@example.com"),
                 ("password", PASSWORD),
                 ("password_repeat", PASSWORD),
-            ],
-        )
-        .await?;
-        submit(&browser).await?;
+            ])
+            .await?;
+        browser.submit().await?;
         assert_eq!(
             c.current_url().await?.as_str(),
             format!("{}/if/user/", server.external_url)
@@ -664,12 +627,12 @@ async fn remember_me_makes_the_session_outlive_the_browser() -> anyhow::Result<(
         assert!(session.expires().is_none(), "without remember me the cookie ends with the browser");
         c.goto(&format!("{}/if/flow/default-invalidation-flow/", server.external_url)).await?;
         c.goto(&format!("{}/if/flow/default-authentication-flow/?next=/if/user/", server.external_url)).await?;
-        element(&browser, Locator::Id("uid_field")).await?.send_keys("alice@example.com").await?;
-        submit(&browser).await?;
-        element(&browser, Locator::Id("password")).await?.send_keys(PASSWORD).await?;
-        element(&browser, Locator::Id("remember_me")).await?.click().await?;
+        browser.element(Locator::Id("uid_field")).await?.send_keys("alice@example.com").await?;
+        browser.submit().await?;
+        browser.element(Locator::Id("password")).await?.send_keys(PASSWORD).await?;
+        browser.element(Locator::Id("remember_me")).await?.click().await?;
         browser.screenshot("remember-me").await?;
-        submit(&browser).await?;
+        browser.submit().await?;
         let session = c.get_named_cookie("gatehouse_session").await?;
         assert!(session.expires().is_some(), "remember me makes the cookie persistent");
         browser.close().await?;

@@ -2,7 +2,7 @@
 //! discovery → code + PKCE → tokens → ID token verified against the JWKS → userinfo → refresh
 //! → revoke → introspection says inactive → end-session; then each way a client can misbehave.
 
-use gatehouse_testkit::{with_server, TestServer};
+use gatehouse_testkit::{browse_until, cookie_client, with_server, TestServer};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
@@ -67,63 +67,27 @@ async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
     })
 }
 
-/// A browser stand-in: follows redirects by hand, filling in the login forms, until the
-/// redirect to the RP's callback; returns that URL.
+/// Logs in like a browser from `start` until the redirect to the RP's callback; returns that
+/// redirect's URL.
 async fn log_in_and_authorize(
     server: &TestServer,
     start: &str,
     callback: &str,
 ) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let local = |location: &str| {
-        if location.starts_with('/') {
-            format!("{}{location}", server.url)
-        } else {
-            location.replace(&server.external_url, &server.url)
-        }
-    };
-    let mut url = local(start);
-    let mut response = http.get(&url).send().await?;
-    for _ in 0..20 {
-        if let Some(location) = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-        {
-            if location.starts_with(callback) {
-                return Ok(location);
-            }
-            url = local(&location);
-            response = http.get(&url).send().await?;
-            continue;
-        }
-        let html = response.text().await?;
-        let csrf = html
-            .split("name=csrf value=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        let field = if html.contains("name=uid_field") {
-            ("uid_field", "alice@example.com")
-        } else if html.contains("name=password") {
-            ("password", PASSWORD)
-        } else {
-            anyhow::bail!("unexpected page at {url}: {html}");
-        };
-        // Forms post to the flow's path, without the query that started it.
-        let action = url.split('?').next().unwrap_or_default().to_owned();
-        response = http
-            .post(&action)
-            .form(&[field, ("csrf", csrf.as_str())])
-            .send()
-            .await?;
-    }
-    anyhow::bail!("no redirect to the callback after 20 steps")
+    let response = browse_until(
+        &cookie_client()?,
+        server,
+        start,
+        ("alice@example.com", PASSWORD),
+        |l| l.starts_with(callback),
+    )
+    .await?;
+    Ok(response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned())
 }
 
 fn http() -> anyhow::Result<openidconnect::reqwest::Client> {

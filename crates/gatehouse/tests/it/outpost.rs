@@ -3,7 +3,9 @@
 //! start, identity headers copied to the app, the outpost path routed on the app host.
 
 use gatehouse_testkit::fantoccini::Locator;
-use gatehouse_testkit::{with_server, Browser, Caddy, EchoApp, Nginx, TestServer};
+use gatehouse_testkit::{
+    browse_until, cookie_client, with_server, Browser, Caddy, EchoApp, Nginx, TestServer,
+};
 use reqwest::header::{HOST, LOCATION, WWW_AUTHENTICATE};
 use serde_json::json;
 use std::time::Duration;
@@ -109,43 +111,6 @@ async fn protect(server: &TestServer, external_host: &str) -> anyhow::Result<ser
     Ok(family)
 }
 
-async fn element(
-    browser: &Browser,
-    locator: Locator<'_>,
-) -> anyhow::Result<gatehouse_testkit::fantoccini::elements::Element> {
-    Ok(browser
-        .client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(locator)
-        .await?)
-}
-
-async fn submit(browser: &Browser) -> anyhow::Result<()> {
-    let button = element(browser, Locator::Id("submit")).await?;
-    button.click().await?;
-    for _ in 0..200 {
-        if button.is_displayed().await.is_err() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the page did not change after submitting")
-}
-
-async fn browser_login(browser: &Browser, username: &str) -> anyhow::Result<()> {
-    element(browser, Locator::Id("uid_field"))
-        .await?
-        .send_keys(username)
-        .await?;
-    submit(browser).await?;
-    element(browser, Locator::Id("password"))
-        .await?
-        .send_keys(PASSWORD)
-        .await?;
-    submit(browser).await
-}
-
 #[tokio::test]
 async fn nginx_login_lands_on_the_app_with_identity_headers_and_the_group_binding_holds(
 ) -> anyhow::Result<()> {
@@ -184,8 +149,9 @@ async fn nginx_login_lands_on_the_app_with_identity_headers_and_the_group_bindin
         let c = &browser.client;
         c.goto(&format!("{app_url}/dashboard?x=1")).await?;
         browser.screenshot("nginx-1-login").await?;
-        browser_login(&browser, "alice@example.com").await?;
-        let headers = element(&browser, Locator::Id("headers"))
+        browser.log_in("alice@example.com", PASSWORD).await?;
+        let headers = browser
+            .element(Locator::Id("headers"))
             .await?
             .text()
             .await?;
@@ -205,13 +171,13 @@ async fn nginx_login_lands_on_the_app_with_identity_headers_and_the_group_bindin
         c.goto(&format!("{app_url}/outpost.goauthentik.io/sign_out"))
             .await?;
         c.goto(&format!("{app_url}/")).await?;
-        element(&browser, Locator::Id("uid_field")).await?;
+        browser.element(Locator::Id("uid_field")).await?;
         browser.close().await?;
 
         // Bob is not in Family: after his login Gatehouse refuses to let him into the app.
         let browser = Browser::start().await?;
         browser.client.goto(&format!("{app_url}/")).await?;
-        browser_login(&browser, "bob@example.com").await?;
+        browser.log_in("bob@example.com", PASSWORD).await?;
         let source = browser.client.source().await?;
         assert!(source.contains("You may not use App"), "{source}");
         browser.screenshot("nginx-3-denied").await?;
@@ -262,55 +228,18 @@ async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() 
     .await
 }
 
-/// Logs in through the outpost over plain HTTP (a browser stand-in with a cookie jar); the
-/// provider's external host is the server itself, so every request goes to `server.url`.
+/// Logs in through the outpost over plain HTTP; the provider's external host is the server
+/// itself. Returns the callback's response (its cookie and its redirect to `/home`).
 async fn outpost_login(
     server: &TestServer,
     http: &reqwest::Client,
 ) -> anyhow::Result<reqwest::Response> {
-    let local = |location: &str| {
-        if location.starts_with('/') {
-            format!("{}{location}", server.url)
-        } else {
-            location.replace(&server.external_url, &server.url)
-        }
-    };
-    let mut url = format!("{}/outpost.goauthentik.io/start?rd=%2Fhome", server.url);
-    let mut response = http.get(&url).send().await?;
-    for _ in 0..20 {
-        if let Some(location) = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-        {
-            if url.contains("/outpost.goauthentik.io/callback") {
-                return Ok(response);
-            }
-            url = local(&location);
-            response = http.get(&url).send().await?;
-            continue;
-        }
-        let html = response.text().await?;
-        let csrf = html
-            .split("name=csrf value=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        let field = if html.contains("name=uid_field") {
-            ("uid_field", "alice@example.com")
-        } else {
-            ("password", PASSWORD)
-        };
-        let action = url.split('?').next().unwrap_or_default().to_owned();
-        response = http
-            .post(&action)
-            .form(&[field, ("csrf", csrf.as_str())])
-            .send()
-            .await?;
-    }
-    anyhow::bail!("the outpost login did not reach the callback")
+    let home = format!("{}/home", server.url);
+    let start = format!("{}/outpost.goauthentik.io/start?rd=%2Fhome", server.url);
+    browse_until(http, server, &start, ("alice@example.com", PASSWORD), |l| {
+        l == home
+    })
+    .await
 }
 
 async fn decision(server: &TestServer, http: &reqwest::Client) -> anyhow::Result<u16> {
@@ -323,19 +252,12 @@ async fn decision(server: &TestServer, http: &reqwest::Client) -> anyhow::Result
         .as_u16())
 }
 
-fn jar_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
-}
-
 #[tokio::test]
 async fn logout_at_the_idp_ends_outpost_sessions_within_a_second() -> anyhow::Result<()> {
     with_server(|server| async move {
         let family = protect(&server, &server.url).await?;
         user(&server, "alice@example.com", json!([family["pk"]])).await?;
-        let http = jar_client()?;
+        let http = cookie_client()?;
         let callback = outpost_login(&server, &http).await?;
         assert_eq!(
             callback
@@ -390,7 +312,7 @@ async fn a_session_lifetime_change_applies_to_the_next_login_without_restart() -
                 .and_then(|v| v.split(';').next())
                 .map(str::to_owned)
         };
-        let first = outpost_login(&server, &jar_client()?).await?;
+        let first = outpost_login(&server, &cookie_client()?).await?;
         assert_eq!(max_age(&first).as_deref(), Some("2419200"), "weeks=4");
         let (_, providers) = server.get("/providers/proxy/?name=App").await?;
         let pk = providers["results"][0]["pk"].as_i64().unwrap_or_default();
@@ -402,7 +324,7 @@ async fn a_session_lifetime_change_applies_to_the_next_login_without_restart() -
             .await?;
         assert_eq!(status, 200);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let second = outpost_login(&server, &jar_client()?).await?;
+        let second = outpost_login(&server, &cookie_client()?).await?;
         assert_eq!(
             max_age(&second).as_deref(),
             Some("3600"),
@@ -467,10 +389,11 @@ async fn two_replicas_behind_one_nginx_share_sessions_without_a_redirect_loop() 
     user(&a, "alice@example.com", json!([family["pk"]])).await?;
     let browser = Browser::start().await?;
     browser.client.goto(&format!("{app_url}/")).await?;
-    browser_login(&browser, "alice@example.com").await?;
+    browser.log_in("alice@example.com", PASSWORD).await?;
     for _ in 0..6 {
         browser.client.goto(&format!("{app_url}/")).await?;
-        let headers = element(&browser, Locator::Id("headers"))
+        let headers = browser
+            .element(Locator::Id("headers"))
             .await?
             .text()
             .await?;
@@ -514,8 +437,8 @@ async fn caddy_forward_auth_with_copy_headers_logs_in_to_the_app() -> anyhow::Re
         let browser = Browser::start().await?;
         browser.client.goto(&format!("{app_url}/notes?id=7")).await?;
         browser.screenshot("caddy-1-login").await?;
-        browser_login(&browser, "alice@example.com").await?;
-        let headers = element(&browser, Locator::Id("headers")).await?.text().await?.to_ascii_lowercase();
+        browser.log_in("alice@example.com", PASSWORD).await?;
+        let headers = browser.element(Locator::Id("headers")).await?.text().await?.to_ascii_lowercase();
         browser.screenshot("caddy-2-app").await?;
         assert!(headers.contains("x-authentik-username: alice@example.com"), "{headers}");
         assert!(headers.contains("x-authentik-groups: family"), "{headers}");
@@ -562,24 +485,9 @@ async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()
         let authorize = first.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().replace(&server.external_url, &server.url);
 
         // Log in at the IdP (its own cookie jar), up to the redirect to the outpost callback.
-        let idp = jar_client()?;
-        let mut response = idp.get(&authorize).send().await?;
-        let mut url = authorize.clone();
-        let callback = loop {
-            if let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
-                if location.starts_with("http://auth.example.test/outpost.goauthentik.io/callback") {
-                    break location;
-                }
-                url = if location.starts_with('/') { format!("{}{location}", server.url) } else { location.replace(&server.external_url, &server.url) };
-                response = idp.get(&url).send().await?;
-                continue;
-            }
-            let html = response.text().await?;
-            let csrf = html.split("name=csrf value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_owned();
-            let field = if html.contains("name=uid_field") { ("uid_field", "alice@example.com") } else { ("password", PASSWORD) };
-            let action = url.split('?').next().unwrap_or_default().to_owned();
-            response = idp.post(&action).form(&[field, ("csrf", csrf.as_str())]).send().await?;
-        };
+        let at_callback = |l: &str| l.starts_with("http://auth.example.test/outpost.goauthentik.io/callback");
+        let redirect = browse_until(&cookie_client()?, &server, &authorize, ("alice@example.com", PASSWORD), at_callback).await?;
+        let callback = redirect.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let path = callback.trim_start_matches("http://auth.example.test");
         let done = plain.get(format!("{}{path}", server.url)).header(HOST, "auth.example.test").header("Cookie", &cookie).send().await?;
         assert_eq!(done.status(), 302);
