@@ -227,6 +227,8 @@ pub const BROWSER_SESSION_HOURS: i64 = 24;
 
 /// The same message for unknown users and wrong passwords.
 pub const BAD_CREDENTIALS: &str = "Invalid username or password.";
+/// The message for a wrong TOTP or recovery code.
+pub const BAD_CODE: &str = "Invalid code.";
 
 /// The engine: process-wide throttles and settings.
 pub struct Engine {
@@ -972,7 +974,7 @@ impl Engine {
             req,
         )
         .await?;
-        Ok(retry("Invalid code."))
+        Ok(retry(BAD_CODE))
     }
 }
 

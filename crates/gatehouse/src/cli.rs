@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Address for the Prometheus /metrics listener, or `off` [default: 0.0.0.0:9300].
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// How long unfinished logins (anonymous visitors, bots) are kept [default: hours=2].
     #[arg(long, env = "GATEHOUSE_FLOW_STATE_AGE")]
     pub flow_state_age: Option<String>,

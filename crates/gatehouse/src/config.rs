@@ -24,6 +24,8 @@ pub struct SettingsFile {
     pub log_format: Option<String>,
     /// How long unfinished logins are kept, e.g. `hours=2`.
     pub flow_state_age: Option<String>,
+    /// Address of the /metrics listener, or `off`.
+    pub metrics_listen: Option<String>,
 }
 
 /// Log output format.
@@ -50,6 +52,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long unfinished logins are kept.
     pub flow_state_age: chrono::Duration,
+    /// Address of the /metrics listener; `None` when off.
+    pub metrics_listen: Option<String>,
 }
 
 /// Reads a settings file, naming the file, line and key of any error.
@@ -130,6 +134,20 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Ok(d) => chrono::Duration::seconds(d.seconds()),
         Err(e) => bail!("flow state age `{age_text}`: {e}"),
     };
+    let metrics_listen = match args
+        .metrics_listen
+        .clone()
+        .or(file.metrics_listen)
+        .as_deref()
+    {
+        None => Some("0.0.0.0:9300".to_owned()),
+        Some("off") | Some("") => None,
+        Some(addr) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(addr.to_owned()),
+        Some(addr) => bail!("metrics listen address `{addr}` is not HOST:PORT or off"),
+    };
+    if metrics_listen.as_deref() == Some(listen.as_str()) {
+        bail!("--metrics-listen must differ from --listen: metrics stay off the public port");
+    }
     Ok(Settings {
         listen,
         database,
@@ -137,6 +155,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         external_url,
         log_format,
         flow_state_age,
+        metrics_listen,
     })
 }
 

@@ -76,6 +76,7 @@ pub async fn run(
     settings: Settings,
     bootstrap: BootstrapSettings,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -96,6 +97,16 @@ pub async fn run(
     );
     let app = gatehouse_web::router(state.clone());
     let reaper = tokio::spawn(reap(state.clone()));
+    let metrics_task = metrics_listener.map(|l| {
+        let address = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listen = %address, "metrics on http://{address}/metrics");
+        let metrics = state.metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, gatehouse_web::metrics::router(metrics)).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        })
+    });
     let address = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -130,6 +141,9 @@ pub async fn run(
     .await
     .context("serving HTTP")?;
     reaper.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     store.close().await;
     tracing::info!("gatehouse stopped");
     Ok(())

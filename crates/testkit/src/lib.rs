@@ -109,6 +109,8 @@ pub struct TestServer {
     /// The same server as browsers reach it: `http://localhost:41234` (WebAuthn refuses IP
     /// addresses as relying-party ids). Also the server's external URL.
     pub external_url: String,
+    /// The metrics listener, e.g. `http://127.0.0.1:41235/metrics`.
+    pub metrics_url: String,
     /// HTTP client.
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -149,12 +151,16 @@ impl TestServer {
             external_url: external_url.clone(),
             log_format: LogFormat::Text,
             flow_state_age: chrono::Duration::hours(2),
+            metrics_listen: None,
         };
+        let metrics = TcpListener::bind("127.0.0.1:0").await?;
+        let metrics_url = format!("http://{}/metrics", metrics.local_addr()?);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(gatehouse::serve::run(
             settings,
             bootstrap,
             listener,
+            Some(metrics),
             async move {
                 let _ = rx.await;
             },
@@ -165,6 +171,7 @@ impl TestServer {
         let server = TestServer {
             url,
             external_url,
+            metrics_url,
             http,
             shutdown: Some(tx),
             task: Some(task),

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod oidc;
 pub mod outpost;
 pub mod pages;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub passkeys: Arc<passkeys::Passkeys>,
     /// The embedded outpost's caches.
     pub outpost: Arc<outpost::Outpost>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
     /// Settings.
     pub settings: Arc<Settings>,
     /// Set once start-up (migrations, bootstrap) has finished; readiness depends on it.
@@ -61,7 +64,9 @@ pub struct AppState {
 impl AppState {
     /// State for `store` with `settings`, not yet marked started.
     pub fn new(store: Store, settings: Settings) -> AppState {
+        let metrics = metrics::Metrics::new(store.backend().as_str());
         AppState {
+            metrics,
             store,
             engine: Arc::new(gatehouse_flow::Engine {
                 state_age: settings.flow_state_age,

@@ -36,8 +36,10 @@ use gatehouse_store::{
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::pages::{error_page, escape};
 use crate::AppState;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long cached providers and sessions are trusted before they are read again: half the
 /// one second in which revocations and configuration changes must reach every outpost.
@@ -50,10 +52,31 @@ const PENDING_MINUTES: i64 = 15;
 pub struct ProxyProvider {
     provider: Provider,
     cookie: String,
+    counters: Counters,
     settings: ProxySettings,
     skip: Vec<regex::Regex>,
     validity: i64,
     app: Option<applications::Application>,
+}
+
+/// A provider's decision counters, resolved once per provider table.
+#[derive(Debug, Clone)]
+struct Counters {
+    allow: Counter,
+    skip: Counter,
+    login: Counter,
+    forbidden: Counter,
+}
+
+impl Counters {
+    fn new(metrics: &Metrics, provider: &str) -> Counters {
+        Counters {
+            allow: metrics.decision(provider, "allow"),
+            skip: metrics.decision(provider, "skip"),
+            login: metrics.decision(provider, "login"),
+            forbidden: metrics.decision(provider, "forbidden"),
+        }
+    }
 }
 
 /// Providers by id with the host table.
@@ -96,7 +119,7 @@ pub fn router() -> Router<AppState> {
         .route("/outpost.goauthentik.io/sign_out", get(sign_out))
 }
 
-async fn load_snapshot(conn: &mut Conn) -> Result<Snapshot, ApiError> {
+async fn load_snapshot(conn: &mut Conn, metrics: &Metrics) -> Result<Snapshot, ApiError> {
     let spec = ListSpec {
         filters: vec![Filter::Equals("p.kind", "proxy".into())],
         ordering: vec![("p.id", false)],
@@ -135,6 +158,7 @@ async fn load_snapshot(conn: &mut Conn) -> Result<Snapshot, ApiError> {
             p.id,
             ProxyProvider {
                 cookie: cookie_name(&p.fields.client_id),
+                counters: Counters::new(metrics, &p.fields.name),
                 provider: p,
                 settings,
                 skip,
@@ -173,7 +197,7 @@ impl Outpost {
             }
         }
         let mut conn = state.store.conn().await?;
-        let snap = Arc::new(load_snapshot(&mut conn).await?);
+        let snap = Arc::new(load_snapshot(&mut conn, &state.metrics).await?);
         if let Ok(mut slot) = self.snapshot.write() {
             *slot = Some((Instant::now(), snap.clone()));
         }
@@ -230,6 +254,10 @@ impl Outpost {
                 map.retain(|_, (at, _)| at.elapsed() < REVALIDATE);
             }
             map.insert(key.to_owned(), (Instant::now(), view.clone()));
+            state
+                .metrics
+                .cached_sessions
+                .set(i64::try_from(map.len()).unwrap_or(i64::MAX));
         }
         Ok(view)
     }
@@ -341,7 +369,8 @@ fn request_host(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn unknown_host(host: &str, wants_json: bool) -> Response {
+fn unknown_host(state: &AppState, host: &str, wants_json: bool) -> Response {
+    state.metrics.unknown_hosts.inc();
     tracing::warn!(host, "forward auth for a host no proxy provider serves");
     let hint = format!(
         "No proxy provider has the external host `{host}`. Create one with external_host https://{host} (or a forward_domain provider whose cookie domain covers it), or send the right X-Forwarded-Host."
@@ -451,12 +480,7 @@ enum Decision {
     Login { url: String, stale_cookie: bool },
 }
 
-async fn decide(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    nginx: bool,
-) -> Result<Result<(Decision, Arc<Snapshot>, i64), Response>, ApiError> {
+async fn decide(state: &AppState, headers: &HeaderMap, peer: SocketAddr, nginx: bool) -> Decided {
     let Some(host) = request_host(headers) else {
         return Ok(Err(config_error(
             "The request has neither X-Forwarded-Host nor Host.",
@@ -465,10 +489,10 @@ async fn decide(
     let snap = state.outpost.snapshot(state).await?;
     let Some(route) = snap.table.select(&host) else {
         let json = header(headers, "accept").is_some_and(|a| a.contains("json"));
-        return Ok(Err(unknown_host(&host, json)));
+        return Ok(Err(unknown_host(state, &host, json)));
     };
     let Some(p) = snap.providers.get(&route.provider) else {
-        return Ok(Err(unknown_host(&host, false)));
+        return Ok(Err(unknown_host(state, &host, false)));
     };
     // The original URL is needed only for skip paths and logins: check the headers cheaply
     // now, build the URL when it is used.
@@ -526,7 +550,10 @@ async fn nginx(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    match decide(&state, &headers, peer, true).await {
+    let started = Instant::now();
+    let decided = decide(&state, &headers, peer, true).await;
+    count(&state, &decided, started);
+    match decided {
         Ok(Ok((decision, snap, provider))) => match decision {
             Decision::Allow(view) => allow(&view),
             Decision::Skip => StatusCode::OK.into_response(),
@@ -543,6 +570,26 @@ async fn nginx(
         },
         Ok(Err(r)) => r,
         Err(e) => unavailable(e),
+    }
+}
+
+type Decided = Result<Result<(Decision, Arc<Snapshot>, i64), Response>, ApiError>;
+
+/// Counts a decision by provider and outcome, and how long it took.
+fn count(state: &AppState, decided: &Decided, started: Instant) {
+    state
+        .metrics
+        .decision_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Ok(Ok((decision, snap, provider))) = decided {
+        if let Some(c) = snap.providers.get(provider).map(|p| &p.counters) {
+            match decision {
+                Decision::Allow(_) => c.allow.inc(),
+                Decision::Skip => c.skip.inc(),
+                Decision::Forbidden(_) => c.forbidden.inc(),
+                Decision::Login { .. } => c.login.inc(),
+            };
+        }
     }
 }
 
@@ -571,7 +618,10 @@ async fn redirecting(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    match decide(&state, &headers, peer, false).await {
+    let started = Instant::now();
+    let decided = decide(&state, &headers, peer, false).await;
+    count(&state, &decided, started);
+    match decided {
         Ok(Ok((decision, snap, provider))) => match decision {
             Decision::Allow(view) => allow(&view),
             Decision::Skip => StatusCode::OK.into_response(),
@@ -646,7 +696,7 @@ async fn start(
         .select(&host)
         .and_then(|r| snap.providers.get(&r.provider))
     else {
-        return unknown_host(&host, false);
+        return unknown_host(&state, &host, false);
     };
     let rd = q.get("rd").cloned().unwrap_or_default();
     begin_login(&state, p, &rd)
@@ -663,7 +713,7 @@ async fn callback(
         let Some(host) = request_host(&headers) else { return Ok(config_error("The request has neither X-Forwarded-Host nor Host.")) };
         let snap = state.outpost.snapshot(&state).await?;
         let Some(p) = snap.table.select(&host).and_then(|r| snap.providers.get(&r.provider)) else {
-            return Ok(unknown_host(&host, false));
+            return Ok(unknown_host(&state, &host, false));
         };
         let expected = authority(&p.settings.external_host).unwrap_or_default();
         if host.to_ascii_lowercase() != expected && p.settings.mode != ProxyMode::ForwardDomain {
@@ -747,7 +797,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response
             .select(&host)
             .and_then(|r| snap.providers.get(&r.provider))
         else {
-            return Ok(unknown_host(&host, false));
+            return Ok(unknown_host(&state, &host, false));
         };
         if let Some(key) = crate::session::read_cookie(&headers, &p.cookie) {
             let mut conn = state.store.conn().await?;

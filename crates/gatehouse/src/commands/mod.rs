@@ -19,10 +19,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(&settings.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (is another server using the port? choose one with --listen)", settings.listen))?;
+            let metrics = match &settings.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen for metrics on {addr}: {e} (choose another with --metrics-listen, or `off`)")
+                })?),
+                None => None,
+            };
             serve::run(
                 settings,
                 serve::bootstrap_from_env(),
                 listener,
+                metrics,
                 serve::shutdown_signal(),
             )
             .await

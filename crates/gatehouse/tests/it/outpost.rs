@@ -223,6 +223,14 @@ async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() 
         assert_eq!(r.status(), 401, "a malformed cookie is a new login, never a 500");
         let r = http.get(format!("{}/outpost.goauthentik.io/ping", server.url)).send().await?;
         assert_eq!(r.status(), 204);
+        let metrics = http.get(&server.metrics_url).send().await?.text().await?;
+        assert!(metrics.contains("gatehouse_outpost_unknown_host_total 1"), "{metrics}");
+        assert!(metrics.contains(r#"gatehouse_outpost_decisions_total{provider="App",outcome="login"} 2"#), "{metrics}");
+        let backend = std::env::var("GATEHOUSE_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
+        assert!(metrics.contains(&format!(r#"gatehouse_session_store_info{{backend="{backend}"}} 1"#)), "{metrics}");
+        assert!(metrics.contains("gatehouse_outpost_decision_seconds_bucket"), "{metrics}");
+        let public = http.get(format!("{}/metrics", server.url)).send().await?;
+        assert_ne!(public.status(), 200, "metrics stay off the public port");
         server.stop().await
     })
     .await

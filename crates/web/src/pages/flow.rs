@@ -254,6 +254,11 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             challenge,
             mut errors,
         } => {
+            if errors.iter().any(|e| {
+                e == gatehouse_flow::run::BAD_CREDENTIALS || e == gatehouse_flow::run::BAD_CODE
+            }) {
+                state.metrics.login_failures.inc();
+            }
             errors.splice(0..0, notices);
             save(&mut tx, &state, &key, &flow_run).await?;
             let body = render(&flow_run, &challenge, &errors, state.passkeys.available());
