@@ -22,7 +22,7 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 GH=$(port); HELLO=$(port); NGX_GH=$(port); NGX_STATIC=$(port)
 
 GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$tmp/data GATEHOUSE_LOG=warn \
-    target/release/gatehouse serve --listen "127.0.0.1:$GH" >"$tmp/gatehouse.log" 2>&1 &
+    target/release/gatehouse serve --listen "127.0.0.1:$GH" --metrics-listen off >"$tmp/gatehouse.log" 2>&1 &
 pids+=($!)
 target/release/gatehouse-bench hello "127.0.0.1:$HELLO" &
 pids+=($!)

@@ -3,6 +3,9 @@
 //! - `gatehouse-bench session URL TOKEN HOST`: creates a forward-auth provider for `HOST`,
 //!   a user allowed to use it, logs in through the outpost like a browser, and prints the
 //!   `Cookie` header value of the resulting outpost session.
+//! - `gatehouse-bench oidc URL TOKEN SECONDS CHAINS`: creates an OAuth2 client and a user,
+//!   obtains `CHAINS` refresh tokens through real logins, then refreshes (each chain using the
+//!   token the last refresh returned) and calls userinfo for `SECONDS` each; prints requests/s.
 
 use std::convert::Infallible;
 
@@ -25,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
     {
         ["hello", addr] => hello(addr).await,
         ["session", url, token, host] => session(url, token, host).await,
-        _ => bail!("usage: gatehouse-bench hello ADDR | gatehouse-bench session URL TOKEN HOST"),
+        ["oidc", url, token, seconds, chains] => oidc(url, token, seconds.parse()?, chains.parse()?).await,
+        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS"),
     }
 }
 
@@ -200,4 +204,226 @@ async fn session(url: &str, token: &str, host: &str) -> anyhow::Result<()> {
             .await?;
     }
     bail!("the outpost login did not complete")
+}
+
+/// Follows redirects from `start` like a browser (answering the login forms) until one goes to
+/// `callback`; returns that location.
+async fn authorize(
+    browser: &reqwest::Client,
+    url: &str,
+    start: &str,
+    callback: &str,
+) -> anyhow::Result<String> {
+    let local = |l: &str| {
+        if l.starts_with('/') {
+            format!("{url}{l}")
+        } else {
+            l.replace("http://localhost:", "http://127.0.0.1:")
+        }
+    };
+    let mut target = start.to_owned();
+    let mut response = browser.get(&target).send().await?;
+    for _ in 0..20 {
+        if let Some(location) = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            if location.starts_with(callback) {
+                return Ok(location);
+            }
+            target = local(&location);
+            response = browser.get(&target).send().await?;
+            continue;
+        }
+        let html = response.text().await?;
+        let csrf = html
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let field = if html.contains("name=uid_field") {
+            ("uid_field", "oidc-bench")
+        } else {
+            ("password", "bench password")
+        };
+        let action = target.split('?').next().unwrap_or_default().to_owned();
+        response = browser
+            .post(&action)
+            .form(&[field, ("csrf", csrf.as_str())])
+            .send()
+            .await?;
+    }
+    bail!("no redirect to the callback")
+}
+
+async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        client
+            .get(format!("{url}/api/v3{path}"))
+            .bearer_auth(token)
+            .send()
+    };
+    let flow: Value =
+        get("/flows/instances/default-provider-authorization-implicit-consent/".into())
+            .await?
+            .json()
+            .await?;
+    let invalidation: Value = get("/flows/instances/default-provider-invalidation-flow/".into())
+        .await?
+        .json()
+        .await?;
+    let callback = "http://127.0.0.1:9/callback";
+    let provider = api(
+        &client,
+        url,
+        token,
+        "/providers/oauth2/",
+        json!({"name": "OIDC bench", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+               "redirect_uris": [{"matching_mode": "strict", "url": callback}], "refresh_token_validity": "days=1"}),
+    )
+    .await?;
+    api(
+        &client,
+        url,
+        token,
+        "/core/applications/",
+        json!({"name": "OIDC bench", "slug": "oidc-bench", "provider": provider["pk"]}),
+    )
+    .await?;
+    let user = api(
+        &client,
+        url,
+        token,
+        "/core/users/",
+        json!({"username": "oidc-bench", "name": "OIDC Bench"}),
+    )
+    .await?;
+    api(
+        &client,
+        url,
+        token,
+        &format!("/core/users/{}/set_password/", user["pk"]),
+        json!({"password": "bench password"}),
+    )
+    .await
+    .ok();
+    let client_id = provider["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let secret = provider["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut refresh_tokens = Vec::new();
+    let mut access = String::new();
+    for _ in 0..chains {
+        let start = format!("{url}/application/o/authorize/?client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&response_type=code&scope=openid%20profile%20offline_access");
+        let location = authorize(&browser, url, &start, callback).await?;
+        let code = location
+            .split("code=")
+            .nth(1)
+            .and_then(|c| c.split('&').next())
+            .unwrap_or_default()
+            .to_owned();
+        let tokens: Value = client
+            .post(format!("{url}/application/o/token/"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", callback),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        refresh_tokens.push(
+            tokens["refresh_token"]
+                .as_str()
+                .context("no refresh token")?
+                .to_owned(),
+        );
+        access = tokens["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for mut refresh in refresh_tokens {
+        let (client, url, client_id, secret) = (
+            client.clone(),
+            url.to_owned(),
+            client_id.clone(),
+            secret.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while std::time::Instant::now() < deadline {
+                let answer: Value = client
+                    .post(format!("{url}/application/o/token/"))
+                    .basic_auth(&client_id, Some(&secret))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.as_str()),
+                    ])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                refresh = answer["refresh_token"]
+                    .as_str()
+                    .context("refresh failed")?
+                    .to_owned();
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut refreshes = 0;
+    for t in tasks {
+        refreshes += t.await??;
+    }
+    println!(
+        "refresh_token grants: {:.0} req/s ({chains} rotating chains, {seconds} s)",
+        refreshes as f64 / seconds as f64
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..chains {
+        let (client, url, access) = (client.clone(), url.to_owned(), access.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while std::time::Instant::now() < deadline {
+                let r = client
+                    .get(format!("{url}/application/o/userinfo/"))
+                    .bearer_auth(&access)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("userinfo answered {}", r.status());
+                }
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut calls = 0;
+    for t in tasks {
+        calls += t.await??;
+    }
+    println!(
+        "userinfo: {:.0} req/s ({chains} concurrent clients, {seconds} s)",
+        calls as f64 / seconds as f64
+    );
+    Ok(())
 }

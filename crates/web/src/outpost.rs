@@ -112,8 +112,10 @@ pub fn router() -> Router<AppState> {
             any(|| async { StatusCode::NO_CONTENT }),
         )
         .route("/outpost.goauthentik.io/auth/nginx", any(nginx))
-        .route("/outpost.goauthentik.io/auth/traefik", any(redirecting))
-        .route("/outpost.goauthentik.io/auth/caddy", any(redirecting))
+        .route("/outpost.goauthentik.io/auth/traefik", any(forwarded))
+        .route("/outpost.goauthentik.io/auth/caddy", any(forwarded))
+        .route("/outpost.goauthentik.io/auth/envoy", any(envoy))
+        .route("/outpost.goauthentik.io/auth/envoy/{*path}", any(envoy))
         .route("/outpost.goauthentik.io/start", get(start))
         .route("/outpost.goauthentik.io/callback", get(callback))
         .route("/outpost.goauthentik.io/sign_out", get(sign_out))
@@ -400,12 +402,23 @@ fn config_error(message: &str) -> Response {
         .into_response()
 }
 
+/// Which proxy asks, and so where the original URL comes from.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint<'a> {
+    /// nginx: `X-Original-URL`, or `X-Original-URI` with the host; answers 401 for a login.
+    Nginx,
+    /// Traefik and Caddy: `X-Forwarded-Proto`, `-Host`, `-Uri`; answers 302 for a login.
+    Forwarded,
+    /// Envoy: the path after `/auth/envoy` and the `Host`; answers 302 for a login.
+    Envoy(&'a str),
+}
+
 /// The URL the visitor asked for, from the proxy's headers.
 fn original_url(
     headers: &HeaderMap,
     p: &ProxyProvider,
     host: &str,
-    nginx: bool,
+    endpoint: Endpoint<'_>,
 ) -> Result<String, &'static str> {
     let scheme = header(headers, "x-forwarded-proto").unwrap_or(
         if p.settings.external_host.starts_with("https") {
@@ -414,7 +427,11 @@ fn original_url(
             "http"
         },
     );
-    if nginx {
+    if let Endpoint::Envoy(path) = endpoint {
+        let path = if path.starts_with('/') { path } else { "/" };
+        return Ok(format!("{scheme}://{host}{path}"));
+    }
+    if let Endpoint::Nginx = endpoint {
         if let Some(full) = header(headers, "x-original-url") {
             return Ok(full.to_owned());
         }
@@ -430,15 +447,17 @@ fn original_url(
 }
 
 /// The configuration error for a request without the headers its endpoint needs.
-fn check_forwarded(headers: &HeaderMap, nginx: bool) -> Result<(), &'static str> {
+fn check_forwarded(headers: &HeaderMap, endpoint: Endpoint<'_>) -> Result<(), &'static str> {
     let has = |name: &str| headers.contains_key(name);
-    if nginx && !(has("x-original-url") || has("x-original-uri")) {
-        return Err("The nginx endpoint needs X-Original-URL or X-Original-URI: add `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;` to the auth location.");
+    match endpoint {
+        Endpoint::Nginx if !(has("x-original-url") || has("x-original-uri")) => Err(
+            "The nginx endpoint needs X-Original-URL or X-Original-URI: add `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;` to the auth location.",
+        ),
+        Endpoint::Forwarded if !has("x-forwarded-uri") => {
+            Err("This endpoint needs X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri (Traefik and Caddy send them).")
+        }
+        _ => Ok(()),
     }
-    if !nginx && !has("x-forwarded-uri") {
-        return Err("This endpoint needs X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri (Traefik and Caddy send them).");
-    }
-    Ok(())
 }
 
 fn skip(p: &ProxyProvider, url: &str) -> bool {
@@ -480,7 +499,12 @@ enum Decision {
     Login { url: String, stale_cookie: bool },
 }
 
-async fn decide(state: &AppState, headers: &HeaderMap, peer: SocketAddr, nginx: bool) -> Decided {
+async fn decide(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    endpoint: Endpoint<'_>,
+) -> Decided {
     let Some(host) = request_host(headers) else {
         return Ok(Err(config_error(
             "The request has neither X-Forwarded-Host nor Host.",
@@ -496,8 +520,8 @@ async fn decide(state: &AppState, headers: &HeaderMap, peer: SocketAddr, nginx: 
     };
     // The original URL is needed only for skip paths and logins: check the headers cheaply
     // now, build the URL when it is used.
-    let url = || original_url(headers, p, &host, nginx);
-    if let Err(message) = check_forwarded(headers, nginx) {
+    let url = || original_url(headers, p, &host, endpoint);
+    if let Err(message) = check_forwarded(headers, endpoint) {
         return Ok(Err(config_error(message)));
     }
     if !p.skip.is_empty() && skip(p, &url().unwrap_or_default()) {
@@ -551,7 +575,7 @@ async fn nginx(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let decided = decide(&state, &headers, peer, true).await;
+    let decided = decide(&state, &headers, peer, Endpoint::Nginx).await;
     count(&state, &decided, started);
     match decided {
         Ok(Ok((decision, snap, provider))) => match decision {
@@ -613,13 +637,39 @@ fn unavailable(e: ApiError) -> Response {
         .into_response()
 }
 
-async fn redirecting(
+async fn forwarded(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    redirecting(state, peer, headers, Endpoint::Forwarded).await
+}
+
+async fn envoy(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let rest = uri
+        .path()
+        .strip_prefix("/outpost.goauthentik.io/auth/envoy")
+        .unwrap_or_default();
+    let original = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    redirecting(state, peer, headers, Endpoint::Envoy(&original)).await
+}
+
+async fn redirecting(
+    state: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    endpoint: Endpoint<'_>,
+) -> Response {
     let started = Instant::now();
-    let decided = decide(&state, &headers, peer, false).await;
+    let decided = decide(&state, &headers, peer, endpoint).await;
     count(&state, &decided, started);
     match decided {
         Ok(Ok((decision, snap, provider))) => match decision {

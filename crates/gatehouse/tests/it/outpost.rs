@@ -344,7 +344,7 @@ async fn a_session_lifetime_change_applies_to_the_next_login_without_restart() -
 }
 
 #[tokio::test]
-async fn traefik_and_caddy_endpoints_redirect_straight_to_the_idp() -> anyhow::Result<()> {
+async fn traefik_caddy_and_envoy_endpoints_redirect_straight_to_the_idp() -> anyhow::Result<()> {
     with_server(|server| async move {
         protect(&server, "https://app.example.com").await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
@@ -369,6 +369,15 @@ async fn traefik_and_caddy_endpoints_redirect_straight_to_the_idp() -> anyhow::R
                 .await?;
             assert_eq!(r.status(), 400, "missing X-Forwarded-Uri is a configuration error");
         }
+        // Envoy sends the original path after the prefix, and the original Host.
+        let r = http
+            .get(format!("{}/outpost.goauthentik.io/auth/envoy/wiki?page=1", server.url))
+            .header(HOST, "app.example.com")
+            .send()
+            .await?;
+        assert_eq!(r.status(), 302);
+        let location = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(location.starts_with(&format!("{}/application/o/authorize/", server.external_url)), "{location}");
         server.stop().await
     })
     .await
