@@ -382,7 +382,7 @@ async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Re
                     .await?;
                 refresh = answer["refresh_token"]
                     .as_str()
-                    .context("refresh failed")?
+                    .with_context(|| format!("refresh failed: {answer}"))?
                     .to_owned();
                 done += 1;
             }

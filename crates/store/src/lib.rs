@@ -257,9 +257,15 @@ impl Store {
         self.backend
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes cannot wait for a concurrent writer and
+    /// fails with "database is locked" at once, whereas waiting for the lock at `BEGIN` honours
+    /// `busy_timeout`.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// A pooled connection for reads that need no transaction.
