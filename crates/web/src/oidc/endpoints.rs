@@ -202,6 +202,15 @@ fn parse_form(body: &Bytes) -> Option<HashMap<String, String>> {
         .map(|v| v.into_iter().collect())
 }
 
+/// The RFC 6749 `invalid_request` answer to a body that is not a form.
+fn not_a_form() -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "The body must be application/x-www-form-urlencoded.",
+    )
+}
+
 fn seconds(text: &str, fallback: i64) -> i64 {
     text.parse::<gatehouse_core::Duration>()
         .map(|d| d.seconds())
@@ -414,11 +423,7 @@ pub(super) async fn token(
     body: Bytes,
 ) -> Response {
     let Some(form) = parse_form(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The body must be application/x-www-form-urlencoded.",
-        );
+        return not_a_form();
     };
     let result: Result<Response, ApiError> = async {
         let mut tx = state.store.begin().await?;
@@ -604,11 +609,7 @@ pub(super) async fn introspect(
     body: Bytes,
 ) -> Response {
     let Some(form) = parse_form(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The body must be application/x-www-form-urlencoded.",
-        );
+        return not_a_form();
     };
     let result: Result<Response, ApiError> = async {
         let mut conn = state.store.conn().await?;
@@ -648,11 +649,7 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     let Some(form) = parse_form(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The body must be application/x-www-form-urlencoded.",
-        );
+        return not_a_form();
     };
     let result: Result<Response, ApiError> = async {
         let mut tx = state.store.begin().await?;
