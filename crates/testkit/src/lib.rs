@@ -535,10 +535,37 @@ impl Nginx {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
-    /// Stops nginx.
+    /// Stops nginx. The master is asked to stop (`nginx -s stop`) rather than killed: a killed
+    /// master leaves its worker processes running.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.child.kill().await;
+        self.signal_stop();
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            bail!("nginx did not stop within 5 s: {}", self.error_log());
+        }
         Ok(())
+    }
+
+    fn signal_stop(&self) {
+        let _ = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-c")
+            .arg(self.dir.path().join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Nginx {
+    /// A test that fails before `stop` still stops nginx, workers included.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal_stop();
+        }
     }
 }
 
