@@ -184,26 +184,36 @@ async fn session(url: &str, token: &str, host: &str) -> anyhow::Result<()> {
             };
             continue;
         }
-        let html = response.text().await?;
-        let csrf = html
-            .split("name=csrf value=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        let field = if html.contains("name=uid_field") {
-            ("uid_field", "bench")
-        } else {
-            ("password", "bench password")
-        };
-        let action = target.split('?').next().unwrap_or_default().to_owned();
-        response = browser
-            .post(&action)
-            .form(&[field, ("csrf", csrf.as_str())])
-            .send()
-            .await?;
+        response = answer_login_form(&browser, &target, response, "bench").await?;
     }
     bail!("the outpost login did not complete")
+}
+
+/// Answers the login form `response` carries (identification or password) for `username`,
+/// posting it back to `target` without its query.
+async fn answer_login_form(
+    browser: &reqwest::Client,
+    target: &str,
+    response: reqwest::Response,
+    username: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let html = response.text().await?;
+    let csrf = html
+        .split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default();
+    let field = if html.contains("name=uid_field") {
+        ("uid_field", username)
+    } else {
+        ("password", "bench password")
+    };
+    let action = target.split('?').next().unwrap_or_default();
+    Ok(browser
+        .post(action)
+        .form(&[field, ("csrf", csrf)])
+        .send()
+        .await?)
 }
 
 /// Follows redirects from `start` like a browser (answering the login forms) until one goes to
@@ -237,24 +247,7 @@ async fn authorize(
             response = browser.get(&target).send().await?;
             continue;
         }
-        let html = response.text().await?;
-        let csrf = html
-            .split("name=csrf value=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        let field = if html.contains("name=uid_field") {
-            ("uid_field", "oidc-bench")
-        } else {
-            ("password", "bench password")
-        };
-        let action = target.split('?').next().unwrap_or_default().to_owned();
-        response = browser
-            .post(&action)
-            .form(&[field, ("csrf", csrf.as_str())])
-            .send()
-            .await?;
+        response = answer_login_form(browser, &target, response, "oidc-bench").await?;
     }
     bail!("no redirect to the callback")
 }

@@ -224,8 +224,7 @@ pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) ->
     let Ok(Some(current)) = session::current(&state, &headers).await else {
         return super::user::login_redirect();
     };
-    let key = read_cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    let csrf = super::user::csrf_token(key);
+    let csrf = super::user::csrf_token(&headers);
     let mut conn = match state.store.conn().await {
         Ok(c) => c,
         Err(_) => {
@@ -287,7 +286,7 @@ async fn registering(
         _ => return Err(fail(StatusCode::UNAUTHORIZED, "Log in first.")),
     };
     let key = read_cookie(headers, SESSION_COOKIE).unwrap_or_default();
-    if !secret::constant_time_eq(csrf, &super::user::csrf_token(key)) {
+    if !super::user::csrf_accepted(headers, csrf) {
         return Err(fail(
             StatusCode::FORBIDDEN,
             "The request did not come from your user page (security token missing or wrong).",

@@ -44,8 +44,14 @@ pub fn router() -> Router<AppState> {
 
 /// The anti-forgery token of forms on pages of a session: derived from the session cookie, so
 /// another site cannot know it.
-pub fn csrf_token(session_key: &str) -> String {
+pub fn csrf_token(headers: &HeaderMap) -> String {
+    let session_key = session::read_cookie(headers, session::SESSION_COOKIE).unwrap_or_default();
     secret::token_hash(&format!("gatehouse-csrf:{session_key}"))
+}
+
+/// Whether `presented` is the anti-forgery token of the session these headers carry.
+pub fn csrf_accepted(headers: &HeaderMap, presented: &str) -> bool {
+    secret::constant_time_eq(presented, &csrf_token(headers))
 }
 
 /// Sends a visitor without a session to the login flow, back here afterwards.
@@ -112,7 +118,6 @@ async fn show(
 ) -> Response {
     let result: Result<Response, ApiError> = async {
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
-        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default().to_owned();
         let req = session::request_info(&headers, peer, &method, &uri);
         let mut conn = state.store.conn().await?;
         let apps = visible_applications(&mut conn, &current, &req).await?;
@@ -133,7 +138,7 @@ async fn show(
                 .collect();
             format!("<ul class=apps>{items}</ul>")
         };
-        let csrf = csrf_token(&key);
+        let csrf = csrf_token(&headers);
         let rows: String = my_sessions
             .iter()
             .map(|s| {
@@ -190,8 +195,7 @@ async fn revoke(
 ) -> Response {
     let result: Result<Response, ApiError> = async {
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
-        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
-        if !secret::constant_time_eq(&form.csrf, &csrf_token(key)) {
+        if !csrf_accepted(&headers, &form.csrf) {
             return Ok(error_page(
                 StatusCode::FORBIDDEN,
                 "Form not accepted",
@@ -282,12 +286,11 @@ async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Respons
         let Some(current) = session::current(&state, &headers).await? else {
             return Ok(login_redirect());
         };
-        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
         let secret = totp_rs::Secret::generate().to_base32();
         let body = totp_page(
             &current.user.fields.username,
             &secret,
-            &csrf_token(key),
+            &csrf_token(&headers),
             None,
         )?;
         Ok(wide_page(StatusCode::OK, "Authenticator app", &body))
@@ -314,8 +317,7 @@ async fn totp_confirm(
 ) -> Response {
     let result: Result<Response, ApiError> = async {
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
-        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
-        if !secret::constant_time_eq(&form.csrf, &csrf_token(key)) {
+        if !csrf_accepted(&headers, &form.csrf) {
             return Ok(error_page(
                 StatusCode::FORBIDDEN,
                 "Form not accepted",
@@ -390,14 +392,11 @@ fn password_body(csrf: &str, error: Option<&str>) -> String {
 
 async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session::current(&state, &headers).await {
-        Ok(Some(_)) => {
-            let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
-            page(
-                StatusCode::OK,
-                "Change your password",
-                &password_body(&csrf_token(key), None),
-            )
-        }
+        Ok(Some(_)) => page(
+            StatusCode::OK,
+            "Change your password",
+            &password_body(&csrf_token(&headers), None),
+        ),
         _ => login_redirect(),
     }
 }
@@ -410,8 +409,7 @@ async fn password_change(
 ) -> Response {
     let result: Result<Response, ApiError> = async {
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
-        let key = session::read_cookie(&headers, session::SESSION_COOKIE).unwrap_or_default();
-        let csrf = csrf_token(key);
+        let csrf = csrf_token(&headers);
         if !secret::constant_time_eq(&form.csrf, &csrf) {
             return Ok(error_page(StatusCode::FORBIDDEN, "Form not accepted", "The form did not come from your user page (its security token is missing or wrong).", "<a href=\"/if/user/password/\">Reload the page</a> and try again."));
         }
