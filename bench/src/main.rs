@@ -28,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
     {
         ["hello", addr] => hello(addr).await,
         ["session", url, token, host] => session(url, token, host).await,
-        ["oidc", url, token, seconds, chains] => oidc(url, token, seconds.parse()?, chains.parse()?).await,
-        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS"),
+        ["oidc", url, token, seconds, chains, algorithm] => oidc(url, token, seconds.parse()?, chains.parse()?, algorithm).await,
+        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS RS256|ES256"),
     }
 }
 
@@ -252,7 +252,43 @@ async fn authorize(
     bail!("no redirect to the callback")
 }
 
-async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Result<()> {
+/// Runs `chains` copies of `step` until `seconds` have passed; returns the rate per second.
+async fn rate<S, F>(seconds: u64, states: Vec<S>, step: F) -> anyhow::Result<f64>
+where
+    S: Send + 'static,
+    F: Fn(S) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<S>> + Send>>
+        + Clone
+        + Send
+        + 'static,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for mut state in states {
+        let step = step.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while std::time::Instant::now() < deadline {
+                state = step(state).await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / seconds as f64)
+}
+
+/// The token endpoint and userinfo of a provider signing with `algorithm`.
+async fn oidc(
+    url: &str,
+    token: &str,
+    seconds: u64,
+    chains: usize,
+    algorithm: &str,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let get = |path: String| {
         client
@@ -275,16 +311,18 @@ async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Re
         url,
         token,
         "/providers/oauth2/",
-        json!({"name": "OIDC bench", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
-               "redirect_uris": [{"matching_mode": "strict", "url": callback}], "refresh_token_validity": "days=1"}),
+        json!({"name": format!("OIDC bench {algorithm}"), "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+               "redirect_uris": [{"matching_mode": "strict", "url": callback}], "refresh_token_validity": "days=1",
+               "signing_algorithm": algorithm}),
     )
     .await?;
+    let slug = format!("oidc-bench-{}", algorithm.to_lowercase());
     api(
         &client,
         url,
         token,
         "/core/applications/",
-        json!({"name": "OIDC bench", "slug": "oidc-bench", "provider": provider["pk"]}),
+        json!({"name": slug, "slug": slug, "provider": provider["pk"]}),
     )
     .await?;
     let user = api(
@@ -350,20 +388,24 @@ async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Re
             .unwrap_or_default()
             .to_owned();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for mut refresh in refresh_tokens {
-        let (client, url, client_id, secret) = (
+    let endpoint = format!("{url}/application/o/token/");
+    let refresh_rate = rate(seconds, refresh_tokens, {
+        let (client, endpoint, client_id, secret) = (
             client.clone(),
-            url.to_owned(),
+            endpoint.clone(),
             client_id.clone(),
             secret.clone(),
         );
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            while std::time::Instant::now() < deadline {
+        move |refresh: String| {
+            let (client, endpoint, client_id, secret) = (
+                client.clone(),
+                endpoint.clone(),
+                client_id.clone(),
+                secret.clone(),
+            );
+            Box::pin(async move {
                 let answer: Value = client
-                    .post(format!("{url}/application/o/token/"))
+                    .post(&endpoint)
                     .basic_auth(&client_id, Some(&secret))
                     .form(&[
                         ("grant_type", "refresh_token"),
@@ -373,30 +415,66 @@ async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Re
                     .await?
                     .json()
                     .await?;
-                refresh = answer["refresh_token"]
+                Ok(answer["refresh_token"]
                     .as_str()
                     .with_context(|| format!("refresh failed: {answer}"))?
+                    .to_owned())
+            })
+        }
+    })
+    .await?;
+    println!("{algorithm} refresh_token grants: {refresh_rate:.0} req/s ({chains} rotating chains, {seconds} s)");
+    let start = format!("{url}/application/o/authorize/?client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&response_type=code&scope=openid%20profile");
+    let code_rate = rate(seconds, vec![(); chains], {
+        let (client, browser, endpoint, url) = (
+            client.clone(),
+            browser.clone(),
+            endpoint.clone(),
+            url.to_owned(),
+        );
+        move |()| {
+            let (client, browser, endpoint, url, start) = (
+                client.clone(),
+                browser.clone(),
+                endpoint.clone(),
+                url.clone(),
+                start.clone(),
+            );
+            let (client_id, secret) = (client_id.clone(), secret.clone());
+            Box::pin(async move {
+                let location = authorize(&browser, &url, &start, callback).await?;
+                let code = location
+                    .split("code=")
+                    .nth(1)
+                    .and_then(|c| c.split('&').next())
+                    .unwrap_or_default()
                     .to_owned();
-                done += 1;
-            }
-            anyhow::Ok(done)
-        }));
-    }
-    let mut refreshes = 0;
-    for t in tasks {
-        refreshes += t.await??;
-    }
-    println!(
-        "refresh_token grants: {:.0} req/s ({chains} rotating chains, {seconds} s)",
-        refreshes as f64 / seconds as f64
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..chains {
-        let (client, url, access) = (client.clone(), url.to_owned(), access.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            while std::time::Instant::now() < deadline {
+                let answer: Value = client
+                    .post(&endpoint)
+                    .basic_auth(&client_id, Some(&secret))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("redirect_uri", callback),
+                    ])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                answer["id_token"]
+                    .as_str()
+                    .with_context(|| format!("code exchange failed: {answer}"))?;
+                Ok(())
+            })
+        }
+    })
+    .await?;
+    println!("{algorithm} authorization codes (authorize + exchange): {code_rate:.0} logins/s ({chains} concurrent clients, {seconds} s)");
+    let userinfo_rate = rate(seconds, vec![(); chains], {
+        let (client, url) = (client.clone(), url.to_owned());
+        move |()| {
+            let (client, url, access) = (client.clone(), url.clone(), access.clone());
+            Box::pin(async move {
                 let r = client
                     .get(format!("{url}/application/o/userinfo/"))
                     .bearer_auth(&access)
@@ -405,18 +483,13 @@ async fn oidc(url: &str, token: &str, seconds: u64, chains: usize) -> anyhow::Re
                 if !r.status().is_success() {
                     bail!("userinfo answered {}", r.status());
                 }
-                done += 1;
-            }
-            anyhow::Ok(done)
-        }));
-    }
-    let mut calls = 0;
-    for t in tasks {
-        calls += t.await??;
-    }
+                Ok(())
+            })
+        }
+    })
+    .await?;
     println!(
-        "userinfo: {:.0} req/s ({chains} concurrent clients, {seconds} s)",
-        calls as f64 / seconds as f64
+        "{algorithm} userinfo: {userinfo_rate:.0} req/s ({chains} concurrent clients, {seconds} s)"
     );
     Ok(())
 }

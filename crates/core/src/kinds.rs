@@ -226,6 +226,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// How an OIDC provider signs its tokens. RS256 is what every relying party accepts without
+    /// configuration; ES256 is much faster to sign and what busy token endpoints should use.
+    SigningAlgorithm, "signing algorithm" {
+        /// RSA 2048 with SHA-256.
+        Rs256 = "RS256",
+        /// ECDSA P-256 with SHA-256.
+        Es256 = "ES256",
+    }
+}
+
+string_enum! {
     /// What the `sub` claim contains.
     SubMode, "subject mode" {
         /// A hash of the user id, stable and opaque.

@@ -6,8 +6,8 @@ use std::fmt;
 
 use gatehouse_core::kinds::{
     ClientType, DeniedAction, FlowAuthentication, FlowDesignation, FlowLayout, IssuerMode,
-    PolicyEngineMode, PolicyKind, ProxyMode, SourceProviderType, StageKind, SubMode,
-    UserMatchingMode, UserType,
+    PolicyEngineMode, PolicyKind, ProxyMode, SigningAlgorithm, SourceProviderType, StageKind,
+    SubMode, UserMatchingMode, UserType,
 };
 use gatehouse_proto::providers::RedirectUri;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -300,6 +300,9 @@ pub struct OAuth2ProviderEntry {
     /// What `sub` contains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_mode: Option<SubMode>,
+    /// `RS256` (default) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<SigningAlgorithm>,
     /// How `iss` is formed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_mode: Option<IssuerMode>,

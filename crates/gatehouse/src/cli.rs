@@ -36,6 +36,9 @@ pub enum Command {
     /// Inspect flows.
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// Manage the OIDC signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Show what applying a declarative config file would change.
     Plan(DeclarativeArgs),
     /// Apply a declarative config file in one transaction.
@@ -341,6 +344,27 @@ pub enum FlowCommand {
         /// Evaluate for a visitor from this address.
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
+    },
+}
+
+/// `gatehouse key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the signing keys: which sign now, which are retired and until when they are published.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Retire the active key of an algorithm and make its successor. The old key stays in the
+    /// JWKS until every token it signed has expired, so relying parties notice nothing.
+    Rotate {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// RS256 or ES256.
+        #[arg(long, default_value = "RS256")]
+        algorithm: String,
     },
 }
 

@@ -1,6 +1,9 @@
 //! OAuth2/OIDC and proxy providers.
 
-use gatehouse_core::kinds::{ClientType, IssuerMode, MatchingMode, ProxyMode, SubMode};
+use chrono::{DateTime, Utc};
+use gatehouse_core::kinds::{
+    ClientType, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -87,6 +90,8 @@ pub struct OAuth2Provider {
     pub logout_method: String,
     /// What `sub` contains.
     pub sub_mode: SubMode,
+    /// How tokens are signed (Gatehouse addition; Authentik picks this through `signing_key`).
+    pub signing_algorithm: SigningAlgorithm,
     /// How `iss` is formed.
     pub issuer_mode: IssuerMode,
     /// Always empty.
@@ -159,6 +164,8 @@ pub struct OAuth2ProviderRequest {
     pub logout_method: Option<String>,
     /// What `sub` contains.
     pub sub_mode: Option<SubMode>,
+    /// `RS256` (default) or `ES256`.
+    pub signing_algorithm: Option<SigningAlgorithm>,
     /// How `iss` is formed.
     pub issuer_mode: Option<IssuerMode>,
     /// Must be empty.
@@ -270,4 +277,34 @@ pub struct ProxyProviderRequest {
     pub access_token_validity: Option<String>,
     /// Refresh lifetime.
     pub refresh_token_validity: Option<String>,
+}
+
+/// One OIDC signing key as operators see it (never the private part).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeyInfo {
+    /// Key id, as in the JWKS and token headers.
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub algorithm: SigningAlgorithm,
+    /// When it was made.
+    pub created: DateTime<Utc>,
+    /// When it stopped signing; null while it signs.
+    pub retired: Option<DateTime<Utc>>,
+    /// Until when a retired key stays in the JWKS.
+    pub published_until: Option<DateTime<Utc>>,
+}
+
+/// Every signing key, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeys {
+    /// The keys.
+    pub keys: Vec<SigningKeyInfo>,
+}
+
+/// Body of a key rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotationRequest {
+    /// Which algorithm's key to replace.
+    pub algorithm: SigningAlgorithm,
 }

@@ -48,6 +48,9 @@ pub use sqlx::AnyConnection as Conn;
 /// An open transaction; commit it or it rolls back when dropped.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// A connection borrowed from the pool, outside any transaction.
+pub type PoolConn = sqlx::pool::PoolConnection<sqlx::Any>;
+
 /// A store result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -269,7 +272,7 @@ impl Store {
     }
 
     /// A pooled connection for reads that need no transaction.
-    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+    pub async fn conn(&self) -> Result<PoolConn> {
         Ok(self.pool.acquire().await?)
     }
 

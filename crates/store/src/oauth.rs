@@ -131,6 +131,8 @@ pub struct SigningKey {
     pub created: DateTime<Utc>,
     /// When it stopped signing, if it did.
     pub retired: Option<DateTime<Utc>>,
+    /// Until when a retired key stays in the JWKS (its last tokens expire by then).
+    pub published_until: Option<DateTime<Utc>>,
 }
 
 fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
@@ -141,6 +143,7 @@ fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
         public_jwk: row.json("public_jwk")?,
         created: row.ts("created")?,
         retired: row.opt_ts("retired")?,
+        published_until: row.opt_ts("published_until")?,
     })
 }
 
@@ -157,20 +160,48 @@ pub async fn active_keys(conn: &mut AnyConnection, algorithm: &str) -> Result<Ve
     .collect()
 }
 
-/// Keys to publish: active ones and those retired after `since` (their tokens may live on).
+/// Keys to publish at `now`: active ones and retired ones whose tokens may still be alive.
 pub async fn published_keys(
     conn: &mut AnyConnection,
-    since: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<SigningKey>> {
     sql::fetch_all(
         conn,
-        "SELECT * FROM signing_keys WHERE retired IS NULL OR retired > $1 ORDER BY created DESC",
-        vec![since.into()],
+        "SELECT * FROM signing_keys WHERE retired IS NULL OR published_until > $1 ORDER BY created DESC",
+        vec![now.into()],
     )
     .await?
     .iter()
     .map(signing_key)
     .collect()
+}
+
+/// Every key ever made, newest first (for the operator's listing).
+pub async fn all_keys(conn: &mut AnyConnection) -> Result<Vec<SigningKey>> {
+    sql::fetch_all(
+        conn,
+        "SELECT * FROM signing_keys ORDER BY created DESC",
+        Vec::new(),
+    )
+    .await?
+    .iter()
+    .map(signing_key)
+    .collect()
+}
+
+/// Retires the active keys of `algorithm`, keeping them published until `published_until`;
+/// returns how many were retired.
+pub async fn retire_keys(
+    conn: &mut AnyConnection,
+    algorithm: &str,
+    published_until: DateTime<Utc>,
+) -> Result<u64> {
+    sql::execute(
+        conn,
+        "UPDATE signing_keys SET retired = $1, published_until = $2 WHERE retired IS NULL AND algorithm = $3",
+        vec![sql::now().into(), published_until.into(), algorithm.into()],
+    )
+    .await
 }
 
 /// Stores a new signing key.
@@ -417,11 +448,12 @@ pub async fn find_refresh_token(
     .transpose()
 }
 
-/// Marks refresh token `token` rotated; false when it already was (a reuse).
+/// Marks refresh token `token` rotated; false when it already was (a reuse) or its family has
+/// been revoked meanwhile.
 pub async fn rotate_refresh_token(conn: &mut AnyConnection, token: &str) -> Result<bool> {
     let changed = sql::execute(
         conn,
-        "UPDATE refresh_tokens SET used = $1 WHERE token_hash = $2 AND used = $3",
+        "UPDATE refresh_tokens SET used = $1 WHERE token_hash = $2 AND used = $3 AND revoked = $3",
         vec![true.into(), secret::token_hash(token).into(), false.into()],
     )
     .await?;

@@ -3,7 +3,9 @@
 //! A base row in `providers` (shared integer ids, as Authentik's API expects) plus one row in
 //! the table of its kind.
 
-use gatehouse_core::kinds::{ClientType, IssuerMode, MatchingMode, ProxyMode, SubMode};
+use gatehouse_core::kinds::{
+    ClientType, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
+};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -31,6 +33,8 @@ pub struct OAuth2Settings {
     pub include_claims_in_id_token: bool,
     /// What `sub` contains.
     pub sub_mode: SubMode,
+    /// How tokens are signed.
+    pub signing_algorithm: SigningAlgorithm,
     /// How `iss` is formed.
     pub issuer_mode: IssuerMode,
     /// Front/back-channel logout URI.
@@ -119,7 +123,7 @@ impl Entity for Provider {
     const WHAT: &'static str = "provider";
     const SELECT: &'static str =
         "SELECT p.*, o.client_type, o.access_code_validity, o.include_claims_in_id_token, \
-        o.sub_mode, o.issuer_mode, o.logout_uri, x.mode, x.external_host, x.internal_host, \
+        o.sub_mode, o.signing_algorithm, o.issuer_mode, o.logout_uri, x.mode, x.external_host, x.internal_host, \
         x.internal_host_ssl_validation, x.cookie_domain, x.skip_path_regex, x.basic_auth_enabled, \
         x.basic_auth_user_attribute, x.basic_auth_password_attribute, x.intercept_header_auth \
         FROM providers p LEFT JOIN oauth2_providers o ON o.provider_id = p.id \
@@ -145,6 +149,7 @@ impl Entity for Provider {
                 access_code_validity: row.text("access_code_validity")?,
                 include_claims_in_id_token: row.flag("include_claims_in_id_token")?,
                 sub_mode: row.parsed("sub_mode")?,
+                signing_algorithm: row.parsed("signing_algorithm")?,
                 issuer_mode: row.parsed("issuer_mode")?,
                 logout_uri: row.text("logout_uri")?,
                 redirect_uris: Vec::new(),
@@ -218,6 +223,7 @@ async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> R
                         o.include_claims_in_id_token.into(),
                     ),
                     ("sub_mode", o.sub_mode.as_str().into()),
+                    ("signing_algorithm", o.signing_algorithm.as_str().into()),
                     ("issuer_mode", o.issuer_mode.as_str().into()),
                     ("logout_uri", o.logout_uri.clone().into()),
                 ],
@@ -352,4 +358,18 @@ pub async fn list(conn: &mut AnyConnection, spec: &ListSpec) -> Result<Listed<Pr
         count: listed.count,
         items,
     })
+}
+
+/// The token lifetime of every provider (as written, e.g. `minutes=5`): a retired signing key
+/// stays published for the longest of them.
+pub async fn access_token_validities(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    sql::fetch_all(
+        conn,
+        "SELECT access_token_validity FROM providers",
+        Vec::new(),
+    )
+    .await?
+    .iter()
+    .map(|row| row.text("access_token_validity"))
+    .collect()
 }

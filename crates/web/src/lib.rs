@@ -53,6 +53,8 @@ pub struct AppState {
     pub passkeys: Arc<passkeys::Passkeys>,
     /// The embedded outpost's caches.
     pub outpost: Arc<outpost::Outpost>,
+    /// OIDC signing keys, parsed once.
+    pub keys: Arc<oidc::Keyring>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
@@ -74,6 +76,7 @@ impl AppState {
             }),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             outpost: Arc::new(outpost::Outpost::default()),
+            keys: Arc::default(),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }

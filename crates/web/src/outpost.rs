@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use chrono::Utc;
-use gatehouse_core::kinds::ProxyMode;
+use gatehouse_core::kinds::{ProxyMode, SigningAlgorithm};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
@@ -787,6 +787,7 @@ async fn callback(
         let Some(key) = crate::session::read_cookie(&headers, &p.cookie).map(str::to_owned) else {
             return Ok(stale("This browser has no login in progress for this application (cookies blocked, or the login started elsewhere)."));
         };
+        let signer = state.keys.signer(&state.store, SigningAlgorithm::Rs256).await?;
         let mut tx = state.store.begin().await?;
         let Some(pending) = proxy_sessions::find(&mut tx, &key, Utc::now()).await? else {
             return Ok(stale("The login took too long or was already completed."));
@@ -814,7 +815,7 @@ async fn callback(
         claims.insert("aud".into(), p.provider.fields.client_id.clone().into());
         claims.insert("iat".into(), now.timestamp().into());
         claims.insert("exp".into(), (now + chrono::Duration::seconds(p.validity)).timestamp().into());
-        let id_token = crate::oidc::sign(&mut tx, &Value::Object(claims)).await?;
+        let id_token = signer.sign(Value::Object(claims)).await?;
         proxy_sessions::log_in(
             &mut tx,
             pending.uuid,

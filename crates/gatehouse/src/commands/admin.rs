@@ -7,7 +7,9 @@ use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::{AppCommand, FlowCommand, GroupCommand, InviteCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    AppCommand, FlowCommand, GroupCommand, InviteCommand, KeyCommand, TokenCommand, UserCommand,
+};
 use crate::client::{cell, table, url_encode, Client};
 
 async fn user_pk(client: &Client, username: &str) -> anyhow::Result<i64> {
@@ -366,6 +368,53 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("revoked token {identifier}");
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse key …`
+pub(super) async fn key(command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let keys = c.get("/oauth2/signing_keys/").await?;
+            c.print(&keys, |keys| {
+                let rows = keys["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        let state = match (&k["retired"], &k["published_until"]) {
+                            (Value::Null, _) => "signing".to_owned(),
+                            (_, until) => format!("retired, published until {}", cell(until)),
+                        };
+                        vec![
+                            cell(&k["kid"]),
+                            cell(&k["algorithm"]),
+                            cell(&k["created"]),
+                            state,
+                        ]
+                    })
+                    .collect();
+                table(&["KID", "ALGORITHM", "CREATED", "STATE"], rows);
+            });
+        }
+        KeyCommand::Rotate { client, algorithm } => {
+            let c = Client::new(&client)?;
+            let k = c
+                .post(
+                    "/oauth2/signing_keys/rotate/",
+                    &json!({"algorithm": algorithm}),
+                )
+                .await?;
+            c.print(&k, |k| {
+                println!(
+                    "{} tokens are now signed by key {}; the previous key stays published until its tokens expire",
+                    cell(&k["algorithm"]),
+                    cell(&k["kid"])
+                );
+            });
         }
     }
     Ok(())

@@ -79,5 +79,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => admin::token(c).await,
         Command::Invite(c) => admin::invite(c).await,
         Command::Flow(c) => admin::flow(c).await,
+        Command::Key(c) => admin::key(c).await,
     }
 }

@@ -5,7 +5,10 @@ use std::process::Output;
 
 use gatehouse_testkit::{with_server, TestServer, TOKEN};
 
-async fn gatehouse(server: Option<&TestServer>, args: &[&str]) -> anyhow::Result<Output> {
+pub(crate) async fn gatehouse(
+    server: Option<&TestServer>,
+    args: &[&str],
+) -> anyhow::Result<Output> {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     command
         .args(args)
@@ -19,7 +22,7 @@ async fn gatehouse(server: Option<&TestServer>, args: &[&str]) -> anyhow::Result
     Ok(command.output().await?)
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 const PASSWORD: &str = "correct horse battery staple";
 
 struct App {
+    provider: i64,
     client_id: String,
     client_secret: String,
     callback: String,
@@ -57,6 +58,7 @@ async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
         )
         .await?;
     Ok(App {
+        provider: provider["pk"].as_i64().unwrap_or_default(),
         client_id: provider["client_id"].as_str().unwrap_or_default().into(),
         client_secret: provider["client_secret"]
             .as_str()
@@ -552,6 +554,150 @@ async fn prompt_none_reports_login_required_and_public_clients_need_pkce() -> an
         let body: Value = r.json().await?;
         assert_eq!(status, 200, "{body}");
         assert!(body["id_token"].is_string(), "{body}");
+        server.stop().await
+    })
+    .await
+}
+
+/// The kid in a JWT's header.
+fn kid_of(jwt: &str) -> String {
+    jsonwebtoken::decode_header(jwt)
+        .ok()
+        .and_then(|h| h.kid)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_and_outlive_a_key_rotation() -> anyhow::Result<()> {
+    use openidconnect::core::CoreJwsSigningAlgorithm;
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (status, body) = server
+            .patch(
+                &format!("/providers/oauth2/{}/", app.provider),
+                json!({"signing_algorithm": "ES256"}),
+            )
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["signing_algorithm"], "ES256");
+        let (status, body) = server
+            .patch(
+                &format!("/providers/oauth2/{}/", app.provider),
+                json!({"signing_algorithm": "HS256"}),
+            )
+            .await?;
+        assert_eq!(status, 400, "an unknown algorithm is refused: {body}");
+
+        let http = http()?;
+        let metadata =
+            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
+                .await?;
+        let advertised = serde_json::to_value(metadata.id_token_signing_alg_values_supported())?;
+        assert_eq!(advertised, json!(["ES256"]));
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(app.client_id.clone()),
+            Some(ClientSecret::new(app.client_secret.clone())),
+        )
+        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
+        let (auth_url, _, nonce) = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("offline_access".into()))
+            .add_scope(Scope::new("profile".into()))
+            .url();
+        let redirect = log_in_and_authorize(&server, auth_url.as_str(), &app.callback).await?;
+        let code = query_param(&redirect, "code").unwrap_or_default();
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))?
+            .request_async(&http)
+            .await?;
+        let es256 = client
+            .id_token_verifier()
+            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| anyhow::anyhow!("no ID token"))?;
+        id_token.claims(&es256, &nonce)?;
+        let old_kid = kid_of(&id_token.to_string());
+
+        // Rotate through the CLI; the old access token keeps working, new tokens use the new key.
+        let out = crate::cli::gatehouse(Some(&server), &["key", "rotate", "--algorithm", "ES256"])
+            .await?;
+        assert!(out.status.success(), "{out:?}");
+        let jwks: Value = reqwest::get(format!("{}/application/o/grafana/jwks/", server.url))
+            .await?
+            .json()
+            .await?;
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["kid"].as_str())
+            .collect();
+        assert!(
+            kids.contains(&old_kid.as_str()),
+            "the retired key stays published: {jwks}"
+        );
+        let userinfo: CoreUserInfoClaims = client
+            .user_info(tokens.access_token().clone(), None)?
+            .request_async(&http)
+            .await?;
+        assert_eq!(
+            userinfo.preferred_username().map(|u| u.as_str()),
+            Some("alice@example.com")
+        );
+        let refresh = tokens
+            .refresh_token()
+            .ok_or_else(|| anyhow::anyhow!("no refresh token"))?;
+        let refreshed = client
+            .exchange_refresh_token(refresh)?
+            .request_async(&http)
+            .await?;
+        let new_id = refreshed
+            .id_token()
+            .ok_or_else(|| anyhow::anyhow!("no ID token on refresh"))?;
+        let new_kid = kid_of(&new_id.to_string());
+        assert_ne!(
+            new_kid, old_kid,
+            "tokens are signed by the new key after rotation"
+        );
+        // The RP fetches the JWKS again (as it does for an unknown kid) and the new token verifies.
+        let metadata =
+            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
+                .await?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(app.client_id.clone()),
+            Some(ClientSecret::new(app.client_secret.clone())),
+        );
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+        new_id.claims(&verifier, |_: Option<&Nonce>| Ok(()))?;
+
+        let out = crate::cli::gatehouse(Some(&server), &["key", "list", "--json"]).await?;
+        let listed: Value = serde_json::from_str(&crate::cli::stdout(&out))?;
+        let old = listed["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["kid"] == old_kid.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            old["retired"].is_string() && old["published_until"].is_string(),
+            "{listed}"
+        );
+        let out = crate::cli::gatehouse(Some(&server), &["key", "rotate", "--algorithm", "HS256"])
+            .await?;
+        assert!(
+            !out.status.success(),
+            "an unknown algorithm fails the command"
+        );
         server.stop().await
     })
     .await

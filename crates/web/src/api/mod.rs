@@ -14,6 +14,7 @@ mod explain;
 mod flows;
 mod groups;
 mod invitations;
+mod keys;
 mod outposts;
 mod policies;
 pub(crate) mod providers;
@@ -138,6 +139,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = tokens::routes(api);
     let api = sessions::routes(api);
     let api = providers::routes(api.tag("providers"));
+    let api = keys::routes(api.tag("oauth2"));
     let api = flows::routes(api.tag("flows"));
     let api = explain::routes(api);
     let api = invitations::routes(api.tag("stages"));

@@ -1,7 +1,7 @@
 //! `providers/oauth2/` and `providers/proxy/`: the two kinds of provider, sharing integer ids.
 
 use gatehouse_core::kinds::{
-    ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, SubMode,
+    ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
 };
 use gatehouse_core::{secret, validate};
 use gatehouse_proto::providers::{
@@ -130,6 +130,7 @@ async fn render_oauth2(conn: &mut Conn, p: &store::Provider) -> ApiResult<OAuth2
         logout_uri: o.logout_uri.clone(),
         logout_method: "backchannel".into(),
         sub_mode: o.sub_mode,
+        signing_algorithm: o.signing_algorithm,
         issuer_mode: o.issuer_mode,
         jwt_federation_sources: Vec::new(),
         jwt_federation_providers: Vec::new(),
@@ -289,6 +290,7 @@ pub(crate) fn oauth2_defaults() -> ProviderFields {
             access_code_validity: "minutes=1".into(),
             include_claims_in_id_token: true,
             sub_mode: SubMode::HashedUserId,
+            signing_algorithm: SigningAlgorithm::Rs256,
             issuer_mode: IssuerMode::PerProvider,
             logout_uri: String::new(),
             redirect_uris: Vec::new(),
@@ -363,6 +365,7 @@ async fn oauth2_fields(
         &o.include_claims_in_id_token,
     );
     o.sub_mode = or(&req.sub_mode, &o.sub_mode);
+    o.signing_algorithm = or(&req.signing_algorithm, &o.signing_algorithm);
     o.issuer_mode = or(&req.issuer_mode, &o.issuer_mode);
     o.logout_uri = or(&req.logout_uri, &o.logout_uri);
     if let Some(uris) = &req.redirect_uris {

@@ -4,6 +4,7 @@
 //! RFC 6749: `{"error", "error_description"}` with the status the RFCs prescribe.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -12,12 +13,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use chrono::{Duration, Utc};
-use gatehouse_core::kinds::{ClientType, SubMode};
+use chrono::{DateTime, Duration, Utc};
+use gatehouse_core::kinds::{ClientType, SigningAlgorithm, SubMode};
 use gatehouse_core::secret;
 use gatehouse_store::oauth::{self, Redeemed};
 use gatehouse_store::providers::{OAuth2Settings, Provider, ProviderKind};
-use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn};
+use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn, PoolConn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,25 @@ pub(crate) fn issuer(external_url: &str, slug: &str) -> String {
     format!("{external_url}/application/o/{slug}/")
 }
 
+/// The signing algorithm of the application with slug `slug` (RS256 when its provider is not
+/// an OAuth2 one); `None` when there is no such application.
+async fn signing_algorithm_of(
+    conn: &mut Conn,
+    slug: &str,
+) -> Result<Option<SigningAlgorithm>, ApiError> {
+    let Some(app) = applications::find_by_slug(conn, slug).await? else {
+        return Ok(None);
+    };
+    let kind = match app.fields.provider {
+        Some(id) => Some(providers::get(conn, id).await?.fields.kind),
+        None => None,
+    };
+    Ok(Some(match kind {
+        Some(ProviderKind::OAuth2(o)) => o.signing_algorithm,
+        _ => SigningAlgorithm::Rs256,
+    }))
+}
+
 /// `/application/o/<slug>/.well-known/openid-configuration`.
 pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
     let Ok(mut conn) = state.store.conn().await else {
@@ -68,8 +88,8 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
             "The database is unavailable.",
         );
     };
-    match applications::find_by_slug(&mut conn, &slug).await {
-        Ok(Some(_)) => {}
+    let algorithm = match signing_algorithm_of(&mut conn, &slug).await {
+        Ok(Some(algorithm)) => algorithm,
         Ok(None) => {
             return oauth_error(
                 StatusCode::NOT_FOUND,
@@ -77,8 +97,8 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
                 &format!("No application with slug `{slug}`."),
             )
         }
-        Err(e) => return server_error(e.into()),
-    }
+        Err(e) => return server_error(e),
+    };
     let base = &state.settings.external_url;
     let o = format!("{base}/application/o");
     Json(json!({
@@ -94,7 +114,7 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [keys::DEFAULT_ALGORITHM],
+        "id_token_signing_alg_values_supported": [algorithm.as_str()],
         "scopes_supported": super::SCOPES,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
@@ -106,12 +126,7 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
 
 /// `/application/o/<slug>/jwks/`.
 pub(super) async fn jwks(State(state): State<AppState>) -> Response {
-    let result: Result<Value, ApiError> = async {
-        let mut conn = state.store.conn().await?;
-        keys::jwks(&mut conn).await
-    }
-    .await;
-    match result {
+    match state.keys.jwks(&state.store).await {
         Ok(doc) => Json(doc).into_response(),
         Err(e) => server_error(e),
     }
@@ -295,118 +310,138 @@ struct TokenResponse {
     refresh_token: Option<String>,
 }
 
-/// Issues access (and ID, and refresh) tokens for `user` (`None` for client credentials).
-#[allow(clippy::too_many_arguments)]
-async fn issue(
-    conn: &mut Conn,
-    state: &AppState,
-    client: &Client,
-    user: Option<&users::User>,
-    scope: &str,
-    nonce: &str,
-    code_hash: Option<&str>,
+/// What a token response is issued for.
+struct Issue<'a> {
+    client: &'a Client,
+    /// `None` for client credentials.
+    user: Option<&'a users::User>,
+    scope: &'a str,
+    nonce: &'a str,
+    /// The authorization code the tokens come from, so a replay of it can revoke them.
+    code_hash: Option<&'a str>,
+    /// The refresh family to continue (a refresh grant) instead of starting one.
     family: Option<Uuid>,
-) -> Result<TokenResponse, ApiError> {
-    let now = Utc::now();
-    let iss = issuer(&state.settings.external_url, &client.slug);
-    let client_id = client.provider.fields.client_id.clone();
-    let lifetime = seconds(&client.provider.fields.access_token_validity, 300);
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
-    let claims = match user {
-        Some(u) => user_claims(conn, u, &scopes, client.settings.sub_mode).await?,
-        None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
-    };
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let mut extra = claims.clone();
-    extra.remove("sub");
-    let jti = Uuid::new_v4().to_string();
-    let access = AccessClaims {
-        iss: iss.clone(),
-        sub: sub.clone(),
-        aud: client_id.clone(),
-        exp: (now + Duration::seconds(lifetime)).timestamp(),
-        iat: now.timestamp(),
-        jti: jti.clone(),
-        scope: scope.to_owned(),
-        azp: client_id.clone(),
-        uid: None,
-        extra,
-    };
-    let access_token = keys::sign(conn, &access).await?;
-    oauth::record_access_token(
-        conn,
-        &jti,
-        client.provider.id,
-        user.map(|u| u.id),
-        scope,
-        code_hash,
-        now + Duration::seconds(lifetime),
-    )
-    .await?;
-    let id_token = match (user, scopes.contains(&"openid")) {
-        (Some(u), true) => {
-            let mut id = Map::new();
-            id.insert("iss".into(), iss.clone().into());
-            id.insert("sub".into(), sub.clone().into());
-            id.insert("aud".into(), client_id.clone().into());
-            id.insert("azp".into(), client_id.clone().into());
-            id.insert(
-                "exp".into(),
-                (now + Duration::seconds(lifetime)).timestamp().into(),
-            );
-            id.insert("iat".into(), now.timestamp().into());
-            id.insert(
-                "auth_time".into(),
-                u.last_login.unwrap_or(now).timestamp().into(),
-            );
-            if !nonce.is_empty() {
-                id.insert("nonce".into(), nonce.into());
-            }
-            if client.settings.include_claims_in_id_token {
-                for (k, v) in &claims {
-                    id.entry(k.clone()).or_insert(v.clone());
+}
+
+/// Tokens signed but not stored yet. Minting needs only reads and signatures, so the write
+/// transaction that stores the result stays a few statements long.
+struct Minted {
+    response: TokenResponse,
+    jti: String,
+    expires: DateTime<Utc>,
+    refresh_expires: DateTime<Utc>,
+}
+
+impl Issue<'_> {
+    /// Builds and signs the tokens.
+    async fn mint(
+        &self,
+        conn: &mut Conn,
+        state: &AppState,
+        signer: &Arc<keys::Signer>,
+    ) -> Result<Minted, ApiError> {
+        let client = self.client;
+        let now = Utc::now();
+        let iss = issuer(&state.settings.external_url, &client.slug);
+        let client_id = client.provider.fields.client_id.clone();
+        let lifetime = seconds(&client.provider.fields.access_token_validity, 300);
+        let expires = now + Duration::seconds(lifetime);
+        let scopes: Vec<&str> = self.scope.split_whitespace().collect();
+        let mut claims = match self.user {
+            Some(u) => user_claims(conn, u, &scopes, client.settings.sub_mode).await?,
+            None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
+        };
+        let sub = match claims.remove("sub") {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        let id_token = match (self.user, scopes.contains(&"openid")) {
+            (Some(u), true) => {
+                let mut id = if client.settings.include_claims_in_id_token {
+                    claims.clone()
+                } else {
+                    Map::new()
+                };
+                id.insert("iss".into(), iss.clone().into());
+                id.insert("sub".into(), sub.clone().into());
+                id.insert("aud".into(), client_id.clone().into());
+                id.insert("azp".into(), client_id.clone().into());
+                id.insert("exp".into(), expires.timestamp().into());
+                id.insert("iat".into(), now.timestamp().into());
+                id.insert(
+                    "auth_time".into(),
+                    u.last_login.unwrap_or(now).timestamp().into(),
+                );
+                if !self.nonce.is_empty() {
+                    id.insert("nonce".into(), self.nonce.into());
                 }
+                Some(signer.sign(Value::Object(id)).await?)
             }
-            Some(keys::sign(conn, &Value::Object(id)).await?)
-        }
-        _ => None,
-    };
-    let refresh_token = match (user, scopes.contains(&"offline_access")) {
-        (Some(u), true) => {
-            let token = secret::new_token();
-            let expires = now
-                + Duration::seconds(seconds(
-                    &client.provider.fields.refresh_token_validity,
-                    30 * 86_400,
-                ));
+            _ => None,
+        };
+        let jti = Uuid::new_v4().to_string();
+        let access = AccessClaims {
+            iss,
+            sub,
+            aud: client_id.clone(),
+            exp: expires.timestamp(),
+            iat: now.timestamp(),
+            jti: jti.clone(),
+            scope: self.scope.to_owned(),
+            azp: client_id,
+            uid: None,
+            extra: claims,
+        };
+        let access_token = signer
+            .sign(serde_json::to_value(&access).map_err(|e| ApiError::Internal(e.to_string()))?)
+            .await?;
+        let refresh_token =
+            (self.user.is_some() && scopes.contains(&"offline_access")).then(secret::new_token);
+        let refresh_lifetime = seconds(&client.provider.fields.refresh_token_validity, 30 * 86_400);
+        Ok(Minted {
+            response: TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in: lifetime,
+                scope: self.scope.to_owned(),
+                id_token,
+                refresh_token,
+            },
+            jti,
+            expires,
+            refresh_expires: now + Duration::seconds(refresh_lifetime),
+        })
+    }
+
+    /// Stores what [`Issue::mint`] made and answers with it.
+    async fn store(&self, conn: &mut Conn, minted: Minted) -> Result<Response, ApiError> {
+        let provider = self.client.provider.id;
+        oauth::record_access_token(
+            conn,
+            &minted.jti,
+            provider,
+            self.user.map(|u| u.id),
+            self.scope,
+            self.code_hash,
+            minted.expires,
+        )
+        .await?;
+        if let (Some(token), Some(user)) = (&minted.response.refresh_token, self.user) {
             oauth::add_refresh_token(
                 conn,
-                &token,
-                family.unwrap_or_else(Uuid::new_v4),
-                client.provider.id,
-                u.id,
-                scope,
-                nonce,
-                code_hash,
-                expires,
+                token,
+                self.family.unwrap_or_else(Uuid::new_v4),
+                provider,
+                user.id,
+                self.scope,
+                self.nonce,
+                self.code_hash,
+                minted.refresh_expires,
             )
             .await?;
-            Some(token)
         }
-        _ => None,
-    };
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: lifetime,
-        scope: scope.to_owned(),
-        id_token,
-        refresh_token,
-    })
+        Ok(Json(minted.response).into_response())
+    }
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -416,7 +451,18 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// `/application/o/token/`.
+/// Form field `name`, empty when absent.
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(String::as_str).unwrap_or_default()
+}
+
+fn invalid_grant(description: &str) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
+}
+
+/// `/application/o/token/`. Client authentication and everything a grant only reads run on a
+/// pooled connection; signing happens outside any transaction; the writes (redeeming the code or
+/// rotating the refresh token, storing the new tokens) are one short transaction.
 pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -425,85 +471,177 @@ pub(super) async fn token(
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
+    let field = |k: &str| field(&form, k);
     let result: Result<Response, ApiError> = async {
-        let mut tx = state.store.begin().await?;
-        let client = match authenticate_client(&mut tx, &headers, &form).await? {
+        let mut conn = state.store.conn().await?;
+        let client = match authenticate_client(&mut conn, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
-        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-        let invalid_grant = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
-        let response = match field("grant_type") {
-            "authorization_code" => match oauth::redeem_code(&mut tx, field("code"), Utc::now()).await? {
-                Redeemed::Unknown => invalid_grant("The authorization code is not valid."),
-                Redeemed::Expired => invalid_grant("The authorization code has expired; start the login again."),
-                Redeemed::Replayed { code_hash } => {
-                    oauth::revoke_from_code(&mut tx, &code_hash).await?;
-                    tracing::warn!(client = %client.provider.fields.name, "authorization code reused; tokens issued from it are revoked");
-                    invalid_grant("The authorization code was already used; the tokens issued from it are revoked.")
-                }
-                Redeemed::Valid { grant, code_hash } => {
-                    if grant.provider != client.provider.id {
-                        invalid_grant("The authorization code was issued to another client.")
-                    } else if grant.redirect_uri != field("redirect_uri") {
-                        invalid_grant("redirect_uri does not match the one the code was issued for.")
-                    } else if !pkce_ok(&grant.code_challenge, &grant.code_challenge_method, field("code_verifier")) {
-                        invalid_grant("code_verifier does not match the code_challenge.")
-                    } else {
-                        let user = users::get(&mut tx, grant.user).await?;
-                        if !user.fields.is_active {
-                            invalid_grant("The user is deactivated.")
-                        } else {
-                            let t = issue(&mut tx, &state, &client, Some(&user), &grant.scope, &grant.nonce, Some(&code_hash), None).await?;
-                            Json(t).into_response()
-                        }
-                    }
-                }
-            },
-            "refresh_token" => {
-                let presented = field("refresh_token");
-                match oauth::find_refresh_token(&mut tx, presented).await? {
-                    None => invalid_grant("The refresh token is not valid."),
-                    Some(r) if r.provider != client.provider.id => invalid_grant("The refresh token was issued to another client."),
-                    Some(r) if r.revoked || r.expires <= Utc::now() => invalid_grant("The refresh token was revoked or has expired."),
-                    Some(r) => {
-                        if !oauth::rotate_refresh_token(&mut tx, presented).await? {
-                            oauth::revoke_family(&mut tx, r.family).await?;
-                            tracing::warn!(client = %client.provider.fields.name, "refresh token reused; its family is revoked");
-                            invalid_grant("The refresh token was already used; every token of this login is revoked.")
-                        } else {
-                            let user = users::get(&mut tx, r.user).await?;
-                            if !user.fields.is_active {
-                                invalid_grant("The user is deactivated.")
-                            } else {
-                                let t = issue(&mut tx, &state, &client, Some(&user), &r.scope, &r.nonce, None, Some(r.family)).await?;
-                                Json(t).into_response()
-                            }
-                        }
-                    }
-                }
+        let signer = state
+            .keys
+            .signer(&state.store, client.settings.signing_algorithm)
+            .await?;
+        match field("grant_type") {
+            "authorization_code" => {
+                drop(conn);
+                authorization_code(&state, &client, &signer, &form).await
             }
+            "refresh_token" => refresh(&state, conn, &client, &signer, field("refresh_token")).await,
             "client_credentials" => {
                 if client.settings.client_type != ClientType::Confidential {
-                    oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", "Only confidential clients may use client_credentials.")
-                } else {
-                    let scope: Vec<&str> = field("scope").split_whitespace().filter(|s| super::SCOPES.contains(s) && *s != "offline_access").collect();
-                    let t = issue(&mut tx, &state, &client, None, &scope.join(" "), "", None, None).await?;
-                    Json(t).into_response()
+                    return Ok(oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "unauthorized_client",
+                        "Only confidential clients may use client_credentials.",
+                    ));
                 }
+                let scope: Vec<&str> = field("scope")
+                    .split_whitespace()
+                    .filter(|s| super::SCOPES.contains(s) && *s != "offline_access")
+                    .collect();
+                let scope = scope.join(" ");
+                let issue = Issue {
+                    client: &client,
+                    user: None,
+                    scope: &scope,
+                    nonce: "",
+                    code_hash: None,
+                    family: None,
+                };
+                let minted = issue.mint(&mut conn, &state, &signer).await?;
+                drop(conn);
+                let mut tx = state.store.begin().await?;
+                let response = issue.store(&mut tx, minted).await?;
+                gatehouse_store::commit(tx).await?;
+                Ok(response)
             }
-            "" => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing."),
-            other => oauth_error(
+            "" => Ok(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing.")),
+            other => Ok(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 &format!("grant_type `{other}` is not supported; use authorization_code, refresh_token or client_credentials."),
-            ),
-        };
-        gatehouse_store::commit(tx).await?;
-        Ok(no_store(response))
+            )),
+        }
     }
     .await;
-    result.unwrap_or_else(server_error)
+    result.map(no_store).unwrap_or_else(server_error)
+}
+
+/// The authorization_code grant: the code is redeemed and its tokens stored in one transaction,
+/// so a code is never spent without its tokens existing.
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    signer: &Arc<keys::Signer>,
+    form: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let field = |k: &str| field(form, k);
+    let mut tx = state.store.begin().await?;
+    let response = match oauth::redeem_code(&mut tx, field("code"), Utc::now()).await? {
+        Redeemed::Unknown => invalid_grant("The authorization code is not valid."),
+        Redeemed::Expired => {
+            invalid_grant("The authorization code has expired; start the login again.")
+        }
+        Redeemed::Replayed { code_hash } => {
+            oauth::revoke_from_code(&mut tx, &code_hash).await?;
+            tracing::warn!(client = %client.provider.fields.name, "authorization code reused; tokens issued from it are revoked");
+            invalid_grant(
+                "The authorization code was already used; the tokens issued from it are revoked.",
+            )
+        }
+        Redeemed::Valid { grant, code_hash } => {
+            if grant.provider != client.provider.id {
+                invalid_grant("The authorization code was issued to another client.")
+            } else if grant.redirect_uri != field("redirect_uri") {
+                invalid_grant("redirect_uri does not match the one the code was issued for.")
+            } else if !pkce_ok(
+                &grant.code_challenge,
+                &grant.code_challenge_method,
+                field("code_verifier"),
+            ) {
+                invalid_grant("code_verifier does not match the code_challenge.")
+            } else {
+                let user = users::get(&mut tx, grant.user).await?;
+                if !user.fields.is_active {
+                    invalid_grant("The user is deactivated.")
+                } else {
+                    let issue = Issue {
+                        client,
+                        user: Some(&user),
+                        scope: &grant.scope,
+                        nonce: &grant.nonce,
+                        code_hash: Some(&code_hash),
+                        family: None,
+                    };
+                    let minted = issue.mint(&mut tx, state, signer).await?;
+                    issue.store(&mut tx, minted).await?
+                }
+            }
+        }
+    };
+    gatehouse_store::commit(tx).await?;
+    Ok(response)
+}
+
+/// The refresh_token grant. The presented token is checked and the new tokens minted on a
+/// pooled connection; the transaction then rotates it only if it is still unused (a lost race
+/// or a replay is a reuse: the family is revoked and the minted tokens are thrown away).
+async fn refresh(
+    state: &AppState,
+    mut conn: PoolConn,
+    client: &Client,
+    signer: &Arc<keys::Signer>,
+    presented: &str,
+) -> Result<Response, ApiError> {
+    let Some(r) = oauth::find_refresh_token(&mut conn, presented).await? else {
+        return Ok(invalid_grant("The refresh token is not valid."));
+    };
+    if r.provider != client.provider.id {
+        return Ok(invalid_grant(
+            "The refresh token was issued to another client.",
+        ));
+    }
+    if r.revoked || r.expires <= Utc::now() {
+        return Ok(invalid_grant(
+            "The refresh token was revoked or has expired.",
+        ));
+    }
+    let reused = || async {
+        let mut tx = state.store.begin().await?;
+        oauth::revoke_family(&mut tx, r.family).await?;
+        gatehouse_store::commit(tx).await?;
+        tracing::warn!(client = %client.provider.fields.name, "refresh token reused; its family is revoked");
+        Ok::<_, ApiError>(invalid_grant(
+            "The refresh token was already used; every token of this login is revoked.",
+        ))
+    };
+    if r.used {
+        drop(conn);
+        return reused().await;
+    }
+    let user = users::get(&mut conn, r.user).await?;
+    if !user.fields.is_active {
+        return Ok(invalid_grant("The user is deactivated."));
+    }
+    let issue = Issue {
+        client,
+        user: Some(&user),
+        scope: &r.scope,
+        nonce: &r.nonce,
+        code_hash: None,
+        family: Some(r.family),
+    };
+    let minted = issue.mint(&mut conn, state, signer).await?;
+    drop(conn);
+    let mut tx = state.store.begin().await?;
+    if !oauth::rotate_refresh_token(&mut tx, presented).await? {
+        drop(tx);
+        return reused().await;
+    }
+    let response = issue.store(&mut tx, minted).await?;
+    gatehouse_store::commit(tx).await?;
+    Ok(response)
 }
 
 fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
@@ -537,7 +675,11 @@ async fn live_access_token(
         return Ok(None);
     };
     let iss = issuer(&state.settings.external_url, &app.fields.slug);
-    let Some(claims) = keys::verify::<AccessClaims>(conn, token, &iss).await? else {
+    let Some(claims) = state
+        .keys
+        .verify::<AccessClaims>(&state.store, token, &iss)
+        .await?
+    else {
         return Ok(None);
     };
     if !oauth::access_token_live(conn, &claims.jti).await? {

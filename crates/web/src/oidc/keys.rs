@@ -1,26 +1,33 @@
-//! Signing keys, made on first use and kept in the database so every replica signs with and
-//! publishes the same keys. RS256 (RSA 2048) signs by default because it is what relying
-//! parties accept without configuration (Kubernetes' `--oidc-signing-algs` defaults to it, as
-//! does the `openidconnect` crate); ES256 (P-256) keys can be made too. Retired keys stay in
-//! the JWKS until the tokens they signed have expired.
+//! Signing keys. They are made on first use and kept in the database so every replica signs with
+//! and publishes the same keys, and held parsed in memory ([`Keyring`]) so issuing a token costs
+//! signatures, not database round-trips. Each provider signs with its own algorithm: RS256 (RSA
+//! 2048) by default because every relying party accepts it without configuration (Kubernetes'
+//! `--oidc-signing-algs` defaults to it, as does the `openidconnect` crate), or ES256 (P-256),
+//! which signs some fifty times faster. Rotation retires the active key; a retired key stays in
+//! the JWKS until the last token it signed has expired.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration as StdDuration, Instant};
 
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
+use gatehouse_core::kinds::SigningAlgorithm;
 use gatehouse_core::secret;
-use gatehouse_store::{oauth, Conn};
+use gatehouse_store::{oauth, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
-/// The algorithm tokens are signed with.
-pub(super) const DEFAULT_ALGORITHM: &str = "RS256";
+/// How long the keyring trusts what it loaded before looking again, so a rotation made through
+/// another replica is picked up (tokens signed by a retired key stay valid meanwhile).
+const FRESH_FOR: StdDuration = StdDuration::from_secs(10);
 
-/// How long a retired key stays published (longer than any token lifetime Gatehouse issues by
-/// default).
-const RETIRED_PUBLISHED_DAYS: i64 = 30;
+/// The least time between two reloads forced by tokens naming an unknown `kid`, so forged
+/// tokens cannot turn into a database query each.
+const UNKNOWN_KID_RELOAD_EVERY: StdDuration = StdDuration::from_secs(1);
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -30,10 +37,17 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-/// A fresh key of `algorithm`: (PKCS#8 PEM, public JWK without kid).
-fn generate(algorithm: &str) -> Result<(String, Value), ApiError> {
+fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
     match algorithm {
-        "ES256" => {
+        SigningAlgorithm::Es256 => Algorithm::ES256,
+        SigningAlgorithm::Rs256 => Algorithm::RS256,
+    }
+}
+
+/// A fresh key of `algorithm`: (PKCS#8 PEM, public JWK without kid).
+fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value), ApiError> {
+    match algorithm {
+        SigningAlgorithm::Es256 => {
             use p256::elliptic_curve::sec1::ToEncodedPoint;
             use p256::pkcs8::{EncodePrivateKey, LineEnding};
             let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
@@ -50,7 +64,7 @@ fn generate(algorithm: &str) -> Result<(String, Value), ApiError> {
                 json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}),
             ))
         }
-        _ => {
+        SigningAlgorithm::Rs256 => {
             use rsa::pkcs8::{EncodePrivateKey, LineEnding};
             use rsa::traits::PublicKeyParts;
             let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(internal)?;
@@ -67,104 +81,209 @@ fn generate(algorithm: &str) -> Result<(String, Value), ApiError> {
     }
 }
 
-/// The current signing key of `algorithm`, made now when there is none.
-pub(super) async fn current(
-    conn: &mut Conn,
-    algorithm: &str,
-) -> Result<oauth::SigningKey, ApiError> {
-    if let Some(key) = oauth::active_keys(conn, algorithm)
-        .await?
-        .into_iter()
-        .next()
-    {
-        return Ok(key);
-    }
-    let alg = algorithm.to_owned();
-    let (pem, mut jwk) = tokio::task::spawn_blocking(move || generate(&alg))
+/// Makes and stores a new key of `algorithm` in its own transaction; returns its kid.
+async fn create(store: &Store, algorithm: SigningAlgorithm) -> Result<String, ApiError> {
+    let (pem, mut jwk) = tokio::task::spawn_blocking(move || generate(algorithm))
         .await
         .map_err(internal)??;
     let kid = secret::token_hash(&jwk.to_string())[..16].to_owned();
     jwk["kid"] = kid.clone().into();
     jwk["use"] = "sig".into();
-    jwk["alg"] = algorithm.into();
-    oauth::add_key(conn, &kid, algorithm, &pem, &jwk).await?;
-    tracing::info!(kid = %kid, algorithm, "created a new signing key");
-    oauth::active_keys(conn, algorithm)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| internal("signing key vanished"))
+    jwk["alg"] = algorithm.as_str().into();
+    let mut tx = store.begin().await?;
+    oauth::add_key(&mut tx, &kid, algorithm.as_str(), &pem, &jwk).await?;
+    gatehouse_store::commit(tx).await?;
+    tracing::info!(kid = %kid, algorithm = %algorithm, "created a new signing key");
+    Ok(kid)
 }
 
-/// The JWKS document: every published key.
-pub(super) async fn jwks(conn: &mut Conn) -> Result<Value, ApiError> {
-    current(conn, DEFAULT_ALGORITHM).await?;
-    let since = Utc::now() - Duration::days(RETIRED_PUBLISHED_DAYS);
-    let keys: Vec<Value> = oauth::published_keys(conn, since)
-        .await?
-        .into_iter()
-        .map(|k| k.public_jwk)
-        .collect();
-    Ok(json!({"keys": keys}))
+/// The active key of one algorithm, parsed and ready to sign.
+pub(crate) struct Signer {
+    kid: String,
+    algorithm: SigningAlgorithm,
+    key: EncodingKey,
 }
 
-fn jwt_algorithm(name: &str) -> Algorithm {
-    match name {
-        "ES256" => Algorithm::ES256,
-        _ => Algorithm::RS256,
+impl Signer {
+    /// Signs `claims` as a JWT. RSA signatures take milliseconds, so they run off the async
+    /// workers; ECDSA ones are cheaper than the hand-over.
+    pub(crate) async fn sign(self: &Arc<Self>, claims: Value) -> Result<String, ApiError> {
+        let mut header = Header::new(jwt_algorithm(self.algorithm));
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        match self.algorithm {
+            SigningAlgorithm::Es256 => {
+                jsonwebtoken::encode(&header, &claims, &self.key).map_err(internal)
+            }
+            SigningAlgorithm::Rs256 => {
+                let signer = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    jsonwebtoken::encode(&header, &claims, &signer.key).map_err(internal)
+                })
+                .await
+                .map_err(internal)?
+            }
+        }
     }
 }
 
-/// Signs `claims` as a JWT with the current default key.
-pub(crate) async fn sign<T: Serialize>(conn: &mut Conn, claims: &T) -> Result<String, ApiError> {
-    let key = current(conn, DEFAULT_ALGORITHM).await?;
-    let mut header = Header::new(jwt_algorithm(&key.algorithm));
-    header.kid = Some(key.kid.clone());
-    header.typ = Some("JWT".into());
-    let encoding = match key.algorithm.as_str() {
-        "ES256" => EncodingKey::from_ec_pem(key.private_pem.as_bytes()),
-        _ => EncodingKey::from_rsa_pem(key.private_pem.as_bytes()),
-    }
-    .map_err(internal)?;
-    jsonwebtoken::encode(&header, claims, &encoding).map_err(internal)
+/// What one load of the keys table yields.
+struct Loaded {
+    at: Instant,
+    signers: HashMap<SigningAlgorithm, Arc<Signer>>,
+    verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    jwks: Value,
 }
 
-/// Verifies a JWT signed by one of the published keys (signature, expiry and issuer); `None`
-/// when it does not verify.
-pub(super) async fn verify<T: DeserializeOwned>(
-    conn: &mut Conn,
-    token: &str,
-    issuer: &str,
-) -> Result<Option<T>, ApiError> {
-    let Ok(header) = jsonwebtoken::decode_header(token) else {
-        return Ok(None);
-    };
-    let since = Utc::now() - Duration::days(RETIRED_PUBLISHED_DAYS);
-    let Some(key) = oauth::published_keys(conn, since)
-        .await?
-        .into_iter()
-        .find(|k| Some(&k.kid) == header.kid.as_ref())
-    else {
-        return Ok(None);
-    };
-    let jwk = &key.public_jwk;
-    let decoding = match key.algorithm.as_str() {
-        "ES256" => DecodingKey::from_ec_components(
-            jwk["x"].as_str().unwrap_or_default(),
-            jwk["y"].as_str().unwrap_or_default(),
-        ),
-        _ => DecodingKey::from_rsa_components(
-            jwk["n"].as_str().unwrap_or_default(),
-            jwk["e"].as_str().unwrap_or_default(),
-        ),
-    };
-    let Ok(decoding) = decoding else {
-        return Ok(None);
-    };
-    let mut validation = Validation::new(jwt_algorithm(&key.algorithm));
-    validation.validate_aud = false;
-    validation.set_issuer(&[issuer]);
-    Ok(jsonwebtoken::decode::<T>(token, &decoding, &validation)
-        .ok()
-        .map(|d| d.claims))
+/// The signing keys, parsed once and shared by every request.
+#[derive(Default)]
+pub struct Keyring {
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Keyring {
+    fn snapshot(&self) -> Option<Arc<Loaded>> {
+        self.loaded.read().ok().and_then(|l| l.clone())
+    }
+
+    /// The keys as loaded within `max_age`, loading them again (once, for all waiters) if not.
+    async fn keys(&self, store: &Store, max_age: StdDuration) -> Result<Arc<Loaded>, ApiError> {
+        let fresh = |l: &Arc<Loaded>| l.at.elapsed() < max_age;
+        if let Some(l) = self.snapshot().filter(fresh) {
+            return Ok(l);
+        }
+        let _single = self.reload.lock().await;
+        if let Some(l) = self.snapshot().filter(fresh) {
+            return Ok(l);
+        }
+        let mut conn = store.conn().await?;
+        let rows = oauth::published_keys(&mut conn, Utc::now()).await?;
+        drop(conn);
+        let mut signers = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut published = Vec::new();
+        for row in rows {
+            let Ok(algorithm) = row.algorithm.parse::<SigningAlgorithm>() else {
+                tracing::warn!(kid = %row.kid, algorithm = %row.algorithm, "skipping a signing key of an unknown algorithm");
+                continue;
+            };
+            let jwk = &row.public_jwk;
+            let text = |k: &str| jwk[k].as_str().unwrap_or_default().to_owned();
+            let parsed = match algorithm {
+                SigningAlgorithm::Es256 => DecodingKey::from_ec_components(&text("x"), &text("y"))
+                    .and_then(|d| Ok((d, EncodingKey::from_ec_pem(row.private_pem.as_bytes())?))),
+                SigningAlgorithm::Rs256 => DecodingKey::from_rsa_components(&text("n"), &text("e"))
+                    .and_then(|d| Ok((d, EncodingKey::from_rsa_pem(row.private_pem.as_bytes())?))),
+            };
+            let (decoding, encoding) = parsed
+                .map_err(|e| internal(format!("signing key {} does not parse: {e}", row.kid)))?;
+            // Rows come newest first: the first active key of an algorithm signs.
+            if row.retired.is_none() && !signers.contains_key(&algorithm) {
+                signers.insert(
+                    algorithm,
+                    Arc::new(Signer {
+                        kid: row.kid.clone(),
+                        algorithm,
+                        key: encoding,
+                    }),
+                );
+            }
+            verifiers.insert(row.kid.clone(), (jwt_algorithm(algorithm), decoding));
+            published.push(row.public_jwk);
+        }
+        let loaded = Arc::new(Loaded {
+            at: Instant::now(),
+            signers,
+            verifiers,
+            jwks: json!({ "keys": published }),
+        });
+        if let Ok(mut slot) = self.loaded.write() {
+            *slot = Some(Arc::clone(&loaded));
+        }
+        Ok(loaded)
+    }
+
+    /// The key that signs for `algorithm`, made now when there is none. Call it before opening
+    /// a write transaction: making a key writes in a transaction of its own.
+    pub(crate) async fn signer(
+        &self,
+        store: &Store,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Arc<Signer>, ApiError> {
+        if let Some(s) = self.keys(store, FRESH_FOR).await?.signers.get(&algorithm) {
+            return Ok(Arc::clone(s));
+        }
+        let _single = self.reload.lock().await;
+        let mut conn = store.conn().await?;
+        let exists = !oauth::active_keys(&mut conn, algorithm.as_str())
+            .await?
+            .is_empty();
+        drop(conn);
+        if !exists {
+            create(store, algorithm).await?;
+        }
+        drop(_single);
+        self.keys(store, StdDuration::ZERO)
+            .await?
+            .signers
+            .get(&algorithm)
+            .cloned()
+            .ok_or_else(|| internal("a signing key was made but does not load"))
+    }
+
+    /// The JWKS document: every published key (both algorithms always have one).
+    pub(crate) async fn jwks(&self, store: &Store) -> Result<Value, ApiError> {
+        for algorithm in SigningAlgorithm::ALL {
+            self.signer(store, *algorithm).await?;
+        }
+        Ok(self.keys(store, FRESH_FOR).await?.jwks.clone())
+    }
+
+    /// Retires the active key of `algorithm` and makes its successor. The retired key stays
+    /// published until `published_until` (the longest token lifetime from now).
+    pub(crate) async fn rotate(
+        &self,
+        store: &Store,
+        algorithm: SigningAlgorithm,
+        published_until: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        let _single = self.reload.lock().await;
+        let mut tx = store.begin().await?;
+        oauth::retire_keys(&mut tx, algorithm.as_str(), published_until).await?;
+        gatehouse_store::commit(tx).await?;
+        let kid = create(store, algorithm).await?;
+        drop(_single);
+        self.keys(store, StdDuration::ZERO).await?;
+        Ok(kid)
+    }
+
+    /// Verifies a JWT signed by one of the published keys (signature, expiry and issuer);
+    /// `None` when it does not verify.
+    pub(crate) async fn verify<T: DeserializeOwned>(
+        &self,
+        store: &Store,
+        token: &str,
+        issuer: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return Ok(None);
+        };
+        let Some(kid) = header.kid else {
+            return Ok(None);
+        };
+        let mut keys = self.keys(store, FRESH_FOR).await?;
+        if !keys.verifiers.contains_key(&kid) && keys.at.elapsed() >= UNKNOWN_KID_RELOAD_EVERY {
+            keys = self.keys(store, UNKNOWN_KID_RELOAD_EVERY).await?;
+        }
+        let Some((algorithm, decoding)) = keys.verifiers.get(&kid) else {
+            return Ok(None);
+        };
+        let mut validation = Validation::new(*algorithm);
+        validation.validate_aud = false;
+        validation.set_issuer(&[issuer]);
+        Ok(jsonwebtoken::decode::<T>(token, decoding, &validation)
+            .ok()
+            .map(|d| d.claims))
+    }
 }

@@ -27,7 +27,7 @@ mod endpoints;
 mod keys;
 
 pub(crate) use endpoints::{issuer, user_claims};
-pub(crate) use keys::sign;
+pub use keys::Keyring;
 
 /// The OIDC routes, at Authentik's paths.
 pub fn router() -> Router<AppState> {
@@ -164,6 +164,7 @@ async fn handle(
                     access_code_validity: "minutes=1".into(),
                     include_claims_in_id_token: true,
                     sub_mode: gatehouse_core::kinds::SubMode::HashedUserId,
+                    signing_algorithm: gatehouse_core::kinds::SigningAlgorithm::Rs256,
                     issuer_mode: gatehouse_core::kinds::IssuerMode::PerProvider,
                     logout_uri: String::new(),
                     redirect_uris: vec![providers::RedirectUri {

@@ -582,6 +582,7 @@ pub(super) async fn oauth2_provider(
                 "refresh_token_validity": p.fields.refresh_token_validity,
                 "include_claims_in_id_token": o.include_claims_in_id_token,
                 "sub_mode": o.sub_mode,
+                "signing_algorithm": o.signing_algorithm,
                 "issuer_mode": o.issuer_mode,
                 "logout_uri": o.logout_uri,
             }))
@@ -644,6 +645,7 @@ pub(super) async fn oauth2_provider(
         redirect_uris: Some(desired.redirect_uris.unwrap_or_default()),
         logout_uri: desired.logout_uri,
         sub_mode: desired.sub_mode,
+        signing_algorithm: desired.signing_algorithm,
         issuer_mode: desired.issuer_mode,
         ..Default::default()
     };
