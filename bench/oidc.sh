@@ -10,7 +10,12 @@ SECONDS_RUN=${SECONDS_RUN:-10}
 CHAINS=${CHAINS:-32}
 cargo build --release -q -p gatehouse -p gatehouse-bench
 tmp=$(mktemp -d)
-cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() {
+    status=$?
+    [ "$status" = 0 ] || { echo "server log (last lines):"; tail -n 20 "$tmp/log"; }
+    kill "$pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
 trap cleanup EXIT
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$tmp GATEHOUSE_LOG=warn \

@@ -95,6 +95,14 @@ pub async fn run(
             flow_state_age: settings.flow_state_age,
         },
     );
+    // Signing keys load (and on first start, are made) in the background: RSA key generation
+    // must not delay readiness, and a token request arriving first simply waits for it.
+    let keys = (state.keys.clone(), store.clone());
+    tokio::spawn(async move {
+        if let Err(e) = keys.0.prepare(&keys.1).await {
+            tracing::error!(error = %e, "could not load or make the OIDC signing keys");
+        }
+    });
     let app = gatehouse_web::router(state.clone());
     let reaper = tokio::spawn(reap(state.clone()));
     let metrics_task = metrics_listener.map(|l| {

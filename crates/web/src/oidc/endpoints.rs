@@ -18,7 +18,7 @@ use gatehouse_core::kinds::{ClientType, SigningAlgorithm, SubMode};
 use gatehouse_core::secret;
 use gatehouse_store::oauth::{self, Redeemed};
 use gatehouse_store::providers::{OAuth2Settings, Provider, ProviderKind};
-use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn, PoolConn};
+use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -132,7 +132,7 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
-/// An authenticated client.
+/// An authenticated client (its `settings.redirect_uris` are not loaded).
 struct Client {
     provider: Provider,
     settings: OAuth2Settings,
@@ -175,10 +175,11 @@ async fn authenticate_client(
             None => return Ok(Err(invalid())),
         },
     };
+    // One query: the token, introspection and revocation endpoints never need the redirect
+    // URIs (the code remembers the one it was issued for), so they are not loaded.
     let Some(provider) = sql::find::<Provider>(conn, "p.client_id", client_id.into()).await? else {
         return Ok(Err(invalid()));
     };
-    let provider = providers::get(conn, provider.id).await?;
     let ProviderKind::OAuth2(settings) = provider.fields.kind.clone() else {
         return Ok(Err(invalid()));
     };
@@ -478,16 +479,15 @@ pub(super) async fn token(
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
+        drop(conn);
+        // Without a connection held: the keyring may have to reach the database.
         let signer = state
             .keys
             .signer(&state.store, client.settings.signing_algorithm)
             .await?;
         match field("grant_type") {
-            "authorization_code" => {
-                drop(conn);
-                authorization_code(&state, &client, &signer, &form).await
-            }
-            "refresh_token" => refresh(&state, conn, &client, &signer, field("refresh_token")).await,
+            "authorization_code" => authorization_code(&state, &client, &signer, &form).await,
+            "refresh_token" => refresh(&state, &client, &signer, field("refresh_token")).await,
             "client_credentials" => {
                 if client.settings.client_type != ClientType::Confidential {
                     return Ok(oauth_error(
@@ -509,6 +509,7 @@ pub(super) async fn token(
                     code_hash: None,
                     family: None,
                 };
+                let mut conn = state.store.conn().await?;
                 let minted = issue.mint(&mut conn, &state, &signer).await?;
                 drop(conn);
                 let mut tx = state.store.begin().await?;
@@ -589,11 +590,11 @@ async fn authorization_code(
 /// or a replay is a reuse: the family is revoked and the minted tokens are thrown away).
 async fn refresh(
     state: &AppState,
-    mut conn: PoolConn,
     client: &Client,
     signer: &Arc<keys::Signer>,
     presented: &str,
 ) -> Result<Response, ApiError> {
+    let mut conn = state.store.conn().await?;
     let Some(r) = oauth::find_refresh_token(&mut conn, presented).await? else {
         return Ok(invalid_grant("The refresh token is not valid."));
     };
@@ -656,11 +657,13 @@ fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
     secret::constant_time_eq(&computed, challenge)
 }
 
-/// Verifies an access token: signature by a published key, expiry, issuer of its audience's
+/// Verifies an access token against `keys` (from [`keys::Keyring::for_token`], fetched before
+/// taking a connection): signature by a published key, expiry, issuer of its audience's
 /// application, and not revoked.
 async fn live_access_token(
     conn: &mut Conn,
     state: &AppState,
+    keys: &keys::Loaded,
     token: &str,
 ) -> Result<Option<(AccessClaims, Provider)>, ApiError> {
     let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode::<AccessClaims>(token) else {
@@ -675,11 +678,7 @@ async fn live_access_token(
         return Ok(None);
     };
     let iss = issuer(&state.settings.external_url, &app.fields.slug);
-    let Some(claims) = state
-        .keys
-        .verify::<AccessClaims>(&state.store, token, &iss)
-        .await?
-    else {
+    let Some(claims) = keys.verify::<AccessClaims>(token, &iss) else {
         return Ok(None);
     };
     if !oauth::access_token_live(conn, &claims.jti).await? {
@@ -707,8 +706,10 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
         return invalid();
     };
     let result: Result<Response, ApiError> = async {
+        let keys = state.keys.for_token(&state.store, token).await?;
         let mut conn = state.store.conn().await?;
-        let Some((claims, provider)) = live_access_token(&mut conn, &state, token).await? else {
+        let Some((claims, provider)) = live_access_token(&mut conn, &state, &keys, token).await?
+        else {
             return Ok(invalid());
         };
         let ProviderKind::OAuth2(settings) =
@@ -753,14 +754,15 @@ pub(super) async fn introspect(
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
+    let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
+        let keys = state.keys.for_token(&state.store, token).await?;
         let mut conn = state.store.conn().await?;
         let client = match authenticate_client(&mut conn, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
-        let token = form.get("token").map(String::as_str).unwrap_or_default();
-        if let Some((claims, provider)) = live_access_token(&mut conn, &state, token).await? {
+        if let Some((claims, provider)) = live_access_token(&mut conn, &state, &keys, token).await? {
             if provider.id == client.provider.id {
                 return Ok(Json(json!({
                     "active": true, "scope": claims.scope, "client_id": claims.aud, "sub": claims.sub,
@@ -793,14 +795,15 @@ pub(super) async fn revoke(
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
+    let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
+        let keys = state.keys.for_token(&state.store, token).await?;
         let mut tx = state.store.begin().await?;
         let client = match authenticate_client(&mut tx, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
-        let token = form.get("token").map(String::as_str).unwrap_or_default();
-        if let Some((claims, provider)) = live_access_token(&mut tx, &state, token).await? {
+        if let Some((claims, provider)) = live_access_token(&mut tx, &state, &keys, token).await? {
             if provider.id == client.provider.id {
                 oauth::revoke_access_token(&mut tx, &claims.jti).await?;
             }
@@ -825,8 +828,11 @@ pub(super) async fn end_session(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result: Result<Response, ApiError> = async {
+        // Read the session before taking a connection for the transaction: holding one pooled
+        // connection while waiting for another can exhaust the pool under load.
+        let current = session::current(&state, &headers).await?;
         let mut tx = state.store.begin().await?;
-        if let Some(current) = session::current(&state, &headers).await? {
+        if let Some(current) = current {
             sessions::revoke(&mut tx, current.session.uuid).await?;
         }
         let mut target = None;

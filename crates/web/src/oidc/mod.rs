@@ -138,6 +138,9 @@ async fn handle(
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
+    // The session is read first, on its own connection: holding one pooled connection while
+    // waiting for another can exhaust the pool under load.
+    let current = session::current(state, headers).await?;
     let mut conn = state.store.conn().await?;
     let Some(client_id) = param("client_id") else {
         return Ok(bad_request("client_id is missing."));
@@ -244,7 +247,6 @@ async fn handle(
         Some(f) => sql::get::<flows::Flow>(&mut conn, f).await?.fields.slug,
         None => "default-authentication-flow".to_owned(),
     };
-    let current = session::current(state, headers).await?;
     let max_age = param("max_age").and_then(|v| v.parse::<i64>().ok());
     let stale = match (&current, max_age) {
         (Some(c), Some(age)) => (Utc::now() - c.session.created).num_seconds() > age,

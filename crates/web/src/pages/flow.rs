@@ -144,6 +144,9 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
         slug,
         query,
     } = call;
+    // The session is read before the transaction takes a connection: holding one pooled
+    // connection while waiting for another can exhaust the pool under load.
+    let current = session::current(&state, &headers).await?;
     let mut tx = state.store.begin().await?;
     let Some(flow) = flows::find_by_slug(&mut tx, &slug).await? else {
         return Ok(error_page(
@@ -159,7 +162,6 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let current = session::current(&state, &headers).await?;
     let cookie_key = read_cookie(&headers, FLOW_COOKIE).map(str::to_owned);
     // A new `next` on a GET starts over, so a stale run never sends the visitor elsewhere.
     let restart = form.is_none() && param("next").is_some();
