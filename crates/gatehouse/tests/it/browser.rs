@@ -640,3 +640,259 @@ async fn remember_me_makes_the_session_outlive_the_browser() -> anyhow::Result<(
     })
     .await
 }
+
+/// Exchanges an authorization code at the token endpoint: with the client secret for a
+/// confidential client, with the PKCE verifier alone for a public one.
+async fn exchange(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    callback_url: &str,
+    redirect: &str,
+    verifier: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let code = openidconnect::url::Url::parse(callback_url)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("no code in {callback_url}"))?;
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect),
+        ("client_id", client_id),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    let mut request = reqwest::Client::new().post(format!("{}/application/o/token/", server.url));
+    if let Some(secret) = secret {
+        request = request.basic_auth(client_id, Some(secret));
+    }
+    let response = request.form(&form).send().await?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    anyhow::ensure!(
+        status == 200,
+        "token exchange for {client_id}: {status} {body}"
+    );
+    Ok(body)
+}
+
+/// The claims of a JWT, unverified (the OIDC tests verify signatures; here only content counts).
+fn claims_of(jwt: &serde_json::Value) -> serde_json::Value {
+    jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt.as_str().unwrap_or_default())
+        .map(|d| d.claims)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        // The reference deployment, with its callbacks pointed at this loopback server.
+        let base = server.external_url.clone();
+        let callback = |app: &str| format!("{base}/test-callback/{app}");
+        let document = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/homelab.yaml"
+        ))?
+        .replace(
+            "https://git.example.com/user/oauth2/gatehouse/callback",
+            &callback("forgejo"),
+        )
+        .replace(
+            "https://grafana.example.com/login/generic_oauth",
+            &callback("grafana"),
+        )
+        .replace("http://localhost:8000", &callback("kubernetes"))
+        .replace(
+            "https://wrongmove.example.com/auth/callback",
+            &callback("wrongmove"),
+        );
+        let (status, body) = server
+            .post(
+                "/declarative/apply/",
+                json!({"document": document, "source": "homelab.yaml", "env": {}}),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "{body}");
+        for username in ["alice@example.com", "bob@example.com"] {
+            let (_, users) = server
+                .get(&format!("/core/users/?username={username}"))
+                .await?;
+            let pk = &users["results"][0]["pk"];
+            let (status, body) = server
+                .post(
+                    &format!("/core/users/{pk}/set_password/"),
+                    json!({"password": PASSWORD}),
+                )
+                .await?;
+            anyhow::ensure!(status == 204, "{body}");
+        }
+        let (_, users) = server
+            .get("/core/users/?username=alice@example.com")
+            .await?;
+        let alice = users["results"][0]["pk"].clone();
+        let (_, groups) = server.get("/core/groups/?name=kubernetes-admins").await?;
+        let (status, body) = server
+            .post(
+                &format!(
+                    "/core/groups/{}/add_user/",
+                    groups["results"][0]["pk"].as_str().unwrap_or_default()
+                ),
+                json!({"pk": alice}),
+            )
+            .await?;
+        anyhow::ensure!(status == 204, "{body}");
+        let (_, forgejo) = server.get("/providers/oauth2/?name=Forgejo").await?;
+        let forgejo_secret = forgejo["results"][0]["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (_, grafana) = server.get("/providers/oauth2/?name=Grafana").await?;
+        let grafana_secret = grafana["results"][0]["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+
+        // Forgejo: confidential client, explicit consent. Log in, consent, exchange the code.
+        c.goto(&authorize_url(
+            &server,
+            "forgejo",
+            &callback("forgejo"),
+            "openid profile email groups",
+        ))
+        .await?;
+        browser
+            .element(Locator::Id("uid_field"))
+            .await?
+            .send_keys("alice@example.com")
+            .await?;
+        browser.submit().await?;
+        browser
+            .element(Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        browser.submit().await?;
+        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
+        assert_eq!(heading, "Allow Forgejo to use your account?");
+        browser.screenshot("homelab-1-forgejo-consent").await?;
+        browser.submit().await?;
+        let landed = c.current_url().await?.to_string();
+        let tokens = exchange(
+            &server,
+            "forgejo",
+            Some(&forgejo_secret),
+            &landed,
+            &callback("forgejo"),
+            None,
+        )
+        .await?;
+        let id = claims_of(&tokens["id_token"]);
+        assert_eq!(id["preferred_username"], "alice@example.com", "{id}");
+        assert!(
+            id["groups"]
+                .as_array()
+                .is_some_and(|g| g.contains(&json!("Allow Login Users"))),
+            "parent groups are in the claim: {id}"
+        );
+        let userinfo: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", server.url))
+            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(userinfo["email"], "alice@example.com", "{userinfo}");
+
+        // Grafana: confidential, implicit consent: straight back with a code.
+        c.goto(&authorize_url(
+            &server,
+            "grafana",
+            &callback("grafana"),
+            "openid profile email",
+        ))
+        .await?;
+        let landed = c.current_url().await?.to_string();
+        assert!(
+            landed.starts_with(&format!("{}?code=", callback("grafana"))),
+            "{landed}"
+        );
+        let tokens = exchange(
+            &server,
+            "grafana",
+            Some(&grafana_secret),
+            &landed,
+            &callback("grafana"),
+            None,
+        )
+        .await?;
+        assert_eq!(claims_of(&tokens["id_token"])["email"], "alice@example.com");
+
+        // Kubernetes: public client, PKCE required; kubectl reads the groups claim.
+        let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+        let url = format!(
+            "{}&code_challenge={}&code_challenge_method=S256",
+            authorize_url(
+                &server,
+                "kubernetes",
+                &callback("kubernetes"),
+                "openid profile email groups"
+            ),
+            challenge.as_str()
+        );
+        c.goto(&url).await?;
+        let landed = c.current_url().await?.to_string();
+        let tokens = exchange(
+            &server,
+            "kubernetes",
+            None,
+            &landed,
+            &callback("kubernetes"),
+            Some(verifier.secret()),
+        )
+        .await?;
+        let id = claims_of(&tokens["id_token"]);
+        assert!(
+            id["groups"]
+                .as_array()
+                .is_some_and(|g| g.contains(&json!("kubernetes-admins"))),
+            "{id}"
+        );
+
+        // Bob is not in Wrongmove Users: a clear "access denied" page, no code.
+        browser.close().await?;
+        let browser = Browser::start().await?;
+        let c = &browser.client;
+        c.goto(&authorize_url(
+            &server,
+            "wrongmove",
+            &callback("wrongmove"),
+            "openid",
+        ))
+        .await?;
+        browser
+            .element(Locator::Id("uid_field"))
+            .await?
+            .send_keys("bob@example.com")
+            .await?;
+        browser.submit().await?;
+        browser
+            .element(Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        browser.submit().await?;
+        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
+        assert_eq!(heading, "Access denied");
+        browser.screenshot("homelab-2-wrongmove-denied").await?;
+        assert!(!c.current_url().await?.as_str().contains("code="));
+        browser.close().await?;
+        server.stop().await
+    })
+    .await
+}
