@@ -151,18 +151,7 @@ pub async fn evaluate_policy(
                 ));
             }
             let user = match ctx.user {
-                Some(u) => {
-                    let names: Vec<String> = groups::effective_of_user(conn, u.id)
-                        .await?
-                        .into_iter()
-                        .map(|g| g.fields.name)
-                        .collect();
-                    json!({
-                        "username": u.fields.username, "name": u.fields.name, "email": u.fields.email,
-                        "type": u.fields.user_type.as_str(), "is_active": u.fields.is_active,
-                        "attributes": u.fields.attributes, "groups": names,
-                    })
-                }
+                Some(u) => user_variable(conn, u).await?,
                 None if references_user(&expression) == Some(true) => {
                     return Ok((
                         Verdict::NotApplicable,
@@ -210,9 +199,50 @@ pub async fn evaluate_policy(
 /// Whether the expression reads `user`; `None` when it does not compile (evaluation then fails
 /// and the binding's failure result applies).
 fn references_user(expression: &str) -> Option<bool> {
-    cel_interpreter::Program::compile(expression)
+    check_expression(expression)
         .ok()
         .map(|p| p.references().has_variable("user"))
+}
+
+/// The `user` variable of CEL expressions: profile, attributes and group names (parents
+/// included).
+pub async fn user_variable(conn: &mut Conn, u: &users::User) -> Result<Value> {
+    let names: Vec<String> = groups::effective_of_user(conn, u.id)
+        .await?
+        .into_iter()
+        .map(|g| g.fields.name)
+        .collect();
+    Ok(json!({
+        "username": u.fields.username, "name": u.fields.name, "email": u.fields.email,
+        "type": u.fields.user_type.as_str(), "is_active": u.fields.is_active,
+        "attributes": u.fields.attributes, "groups": names,
+    }))
+}
+
+/// Compiles and runs a CEL expression with `variables` bound.
+fn execute(
+    expression: &str,
+    variables: Vec<(&str, Value)>,
+) -> std::result::Result<cel_interpreter::Value, String> {
+    let program = check_expression(expression)?;
+    let mut ctx = cel_interpreter::Context::default();
+    for (name, value) in variables {
+        ctx.add_variable(name, value).map_err(|e| e.to_string())?;
+    }
+    program.execute(&ctx).map_err(|e| e.to_string())
+}
+
+/// Compiles an expression, for checking it when it is saved as well as before running it.
+pub fn check_expression(expression: &str) -> std::result::Result<cel_interpreter::Program, String> {
+    if expression.len() > MAX_EXPRESSION {
+        return Err(format!("is longer than {MAX_EXPRESSION} characters"));
+    }
+    // The CEL parser panics on some malformed input instead of returning an error; an
+    // administrator's typo must not take the request (or a login) down with it.
+    match std::panic::catch_unwind(|| cel_interpreter::Program::compile(expression)) {
+        Ok(compiled) => compiled.map_err(|e| format!("does not compile: {e}")),
+        Err(_) => Err("does not compile: the parser gave up on it".to_owned()),
+    }
 }
 
 /// Compiles and runs a CEL expression; anything but `true`/`false` is an error.
@@ -223,21 +253,29 @@ pub fn run_cel(
     flow: Value,
     context: Value,
 ) -> std::result::Result<bool, String> {
-    let program = cel_interpreter::Program::compile(expression)
-        .map_err(|e| format!("does not compile: {e}"))?;
-    let mut ctx = cel_interpreter::Context::default();
-    for (name, value) in [
+    let variables = vec![
         ("user", user),
         ("request", request),
         ("flow", flow),
         ("context", context),
-    ] {
-        ctx.add_variable(name, value).map_err(|e| e.to_string())?;
+    ];
+    match execute(expression, variables)? {
+        cel_interpreter::Value::Bool(b) => Ok(b),
+        other => Err(format!("returned {other:?}, not true or false")),
     }
-    match program.execute(&ctx) {
-        Ok(cel_interpreter::Value::Bool(b)) => Ok(b),
-        Ok(other) => Err(format!("returned {other:?}, not true or false")),
-        Err(e) => Err(e.to_string()),
+}
+
+/// Runs a claim-mapping expression over `user` and the granted `scopes`; it must yield a map,
+/// whose entries become claims.
+pub fn run_claims(
+    expression: &str,
+    user: Value,
+    scopes: Value,
+) -> std::result::Result<serde_json::Map<String, Value>, String> {
+    let result = execute(expression, vec![("user", user), ("scopes", scopes)])?;
+    match result.json().map_err(|e| e.to_string())? {
+        Value::Object(claims) => Ok(claims),
+        other => Err(format!("returned {other}, not a map of claims")),
     }
 }
 

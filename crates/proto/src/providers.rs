@@ -308,3 +308,49 @@ pub struct KeyRotationRequest {
     /// Which algorithm's key to replace.
     pub algorithm: SigningAlgorithm,
 }
+
+/// A scope mapping (`propertymappings/provider/scope/`): custom claims as a CEL expression.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScopeMapping {
+    /// UUID.
+    pub pk: Uuid,
+    /// Always null (no mapping is managed by Gatehouse).
+    pub managed: Option<String>,
+    /// Unique name.
+    pub name: String,
+    /// CEL expression over `user` and `scopes` that yields a map of claims.
+    pub expression: String,
+    /// UI component name.
+    pub component: String,
+    /// Model name.
+    pub verbose_name: String,
+    /// Plural model name.
+    pub verbose_name_plural: String,
+    /// Internal model name.
+    pub meta_model_name: String,
+    /// The scope that brings these claims.
+    pub scope_name: String,
+    /// What the consent screen says about the scope.
+    pub description: String,
+}
+
+/// Create/replace/patch body of a scope mapping.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeMappingRequest {
+    /// Unique name (required on create).
+    pub name: Option<String>,
+    /// CEL expression yielding a map of claims (required on create).
+    pub expression: Option<String>,
+    /// The scope that brings these claims (required on create).
+    pub scope_name: Option<String>,
+    /// What the consent screen says about the scope.
+    pub description: Option<String>,
+    /// Must be null.
+    #[serde(
+        default,
+        deserialize_with = "crate::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub managed: Option<Option<String>>,
+}

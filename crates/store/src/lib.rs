@@ -29,6 +29,7 @@ pub mod policies;
 pub mod providers;
 pub mod proxy_sessions;
 pub mod reputation;
+pub mod scope_mappings;
 pub mod sessions;
 pub mod sources;
 pub mod sql;

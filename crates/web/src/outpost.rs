@@ -809,7 +809,8 @@ async fn callback(
         };
         let user = users::get(&mut tx, grant.user).await?;
         let slug = p.app.as_ref().map(|a| a.fields.slug.clone()).unwrap_or_default();
-        let mut claims = crate::oidc::user_claims(&mut tx, &user, &["openid", "profile", "email", "groups"], gatehouse_core::kinds::SubMode::HashedUserId).await?;
+        let mappings = gatehouse_store::scope_mappings::of_provider(&mut tx, p.provider.id).await?;
+        let mut claims = crate::oidc::user_claims(&mut tx, &user, &["openid", "profile", "email", "groups"], gatehouse_core::kinds::SubMode::HashedUserId, &mappings).await?;
         let now = Utc::now();
         claims.insert("iss".into(), crate::oidc::issuer(&state.settings.external_url, &slug).into());
         claims.insert("aud".into(), p.provider.fields.client_id.clone().into());

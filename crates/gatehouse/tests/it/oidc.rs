@@ -702,3 +702,76 @@ async fn es256_tokens_verify_and_outlive_a_key_rotation() -> anyhow::Result<()> 
     })
     .await
 }
+
+#[tokio::test]
+async fn scope_mappings_add_cel_claims_to_tokens_and_userinfo() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (status, body) = server
+            .post(
+                "/propertymappings/provider/scope/",
+                json!({"name": "Broken", "scope_name": "headscale", "expression": "{\"a\": "}),
+            )
+            .await?;
+        assert_eq!(status, 400, "{body}");
+        assert!(crate::errors(&body, "expression").contains("does not compile"), "{body}");
+        let (status, mapping) = server
+            .post(
+                "/propertymappings/provider/scope/",
+                json!({"name": "Headscale", "scope_name": "headscale",
+                       "expression": "{\"tailnet_user\": user.username, \"grafana_admin\": \"Grafana Admins\" in user.groups, \"sub\": \"forged\"}"}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{mapping}");
+        // Compiles, but yields no map: skipped at issue time, never blocking the login.
+        let (status, not_a_map) = server
+            .post(
+                "/propertymappings/provider/scope/",
+                json!({"name": "Not a map", "scope_name": "headscale", "expression": "user.username"}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{not_a_map}");
+        let path = format!("/providers/oauth2/{}/", app.provider);
+        let (status, body) = server
+            .patch(&path, json!({"property_mappings": ["00000000-0000-4000-8000-000000000000"]}))
+            .await?;
+        assert_eq!(status, 400, "an unknown mapping is refused: {body}");
+        let (status, body) = server
+            .patch(&path, json!({"property_mappings": [mapping["pk"], not_a_map["pk"]]}))
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["property_mappings"].as_array().map(Vec::len), Some(2), "{body}");
+
+        let url = format!(
+            "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20headscale",
+            server.external_url,
+            app.client_id,
+            gatehouse_testkit::url_encode(&app.callback)
+        );
+        let redirect = log_in_and_authorize(&server, &url, &app.callback).await?;
+        let code = query_param(&redirect, "code").unwrap_or_default();
+        let (status, tokens) = token_request(
+            &server,
+            &app,
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &app.callback)],
+            &app.client_secret,
+        )
+        .await?;
+        assert_eq!(status, 200, "{tokens}");
+        assert_eq!(tokens["scope"], "openid headscale", "a mapped scope is granted");
+        let id = jsonwebtoken::dangerous::insecure_decode::<Value>(tokens["id_token"].as_str().unwrap_or_default())?.claims;
+        assert_eq!(id["tailnet_user"], "alice@example.com", "{id}");
+        assert_eq!(id["grafana_admin"], true, "{id}");
+        assert_ne!(id["sub"], "forged", "a mapping cannot set reserved claims");
+        let userinfo: Value = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", server.url))
+            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(userinfo["tailnet_user"], "alice@example.com", "{userinfo}");
+        server.stop().await
+    })
+    .await
+}

@@ -89,6 +89,25 @@ def main(base_url, token):
     )
     assert oauth.client_secret
     step("list OAuth2 providers", lambda: providers.providers_oauth2_list())
+    mappings = ak.PropertymappingsApi(client)
+    mapping = step(
+        "create scope mapping",
+        lambda: mappings.propertymappings_provider_scope_create(
+            ak.ScopeMappingRequest(
+                name=f"SDK mapping {suffix}",
+                scope_name="sdk",
+                expression='{"nickname": user.username}',
+            )
+        ),
+    )
+    step("list scope mappings", lambda: mappings.propertymappings_provider_scope_list(scope_name="sdk"))
+    oauth = step(
+        "select the scope mapping",
+        lambda: providers.providers_oauth2_partial_update(
+            id=oauth.pk, patched_o_auth2_provider_request=ak.PatchedOAuth2ProviderRequest(property_mappings=[mapping.pk])
+        ),
+    )
+    assert oauth.property_mappings == [mapping.pk], oauth.property_mappings
     proxy = step(
         "create proxy provider",
         lambda: providers.providers_proxy_create(

@@ -20,6 +20,7 @@ mod policies;
 pub(crate) mod providers;
 pub(crate) mod resource;
 mod schema;
+mod scope_mappings;
 mod sessions;
 mod sources;
 mod tokens;
@@ -140,6 +141,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = sessions::routes(api);
     let api = providers::routes(api.tag("providers"));
     let api = keys::routes(api.tag("oauth2"));
+    let api = scope_mappings::routes(api.tag("propertymappings"));
     let api = flows::routes(api.tag("flows"));
     let api = explain::routes(api);
     let api = invitations::routes(api.tag("stages"));

@@ -11,7 +11,9 @@ use gatehouse_proto::providers::{
 use gatehouse_store::providers::{
     self as store, OAuth2Settings, ProviderFields, ProviderKind, ProxySettings,
 };
-use gatehouse_store::{applications, flows, outposts, sql, Conn, Filter, ListSpec, Listed};
+use gatehouse_store::{
+    applications, flows, outposts, scope_mappings, sql, Conn, Filter, ListSpec, Listed,
+};
 use uuid::Uuid;
 
 use super::resource::{Operations, Resource};
@@ -76,7 +78,11 @@ pub(crate) async fn base(conn: &mut Conn, p: &store::Provider) -> ApiResult<Prov
         authentication_flow: p.fields.authentication_flow,
         authorization_flow: p.fields.authorization_flow,
         invalidation_flow: p.fields.invalidation_flow,
-        property_mappings: Vec::new(),
+        property_mappings: scope_mappings::of_provider(conn, p.id)
+            .await?
+            .into_iter()
+            .map(|m| m.uuid)
+            .collect(),
         component: component.into(),
         assigned_application_slug: app.as_ref().map(|a| a.fields.slug.clone()),
         assigned_application_name: app.as_ref().map(|a| a.fields.name.clone()),
@@ -395,10 +401,6 @@ async fn oauth2_fields(
     }
     for (field, empty) in [
         (
-            "property_mappings",
-            req.property_mappings.as_ref().is_none_or(Vec::is_empty),
-        ),
-        (
             "jwt_federation_sources",
             req.jwt_federation_sources
                 .as_ref()
@@ -506,15 +508,36 @@ async fn list_kind(
     Ok(store::list(conn, &spec).await?)
 }
 
+/// Writes a provider and, when the request names them, its scope mappings (which must exist).
 async fn write_kind(
     conn: &mut Conn,
     current: Option<&store::Provider>,
     fields: ProviderFields,
+    mappings: Option<&[Uuid]>,
 ) -> ApiResult<store::Provider> {
-    Ok(match current {
+    if let Some(mappings) = mappings {
+        let mut errors = Errors::default();
+        for uuid in mappings {
+            if sql::find::<scope_mappings::ScopeMapping>(conn, "uuid", (*uuid).into())
+                .await?
+                .is_none()
+            {
+                errors.add(
+                    "property_mappings",
+                    format!("Invalid pk \"{uuid}\" - object does not exist."),
+                );
+            }
+        }
+        errors.finish()?;
+    }
+    let written = match current {
         Some(c) => store::update(conn, c.id, &fields).await?,
         None => store::create(conn, &fields).await?,
-    })
+    };
+    if let Some(mappings) = mappings {
+        scope_mappings::select_for_provider(conn, written.id, mappings).await?;
+    }
+    Ok(written)
 }
 
 /// An OAuth2/OIDC provider as an API resource.
@@ -569,7 +592,10 @@ macro_rules! provider_resource {
             ) -> ApiResult<Self> {
                 let current = current.map(|c| c.0);
                 let fields = $fields(conn, current.as_ref().map(|c| &c.fields), &req, full).await?;
-                Ok($ty(write_kind(conn, current.as_ref(), fields).await?))
+                let mappings = req.property_mappings.as_deref();
+                Ok($ty(
+                    write_kind(conn, current.as_ref(), fields, mappings).await?
+                ))
             }
 
             async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {

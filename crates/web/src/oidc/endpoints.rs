@@ -18,6 +18,7 @@ use gatehouse_core::kinds::{ClientType, SigningAlgorithm, SubMode};
 use gatehouse_core::secret;
 use gatehouse_store::oauth::{self, Redeemed};
 use gatehouse_store::providers::{OAuth2Settings, Provider, ProviderKind};
+use gatehouse_store::scope_mappings::{self, ScopeMapping};
 use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -248,8 +249,82 @@ pub(super) fn subject(user: &users::User, mode: SubMode) -> String {
     }
 }
 
-/// The claims `scopes` allow about `user`.
+/// Claims a scope mapping may not set: they describe the token, not the user.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "auth_time",
+    "azp",
+    "scope",
+    "at_hash",
+];
+
+/// How long one scope mapping's expression may run.
+const MAPPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The claims `scopes` allow about `user`: the built-in ones, then those of the provider's
+/// scope `mappings` whose scope was granted. A mapping that fails is logged and skipped; it
+/// never blocks the login.
 pub(crate) async fn user_claims(
+    conn: &mut Conn,
+    user: &users::User,
+    scopes: &[&str],
+    mode: SubMode,
+    mappings: &[ScopeMapping],
+) -> Result<Map<String, Value>, ApiError> {
+    let mut claims = builtin_claims(conn, user, scopes, mode).await?;
+    let granted: Vec<&ScopeMapping> = mappings
+        .iter()
+        .filter(|m| scopes.contains(&m.fields.scope_name.as_str()))
+        .collect();
+    if granted.is_empty() {
+        return Ok(claims);
+    }
+    let variable = gatehouse_flow::policy::user_variable(conn, user)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for mapping in granted {
+        let (expression, user_var) = (mapping.fields.expression.clone(), variable.clone());
+        let scope_list: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let outcome = tokio::time::timeout(
+            MAPPING_TIMEOUT,
+            tokio::task::spawn_blocking(move || {
+                gatehouse_flow::policy::run_claims(&expression, user_var, Value::from(scope_list))
+            }),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(Ok(mapped))) => {
+                for (name, value) in mapped {
+                    if RESERVED_CLAIMS.contains(&name.as_str()) {
+                        tracing::warn!(mapping = %mapping.fields.name, claim = %name, "a scope mapping may not set this claim; it is ignored");
+                    } else {
+                        claims.insert(name, value);
+                    }
+                }
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(mapping = %mapping.fields.name, error = %e, "scope mapping failed; its claims are left out")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(mapping = %mapping.fields.name, error = %e, "scope mapping panicked; its claims are left out")
+            }
+            Err(_) => {
+                tracing::warn!(mapping = %mapping.fields.name, "scope mapping ran out of time; its claims are left out")
+            }
+        }
+    }
+    Ok(claims)
+}
+
+/// The claims of the built-in scopes.
+async fn builtin_claims(
     conn: &mut Conn,
     user: &users::User,
     scopes: &[&str],
@@ -349,7 +424,10 @@ impl Issue<'_> {
         let expires = now + Duration::seconds(lifetime);
         let scopes: Vec<&str> = self.scope.split_whitespace().collect();
         let mut claims = match self.user {
-            Some(u) => user_claims(conn, u, &scopes, client.settings.sub_mode).await?,
+            Some(u) => {
+                let mappings = scope_mappings::of_provider(conn, client.provider.id).await?;
+                user_claims(conn, u, &scopes, client.settings.sub_mode, &mappings).await?
+            }
             None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
         };
         let sub = match claims.remove("sub") {
@@ -725,8 +803,9 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
             return Ok(invalid());
         }
         let scopes: Vec<&str> = claims.scope.split_whitespace().collect();
+        let mappings = scope_mappings::of_provider(&mut conn, provider.id).await?;
         Ok(Json(Value::Object(
-            user_claims(&mut conn, &user, &scopes, settings.sub_mode).await?,
+            user_claims(&mut conn, &user, &scopes, settings.sub_mode, &mappings).await?,
         ))
         .into_response())
     }

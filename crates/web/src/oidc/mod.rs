@@ -15,7 +15,7 @@ use gatehouse_core::kinds::{ClientType, MatchingMode, StageKind};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_store::providers::{OAuth2Settings, ProviderKind};
-use gatehouse_store::{applications, flows, oauth, providers, sql, Conn};
+use gatehouse_store::{applications, flows, oauth, providers, scope_mappings, sql, Conn};
 use std::collections::HashMap;
 
 use crate::error::ApiError;
@@ -232,10 +232,12 @@ async fn handle(
             "This provider is not assigned to an application yet.",
         ));
     };
+    // The built-in scopes, and those the provider's scope mappings bring; others are dropped.
+    let mapped = scope_mappings::of_provider(&mut conn, provider.id).await?;
     let scopes: Vec<String> = param("scope")
         .unwrap_or("openid")
         .split_whitespace()
-        .filter(|s| SCOPES.contains(s))
+        .filter(|s| SCOPES.contains(s) || mapped.iter().any(|m| m.fields.scope_name == *s))
         .map(str::to_owned)
         .collect();
     let here = format!("{}?{}", uri.path(), uri.query().unwrap_or_default());
