@@ -258,6 +258,21 @@ pub struct FlowEntry {
     pub bindings: Option<Vec<BindingEntry>>,
 }
 
+/// A scope mapping: custom claims as a CEL expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeMappingEntry {
+    /// Unique name (the key).
+    pub name: String,
+    /// The scope that brings these claims.
+    pub scope_name: String,
+    /// CEL expression over `user` and `scopes` yielding a map of claims.
+    pub expression: String,
+    /// What the consent screen says about the scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 /// An OAuth2/OIDC provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -300,6 +315,9 @@ pub struct OAuth2ProviderEntry {
     /// What `sub` contains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_mode: Option<SubMode>,
+    /// Names of the scope mappings it uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property_mappings: Option<Vec<String>>,
     /// `RS256` (default) or `ES256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_algorithm: Option<SigningAlgorithm>,
@@ -491,6 +509,9 @@ pub struct Document {
     /// Flows.
     #[serde(default)]
     pub flows: Vec<FlowEntry>,
+    /// Scope mappings (custom claims).
+    #[serde(default)]
+    pub scope_mappings: Vec<ScopeMappingEntry>,
     /// OAuth2/OIDC providers.
     #[serde(default)]
     pub oauth2_providers: Vec<OAuth2ProviderEntry>,

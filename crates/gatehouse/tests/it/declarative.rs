@@ -215,3 +215,57 @@ async fn prune_deletes_unlisted_objects_but_spares_built_ins() -> anyhow::Result
     })
     .await
 }
+
+#[tokio::test]
+async fn scope_mappings_apply_by_name_and_plan_to_zero() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let doc = r#"
+scope_mappings:
+  - name: Headscale user
+    scope_name: headscale
+    expression: '{"tailnet_user": user.username}'
+oauth2_providers:
+  - name: Headscale
+    client_id: headscale
+    authorization_flow: default-provider-authorization-implicit-consent
+    invalidation_flow: default-provider-invalidation-flow
+    signing_algorithm: ES256
+    property_mappings: [Headscale user]
+    redirect_uris:
+      - {matching_mode: strict, url: "https://headscale.example.com/oidc/callback"}
+"#;
+        let (status, applied) = run(&server, doc, true, json!({})).await?;
+        assert_eq!(status, 200, "{applied}");
+        let (status, again) = run(&server, doc, false, json!({})).await?;
+        assert_eq!(status, 200);
+        assert_eq!(count(&again), 0, "second plan is empty: {again}");
+        let (_, providers) = server.get("/providers/oauth2/?name=Headscale").await?;
+        let provider = &providers["results"][0];
+        assert_eq!(provider["signing_algorithm"], "ES256");
+        let (_, mapping) = server
+            .get("/propertymappings/provider/scope/?name=Headscale%20user")
+            .await?;
+        assert_eq!(
+            provider["property_mappings"],
+            json!([mapping["results"][0]["pk"]]),
+            "{provider}"
+        );
+
+        let broken = doc.replace(
+            r#"'{"tailnet_user": user.username}'"#,
+            r#"'{"tailnet_user": '"#,
+        );
+        let (status, body) = run(&server, &broken, true, json!({})).await?;
+        assert_eq!(status, 400, "{body}");
+        assert!(errors(&body, "document").contains("expression"), "{body}");
+        let unknown = doc.replace("[Headscale user]", "[Nobody]");
+        let (status, body) = run(&server, &unknown, true, json!({})).await?;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            errors(&body, "document").contains("no scope mapping named `Nobody`"),
+            "{body}"
+        );
+        server.stop().await
+    })
+    .await
+}

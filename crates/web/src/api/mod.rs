@@ -20,7 +20,7 @@ mod policies;
 pub(crate) mod providers;
 pub(crate) mod resource;
 mod schema;
-mod scope_mappings;
+pub(crate) mod scope_mappings;
 mod sessions;
 mod sources;
 mod tokens;

@@ -185,6 +185,11 @@ pub async fn reconcile(
     check_unique(located, "flows", doc.flows.iter().map(|e| e.slug.as_str()))?;
     check_unique(
         located,
+        "scope_mappings",
+        doc.scope_mappings.iter().map(|e| e.name.as_str()),
+    )?;
+    check_unique(
+        located,
         "providers",
         doc.oauth2_providers
             .iter()
@@ -229,6 +234,9 @@ pub async fn reconcile(
     }
     for entry in &doc.flows {
         views::flow(&mut run, entry).await?;
+    }
+    for entry in &doc.scope_mappings {
+        views::scope_mapping(&mut run, entry).await?;
     }
     for entry in &doc.oauth2_providers {
         views::oauth2_provider(&mut run, entry).await?;

@@ -7,17 +7,21 @@ use std::collections::BTreeMap;
 use gatehouse_core::kinds::ProxyMode;
 use gatehouse_declarative::document::{
     ApplicationEntry, BindingEntry, Document, FlowEntry, FlowStageEntry, GroupEntry,
-    OAuth2ProviderEntry, OutpostEntry, PolicyEntry, ProxyProviderEntry, SourceEntry, StageEntry,
-    UserEntry,
+    OAuth2ProviderEntry, OutpostEntry, PolicyEntry, ProxyProviderEntry, ScopeMappingEntry,
+    SourceEntry, StageEntry, UserEntry,
 };
 use gatehouse_proto::core::{ApplicationRequest, GroupRequest, UserRequest};
 use gatehouse_proto::flows::FlowRequest;
 use gatehouse_proto::outposts::OutpostRequest;
-use gatehouse_proto::providers::{OAuth2ProviderRequest, ProxyProviderRequest, RedirectUri};
+use gatehouse_proto::providers::{
+    OAuth2ProviderRequest, ProxyProviderRequest, RedirectUri, ScopeMappingRequest,
+};
 use gatehouse_proto::sources::OAuthSourceRequest;
 use gatehouse_store::policies::{self, BindingFields, Subject, Target};
 use gatehouse_store::providers::{self as store_providers, ProviderKind};
-use gatehouse_store::{applications, flows, groups, outposts, sources, sql, users, Conn};
+use gatehouse_store::{
+    applications, flows, groups, outposts, scope_mappings, sources, sql, users, Conn,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -541,6 +545,65 @@ async fn provider_flows(
     ])
 }
 
+pub(super) async fn scope_mapping(
+    run: &mut Run<'_>,
+    entry: &ScopeMappingEntry,
+) -> Result<(), Failure> {
+    let key = entry.name.as_str();
+    let existing = sql::find::<scope_mappings::ScopeMapping>(run.conn, "name", key.into()).await?;
+    let current = existing.as_ref().map(|m| {
+        json!(ScopeMappingEntry {
+            name: m.fields.name.clone(),
+            scope_name: m.fields.scope_name.clone(),
+            expression: m.fields.expression.clone(),
+            description: Some(m.fields.description.clone()),
+        })
+    });
+    let Some(desired) = run.compare("scope_mapping", key, current, entry, &[])? else {
+        return Ok(());
+    };
+    let desired: ScopeMappingEntry = typed(desired)?;
+    let request = ScopeMappingRequest {
+        name: Some(desired.name),
+        scope_name: Some(desired.scope_name),
+        expression: Some(desired.expression),
+        description: desired.description,
+        managed: None,
+    };
+    scope_mappings::ScopeMapping::write(run.conn, run.admin, existing, request, true)
+        .await
+        .map_err(|e| run.locate("scope_mappings", key, e))?;
+    Ok(())
+}
+
+/// The UUIDs of the scope mappings named in a provider entry.
+async fn mapping_refs(
+    run: &mut Run<'_>,
+    key: &str,
+    names: Option<&[String]>,
+) -> Result<Option<Vec<Uuid>>, Failure> {
+    let Some(names) = names else {
+        return Ok(None);
+    };
+    let mut uuids = Vec::with_capacity(names.len());
+    for name in names {
+        match sql::find::<scope_mappings::ScopeMapping>(run.conn, "name", name.as_str().into())
+            .await?
+        {
+            Some(m) => uuids.push(m.uuid),
+            None => {
+                return Err(run.invalid(
+                    "oauth2_providers",
+                    key,
+                    Some("property_mappings"),
+                    format!("no scope mapping named `{name}`; define it under `scope_mappings:`"),
+                ))
+            }
+        }
+    }
+    Ok(Some(uuids))
+}
+
 pub(super) async fn oauth2_provider(
     run: &mut Run<'_>,
     entry: &OAuth2ProviderEntry,
@@ -568,6 +631,11 @@ pub(super) async fn oauth2_provider(
             let ProviderKind::OAuth2(o) = &p.fields.kind else {
                 return Err(internal("kind changed"));
             };
+            let mapped: Vec<String> = scope_mappings::of_provider(run.conn, p.id)
+                .await?
+                .into_iter()
+                .map(|m| m.fields.name)
+                .collect();
             Some(json!({
                 "name": p.fields.name,
                 "authorization_flow": authorization,
@@ -582,6 +650,7 @@ pub(super) async fn oauth2_provider(
                 "refresh_token_validity": p.fields.refresh_token_validity,
                 "include_claims_in_id_token": o.include_claims_in_id_token,
                 "sub_mode": o.sub_mode,
+                "property_mappings": mapped,
                 "signing_algorithm": o.signing_algorithm,
                 "issuer_mode": o.issuer_mode,
                 "logout_uri": o.logout_uri,
@@ -594,6 +663,10 @@ pub(super) async fn oauth2_provider(
         for u in uris.iter_mut() {
             u.redirect_uri_type = None;
         }
+    }
+    // Stored selections come back ordered by name; the order in the file carries no meaning.
+    if let Some(names) = &mut entry.property_mappings {
+        names.sort();
     }
     let Some(mut desired) =
         run.compare("oauth2_provider", key, current, &entry, &["client_secret"])?
@@ -647,6 +720,7 @@ pub(super) async fn oauth2_provider(
         sub_mode: desired.sub_mode,
         signing_algorithm: desired.signing_algorithm,
         issuer_mode: desired.issuer_mode,
+        property_mappings: mapping_refs(run, key, desired.property_mappings.as_deref()).await?,
         ..Default::default()
     };
     OAuth2::write(
