@@ -35,12 +35,23 @@ async fn login(
     password: &str,
     shots: Option<&str>,
 ) -> anyhow::Result<String> {
-    let c = &browser.client;
-    c.goto(&format!(
-        "{}/if/flow/default-authentication-flow/?next=/if/user/",
-        server.external_url
-    ))
-    .await?;
+    browser
+        .client
+        .goto(&format!(
+            "{}/if/flow/default-authentication-flow/?next=/if/user/",
+            server.external_url
+        ))
+        .await?;
+    answer_login(browser, username, password, shots).await
+}
+
+/// Answers the identification and password pages the browser is on; returns where it lands.
+async fn answer_login(
+    browser: &Browser,
+    username: &str,
+    password: &str,
+    shots: Option<&str>,
+) -> anyhow::Result<String> {
     if let Some(prefix) = shots {
         browser
             .screenshot(&format!("{prefix}-1-identification"))
@@ -61,7 +72,7 @@ async fn login(
         browser.screenshot(&format!("{prefix}-2-password")).await?;
     }
     browser.submit().await?;
-    Ok(c.current_url().await?.to_string())
+    Ok(browser.client.current_url().await?.to_string())
 }
 
 #[tokio::test]
@@ -438,18 +449,7 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
             "openid profile email",
         ))
         .await?;
-        browser
-            .element(Locator::Id("uid_field"))
-            .await?
-            .send_keys("alice@example.com")
-            .await?;
-        browser.submit().await?;
-        browser
-            .element(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
-        browser.submit().await?;
+        answer_login(&browser, "alice@example.com", PASSWORD, None).await?;
         let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
         browser.screenshot("consent-1-explicit").await?;
@@ -766,18 +766,7 @@ async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<(
             "openid profile email groups",
         ))
         .await?;
-        browser
-            .element(Locator::Id("uid_field"))
-            .await?
-            .send_keys("alice@example.com")
-            .await?;
-        browser.submit().await?;
-        browser
-            .element(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
-        browser.submit().await?;
+        answer_login(&browser, "alice@example.com", PASSWORD, None).await?;
         let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
         browser.screenshot("homelab-1-forgejo-consent").await?;
@@ -800,13 +789,9 @@ async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<(
                 .is_some_and(|g| g.contains(&json!("Allow Login Users"))),
             "parent groups are in the claim: {id}"
         );
-        let userinfo: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/application/o/userinfo/", server.url))
-            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
-            .send()
-            .await?
-            .json()
-            .await?;
+        let (_, userinfo) =
+            crate::oidc::userinfo(&server, tokens["access_token"].as_str().unwrap_or_default())
+                .await?;
         assert_eq!(userinfo["email"], "alice@example.com", "{userinfo}");
 
         // Grafana: confidential, implicit consent: straight back with a code.
@@ -875,18 +860,7 @@ async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<(
             "openid",
         ))
         .await?;
-        browser
-            .element(Locator::Id("uid_field"))
-            .await?
-            .send_keys("bob@example.com")
-            .await?;
-        browser.submit().await?;
-        browser
-            .element(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
-        browser.submit().await?;
+        answer_login(&browser, "bob@example.com", PASSWORD, None).await?;
         let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Access denied");
         browser.screenshot("homelab-2-wrongmove-denied").await?;

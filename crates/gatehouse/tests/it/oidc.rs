@@ -98,6 +98,74 @@ fn http() -> anyhow::Result<openidconnect::reqwest::Client> {
         .build()?)
 }
 
+/// The relying party the `openidconnect` crate makes from discovery, registered as `app`.
+type RelyingParty = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// Discovers `app`'s issuer and builds its relying party (fetching the JWKS afresh).
+async fn relying_party(
+    app: &App,
+    http: &openidconnect::reqwest::Client,
+) -> anyhow::Result<(CoreProviderMetadata, RelyingParty)> {
+    // Discovery is fetched from 127.0.0.1 but names the external URL; both reach this server.
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, http).await?;
+    let client = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(app.client_id.clone()),
+        Some(ClientSecret::new(app.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
+    Ok((metadata, client))
+}
+
+/// Calls userinfo with `access_token`: (status, body).
+pub(crate) async fn userinfo(
+    server: &TestServer,
+    access_token: &str,
+) -> anyhow::Result<(u16, Value)> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/application/o/userinfo/", server.url))
+        .bearer_auth(access_token)
+        .send()
+        .await?;
+    Ok((
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    ))
+}
+
+/// The code flow as alice, asking for `openid` plus `scopes`: (tokens, nonce).
+async fn code_flow(
+    server: &TestServer,
+    app: &App,
+    client: &RelyingParty,
+    http: &openidconnect::reqwest::Client,
+    scopes: &[&str],
+) -> anyhow::Result<(openidconnect::core::CoreTokenResponse, Nonce)> {
+    let (auth_url, _, nonce) = client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scopes(scopes.iter().map(|s| Scope::new((*s).to_owned())))
+        .url();
+    let redirect = log_in_and_authorize(server, auth_url.as_str(), &app.callback).await?;
+    let code = query_param(&redirect, "code").unwrap_or_default();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))?
+        .request_async(http)
+        .await?;
+    Ok((tokens, nonce))
+}
+
 fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -112,15 +180,7 @@ async fn openidconnect_relying_party_completes_the_whole_lifecycle() -> anyhow::
     with_server(|server| async move {
         let app = setup(&server, "confidential").await?;
         let http = http()?;
-        // Discovery is fetched from 127.0.0.1 but names the external URL; both reach this server.
-        let issuer = IssuerUrl::new(app.issuer.clone())?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &http).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(app.client_id.clone()),
-            Some(ClientSecret::new(app.client_secret.clone())),
-        )
-        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
+        let (_, client) = relying_party(&app, &http).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (auth_url, csrf, nonce) = client
             .authorize_url(
@@ -159,18 +219,12 @@ async fn openidconnect_relying_party_completes_the_whole_lifecycle() -> anyhow::
             Some("alice@example.com")
         );
 
-        let userinfo: CoreUserInfoClaims = client
+        let verified: CoreUserInfoClaims = client
             .user_info(tokens.access_token().clone(), None)?
             .request_async(&http)
             .await?;
-        assert_eq!(userinfo.subject(), claims.subject());
-        let raw: Value = reqwest::Client::new()
-            .get(format!("{}/application/o/userinfo/", server.url))
-            .bearer_auth(tokens.access_token().secret())
-            .send()
-            .await?
-            .json()
-            .await?;
+        assert_eq!(verified.subject(), claims.subject());
+        let (_, raw) = userinfo(&server, tokens.access_token().secret()).await?;
         assert_eq!(raw["groups"], json!(["Grafana Admins"]), "{raw}");
 
         let refresh = tokens
@@ -287,16 +341,9 @@ async fn misbehaving_clients_are_refused() -> anyhow::Result<()> {
             (400, Some("invalid_grant")),
             "a reused code: {body}"
         );
-        let userinfo = reqwest::Client::new()
-            .get(format!("{}/application/o/userinfo/", server.url))
-            .bearer_auth(first["access_token"].as_str().unwrap_or_default())
-            .send()
-            .await?;
-        assert_eq!(
-            userinfo.status(),
-            401,
-            "tokens issued from a reused code are revoked"
-        );
+        let (status, _) =
+            userinfo(&server, first["access_token"].as_str().unwrap_or_default()).await?;
+        assert_eq!(status, 401, "tokens issued from a reused code are revoked");
 
         // Refresh token reuse revokes the whole family.
         let code = fresh_code(&server, &app, "").await?;
@@ -463,28 +510,8 @@ async fn a_tampered_id_token_is_rejected_by_the_relying_party() -> anyhow::Resul
     with_server(|server| async move {
         let app = setup(&server, "confidential").await?;
         let http = http()?;
-        let metadata =
-            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
-                .await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(app.client_id.clone()),
-            Some(ClientSecret::new(app.client_secret.clone())),
-        )
-        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
-        let (auth_url, _, nonce) = client
-            .authorize_url(
-                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .url();
-        let redirect = log_in_and_authorize(&server, auth_url.as_str(), &app.callback).await?;
-        let code = query_param(&redirect, "code").unwrap_or_default();
-        let tokens = client
-            .exchange_code(AuthorizationCode::new(code))?
-            .request_async(&http)
-            .await?;
+        let (_, client) = relying_party(&app, &http).await?;
+        let (tokens, nonce) = code_flow(&server, &app, &client, &http, &[]).await?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| anyhow::anyhow!("no ID token"))?;
@@ -589,32 +616,17 @@ async fn es256_tokens_verify_and_outlive_a_key_rotation() -> anyhow::Result<()> 
         assert_eq!(status, 400, "an unknown algorithm is refused: {body}");
 
         let http = http()?;
-        let metadata =
-            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
-                .await?;
+        let (metadata, client) = relying_party(&app, &http).await?;
         let advertised = serde_json::to_value(metadata.id_token_signing_alg_values_supported())?;
         assert_eq!(advertised, json!(["ES256"]));
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(app.client_id.clone()),
-            Some(ClientSecret::new(app.client_secret.clone())),
+        let (tokens, nonce) = code_flow(
+            &server,
+            &app,
+            &client,
+            &http,
+            &["offline_access", "profile"],
         )
-        .set_redirect_uri(RedirectUrl::new(app.callback.clone())?);
-        let (auth_url, _, nonce) = client
-            .authorize_url(
-                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .add_scope(Scope::new("offline_access".into()))
-            .add_scope(Scope::new("profile".into()))
-            .url();
-        let redirect = log_in_and_authorize(&server, auth_url.as_str(), &app.callback).await?;
-        let code = query_param(&redirect, "code").unwrap_or_default();
-        let tokens = client
-            .exchange_code(AuthorizationCode::new(code))?
-            .request_async(&http)
-            .await?;
+        .await?;
         let es256 = client
             .id_token_verifier()
             .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
@@ -666,14 +678,7 @@ async fn es256_tokens_verify_and_outlive_a_key_rotation() -> anyhow::Result<()> 
             "tokens are signed by the new key after rotation"
         );
         // The RP fetches the JWKS again (as it does for an unknown kid) and the new token verifies.
-        let metadata =
-            CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
-                .await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(app.client_id.clone()),
-            Some(ClientSecret::new(app.client_secret.clone())),
-        );
+        let (_, client) = relying_party(&app, &http).await?;
         let verifier = client
             .id_token_verifier()
             .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
@@ -763,13 +768,7 @@ async fn scope_mappings_add_cel_claims_to_tokens_and_userinfo() -> anyhow::Resul
         assert_eq!(id["tailnet_user"], "alice@example.com", "{id}");
         assert_eq!(id["grafana_admin"], true, "{id}");
         assert_ne!(id["sub"], "forged", "a mapping cannot set reserved claims");
-        let userinfo: Value = reqwest::Client::new()
-            .get(format!("{}/application/o/userinfo/", server.url))
-            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
-            .send()
-            .await?
-            .json()
-            .await?;
+        let (_, userinfo) = userinfo(&server, tokens["access_token"].as_str().unwrap_or_default()).await?;
         assert_eq!(userinfo["tailnet_user"], "alice@example.com", "{userinfo}");
         server.stop().await
     })
