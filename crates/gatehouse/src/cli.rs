@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// How long unfinished logins (anonymous visitors, bots) are kept [default: hours=2].
     #[arg(long, env = "GATEHOUSE_FLOW_STATE_AGE")]
     pub flow_state_age: Option<String>,
+    /// While the database is unreachable, how long the outpost keeps letting in sessions it
+    /// has already checked; new logins wait for the database [default: minutes=5].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_GRACE")]
+    pub outpost_grace: Option<String>,
 }
 
 /// How to reach a running server.

@@ -24,6 +24,8 @@ pub struct SettingsFile {
     pub log_format: Option<String>,
     /// How long unfinished logins are kept, e.g. `hours=2`.
     pub flow_state_age: Option<String>,
+    /// How long the outpost keeps honouring cached sessions while the database is unreachable.
+    pub outpost_grace: Option<String>,
     /// Address of the /metrics listener, or `off`.
     pub metrics_listen: Option<String>,
 }
@@ -52,6 +54,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long unfinished logins are kept.
     pub flow_state_age: chrono::Duration,
+    /// How long the outpost keeps honouring cached sessions while the database is unreachable.
+    pub outpost_grace: chrono::Duration,
     /// Address of the /metrics listener; `None` when off.
     pub metrics_listen: Option<String>,
 }
@@ -125,15 +129,23 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some("json") => LogFormat::Json,
         Some(other) => bail!("log format `{other}` is not text or json"),
     };
-    let age_text = args
-        .flow_state_age
-        .clone()
-        .or(file.flow_state_age)
-        .unwrap_or_else(|| "hours=2".into());
-    let flow_state_age = match age_text.parse::<gatehouse_core::Duration>() {
-        Ok(d) => chrono::Duration::seconds(d.seconds()),
-        Err(e) => bail!("flow state age `{age_text}`: {e}"),
+    let duration = |what: &str, given: Option<String>, default: &str| {
+        let text = given.unwrap_or_else(|| default.to_owned());
+        match text.parse::<gatehouse_core::Duration>() {
+            Ok(d) => Ok(chrono::Duration::seconds(d.seconds())),
+            Err(e) => Err(anyhow::anyhow!("{what} `{text}`: {e}")),
+        }
     };
+    let flow_state_age = duration(
+        "flow state age",
+        args.flow_state_age.clone().or(file.flow_state_age),
+        "hours=2",
+    )?;
+    let outpost_grace = duration(
+        "outpost grace period",
+        args.outpost_grace.clone().or(file.outpost_grace),
+        "minutes=5",
+    )?;
     let metrics_listen = match args
         .metrics_listen
         .clone()
@@ -155,6 +167,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         external_url,
         log_format,
         flow_state_age,
+        outpost_grace,
         metrics_listen,
     })
 }

@@ -93,6 +93,7 @@ pub async fn run(
         gatehouse_web::Settings {
             external_url: settings.external_url.clone(),
             flow_state_age: settings.flow_state_age,
+            outpost_grace: settings.outpost_grace.to_std().unwrap_or_default(),
         },
     );
     // Signing keys load (and on first start, are made) in the background: RSA key generation

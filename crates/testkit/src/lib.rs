@@ -6,6 +6,7 @@
 //! instead of skipping it, so a CI run can never pass by testing less.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -74,6 +75,58 @@ impl TestDb {
     }
 }
 
+/// A TCP link on loopback to `target` that a test can cut, as a network failure would: open
+/// connections drop and new ones are refused.
+pub struct Cuttable {
+    /// Where to connect instead of the target.
+    pub addr: std::net::SocketAddr,
+    accept: JoinHandle<()>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Cuttable {
+    /// Starts forwarding a loopback port to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> anyhow::Result<Cuttable> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let kept = links.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                if let Ok(mut all) = kept.lock() {
+                    all.push(link.abort_handle());
+                }
+            }
+        });
+        Ok(Cuttable {
+            addr,
+            accept,
+            links,
+        })
+    }
+
+    /// Cuts the link: open connections drop, new ones are refused.
+    pub fn cut(&self) {
+        self.accept.abort();
+        if let Ok(mut all) = self.links.lock() {
+            for link in all.drain(..) {
+                link.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Cuttable {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = self.drop_postgres.take() {
@@ -135,6 +188,17 @@ impl TestServer {
         db: &TestDb,
         bootstrap: BootstrapSettings,
     ) -> anyhow::Result<TestServer> {
+        Self::start_on(db, &db.url, bootstrap, |_| {}).await
+    }
+
+    /// Starts the server on `db` reached through `database_url` (e.g. via a [`Cuttable`] link),
+    /// with `configure` adjusting its settings.
+    pub async fn start_on(
+        db: &TestDb,
+        database_url: &str,
+        bootstrap: BootstrapSettings,
+        configure: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<TestServer> {
         // Server logs go to the test's captured output: shown only when the test fails.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -144,15 +208,17 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         let external_url = format!("http://localhost:{}", addr.port());
-        let settings = Settings {
+        let mut settings = Settings {
             listen: addr.to_string(),
-            database: db.url.clone(),
+            database: database_url.to_owned(),
             data_dir: db.dir.path().to_path_buf(),
             external_url: external_url.clone(),
             log_format: LogFormat::Text,
             flow_state_age: chrono::Duration::hours(2),
+            outpost_grace: chrono::Duration::minutes(5),
             metrics_listen: None,
         };
+        configure(&mut settings);
         let metrics = TcpListener::bind("127.0.0.1:0").await?;
         let metrics_url = format!("http://{}/metrics", metrics.local_addr()?);
         let (tx, rx) = oneshot::channel::<()>();

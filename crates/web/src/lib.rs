@@ -40,6 +40,9 @@ pub struct Settings {
     pub external_url: String,
     /// How long an unfinished login (anonymous visitors, bots, abandoned flows) is kept.
     pub flow_state_age: chrono::Duration,
+    /// While the database is unreachable, how long the outpost keeps honouring sessions it
+    /// has already checked (T1). Nothing else passes meanwhile.
+    pub outpost_grace: std::time::Duration,
 }
 
 /// Shared state of every handler.

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub decision_seconds: Histogram,
     /// Sessions held in the outpost cache.
     pub cached_sessions: Gauge,
+    /// 1 while the outpost cannot reach the database and answers from its cache (T1).
+    pub degraded: Gauge,
     /// Failed password and code attempts.
     pub login_failures: Counter,
     /// 1 for the backend sessions and configuration live in (T3: no silent fallback).
@@ -85,6 +87,12 @@ impl Metrics {
             "Outpost sessions held in memory",
             cached_sessions.clone(),
         );
+        let degraded = Gauge::default();
+        registry.register(
+            "gatehouse_outpost_degraded",
+            "1 while the database is unreachable and only already-checked sessions pass",
+            degraded.clone(),
+        );
         let login_failures = Counter::default();
         registry.register(
             "gatehouse_login_failures",
@@ -109,6 +117,7 @@ impl Metrics {
             fallbacks,
             decision_seconds,
             cached_sessions,
+            degraded,
             login_failures,
             store,
         })

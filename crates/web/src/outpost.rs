@@ -94,14 +94,42 @@ struct SessionView {
     allowed: Result<(), String>,
 }
 
-/// A cached session lookup: when it was read, and the session (`None`: no valid session).
-type CachedSession = (Instant, Option<Arc<SessionView>>);
+/// A cached answer from the database.
+#[derive(Clone)]
+struct Cached<T> {
+    /// When a request last took it upon itself to read it again (or it was read).
+    stamp: Instant,
+    /// When the database last confirmed it: while the database is unreachable it is honoured
+    /// until the grace period after this runs out.
+    verified: Instant,
+    value: T,
+}
+
+impl<T> Cached<T> {
+    fn fresh(value: T) -> Cached<T> {
+        let now = Instant::now();
+        Cached {
+            stamp: now,
+            verified: now,
+            value,
+        }
+    }
+}
+
+/// A cached session lookup (`None`: no valid session).
+type CachedSession = Cached<Option<Arc<SessionView>>>;
+
+/// How long a revalidating read may wait for the database before the cached answer is used
+/// (within the grace period) or the request is refused.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The outpost's caches.
 #[derive(Default)]
 pub struct Outpost {
-    snapshot: RwLock<Option<(Instant, Arc<Snapshot>)>>,
+    snapshot: RwLock<Option<Cached<Arc<Snapshot>>>>,
     sessions: RwLock<HashMap<String, CachedSession>>,
+    /// Set while the database is unreachable (logged once per outage).
+    degraded: std::sync::atomic::AtomicBool,
 }
 
 /// The outpost routes.
@@ -176,93 +204,211 @@ async fn load_snapshot(conn: &mut Conn, metrics: &Metrics) -> Result<Snapshot, A
 }
 
 impl Outpost {
-    async fn snapshot(&self, state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
-        if let Some((at, snap)) = self.snapshot.read().ok().and_then(|g| g.clone()) {
-            if at.elapsed() < REVALIDATE {
-                return Ok(snap);
+    /// Records the outcome of a database read: an outage is logged once and shown by the
+    /// `gatehouse_outpost_degraded` gauge until a read succeeds again.
+    fn database_reached(&self, state: &AppState, reached: Result<(), &ApiError>) {
+        use std::sync::atomic::Ordering;
+        match reached {
+            Ok(()) => {
+                if self.degraded.swap(false, Ordering::AcqRel) {
+                    state.metrics.degraded.set(0);
+                    tracing::info!("the database answers again; the outpost left degraded mode");
+                }
             }
-            // One request refreshes; the others keep using the current table meanwhile, so a
-            // burst of requests never turns into a burst of database reads.
-            let claimed = self
-                .snapshot
-                .write()
-                .ok()
-                .is_some_and(|mut slot| match slot.as_mut() {
-                    Some((stamp, _)) if stamp.elapsed() >= REVALIDATE => {
-                        *stamp = Instant::now();
-                        true
-                    }
-                    _ => false,
-                });
-            if !claimed {
-                return Ok(snap);
+            Err(e) => {
+                if !self.degraded.swap(true, Ordering::AcqRel) {
+                    state.metrics.degraded.set(1);
+                    tracing::error!(error = %e, grace_s = state.settings.outpost_grace.as_secs(),
+                        "the database is unreachable: sessions checked in the last grace period keep passing, new logins wait");
+                }
             }
         }
-        let mut conn = state.store.conn().await?;
-        let snap = Arc::new(load_snapshot(&mut conn, &state.metrics).await?);
-        if let Ok(mut slot) = self.snapshot.write() {
-            *slot = Some((Instant::now(), snap.clone()));
-        }
-        Ok(snap)
     }
 
-    /// The session under cookie value `key`, from the cache while it is fresh (the hot path:
-    /// no database, no hashing), else from the database; `request` is built only then.
+    /// Whether a cached answer last confirmed at `verified` may stand in for the database.
+    fn within_grace(state: &AppState, verified: Instant) -> bool {
+        verified.elapsed() < state.settings.outpost_grace
+    }
+
+    /// The routing table and providers. While fresh it comes from memory; once stale, one
+    /// request starts a reload in the background and every request keeps using the current
+    /// table meanwhile, so no request waits on the database (nor on an unreachable one).
+    async fn snapshot(&self, state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
+        let current = self.snapshot.read().ok().and_then(|g| g.clone());
+        let Some(current) = current else {
+            return self.reload_snapshot(state).await;
+        };
+        if current.stamp.elapsed() >= REVALIDATE && self.claim_snapshot() {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let _ = state.outpost.reload_snapshot(&state).await;
+            });
+        }
+        Ok(current.value)
+    }
+
+    /// Marks the snapshot as being reloaded; false when another request already did.
+    fn claim_snapshot(&self) -> bool {
+        self.snapshot
+            .write()
+            .ok()
+            .is_some_and(|mut slot| match slot.as_mut() {
+                Some(c) if c.stamp.elapsed() >= REVALIDATE => {
+                    c.stamp = Instant::now();
+                    true
+                }
+                _ => false,
+            })
+    }
+
+    /// Reads the snapshot from the database. When the database cannot be reached, the
+    /// current snapshot stands in until the grace period after it was read runs out.
+    async fn reload_snapshot(&self, state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
+        let loaded = patiently(async {
+            let mut conn = state.store.conn().await?;
+            load_snapshot(&mut conn, &state.metrics).await
+        })
+        .await;
+        self.database_reached(state, loaded.as_ref().map(|_| ()));
+        let Ok(mut slot) = self.snapshot.write() else {
+            return Err(ApiError::Internal("outpost cache poisoned".into()));
+        };
+        match loaded {
+            Ok(snap) => {
+                let snap = Arc::new(snap);
+                *slot = Some(Cached::fresh(snap.clone()));
+                Ok(snap)
+            }
+            Err(e) => match slot
+                .as_ref()
+                .filter(|c| Self::within_grace(state, c.verified))
+            {
+                Some(c) => Ok(c.value.clone()),
+                None => {
+                    *slot = None;
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// The session under cookie value `key`: from memory while fresh (the hot path: no
+    /// database, no hashing); once stale, one request starts a re-read in the background and
+    /// the cached answer stands meanwhile; a cookie never seen is read at once. `request` is
+    /// built only when the database is read.
     async fn session(
         &self,
         state: &AppState,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         key: &str,
         request: impl FnOnce() -> gatehouse_flow::RequestInfo,
     ) -> Result<Option<Arc<SessionView>>, ApiError> {
         let cached = self.sessions.read().ok().and_then(|m| m.get(key).cloned());
-        if let Some((at, view)) = cached {
-            if at.elapsed() < REVALIDATE {
-                return Ok(view);
-            }
-            // Stale: one request re-reads the session, the others use the cached answer.
-            let claimed =
-                self.sessions
-                    .write()
-                    .ok()
-                    .is_some_and(|mut map| match map.get_mut(key) {
-                        Some((stamp, _)) if stamp.elapsed() >= REVALIDATE => {
-                            *stamp = Instant::now();
-                            true
-                        }
-                        _ => false,
-                    });
-            if !claimed {
-                return Ok(view);
-            }
-        }
-        let req = request();
-        let req = &req;
-        let mut conn = state.store.conn().await?;
-        let view = match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
-            Some(s) if s.user.is_some() => {
-                let user = users::get(&mut conn, s.user.unwrap_or_default()).await?;
-                match snap.providers.get(&s.provider) {
-                    Some(p) if user.fields.is_active => Some(Arc::new(
-                        view_of(&mut conn, state, p, &user, &s.data, req).await?,
-                    )),
-                    _ => None,
-                }
-            }
-            _ => None,
+        let Some(cached) = cached else {
+            return self.reread_session(state, snap, key, &request()).await;
         };
-        if let Ok(mut map) = self.sessions.write() {
-            if map.len() > 100_000 {
-                map.retain(|_, (at, _)| at.elapsed() < REVALIDATE);
-            }
-            map.insert(key.to_owned(), (Instant::now(), view.clone()));
-            state
-                .metrics
-                .cached_sessions
-                .set(i64::try_from(map.len()).unwrap_or(i64::MAX));
+        if cached.stamp.elapsed() >= REVALIDATE && self.claim_session(key) {
+            let (state, snap, key, req) = (state.clone(), snap.clone(), key.to_owned(), request());
+            tokio::spawn(async move {
+                let _ = state
+                    .outpost
+                    .reread_session(&state, &snap, &key, &req)
+                    .await;
+            });
         }
+        Ok(cached.value)
+    }
+
+    /// Marks session `key` as being re-read; false when another request already did.
+    fn claim_session(&self, key: &str) -> bool {
+        self.sessions
+            .write()
+            .ok()
+            .is_some_and(|mut map| match map.get_mut(key) {
+                Some(c) if c.stamp.elapsed() >= REVALIDATE => {
+                    c.stamp = Instant::now();
+                    true
+                }
+                _ => false,
+            })
+    }
+
+    /// Reads session `key` from the database and caches the answer. When the database cannot
+    /// be reached, a cached answer stands in until the grace period after it was last
+    /// confirmed runs out; then it is dropped and the session no longer passes.
+    async fn reread_session(
+        &self,
+        state: &AppState,
+        snap: &Snapshot,
+        key: &str,
+        req: &gatehouse_flow::RequestInfo,
+    ) -> Result<Option<Arc<SessionView>>, ApiError> {
+        let read = patiently(async {
+            let mut conn = state.store.conn().await?;
+            Ok(
+                match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
+                    Some(s) if s.user.is_some() => {
+                        let user = users::get(&mut conn, s.user.unwrap_or_default()).await?;
+                        match snap.providers.get(&s.provider) {
+                            Some(p) if user.fields.is_active => Some(Arc::new(
+                                view_of(&mut conn, state, p, &user, &s.data, req).await?,
+                            )),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                },
+            )
+        })
+        .await;
+        self.database_reached(state, read.as_ref().map(|_| ()));
+        let Ok(mut map) = self.sessions.write() else {
+            return Err(ApiError::Internal("outpost cache poisoned".into()));
+        };
+        let view = match read {
+            Ok(view) => view,
+            Err(e) => {
+                let standing = map
+                    .get(key)
+                    .filter(|c| Self::within_grace(state, c.verified))
+                    .map(|c| c.value.clone());
+                if standing.is_none() {
+                    map.remove(key);
+                }
+                return standing.ok_or(e);
+            }
+        };
+        if map.len() > 100_000 {
+            // Keep what degraded mode may need: real sessions within the grace period.
+            // Answers of "no session" (forged or expired cookies) go once stale.
+            let grace = state.settings.outpost_grace;
+            map.retain(|_, c| match c.value {
+                Some(_) => c.verified.elapsed() < grace.max(REVALIDATE),
+                None => c.stamp.elapsed() < REVALIDATE,
+            });
+        }
+        map.insert(key.to_owned(), Cached::fresh(view.clone()));
+        state
+            .metrics
+            .cached_sessions
+            .set(i64::try_from(map.len()).unwrap_or(i64::MAX));
         Ok(view)
     }
+}
+
+/// Runs a database round, giving up after [`DATABASE_PATIENCE`] (an unreachable database can
+/// otherwise hold a request for the whole pool timeout).
+async fn patiently<T>(
+    read: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(DATABASE_PATIENCE, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::Internal(format!(
+                "the database did not answer within {} s",
+                DATABASE_PATIENCE.as_secs()
+            )))
+        })
 }
 
 async fn view_of(
@@ -593,7 +739,12 @@ async fn nginx(
             }
         },
         Ok(Err(r)) => r,
-        Err(e) => unavailable(e),
+        // nginx shows its own 500 for a failed auth subrequest; a 401 instead sends the
+        // browser to `start`, which explains the outage (and still lets nobody through).
+        Err(e) => {
+            tracing::error!(error = %e, "forward auth could not reach the database");
+            StatusCode::UNAUTHORIZED.into_response()
+        }
     }
 }
 
@@ -627,14 +778,16 @@ fn allow(view: &SessionView) -> Response {
     r
 }
 
+/// The answer when the database is needed and cannot be reached: 503 with a page that says
+/// so. Never fail open: without an answer, nobody passes.
 fn unavailable(e: ApiError) -> Response {
-    tracing::error!(error = %e, "forward auth failed");
-    // Never fail open: without an answer, nobody passes.
-    (
+    tracing::error!(error = %e, "forward auth could not reach the database");
+    error_page(
         StatusCode::SERVICE_UNAVAILABLE,
-        "Authentication is temporarily unavailable.",
+        "Sign-in is unavailable for a moment",
+        "Gatehouse cannot reach its database, so it cannot sign you in right now. People who are already signed in keep their access for a while.",
+        "Try again in a minute. Administrators: check the database and the gatehouse_outpost_degraded metric.",
     )
-        .into_response()
 }
 
 async fn forwarded(
@@ -700,14 +853,17 @@ async fn begin_login(state: &AppState, p: &ProxyProvider, rd: &str) -> Result<Re
     .unwrap_or_else(|| p.settings.external_host.clone());
     let key = secret::new_token();
     let login_state = secret::new_token();
-    let mut conn = state.store.conn().await?;
-    proxy_sessions::create(
-        &mut conn,
-        &key,
-        p.provider.id,
-        &json!({"state": login_state, "rd": target}),
-        Utc::now() + chrono::Duration::minutes(PENDING_MINUTES),
-    )
+    patiently(async {
+        let mut conn = state.store.conn().await?;
+        Ok(proxy_sessions::create(
+            &mut conn,
+            &key,
+            p.provider.id,
+            &json!({"state": login_state, "rd": target}),
+            Utc::now() + chrono::Duration::minutes(PENDING_MINUTES),
+        )
+        .await?)
+    })
     .await?;
     let callback = format!(
         "{}{CALLBACK}",

@@ -521,3 +521,95 @@ async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()
     })
     .await
 }
+
+#[tokio::test]
+async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_503(
+) -> anyhow::Result<()> {
+    const GRACE_SECONDS: i64 = 3;
+    let db = gatehouse_testkit::TestDb::new().await?;
+    if db.backend() == "sqlite" {
+        // An embedded SQLite file cannot become unreachable while the server runs; the outage
+        // is exercised on the PostgreSQL pass of the suite.
+        println!("database outage: exercised on PostgreSQL (this run is SQLite)");
+        return Ok(());
+    }
+    // The server reaches PostgreSQL through a link the test can cut.
+    let (head, rest) = db.url.split_once('@').unwrap_or_default();
+    let (host_port, database) = rest.split_once('/').unwrap_or_default();
+    let link = gatehouse_testkit::Cuttable::start(host_port.parse()?).await?;
+    let url = format!("{head}@{}/{database}", link.addr);
+    let server = TestServer::start_on(
+        &db,
+        &url,
+        gatehouse_web::bootstrap::BootstrapSettings {
+            token: Some(gatehouse_testkit::TOKEN.into()),
+            ..Default::default()
+        },
+        |settings| settings.outpost_grace = chrono::Duration::seconds(GRACE_SECONDS),
+    )
+    .await?;
+    let family = protect(&server, &server.url).await?;
+    user(&server, "alice@example.com", json!([family["pk"]])).await?;
+    let http = cookie_client()?;
+    outpost_login(&server, &http).await?;
+    assert_eq!(decision(&server, &http).await?, 200);
+
+    link.cut();
+    // Past the revalidation interval: the outpost now has to ask the database, and cannot.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        decision(&server, &http).await?,
+        200,
+        "a session checked before the outage keeps passing within the grace period"
+    );
+    let metrics = reqwest::get(&server.metrics_url).await?.text().await?;
+    assert!(
+        metrics.contains("gatehouse_outpost_degraded 1"),
+        "the outage shows in the metrics"
+    );
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let status = anonymous
+        .get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
+        .header("X-Original-URI", "/home")
+        .header("Cookie", "authentik_proxy_forged=not-a-session")
+        .send()
+        .await?
+        .status();
+    assert_eq!(
+        status, 401,
+        "nothing unchecked passes (nginx then sends the browser to start)"
+    );
+    let start = anonymous
+        .get(format!(
+            "{}/outpost.goauthentik.io/start?rd=%2Fhome",
+            server.url
+        ))
+        .send()
+        .await?;
+    assert_eq!(start.status(), 503, "a new login gets a clear 503");
+    let page = start.text().await?;
+    assert!(page.contains("cannot reach its database"), "{page}");
+    let caddy = anonymous
+        .get(format!("{}/outpost.goauthentik.io/auth/caddy", server.url))
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Uri", "/home")
+        .send()
+        .await?;
+    assert_eq!(
+        caddy.status(),
+        503,
+        "forward_auth without a session: 503, never 200"
+    );
+    // Once the grace period has run out, the cached session no longer passes either.
+    let deadline = std::time::Instant::now() + Duration::from_secs(GRACE_SECONDS as u64 + 5);
+    let mut status = 200;
+    while status == 200 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = decision(&server, &http).await?;
+    }
+    assert_eq!(status, 401, "after the grace period nothing passes");
+    drop(server);
+    Ok(())
+}
