@@ -39,8 +39,6 @@ pub mod users;
 use std::str::FromStr;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
@@ -52,8 +50,6 @@ pub use sqlx::AnyConnection as Conn;
 /// the connection, so store functions take `&mut tx` like any connection.
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
-    /// On SQLite, this process's turn to write (see [`Store::begin`]).
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for Tx {
@@ -165,10 +161,12 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time. Writers of this process queue here, in order and
-    /// without sleeping, rather than in SQLite's busy handler, which polls with sleeps of
-    /// up to 100 ms; the busy handler still arbitrates between processes.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite has one writer at a time, so transactions get a pool of their own with one
+    /// connection: writers of this process queue for it in order and without sleeping (rather
+    /// than in SQLite's busy handler, which polls with sleeps of up to 100 ms), and never wait
+    /// behind readers for a connection. The busy handler still arbitrates between processes.
+    /// `None` on PostgreSQL, where transactions come from the main pool.
+    writer: Option<AnyPool>,
 }
 
 /// Removes a password from a URL so it can be logged or shown in an error.
@@ -213,11 +211,8 @@ impl Store {
             .map_err(|e| bad(e.to_string()))?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
+        let pool_options = || {
+            AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))
             // A SQLite connection is a file handle that cannot drop out; pinging it on every
             // checkout would only add a round-trip to the connection's worker thread.
@@ -234,13 +229,29 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+        };
+        let pool = pool_options()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .connect_with(options.clone())
             .await
             .map_err(|e| bad(e.to_string()))?;
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                pool_options()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
-            writer: Arc::default(),
+            writer,
         })
     }
 
@@ -296,24 +307,14 @@ impl Store {
     /// Starts a transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`): a
     /// deferred transaction that reads and then writes cannot wait for a concurrent writer and
     /// fails with "database is locked" at once, whereas waiting for the lock at `BEGIN` honours
-    /// `busy_timeout`.
-    ///
-    /// On SQLite, writers of this process also take turns in-process first, so only one of them
-    /// at a time holds a pooled connection waiting for the lock.
+    /// `busy_timeout`. On SQLite, transactions run on the single writer connection (see
+    /// [`Store`]).
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match self.backend {
-            Backend::Sqlite => {
-                let turn = Arc::clone(&self.writer).lock_owned().await;
-                Tx {
-                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _writer: Some(turn),
-                }
-            }
-            Backend::Postgres => Tx {
-                inner: self.pool.begin().await?,
-                _writer: None,
-            },
-        })
+        let inner = match &self.writer {
+            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(Tx { inner })
     }
 
     /// A pooled connection for reads that need no transaction.
@@ -324,6 +325,9 @@ impl Store {
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
     }
 }
 

@@ -58,6 +58,8 @@ pub struct AppState {
     pub outpost: Arc<outpost::Outpost>,
     /// OIDC signing keys, parsed once.
     pub keys: Arc<oidc::Keyring>,
+    /// OAuth2 clients recently authenticated.
+    pub oidc_clients: Arc<oidc::Clients>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
@@ -80,6 +82,7 @@ impl AppState {
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             outpost: Arc::new(outpost::Outpost::default()),
             keys: Arc::default(),
+            oidc_clients: Arc::default(),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }

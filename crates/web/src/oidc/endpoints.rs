@@ -133,21 +133,91 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
-/// An authenticated client (its `settings.redirect_uris` are not loaded).
-struct Client {
+/// A registered client as the token, introspection and revocation endpoints need it (its
+/// `settings.redirect_uris` are not loaded: a code remembers the one it was issued for).
+#[derive(Clone)]
+pub(super) struct Client {
     provider: Provider,
     settings: OAuth2Settings,
     slug: String,
+    /// The scope mappings the provider selected.
+    mappings: Vec<ScopeMapping>,
+}
+
+/// How long a client's registration is reused before it is read again: a changed secret,
+/// mapping or deletion applies within this.
+const CLIENT_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Registered clients by client id, so a busy token endpoint does not read the provider, its
+/// application and its mappings for every request.
+#[derive(Default)]
+pub struct Clients {
+    known: std::sync::RwLock<HashMap<String, (std::time::Instant, Arc<Client>)>>,
+}
+
+impl Clients {
+    /// The client registered as `client_id`: `Ok(None)` when no OAuth2 provider has that id,
+    /// `Err` (the answer to send) when its provider has no application yet.
+    async fn get(
+        &self,
+        state: &AppState,
+        client_id: &str,
+    ) -> Result<Result<Option<Arc<Client>>, Response>, ApiError> {
+        let cached = self
+            .known
+            .read()
+            .ok()
+            .and_then(|m| m.get(client_id).cloned());
+        if let Some((at, client)) = cached {
+            if at.elapsed() < CLIENT_FRESH_FOR {
+                return Ok(Ok(Some(client)));
+            }
+        }
+        let mut conn = state.store.conn().await?;
+        let Some(provider) =
+            sql::find::<Provider>(&mut conn, "p.client_id", client_id.into()).await?
+        else {
+            return Ok(Ok(None));
+        };
+        let ProviderKind::OAuth2(settings) = provider.fields.kind.clone() else {
+            return Ok(Ok(None));
+        };
+        let Some(app) = applications::find_by_provider(&mut conn, provider.id).await? else {
+            return Ok(Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                "This client is not assigned to an application.",
+            )));
+        };
+        let mappings = scope_mappings::of_provider(&mut conn, provider.id).await?;
+        let client = Arc::new(Client {
+            provider,
+            settings,
+            slug: app.fields.slug,
+            mappings,
+        });
+        if let Ok(mut known) = self.known.write() {
+            if known.len() >= 10_000 {
+                known.retain(|_, (at, _)| at.elapsed() < CLIENT_FRESH_FOR);
+            }
+            known.insert(
+                client_id.to_owned(),
+                (std::time::Instant::now(), client.clone()),
+            );
+        }
+        Ok(Ok(Some(client)))
+    }
 }
 
 /// Authenticates the client of a token/introspection/revocation request: HTTP Basic or form
 /// fields for confidential clients (secret compared in constant time), the client id alone for
-/// public ones.
+/// public ones. Takes a pooled connection only when the client is not cached: call it before
+/// holding one.
 async fn authenticate_client(
-    conn: &mut Conn,
+    state: &AppState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
-) -> Result<Result<Client, Response>, ApiError> {
+) -> Result<Result<Arc<Client>, Response>, ApiError> {
     let invalid = || {
         oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -176,33 +246,19 @@ async fn authenticate_client(
             None => return Ok(Err(invalid())),
         },
     };
-    // One query: the token, introspection and revocation endpoints never need the redirect
-    // URIs (the code remembers the one it was issued for), so they are not loaded.
-    let Some(provider) = sql::find::<Provider>(conn, "p.client_id", client_id.into()).await? else {
-        return Ok(Err(invalid()));
+    let client = match state.oidc_clients.get(state, &client_id).await? {
+        Ok(Some(client)) => client,
+        Ok(None) => return Ok(Err(invalid())),
+        Err(unassigned) => return Ok(Err(unassigned)),
     };
-    let ProviderKind::OAuth2(settings) = provider.fields.kind.clone() else {
-        return Ok(Err(invalid()));
-    };
-    if settings.client_type == ClientType::Confidential {
+    if client.settings.client_type == ClientType::Confidential {
         let ok = secret_given
-            .is_some_and(|s| secret::constant_time_eq(&s, &provider.fields.client_secret));
+            .is_some_and(|s| secret::constant_time_eq(&s, &client.provider.fields.client_secret));
         if !ok {
             return Ok(Err(invalid()));
         }
     }
-    let Some(app) = applications::find_by_provider(conn, provider.id).await? else {
-        return Ok(Err(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            "This client is not assigned to an application.",
-        )));
-    };
-    Ok(Ok(Client {
-        provider,
-        settings,
-        slug: app.fields.slug,
-    }))
+    Ok(Ok(client))
 }
 
 fn url_decode(s: &str) -> String {
@@ -425,8 +481,7 @@ impl Issue<'_> {
         let scopes: Vec<&str> = self.scope.split_whitespace().collect();
         let mut claims = match self.user {
             Some(u) => {
-                let mappings = scope_mappings::of_provider(conn, client.provider.id).await?;
-                user_claims(conn, u, &scopes, client.settings.sub_mode, &mappings).await?
+                user_claims(conn, u, &scopes, client.settings.sub_mode, &client.mappings).await?
             }
             None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
         };
@@ -552,13 +607,11 @@ pub(super) async fn token(
     };
     let field = |k: &str| field(&form, k);
     let result: Result<Response, ApiError> = async {
-        let mut conn = state.store.conn().await?;
-        let client = match authenticate_client(&mut conn, &headers, &form).await? {
+        // Neither step holds a connection: both may have to take one.
+        let client = match authenticate_client(&state, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
-        drop(conn);
-        // Without a connection held: the keyring may have to reach the database.
         let signer = state
             .keys
             .signer(&state.store, client.settings.signing_algorithm)
@@ -836,11 +889,11 @@ pub(super) async fn introspect(
     let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
         let keys = state.keys.for_token(&state.store, token).await?;
-        let mut conn = state.store.conn().await?;
-        let client = match authenticate_client(&mut conn, &headers, &form).await? {
+        let client = match authenticate_client(&state, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
+        let mut conn = state.store.conn().await?;
         if let Some((claims, provider)) = live_access_token(&mut conn, &state, &keys, token).await? {
             if provider.id == client.provider.id {
                 return Ok(Json(json!({
@@ -877,11 +930,11 @@ pub(super) async fn revoke(
     let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
         let keys = state.keys.for_token(&state.store, token).await?;
-        let mut tx = state.store.begin().await?;
-        let client = match authenticate_client(&mut tx, &headers, &form).await? {
+        let client = match authenticate_client(&state, &headers, &form).await? {
             Ok(c) => c,
             Err(r) => return Ok(r),
         };
+        let mut tx = state.store.begin().await?;
         if let Some((claims, provider)) = live_access_token(&mut tx, &state, &keys, token).await? {
             if provider.id == client.provider.id {
                 oauth::revoke_access_token(&mut tx, &claims.jti).await?;

@@ -26,6 +26,7 @@ use crate::AppState;
 mod endpoints;
 mod keys;
 
+pub use endpoints::Clients;
 pub(crate) use endpoints::{issuer, user_claims};
 pub use keys::Keyring;
 
