@@ -307,38 +307,93 @@ async fn deactivating_a_user_ends_their_sessions() -> anyhow::Result<()> {
     .await
 }
 
+/// A public client `kubernetes` registered for `http://localhost:8000`; returns the start of
+/// its authorize URL.
+async fn kubernetes(server: &TestServer) -> anyhow::Result<String> {
+    let (_, flow) = server
+        .get("/flows/instances/default-provider-authorization-implicit-consent/")
+        .await?;
+    let (_, invalidation) = server
+        .get("/flows/instances/default-provider-invalidation-flow/")
+        .await?;
+    let (_, provider) = server
+        .post(
+            "/providers/oauth2/",
+            json!({"name": "Kubernetes", "client_type": "public", "client_id": "kubernetes",
+                   "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+                   "redirect_uris": [{"matching_mode": "strict", "url": "http://localhost:8000"}]}),
+        )
+        .await?;
+    server
+        .post(
+            "/core/applications/",
+            json!({"name": "Kubernetes", "slug": "kubernetes", "provider": provider["pk"]}),
+        )
+        .await?;
+    Ok(format!(
+        "{}/application/o/authorize/?client_id=kubernetes&response_type=code",
+        server.url
+    ))
+}
+
 #[tokio::test]
 async fn authorize_refuses_unregistered_redirect_uris_without_redirecting() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (_, flow) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
-        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
-        let (_, provider) = server
-            .post(
-                "/providers/oauth2/",
-                json!({"name": "Kubernetes", "client_type": "public", "client_id": "kubernetes",
-                       "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
-                       "redirect_uris": [{"matching_mode": "strict", "url": "http://localhost:8000"}]}),
-            )
-            .await?;
-        server.post("/core/applications/", json!({"name": "Kubernetes", "slug": "kubernetes", "provider": provider["pk"]})).await?;
+        let base = kubernetes(&server).await?;
         let http = client()?;
-        let base = format!("{}/application/o/authorize/?client_id=kubernetes&response_type=code", server.url);
-        for bad in ["https://evil.example/cb", "http://localhost:8000/extra", "http://localhost:8000.evil.example"] {
-            let r = http.get(format!("{base}&redirect_uri={}", gatehouse_testkit::url_encode(bad))).send().await?;
+        for bad in [
+            "https://evil.example/cb",
+            "http://localhost:8000/extra",
+            "http://localhost:8000.evil.example",
+        ] {
+            let r = http
+                .get(format!(
+                    "{base}&redirect_uri={}",
+                    gatehouse_testkit::url_encode(bad)
+                ))
+                .send()
+                .await?;
             assert_eq!(r.status(), 400, "{bad}");
-            assert!(r.headers().get(LOCATION).is_none(), "never redirect to {bad}");
+            assert!(
+                r.headers().get(LOCATION).is_none(),
+                "never redirect to {bad}"
+            );
             assert!(r.text().await?.contains("is not registered"));
         }
-        let r = http.get(format!("{}/application/o/authorize/?client_id=nope&response_type=code", server.url)).send().await?;
-        assert_eq!(r.status(), 400);
-        // A public client without PKCE gets an RFC 6749 error at its (registered) redirect URI.
         let r = http
-            .get(format!("{base}&redirect_uri={}&state=s1", gatehouse_testkit::url_encode("http://localhost:8000")))
+            .get(format!(
+                "{}/application/o/authorize/?client_id=nope&response_type=code",
+                server.url
+            ))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 400);
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_public_client_without_pkce_gets_an_error_at_its_redirect_uri() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let base = kubernetes(&server).await?;
+        let r = client()?
+            .get(format!(
+                "{base}&redirect_uri={}&state=s1",
+                gatehouse_testkit::url_encode("http://localhost:8000")
+            ))
             .send()
             .await?;
         assert_eq!(r.status(), 302);
-        let location = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        assert!(location.starts_with("http://localhost:8000?error=invalid_request"), "{location}");
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            location.starts_with("http://localhost:8000?error=invalid_request"),
+            "{location}"
+        );
         assert!(location.ends_with("&state=s1"), "{location}");
         server.stop().await
     })
