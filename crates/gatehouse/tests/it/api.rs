@@ -353,13 +353,12 @@ async fn users_are_read_changed_and_deleted() -> anyhow::Result<()> {
 #[tokio::test]
 async fn providers_validate_flows_urls_and_durations() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (_, implicit) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
-        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
+        let (implicit, invalidation) = crate::provider_flows(&server, "implicit").await?;
         let (_, authentication) = server.get("/flows/instances/default-authentication-flow/").await?;
         let base = json!({
             "name": "Catch all",
-            "authorization_flow": implicit["pk"],
-            "invalidation_flow": invalidation["pk"],
+            "authorization_flow": implicit,
+            "invalidation_flow": invalidation,
             "mode": "forward_domain",
             "external_host": "https://auth.example.org",
             "cookie_domain": "example.com",
@@ -385,7 +384,7 @@ async fn providers_validate_flows_urls_and_durations() -> anyhow::Result<()> {
         let (status, oauth) = server
             .post(
                 "/providers/oauth2/",
-                json!({"name": "Grafana", "authorization_flow": implicit["pk"], "invalidation_flow": invalidation["pk"],
+                json!({"name": "Grafana", "authorization_flow": implicit, "invalidation_flow": invalidation,
                        "redirect_uris": [{"matching_mode": "strict", "url": "https://grafana.example.com/login/generic_oauth"}]}),
             )
             .await?;
@@ -394,7 +393,7 @@ async fn providers_validate_flows_urls_and_durations() -> anyhow::Result<()> {
         let (status, body) = server
             .post(
                 "/providers/oauth2/",
-                json!({"name": "Bad", "authorization_flow": implicit["pk"], "invalidation_flow": invalidation["pk"],
+                json!({"name": "Bad", "authorization_flow": implicit, "invalidation_flow": invalidation,
                        "redirect_uris": [{"matching_mode": "regex", "url": "https://(unclosed"}]}),
             )
             .await?;

@@ -388,18 +388,11 @@ async fn oauth_app(
     client_type: &str,
     redirect: &str,
 ) -> anyhow::Result<String> {
-    let (_, flow) = server
-        .get(&format!(
-            "/flows/instances/default-provider-authorization-{consent}-consent/"
-        ))
-        .await?;
-    let (_, invalidation) = server
-        .get("/flows/instances/default-provider-invalidation-flow/")
-        .await?;
+    let (flow, invalidation) = crate::provider_flows(server, consent).await?;
     let (status, provider) = server
         .post(
             "/providers/oauth2/",
-            json!({"name": name, "client_type": client_type, "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+            json!({"name": name, "client_type": client_type, "authorization_flow": flow, "invalidation_flow": invalidation,
                    "redirect_uris": [{"matching_mode": "strict", "url": redirect}]}),
         )
         .await?;

@@ -310,17 +310,12 @@ async fn deactivating_a_user_ends_their_sessions() -> anyhow::Result<()> {
 /// A public client `kubernetes` registered for `http://localhost:8000`; returns the start of
 /// its authorize URL.
 async fn kubernetes(server: &TestServer) -> anyhow::Result<String> {
-    let (_, flow) = server
-        .get("/flows/instances/default-provider-authorization-implicit-consent/")
-        .await?;
-    let (_, invalidation) = server
-        .get("/flows/instances/default-provider-invalidation-flow/")
-        .await?;
+    let (flow, invalidation) = crate::provider_flows(server, "implicit").await?;
     let (_, provider) = server
         .post(
             "/providers/oauth2/",
             json!({"name": "Kubernetes", "client_type": "public", "client_id": "kubernetes",
-                   "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+                   "authorization_flow": flow, "invalidation_flow": invalidation,
                    "redirect_uris": [{"matching_mode": "strict", "url": "http://localhost:8000"}]}),
         )
         .await?;

@@ -13,7 +13,22 @@ mod schema;
 mod sdk;
 mod server;
 
+use gatehouse_testkit::TestServer;
 use serde_json::Value;
+
+/// The pks of the default provider flows: authorization with `consent` ("explicit" or
+/// "implicit") consent, and invalidation.
+pub async fn provider_flows(server: &TestServer, consent: &str) -> anyhow::Result<(Value, Value)> {
+    let (_, authorization) = server
+        .get(&format!(
+            "/flows/instances/default-provider-authorization-{consent}-consent/"
+        ))
+        .await?;
+    let (_, invalidation) = server
+        .get("/flows/instances/default-provider-invalidation-flow/")
+        .await?;
+    Ok((authorization["pk"].clone(), invalidation["pk"].clone()))
+}
 
 /// Field errors of a DRF-shaped 400 body, for assertions: `errors(&body, "username")`.
 pub fn errors(body: &Value, field: &str) -> String {

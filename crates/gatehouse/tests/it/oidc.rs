@@ -36,17 +36,12 @@ async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
         )
         .await?;
     assert!(group["pk"].is_string(), "{group}");
-    let (_, flow) = server
-        .get("/flows/instances/default-provider-authorization-implicit-consent/")
-        .await?;
-    let (_, invalidation) = server
-        .get("/flows/instances/default-provider-invalidation-flow/")
-        .await?;
+    let (flow, invalidation) = crate::provider_flows(server, "implicit").await?;
     let callback = format!("{}/test-callback/grafana", server.external_url);
     let (status, provider) = server
         .post(
             "/providers/oauth2/",
-            json!({"name": "Grafana", "client_type": client_type, "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"],
+            json!({"name": "Grafana", "client_type": client_type, "authorization_flow": flow, "invalidation_flow": invalidation,
                    "redirect_uris": [{"matching_mode": "strict", "url": callback}], "logout_uri": format!("{}/logged-out", server.external_url)}),
         )
         .await?;

@@ -81,17 +81,12 @@ async fn protect(server: &TestServer, external_host: &str) -> anyhow::Result<ser
     let (_, family) = server
         .post("/core/groups/", json!({"name": "Family"}))
         .await?;
-    let (_, flow) = server
-        .get("/flows/instances/default-provider-authorization-implicit-consent/")
-        .await?;
-    let (_, invalidation) = server
-        .get("/flows/instances/default-provider-invalidation-flow/")
-        .await?;
+    let (flow, invalidation) = crate::provider_flows(server, "implicit").await?;
     let (status, provider) = server
         .post(
             "/providers/proxy/",
-            json!({"name": "App", "mode": "forward_single", "external_host": external_host, "authorization_flow": flow["pk"],
-                   "invalidation_flow": invalidation["pk"], "access_token_validity": "weeks=4"}),
+            json!({"name": "App", "mode": "forward_single", "external_host": external_host, "authorization_flow": flow,
+                   "invalidation_flow": invalidation, "access_token_validity": "weeks=4"}),
         )
         .await?;
     anyhow::ensure!(status == 201, "{provider}");
@@ -197,10 +192,9 @@ async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() 
         let http = reqwest::Client::new();
         let auth = format!("{}/outpost.goauthentik.io/auth/nginx", server.url);
         // Two providers exist, so an unknown host cannot fall back to the only one.
-        let (_, flow) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
-        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
         server
-            .post("/providers/proxy/", json!({"name": "Other", "external_host": "https://other.example.com", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"]}))
+            .post("/providers/proxy/", json!({"name": "Other", "external_host": "https://other.example.com", "authorization_flow": flow, "invalidation_flow": invalidation}))
             .await?;
         let r = http.get(&auth).header("X-Forwarded-Host", "nope.example.net").header("X-Original-URI", "/").header("Accept", "application/json").send().await?;
         assert_eq!(r.status(), 403);
@@ -470,13 +464,12 @@ async fn caddy_forward_auth_with_copy_headers_logs_in_to_the_app() -> anyhow::Re
 #[tokio::test]
 async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()> {
     with_server(|server| async move {
-        let (_, flow) = server.get("/flows/instances/default-provider-authorization-implicit-consent/").await?;
-        let (_, invalidation) = server.get("/flows/instances/default-provider-invalidation-flow/").await?;
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
         let (status, provider) = server
             .post(
                 "/providers/proxy/",
                 json!({"name": "Domain wide catch all", "mode": "forward_domain", "external_host": "http://auth.example.test",
-                       "cookie_domain": "example.test", "authorization_flow": flow["pk"], "invalidation_flow": invalidation["pk"]}),
+                       "cookie_domain": "example.test", "authorization_flow": flow, "invalidation_flow": invalidation}),
             )
             .await?;
         assert_eq!(status, 201, "{provider}");
