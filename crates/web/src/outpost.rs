@@ -90,7 +90,8 @@ pub struct Snapshot {
 #[derive(Debug)]
 struct SessionView {
     provider: i64,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The identity headers, as the map an allowed answer carries (cloned, never rebuilt).
+    headers: HeaderMap,
     allowed: Result<(), String>,
 }
 
@@ -464,7 +465,7 @@ async fn view_of(
         app: slug,
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut headers: Vec<(HeaderName, HeaderValue)> = identity_headers(&identity, &meta)
+    let mut headers: HeaderMap = identity_headers(&identity, &meta)
         .into_iter()
         .filter_map(|(n, v)| {
             Some((
@@ -492,7 +493,7 @@ async fn view_of(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(pair)
         )) {
-            headers.push((axum::http::header::AUTHORIZATION, v));
+            headers.insert(axum::http::header::AUTHORIZATION, v);
         }
     }
     Ok(SessionView {
@@ -771,10 +772,7 @@ fn count(state: &AppState, decided: &Decided, started: Instant) {
 /// 200 with the session's identity headers.
 fn allow(view: &SessionView) -> Response {
     let mut r = StatusCode::OK.into_response();
-    let headers = r.headers_mut();
-    for (name, value) in &view.headers {
-        headers.insert(name.clone(), value.clone());
-    }
+    *r.headers_mut() = view.headers.clone();
     r
 }
 
