@@ -88,6 +88,14 @@ pub fn verify_password(password: &str, stored: &str) -> Result<bool, PasswordErr
         .is_ok())
 }
 
+/// Checks that `stored` is an argon2id PHC string (for hashes written into configuration).
+pub fn check_password_hash(stored: &str) -> Result<(), PasswordError> {
+    match PasswordHash::new(stored) {
+        Ok(parsed) if parsed.algorithm.as_str() == "argon2id" => Ok(()),
+        _ => Err(PasswordError::BadHash),
+    }
+}
+
 /// Whether a stored hash was made with other parameters than today's, so it should be replaced
 /// by a fresh hash the next time the password is known (at login).
 pub fn needs_rehash(stored: &str) -> bool {

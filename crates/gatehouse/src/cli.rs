@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage the OIDC signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Break-glass access for outages of the database.
+    #[command(subcommand)]
+    BreakGlass(BreakGlassCommand),
     /// Show what applying a declarative config file would change.
     Plan(DeclarativeArgs),
     /// Apply a declarative config file in one transaction.
@@ -81,6 +84,10 @@ pub struct ServeArgs {
     /// has already checked; new logins wait for the database [default: minutes=5].
     #[arg(long, env = "GATEHOUSE_OUTPOST_GRACE")]
     pub outpost_grace: Option<String>,
+    /// Break-glass users the outpost lets in only while the database is unreachable:
+    /// whitespace-separated `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
+    #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]
+    pub outpost_break_glass: Option<String>,
 }
 
 /// How to reach a running server.
@@ -348,6 +355,17 @@ pub enum FlowCommand {
         /// Evaluate for a visitor from this address.
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
+    },
+}
+
+/// `gatehouse break-glass …`
+#[derive(Debug, Subcommand)]
+pub enum BreakGlassCommand {
+    /// Reads a password from standard input and prints the `username:hash` entry for
+    /// `--outpost-break-glass` (or `outpost_break_glass` in the settings file).
+    Hash {
+        /// The username the outpost will pass on (X-authentik-username).
+        username: String,
     },
 }
 

@@ -26,6 +26,8 @@ pub struct SettingsFile {
     pub flow_state_age: Option<String>,
     /// How long the outpost keeps honouring cached sessions while the database is unreachable.
     pub outpost_grace: Option<String>,
+    /// Break-glass users for the outpost while degraded: `username:$argon2id$…` entries.
+    pub outpost_break_glass: Option<Vec<String>>,
     /// Address of the /metrics listener, or `off`.
     pub metrics_listen: Option<String>,
 }
@@ -56,6 +58,9 @@ pub struct Settings {
     pub flow_state_age: chrono::Duration,
     /// How long the outpost keeps honouring cached sessions while the database is unreachable.
     pub outpost_grace: chrono::Duration,
+    /// Break-glass users (username, argon2id PHC hash), let in by the outpost only while the
+    /// database is unreachable.
+    pub outpost_break_glass: Vec<(String, String)>,
     /// Address of the /metrics listener; `None` when off.
     pub metrics_listen: Option<String>,
 }
@@ -146,6 +151,18 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         args.outpost_grace.clone().or(file.outpost_grace),
         "minutes=5",
     )?;
+    let break_glass_entries: Vec<String> = match args.outpost_break_glass.clone() {
+        Some(text) => text.split_whitespace().map(str::to_owned).collect(),
+        None => file.outpost_break_glass.unwrap_or_default(),
+    };
+    let outpost_break_glass = break_glass_entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            parse_break_glass(entry)
+                .map_err(|e| anyhow::anyhow!("break-glass entry {}: {e}", i + 1))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let metrics_listen = match args
         .metrics_listen
         .clone()
@@ -168,8 +185,27 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         log_format,
         flow_state_age,
         outpost_grace,
+        outpost_break_glass,
         metrics_listen,
     })
+}
+
+/// One break-glass entry, `username:$argon2id$…` (make one with `gatehouse break-glass hash`).
+fn parse_break_glass(entry: &str) -> Result<(String, String), String> {
+    let Some((username, hash)) = entry.split_once(':') else {
+        return Err(
+            "expected USERNAME:HASH; make one with `gatehouse break-glass hash USERNAME`".into(),
+        );
+    };
+    if username.is_empty() || username.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{username}` is not a username (empty or with spaces)"
+        ));
+    }
+    gatehouse_core::secret::check_password_hash(hash).map_err(|_| {
+        format!("the hash for `{username}` is not an argon2id PHC string; make one with `gatehouse break-glass hash {username}`")
+    })?;
+    Ok((username.to_owned(), hash.to_owned()))
 }
 
 #[cfg(test)]

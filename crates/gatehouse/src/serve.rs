@@ -94,6 +94,7 @@ pub async fn run(
             external_url: settings.external_url.clone(),
             flow_state_age: settings.flow_state_age,
             outpost_grace: settings.outpost_grace.to_std().unwrap_or_default(),
+            break_glass: settings.outpost_break_glass.clone(),
         },
     );
     // Signing keys load (and on first start, are made) in the background: RSA key generation

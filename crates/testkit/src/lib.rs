@@ -216,6 +216,7 @@ impl TestServer {
             log_format: LogFormat::Text,
             flow_state_age: chrono::Duration::hours(2),
             outpost_grace: chrono::Duration::minutes(5),
+            outpost_break_glass: Vec::new(),
             metrics_listen: None,
         };
         configure(&mut settings);

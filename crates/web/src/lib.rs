@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod break_glass;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -41,8 +42,10 @@ pub struct Settings {
     /// How long an unfinished login (anonymous visitors, bots, abandoned flows) is kept.
     pub flow_state_age: chrono::Duration,
     /// While the database is unreachable, how long the outpost keeps honouring sessions it
-    /// has already checked (T1). Nothing else passes meanwhile.
+    /// has already checked (T1). Nothing else passes meanwhile, except break-glass users.
     pub outpost_grace: std::time::Duration,
+    /// Break-glass users (username, argon2id hash), let in only while degraded.
+    pub break_glass: Vec<(String, String)>,
 }
 
 /// Shared state of every handler.
@@ -60,6 +63,8 @@ pub struct AppState {
     pub keys: Arc<oidc::Keyring>,
     /// OAuth2 clients recently authenticated.
     pub oidc_clients: Arc<oidc::Clients>,
+    /// Break-glass users, when configured.
+    pub break_glass: Option<Arc<break_glass::BreakGlass>>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
@@ -83,6 +88,7 @@ impl AppState {
             outpost: Arc::new(outpost::Outpost::default()),
             keys: Arc::default(),
             oidc_clients: Arc::default(),
+            break_glass: break_glass::BreakGlass::new(&settings.break_glass).map(Arc::new),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }

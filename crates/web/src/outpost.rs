@@ -265,12 +265,11 @@ impl Outpost {
     /// Reads the snapshot from the database. When the database cannot be reached, the
     /// current snapshot stands in until the grace period after it was read runs out.
     async fn reload_snapshot(&self, state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
-        let loaded = patiently(async {
+        let loaded = patiently(state, async {
             let mut conn = state.store.conn().await?;
             load_snapshot(&mut conn, &state.metrics).await
         })
         .await;
-        self.database_reached(state, loaded.as_ref().map(|_| ()));
         let Ok(mut slot) = self.snapshot.write() else {
             return Err(ApiError::Internal("outpost cache poisoned".into()));
         };
@@ -344,7 +343,7 @@ impl Outpost {
         key: &str,
         req: &gatehouse_flow::RequestInfo,
     ) -> Result<Option<Arc<SessionView>>, ApiError> {
-        let read = patiently(async {
+        let read = patiently(state, async {
             let mut conn = state.store.conn().await?;
             Ok(
                 match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
@@ -362,7 +361,6 @@ impl Outpost {
             )
         })
         .await;
-        self.database_reached(state, read.as_ref().map(|_| ()));
         let Ok(mut map) = self.sessions.write() else {
             return Err(ApiError::Internal("outpost cache poisoned".into()));
         };
@@ -398,18 +396,24 @@ impl Outpost {
 }
 
 /// Runs a database round, giving up after [`DATABASE_PATIENCE`] (an unreachable database can
-/// otherwise hold a request for the whole pool timeout).
+/// otherwise hold a request for the whole pool timeout), and records whether the database
+/// answered (degraded mode).
 async fn patiently<T>(
-    read: impl std::future::Future<Output = Result<T, ApiError>>,
+    state: &AppState,
+    round: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    tokio::time::timeout(DATABASE_PATIENCE, read)
+    let outcome = tokio::time::timeout(DATABASE_PATIENCE, round)
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::Internal(format!(
                 "the database did not answer within {} s",
                 DATABASE_PATIENCE.as_secs()
             )))
-        })
+        });
+    state
+        .outpost
+        .database_reached(state, outcome.as_ref().map(|_| ()));
+    outcome
 }
 
 async fn view_of(
@@ -732,6 +736,9 @@ async fn nginx(
             // No WWW-Authenticate: the browser must never see a Basic prompt; nginx turns
             // this 401 into its redirect to `start`.
             Decision::Login { stale_cookie, .. } => {
+                if let Some(r) = fallback(&state, &headers).await {
+                    return r;
+                }
                 let mut r = StatusCode::UNAUTHORIZED.into_response();
                 if let (true, Some(p)) = (stale_cookie, snap.providers.get(&provider)) {
                     r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
@@ -744,9 +751,55 @@ async fn nginx(
         // browser to `start`, which explains the outage (and still lets nobody through).
         Err(e) => {
             tracing::error!(error = %e, "forward auth could not reach the database");
-            StatusCode::UNAUTHORIZED.into_response()
+            match fallback(&state, &headers).await {
+                Some(r) => r,
+                None => StatusCode::UNAUTHORIZED.into_response(),
+            }
         }
     }
+}
+
+/// While degraded, the answer for a break-glass user (fallback cookie or Basic credentials):
+/// 200 marked `X-Auth-Fallback: true`, counted and logged. `None` otherwise.
+async fn fallback(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    use std::sync::atomic::Ordering;
+    let glass = state.break_glass.as_ref()?;
+    if !state.outpost.degraded.load(Ordering::Acquire) {
+        return None;
+    }
+    let user = match glass.cookie_user(headers) {
+        Some(user) => user,
+        None => {
+            glass
+                .basic_user(headers, state.settings.outpost_grace)
+                .await?
+        }
+    };
+    state.metrics.fallbacks.inc();
+    tracing::warn!(user = %user, "break-glass access while the database is unreachable");
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    h.insert("x-auth-fallback", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(&user) {
+        h.insert("x-authentik-username", v);
+    }
+    Some(r)
+}
+
+/// While degraded with break-glass users configured, the Basic challenge (with the outage
+/// page as its body, shown when the prompt is dismissed); the plain outage page otherwise.
+fn challenge_or_unavailable(state: &AppState, e: ApiError) -> Response {
+    let mut r = unavailable(e);
+    if state.break_glass.is_some() {
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(crate::break_glass::CHALLENGE),
+        );
+        r.headers_mut()
+            .insert("x-auth-fallback", HeaderValue::from_static("true"));
+    }
+    r
 }
 
 type Decided = Result<Result<(Decision, Arc<Snapshot>, i64), Response>, ApiError>;
@@ -828,14 +881,21 @@ async fn redirecting(
             Decision::Skip => StatusCode::OK.into_response(),
             Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
             Decision::Login { url, .. } => match snap.providers.get(&provider) {
-                Some(p) => begin_login(&state, p, &url)
-                    .await
-                    .unwrap_or_else(unavailable),
+                Some(p) => match begin_login(&state, p, &url).await {
+                    Ok(r) => r,
+                    Err(e) => match fallback(&state, &headers).await {
+                        Some(r) => r,
+                        None => challenge_or_unavailable(&state, e),
+                    },
+                },
                 None => StatusCode::FORBIDDEN.into_response(),
             },
         },
         Ok(Err(r)) => r,
-        Err(e) => unavailable(e),
+        Err(e) => match fallback(&state, &headers).await {
+            Some(r) => r,
+            None => challenge_or_unavailable(&state, e),
+        },
     }
 }
 
@@ -851,7 +911,7 @@ async fn begin_login(state: &AppState, p: &ProxyProvider, rd: &str) -> Result<Re
     .unwrap_or_else(|| p.settings.external_host.clone());
     let key = secret::new_token();
     let login_state = secret::new_token();
-    patiently(async {
+    patiently(state, async {
         let mut conn = state.store.conn().await?;
         Ok(proxy_sessions::create(
             &mut conn,
@@ -903,9 +963,42 @@ async fn start(
         return unknown_host(&state, &host, false);
     };
     let rd = q.get("rd").cloned().unwrap_or_default();
-    begin_login(&state, p, &rd)
-        .await
-        .unwrap_or_else(unavailable)
+    match begin_login(&state, p, &rd).await {
+        Ok(r) => r,
+        Err(e) => break_glass_start(&state, p, &headers, &rd)
+            .await
+            .unwrap_or_else(|| challenge_or_unavailable(&state, e)),
+    }
+}
+
+/// `start` while degraded, for browsers behind nginx (whose auth subrequest cannot show them a
+/// Basic prompt): valid break-glass credentials get a fallback cookie and go back to `rd`.
+async fn break_glass_start(
+    state: &AppState,
+    p: &ProxyProvider,
+    headers: &HeaderMap,
+    rd: &str,
+) -> Option<Response> {
+    let glass = state.break_glass.as_ref()?;
+    let user = glass
+        .basic_user(headers, state.settings.outpost_grace)
+        .await?;
+    let secure = p.settings.external_host.starts_with("https://");
+    let cookie = glass.cookie(&user, state.settings.outpost_grace, secure)?;
+    let target = redirect::safe_return(
+        rd,
+        &p.settings.external_host,
+        p.settings.mode,
+        &p.settings.cookie_domain,
+    )
+    .unwrap_or_else(|| p.settings.external_host.clone());
+    state.metrics.fallbacks.inc();
+    tracing::warn!(user = %user, "break-glass sign-in while the database is unreachable");
+    let mut r = (StatusCode::FOUND, [(LOCATION, target)]).into_response();
+    r.headers_mut().append(SET_COOKIE, cookie);
+    r.headers_mut()
+        .insert("x-auth-fallback", HeaderValue::from_static("true"));
+    Some(r)
 }
 
 async fn callback(

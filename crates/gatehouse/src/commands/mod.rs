@@ -80,5 +80,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Invite(c) => admin::invite(c).await,
         Command::Flow(c) => admin::flow(c).await,
         Command::Key(c) => admin::key(c).await,
+        Command::BreakGlass(crate::cli::BreakGlassCommand::Hash { username }) => {
+            break_glass_hash(&username)
+        }
     }
+}
+
+/// `gatehouse break-glass hash USERNAME`: the config entry for a password read from stdin.
+fn break_glass_hash(username: &str) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    if username.is_empty() || username.contains(':') || username.chars().any(char::is_whitespace) {
+        anyhow::bail!("`{username}` cannot be a break-glass username: no spaces or colons");
+    }
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.len() < 12 {
+        anyhow::bail!("give a password of at least 12 characters on standard input");
+    }
+    let hash = gatehouse_core::secret::hash_password(password)?;
+    println!("{username}:{hash}");
+    Ok(())
 }

@@ -254,3 +254,51 @@ async fn flow_explain_shows_why_a_reputation_policy_does_not_deny_anonymous_visi
     })
     .await
 }
+
+#[tokio::test]
+async fn break_glass_entries_are_made_by_the_cli_and_checked_in_settings() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let hash = |username: &'static str, password: &'static str| async move {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["break-glass", "hash", username])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(format!("{password}\n").as_bytes()).await?;
+        }
+        anyhow::Ok(child.wait_with_output().await?)
+    };
+    let out = hash("rescue", "short").await?;
+    assert!(!out.status.success(), "a short password is refused");
+    assert!(stderr(&out).contains("at least 12"), "{}", stderr(&out));
+    let out = hash("rescue", "rescue-me-in-an-outage").await?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entry = stdout(&out).trim().to_owned();
+    assert!(entry.starts_with("rescue:$argon2id$"), "{entry}");
+
+    let dir = tempfile::tempdir()?;
+    let good = dir.path().join("gatehouse.toml");
+    std::fs::write(&good, format!("outpost_break_glass = [{entry:?}]\n"))?;
+    let out = gatehouse(
+        None,
+        &["config", "validate", good.to_str().unwrap_or_default()],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "outpost_break_glass = [\"rescue:plaintext\"]\n")?;
+    let out = gatehouse(
+        None,
+        &["config", "validate", bad.to_str().unwrap_or_default()],
+    )
+    .await?;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not an argon2id PHC string"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}

@@ -515,32 +515,41 @@ async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()
     .await
 }
 
+/// A server on `db` that reaches PostgreSQL through a link the test can cut (a real network
+/// failure). `None` on SQLite: an embedded file cannot become unreachable while the server
+/// runs, so database outages are exercised on the PostgreSQL pass of the suite.
+async fn behind_a_cuttable_link(
+    db: &gatehouse_testkit::TestDb,
+    configure: impl FnOnce(&mut gatehouse::config::Settings),
+) -> anyhow::Result<Option<(TestServer, gatehouse_testkit::Cuttable)>> {
+    if db.backend() == "sqlite" {
+        println!("database outage: exercised on PostgreSQL (this run is SQLite)");
+        return Ok(None);
+    }
+    let (head, rest) = db.url.split_once('@').unwrap_or_default();
+    let (host_port, database) = rest.split_once('/').unwrap_or_default();
+    let link = gatehouse_testkit::Cuttable::start(host_port.parse()?).await?;
+    let url = format!("{head}@{}/{database}", link.addr);
+    let bootstrap = gatehouse_web::bootstrap::BootstrapSettings {
+        token: Some(gatehouse_testkit::TOKEN.into()),
+        ..Default::default()
+    };
+    let server = TestServer::start_on(db, &url, bootstrap, configure).await?;
+    Ok(Some((server, link)))
+}
+
 #[tokio::test]
 async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_503(
 ) -> anyhow::Result<()> {
     const GRACE_SECONDS: i64 = 3;
     let db = gatehouse_testkit::TestDb::new().await?;
-    if db.backend() == "sqlite" {
-        // An embedded SQLite file cannot become unreachable while the server runs; the outage
-        // is exercised on the PostgreSQL pass of the suite.
-        println!("database outage: exercised on PostgreSQL (this run is SQLite)");
+    let Some((server, link)) = behind_a_cuttable_link(&db, |settings| {
+        settings.outpost_grace = chrono::Duration::seconds(GRACE_SECONDS)
+    })
+    .await?
+    else {
         return Ok(());
-    }
-    // The server reaches PostgreSQL through a link the test can cut.
-    let (head, rest) = db.url.split_once('@').unwrap_or_default();
-    let (host_port, database) = rest.split_once('/').unwrap_or_default();
-    let link = gatehouse_testkit::Cuttable::start(host_port.parse()?).await?;
-    let url = format!("{head}@{}/{database}", link.addr);
-    let server = TestServer::start_on(
-        &db,
-        &url,
-        gatehouse_web::bootstrap::BootstrapSettings {
-            token: Some(gatehouse_testkit::TOKEN.into()),
-            ..Default::default()
-        },
-        |settings| settings.outpost_grace = chrono::Duration::seconds(GRACE_SECONDS),
-    )
-    .await?;
+    };
     let family = protect(&server, &server.url).await?;
     user(&server, "alice@example.com", json!([family["pk"]])).await?;
     let http = cookie_client()?;
@@ -603,6 +612,131 @@ async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_
         status = decision(&server, &http).await?;
     }
     assert_eq!(status, 401, "after the grace period nothing passes");
+    drop(server);
+    Ok(())
+}
+
+#[tokio::test]
+async fn break_glass_users_pass_only_while_degraded_and_every_answer_is_marked(
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    let password = "rescue-me-in-an-outage";
+    let hash = gatehouse_core::secret::hash_password(password)?;
+    let db = gatehouse_testkit::TestDb::new().await?;
+    let Some((server, link)) = behind_a_cuttable_link(&db, |settings| {
+        settings.outpost_break_glass = vec![("rescue".into(), hash)]
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    protect(&server, &server.url).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let basic = |secret: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("rescue:{secret}"))
+        )
+    };
+    let auth = |authorization: Option<String>, cookie: Option<&str>| {
+        let mut request = http
+            .get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
+            .header("X-Original-URI", "/home");
+        if let Some(a) = authorization {
+            request = request.header("Authorization", a);
+        }
+        if let Some(c) = cookie {
+            request = request.header("Cookie", c);
+        }
+        request.send()
+    };
+    let healthy = auth(Some(basic(password)), None).await?;
+    assert_eq!(
+        healthy.status(),
+        401,
+        "break-glass is ignored while the database answers"
+    );
+
+    link.cut();
+    let start = format!("{}/outpost.goauthentik.io/start?rd=%2Fhome", server.url);
+    let challenged = http.get(&start).send().await?;
+    assert_eq!(challenged.status(), 401, "start challenges while degraded");
+    let challenge = challenged
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.starts_with("Basic realm="), "{challenge}");
+    assert!(challenged
+        .text()
+        .await?
+        .contains("cannot reach its database"));
+
+    let wrong = auth(Some(basic("guess")), None).await?;
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a wrong break-glass password does not pass"
+    );
+    let passed = auth(Some(basic(password)), None).await?;
+    assert_eq!(passed.status(), 200);
+    assert_eq!(
+        passed
+            .headers()
+            .get("x-auth-fallback")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(
+        passed
+            .headers()
+            .get("x-authentik-username")
+            .and_then(|v| v.to_str().ok()),
+        Some("rescue")
+    );
+
+    // Behind nginx the browser signs in at start and carries a fallback cookie from then on.
+    let signed_in = http
+        .get(&start)
+        .header("Authorization", basic(password))
+        .send()
+        .await?;
+    assert_eq!(signed_in.status(), 302);
+    let set_cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    assert!(cookie.starts_with("gatehouse_fallback="), "{set_cookie}");
+    let with_cookie = auth(None, Some(&cookie)).await?;
+    assert_eq!(with_cookie.status(), 200);
+    assert_eq!(
+        with_cookie
+            .headers()
+            .get("x-auth-fallback")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let forged = cookie.replacen('=', "=x", 1);
+    assert_eq!(
+        auth(None, Some(&forged)).await?.status(),
+        401,
+        "an altered cookie does not pass"
+    );
+
+    let metrics = reqwest::get(&server.metrics_url).await?.text().await?;
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("gatehouse_outpost_fallback_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_default();
+    assert!(counted >= 3, "every fallback answer is counted: {counted}");
     drop(server);
     Ok(())
 }
