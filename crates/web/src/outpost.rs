@@ -899,16 +899,22 @@ async fn redirecting(
     }
 }
 
-/// Starts a login for `p` returning to `rd`: a pending session cookie and a redirect to the
-/// IdP's authorize endpoint.
-async fn begin_login(state: &AppState, p: &ProxyProvider, rd: &str) -> Result<Response, ApiError> {
-    let target = redirect::safe_return(
+/// Where to send the browser after signing in: `rd` when it stays on the provider's host (or
+/// its cookie domain), else the provider's external host.
+fn return_target(p: &ProxyProvider, rd: &str) -> String {
+    redirect::safe_return(
         rd,
         &p.settings.external_host,
         p.settings.mode,
         &p.settings.cookie_domain,
     )
-    .unwrap_or_else(|| p.settings.external_host.clone());
+    .unwrap_or_else(|| p.settings.external_host.clone())
+}
+
+/// Starts a login for `p` returning to `rd`: a pending session cookie and a redirect to the
+/// IdP's authorize endpoint.
+async fn begin_login(state: &AppState, p: &ProxyProvider, rd: &str) -> Result<Response, ApiError> {
+    let target = return_target(p, rd);
     let key = secret::new_token();
     let login_state = secret::new_token();
     patiently(state, async {
@@ -985,13 +991,7 @@ async fn break_glass_start(
         .await?;
     let secure = p.settings.external_host.starts_with("https://");
     let cookie = glass.cookie(&user, state.settings.outpost_grace, secure)?;
-    let target = redirect::safe_return(
-        rd,
-        &p.settings.external_host,
-        p.settings.mode,
-        &p.settings.cookie_domain,
-    )
-    .unwrap_or_else(|| p.settings.external_host.clone());
+    let target = return_target(p, rd);
     state.metrics.fallbacks.inc();
     tracing::warn!(user = %user, "break-glass sign-in while the database is unreachable");
     let mut r = (StatusCode::FOUND, [(LOCATION, target)]).into_response();
