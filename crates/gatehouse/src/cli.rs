@@ -273,13 +273,16 @@ pub enum TokenCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Create an API token; prints its key once.
+    /// Create an API token (or an app password); prints its key once.
     Create {
         /// How to reach the server.
         #[command(flatten)]
         client: ClientArgs,
         /// Unique identifier.
         identifier: String,
+        /// `api` for the REST API, `app_password` for `Authorization: Basic` at the outpost.
+        #[arg(long, default_value = "api")]
+        intent: String,
         /// Owner [default: the caller].
         #[arg(long)]
         user: Option<String>,

@@ -64,20 +64,13 @@ impl BreakGlass {
     /// (each header once per `remember`).
     pub async fn basic_user(&self, headers: &HeaderMap, remember: Duration) -> Option<String> {
         let header = headers.get(AUTHORIZATION)?.to_str().ok()?;
-        let encoded = header.strip_prefix("Basic ")?.trim();
         let digest: [u8; 32] = Sha256::digest(header.as_bytes()).into();
         if let Some((user, at)) = self.verified.read().ok()?.get(&digest).cloned() {
             if at.elapsed() < remember {
                 return Some(user);
             }
         }
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        let (user, password) = String::from_utf8(raw)
-            .ok()?
-            .split_once(':')
-            .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+        let (user, password) = crate::extract::basic_credentials(headers)?;
         let hash = self.users.iter().find(|(u, _)| *u == user)?.1.clone();
         let ok = tokio::task::spawn_blocking(move || {
             gatehouse_core::secret::verify_password(&password, &hash).unwrap_or(false)

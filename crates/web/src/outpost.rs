@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use chrono::Utc;
-use gatehouse_core::kinds::{ProxyMode, SigningAlgorithm};
+use gatehouse_core::kinds::{ProxyMode, SigningAlgorithm, TokenIntent};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
@@ -31,7 +31,7 @@ use gatehouse_outpost::{cookie_name, redirect, CALLBACK};
 use gatehouse_store::oauth::{self, Redeemed};
 use gatehouse_store::providers::{Provider, ProviderKind, ProxySettings};
 use gatehouse_store::{
-    applications, groups, providers, proxy_sessions, users, Conn, Filter, ListSpec,
+    applications, groups, providers, proxy_sessions, tokens, users, Conn, Filter, ListSpec,
 };
 use serde_json::{json, Value};
 
@@ -115,6 +115,20 @@ impl<T> Cached<T> {
             value,
         }
     }
+}
+
+/// What a request presents to be let in.
+#[derive(Clone)]
+enum Credential {
+    /// The value of the provider's session cookie.
+    Cookie(String),
+    /// `Authorization: Basic` with a username and one of that user's app-password tokens, for
+    /// a provider that intercepts the header (scripts and API clients behind forward auth).
+    AppPassword {
+        provider: i64,
+        username: String,
+        password: String,
+    },
 }
 
 /// A cached session lookup (`None`: no valid session).
@@ -301,18 +315,22 @@ impl Outpost {
         state: &AppState,
         snap: &Arc<Snapshot>,
         key: &str,
+        credential: impl FnOnce() -> Credential,
         request: impl FnOnce() -> gatehouse_flow::RequestInfo,
     ) -> Result<Option<Arc<SessionView>>, ApiError> {
         let cached = self.sessions.read().ok().and_then(|m| m.get(key).cloned());
         let Some(cached) = cached else {
-            return self.reread_session(state, snap, key, &request()).await;
+            return self
+                .reread_session(state, snap, key, &credential(), &request())
+                .await;
         };
         if cached.stamp.elapsed() >= REVALIDATE && self.claim_session(key) {
-            let (state, snap, key, req) = (state.clone(), snap.clone(), key.to_owned(), request());
+            let (state, snap, key) = (state.clone(), snap.clone(), key.to_owned());
+            let (credential, req) = (credential(), request());
             tokio::spawn(async move {
                 let _ = state
                     .outpost
-                    .reread_session(&state, &snap, &key, &req)
+                    .reread_session(&state, &snap, &key, &credential, &req)
                     .await;
             });
         }
@@ -341,24 +359,45 @@ impl Outpost {
         state: &AppState,
         snap: &Snapshot,
         key: &str,
+        credential: &Credential,
         req: &gatehouse_flow::RequestInfo,
     ) -> Result<Option<Arc<SessionView>>, ApiError> {
         let read = patiently(state, async {
             let mut conn = state.store.conn().await?;
-            Ok(
-                match proxy_sessions::find(&mut conn, key, Utc::now()).await? {
-                    Some(s) if s.user.is_some() => {
-                        let user = users::get(&mut conn, s.user.unwrap_or_default()).await?;
-                        match snap.providers.get(&s.provider) {
-                            Some(p) if user.fields.is_active => Some(Arc::new(
-                                view_of(&mut conn, state, p, &user, &s.data, req).await?,
-                            )),
-                            _ => None,
-                        }
+            let (user, provider, data) = match credential {
+                Credential::Cookie(value) => {
+                    match proxy_sessions::find(&mut conn, value, Utc::now()).await? {
+                        Some(s) => match s.user {
+                            Some(user) => (user, s.provider, s.data),
+                            None => return Ok(None),
+                        },
+                        None => return Ok(None),
                     }
-                    _ => None,
+                }
+                Credential::AppPassword {
+                    provider, password, ..
+                } => match tokens::find_by_key(&mut conn, password).await? {
+                    Some(t)
+                        if t.fields.intent == TokenIntent::AppPassword
+                            && !t.is_expired(Utc::now()) =>
+                    {
+                        (t.fields.user, *provider, Value::Null)
+                    }
+                    _ => return Ok(None),
                 },
-            )
+            };
+            let user = users::get(&mut conn, user).await?;
+            if let Credential::AppPassword { username, .. } = credential {
+                if user.fields.username != *username {
+                    return Ok(None);
+                }
+            }
+            Ok(match snap.providers.get(&provider) {
+                Some(p) if user.fields.is_active => Some(Arc::new(
+                    view_of(&mut conn, state, p, &user, &data, req).await?,
+                )),
+                _ => None,
+            })
         })
         .await;
         let Ok(mut map) = self.sessions.write() else {
@@ -684,25 +723,55 @@ async fn decide(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(name));
+    let request = || {
+        crate::session::request_info(
+            headers,
+            peer,
+            &axum::http::Method::GET,
+            &axum::http::Uri::from_static("/"),
+        )
+    };
+    let settled = |view: Arc<SessionView>| -> Decided {
+        Ok(Ok((
+            match &view.allowed {
+                Ok(()) => Decision::Allow(view.clone()),
+                Err(message) => Decision::Forbidden(message.clone()),
+            },
+            snap.clone(),
+            p.provider.id,
+        )))
+    };
+    if p.settings.intercept_header_auth {
+        if let Some((username, password)) = crate::extract::basic_credentials(headers) {
+            // Keyed by a hash: the cache never holds the password itself.
+            let key = format!(
+                "basic:{}:{}",
+                p.provider.id,
+                secret::token_hash(&format!("{username}:{password}"))
+            );
+            let credential = || Credential::AppPassword {
+                provider: p.provider.id,
+                username,
+                password,
+            };
+            if let Some(view) = state
+                .outpost
+                .session(state, &snap, &key, credential, request)
+                .await?
+            {
+                return settled(view);
+            }
+        }
+    }
     if let Some(key) = crate::session::read_cookie(headers, name) {
-        let request = || {
-            crate::session::request_info(
-                headers,
-                peer,
-                &axum::http::Method::GET,
-                &axum::http::Uri::from_static("/"),
-            )
-        };
-        if let Some(view) = state.outpost.session(state, &snap, key, request).await? {
+        let credential = || Credential::Cookie(key.to_owned());
+        if let Some(view) = state
+            .outpost
+            .session(state, &snap, key, credential, request)
+            .await?
+        {
             if view.provider == p.provider.id {
-                return Ok(Ok((
-                    match &view.allowed {
-                        Ok(()) => Decision::Allow(view.clone()),
-                        Err(message) => Decision::Forbidden(message.clone()),
-                    },
-                    snap.clone(),
-                    p.provider.id,
-                )));
+                return settled(view);
             }
         }
     }

@@ -338,12 +338,13 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create {
             client,
             identifier,
+            intent,
             user,
             days,
             description,
         } => {
             let c = Client::new(&client)?;
-            let mut body = json!({"identifier": identifier, "intent": "api", "description": description, "expiring": days.is_some()});
+            let mut body = json!({"identifier": identifier, "intent": intent, "description": description, "expiring": days.is_some()});
             if let Some(days) = days {
                 body["expires"] = json!(Utc::now() + Duration::days(i64::from(days)));
             }

@@ -88,6 +88,15 @@ async fn admin_tasks_from_the_command_line() -> anyhow::Result<()> {
         assert_eq!(key.len(), 43, "{}", stdout(&out));
         let out = gatehouse(s, &["token", "revoke", "ci-token"]).await?;
         assert!(out.status.success(), "{}", stderr(&out));
+        let out = gatehouse(
+            s,
+            &["token", "create", "script", "--intent", "app_password"],
+        )
+        .await?;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = gatehouse(s, &["token", "create", "odd", "--intent", "sudo"]).await?;
+        assert!(!out.status.success(), "an unknown intent is refused");
+        assert!(stderr(&out).contains("intent"), "{}", stderr(&out));
         server.stop().await
     })
     .await

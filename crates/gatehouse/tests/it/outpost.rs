@@ -740,3 +740,68 @@ async fn break_glass_users_pass_only_while_degraded_and_every_answer_is_marked(
     drop(server);
     Ok(())
 }
+
+#[tokio::test]
+async fn app_passwords_in_an_authorization_header_pass_forward_auth() -> anyhow::Result<()> {
+    use base64::Engine;
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        user(&server, "bob@example.com", json!([])).await?;
+        let token = |username: &'static str, intent: &'static str| {
+            let server = &server;
+            async move {
+                let (_, users) = server.get(&format!("/core/users/?username={username}")).await?;
+                let (status, token) = server
+                    .post(
+                        "/core/tokens/",
+                        json!({"identifier": format!("{intent}-{}", username.replace(['@', '.'], "-")), "intent": intent,
+                               "user": users["results"][0]["pk"]}),
+                    )
+                    .await?;
+                anyhow::ensure!(status == 201, "{token}");
+                anyhow::Ok(token["key"].as_str().unwrap_or_default().to_owned())
+            }
+        };
+        let alice = token("alice@example.com", "app_password").await?;
+        let alice_api = token("alice@example.com", "api").await?;
+        let bob = token("bob@example.com", "app_password").await?;
+        let http = reqwest::Client::new();
+        let decide = |username: &str, password: &str| {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            http.get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
+                .header("X-Original-URI", "/api/items")
+                .header("Authorization", format!("Basic {basic}"))
+                .send()
+        };
+        let passed = decide("alice@example.com", &alice).await?;
+        assert_eq!(passed.status(), 200);
+        assert_eq!(
+            passed.headers().get("x-authentik-username").and_then(|v| v.to_str().ok()),
+            Some("alice@example.com")
+        );
+        assert_eq!(decide("alice@example.com", "wrong").await?.status(), 401);
+        assert_eq!(decide("alice@example.com", &bob).await?.status(), 401, "another user's app password");
+        assert_eq!(decide("alice@example.com", &alice_api).await?.status(), 401, "an API token is not an app password");
+        assert_eq!(decide("bob@example.com", &bob).await?.status(), 403, "the application's bindings still hold");
+
+        let (_, providers) = server.get("/providers/proxy/?name=App").await?;
+        let pk = providers["results"][0]["pk"].clone();
+        let (status, body) = server
+            .patch(&format!("/providers/proxy/{pk}/"), json!({"intercept_header_auth": false}))
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        // The provider table is revalidated within a second.
+        let mut status = 200;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            status = decide("alice@example.com", &alice).await?.status().as_u16();
+            if status == 401 {
+                break;
+            }
+        }
+        assert_eq!(status, 401, "without interception the header is ignored");
+        server.stop().await
+    })
+    .await
+}
