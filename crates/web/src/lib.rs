@@ -24,6 +24,7 @@ pub mod outpost;
 pub mod pages;
 pub mod passkeys;
 pub mod reconcile;
+pub mod reverse_proxy;
 pub mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,7 +126,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(
             "/api/v3",
-            api.route("/schema/", get(schema)).fallback(api_not_found),
+            api.route("/schema/", get(schema))
+                .fallback(api_not_found)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    invalidate_after_writes,
+                )),
         )
         .merge(health::router())
         .merge(pages::setup::router())
@@ -133,7 +139,25 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::user::router())
         .merge(oidc::router())
         .merge(outpost::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            outpost::proxy_mode,
+        ))
         .with_state(state)
+}
+
+/// After an API write succeeds, the embedded outpost reads providers and sessions afresh.
+async fn invalidate_after_writes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !req.method().is_safe();
+    let response = next.run(req).await;
+    if writes && response.status().is_success() {
+        state.outpost.invalidate();
+    }
+    response
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> error::ApiError {

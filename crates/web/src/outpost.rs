@@ -84,6 +84,9 @@ impl Counters {
 pub struct Snapshot {
     table: Table,
     providers: HashMap<i64, ProxyProvider>,
+    /// Providers in proxy mode by the exact authority of their external host: only these
+    /// hosts are answered by Gatehouse on the application's behalf.
+    proxied: HashMap<String, i64>,
 }
 
 /// A session as the outpost checks it.
@@ -106,7 +109,37 @@ struct Cached<T> {
     value: T,
 }
 
+/// How a cached answer may serve a request now.
+enum Usable {
+    /// Confirmed within [`REVALIDATE`]: use it.
+    Fresh,
+    /// A little older (or the database is down and it is within the grace period): use it
+    /// while one request reads it again in the background.
+    WhileRevalidating,
+    /// Too old to answer with: read it now.
+    Reread,
+}
+
 impl<T> Cached<T> {
+    /// How this answer may be used. Staleness stays bounded by [`STALE_LIMIT`] however sparse
+    /// the traffic, so a revocation or a configuration change is seen within it.
+    fn usable(&self, state: &AppState) -> Usable {
+        let age = self.verified.elapsed();
+        let degraded = state
+            .outpost
+            .degraded
+            .load(std::sync::atomic::Ordering::Acquire);
+        if age < REVALIDATE {
+            Usable::Fresh
+        } else if (degraded && age < state.settings.outpost_grace)
+            || (!degraded && age < STALE_LIMIT)
+        {
+            Usable::WhileRevalidating
+        } else {
+            Usable::Reread
+        }
+    }
+
     fn fresh(value: T) -> Cached<T> {
         let now = Instant::now();
         Cached {
@@ -134,6 +167,9 @@ enum Credential {
 /// A cached session lookup (`None`: no valid session).
 type CachedSession = Cached<Option<Arc<SessionView>>>;
 
+/// The oldest answer a request may get while a fresher one is read in the background.
+const STALE_LIMIT: Duration = Duration::from_secs(1);
+
 /// How long a revalidating read may wait for the database before the cached answer is used
 /// (within the grace period) or the request is refused.
 const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
@@ -141,6 +177,8 @@ const DATABASE_PATIENCE: Duration = Duration::from_secs(2);
 /// The outpost's caches.
 #[derive(Default)]
 pub struct Outpost {
+    /// Clients for proxy mode's upstreams.
+    upstreams: crate::reverse_proxy::Upstreams,
     snapshot: RwLock<Option<Cached<Arc<Snapshot>>>>,
     sessions: RwLock<HashMap<String, CachedSession>>,
     /// Set while the database is unreachable (logged once per outage).
@@ -173,6 +211,7 @@ async fn load_snapshot(conn: &mut Conn, metrics: &Metrics) -> Result<Snapshot, A
     };
     let mut routes = Vec::new();
     let mut map = HashMap::new();
+    let mut proxied = HashMap::new();
     for p in providers::list(conn, &spec).await?.items {
         let ProviderKind::Proxy(settings) = p.fields.kind.clone() else {
             continue;
@@ -183,9 +222,13 @@ async fn load_snapshot(conn: &mut Conn, metrics: &Metrics) -> Result<Snapshot, A
             .filter(|l| !l.trim().is_empty())
             .filter_map(|l| regex::Regex::new(l).ok())
             .collect();
+        let host = authority(&settings.external_host).unwrap_or_default();
+        if settings.mode == ProxyMode::Proxy {
+            proxied.insert(host.clone(), p.id);
+        }
         routes.push(Route {
             provider: p.id,
-            authority: authority(&settings.external_host).unwrap_or_default(),
+            authority: host,
             mode: settings.mode,
             cookie_domain: settings
                 .cookie_domain
@@ -215,10 +258,23 @@ async fn load_snapshot(conn: &mut Conn, metrics: &Metrics) -> Result<Snapshot, A
     Ok(Snapshot {
         table: Table::new(routes),
         providers: map,
+        proxied,
     })
 }
 
 impl Outpost {
+    /// Forgets the provider table and the checked sessions, so the next requests read them
+    /// again: an administrator's change applies at once on this replica (other replicas see
+    /// it within a second).
+    pub fn invalidate(&self) {
+        if let Ok(mut slot) = self.snapshot.write() {
+            *slot = None;
+        }
+        if let Ok(mut map) = self.sessions.write() {
+            map.clear();
+        }
+    }
+
     /// Records the outcome of a database read: an outage is logged once and shown by the
     /// `gatehouse_outpost_degraded` gauge until a read succeeds again.
     fn database_reached(&self, state: &AppState, reached: Result<(), &ApiError>) {
@@ -253,13 +309,19 @@ impl Outpost {
         let Some(current) = current else {
             return self.reload_snapshot(state).await;
         };
-        if current.stamp.elapsed() >= REVALIDATE && self.claim_snapshot() {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let _ = state.outpost.reload_snapshot(&state).await;
-            });
+        match current.usable(state) {
+            Usable::Fresh => Ok(current.value),
+            Usable::WhileRevalidating => {
+                if self.claim_snapshot() {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let _ = state.outpost.reload_snapshot(&state).await;
+                    });
+                }
+                Ok(current.value)
+            }
+            Usable::Reread => self.reload_snapshot(state).await,
         }
-        Ok(current.value)
     }
 
     /// Marks the snapshot as being reloaded; false when another request already did.
@@ -324,17 +386,26 @@ impl Outpost {
                 .reread_session(state, snap, key, &credential(), &request())
                 .await;
         };
-        if cached.stamp.elapsed() >= REVALIDATE && self.claim_session(key) {
-            let (state, snap, key) = (state.clone(), snap.clone(), key.to_owned());
-            let (credential, req) = (credential(), request());
-            tokio::spawn(async move {
-                let _ = state
-                    .outpost
-                    .reread_session(&state, &snap, &key, &credential, &req)
-                    .await;
-            });
+        match cached.usable(state) {
+            Usable::Fresh => Ok(cached.value),
+            Usable::WhileRevalidating => {
+                if self.claim_session(key) {
+                    let (state, snap, key) = (state.clone(), snap.clone(), key.to_owned());
+                    let (credential, req) = (credential(), request());
+                    tokio::spawn(async move {
+                        let _ = state
+                            .outpost
+                            .reread_session(&state, &snap, &key, &credential, &req)
+                            .await;
+                    });
+                }
+                Ok(cached.value)
+            }
+            Usable::Reread => {
+                self.reread_session(state, snap, key, &credential(), &request())
+                    .await
+            }
         }
-        Ok(cached.value)
     }
 
     /// Marks session `key` as being re-read; false when another request already did.
@@ -599,8 +670,9 @@ enum Endpoint<'a> {
     Nginx,
     /// Traefik and Caddy: `X-Forwarded-Proto`, `-Host`, `-Uri`; answers 302 for a login.
     Forwarded,
-    /// Envoy: the path after `/auth/envoy` and the `Host`; answers 302 for a login.
-    Envoy(&'a str),
+    /// The path is known directly and `Host` names the site: Envoy's ext_authz (the path after
+    /// `/auth/envoy`) and proxy mode (the request itself); answers 302 for a login.
+    Direct(&'a str),
 }
 
 /// The URL the visitor asked for, from the proxy's headers.
@@ -617,7 +689,7 @@ fn original_url(
             "http"
         },
     );
-    if let Endpoint::Envoy(path) = endpoint {
+    if let Endpoint::Direct(path) = endpoint {
         let path = if path.starts_with('/') { path } else { "/" };
         return Ok(format!("{scheme}://{host}{path}"));
     }
@@ -805,8 +877,8 @@ async fn nginx(
             // No WWW-Authenticate: the browser must never see a Basic prompt; nginx turns
             // this 401 into its redirect to `start`.
             Decision::Login { stale_cookie, .. } => {
-                if let Some(r) = fallback(&state, &headers).await {
-                    return r;
+                if let Some(h) = fallback(&state, &headers).await {
+                    return passed(h);
                 }
                 let mut r = StatusCode::UNAUTHORIZED.into_response();
                 if let (true, Some(p)) = (stale_cookie, snap.providers.get(&provider)) {
@@ -821,16 +893,16 @@ async fn nginx(
         Err(e) => {
             tracing::error!(error = %e, "forward auth could not reach the database");
             match fallback(&state, &headers).await {
-                Some(r) => r,
+                Some(h) => passed(h),
                 None => StatusCode::UNAUTHORIZED.into_response(),
             }
         }
     }
 }
 
-/// While degraded, the answer for a break-glass user (fallback cookie or Basic credentials):
-/// 200 marked `X-Auth-Fallback: true`, counted and logged. `None` otherwise.
-async fn fallback(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+/// While degraded, the headers to pass a break-glass user with (fallback cookie or Basic
+/// credentials): marked `X-Auth-Fallback: true`, counted and logged. `None` otherwise.
+async fn fallback(state: &AppState, headers: &HeaderMap) -> Option<HeaderMap> {
     use std::sync::atomic::Ordering;
     let glass = state.break_glass.as_ref()?;
     if !state.outpost.degraded.load(Ordering::Acquire) {
@@ -846,13 +918,12 @@ async fn fallback(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     };
     state.metrics.fallbacks.inc();
     tracing::warn!(user = %user, "break-glass access while the database is unreachable");
-    let mut r = StatusCode::OK.into_response();
-    let h = r.headers_mut();
+    let mut h = HeaderMap::new();
     h.insert("x-auth-fallback", HeaderValue::from_static("true"));
     if let Ok(v) = HeaderValue::from_str(&user) {
         h.insert("x-authentik-username", v);
     }
-    Some(r)
+    Some(h)
 }
 
 /// While degraded with break-glass users configured, the Basic challenge (with the outage
@@ -893,8 +964,13 @@ fn count(state: &AppState, decided: &Decided, started: Instant) {
 
 /// 200 with the session's identity headers.
 fn allow(view: &SessionView) -> Response {
+    passed(view.headers.clone())
+}
+
+/// 200 carrying `identity` (the headers the proxy copies onto the request).
+fn passed(identity: HeaderMap) -> Response {
     let mut r = StatusCode::OK.into_response();
-    *r.headers_mut() = view.headers.clone();
+    *r.headers_mut() = identity;
     r
 }
 
@@ -932,7 +1008,54 @@ async fn envoy(
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
     };
-    redirecting(state, peer, headers, Endpoint::Envoy(&original)).await
+    redirecting(state, peer, headers, Endpoint::Direct(&original)).await
+}
+
+/// Proxy mode, in front of every route: a request for the external host of a provider in
+/// `proxy` mode (outpost paths aside) is decided like a Traefik request and, when allowed,
+/// passed on to the provider's internal host. Other hosts, and every host while no provider is
+/// in proxy mode, go on to Gatehouse's own routes.
+pub async fn proxy_mode(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().starts_with("/outpost.goauthentik.io/") {
+        return next.run(req).await;
+    }
+    let Some(host) = request_host(req.headers()) else {
+        return next.run(req).await;
+    };
+    let Ok(snap) = state.outpost.snapshot(&state).await else {
+        return next.run(req).await;
+    };
+    let Some(p) = snap
+        .proxied
+        .get(&host)
+        .and_then(|id| snap.providers.get(id))
+    else {
+        return next.run(req).await;
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |q| q.as_str())
+        .to_owned();
+    match pass_or_answer(&state, req.headers(), peer, Endpoint::Direct(&path)).await {
+        Ok(identity) => {
+            crate::reverse_proxy::forward(
+                &state.outpost.upstreams,
+                &p.settings.internal_host,
+                p.settings.internal_host_ssl_validation,
+                req,
+                identity,
+                peer,
+            )
+            .await
+        }
+        Err(answer) => answer,
+    }
 }
 
 async fn redirecting(
@@ -941,30 +1064,45 @@ async fn redirecting(
     headers: HeaderMap,
     endpoint: Endpoint<'_>,
 ) -> Response {
+    match pass_or_answer(&state, &headers, peer, endpoint).await {
+        Ok(identity) => passed(identity),
+        Err(r) => r,
+    }
+}
+
+/// The decision for an endpoint that answers the browser itself (Traefik, Caddy, Envoy, proxy
+/// mode): `Ok` with the headers to pass the request on with (none for a skipped path), or the
+/// answer to send instead (403, the redirect to log in, the outage page or challenge).
+async fn pass_or_answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    endpoint: Endpoint<'_>,
+) -> Result<HeaderMap, Response> {
     let started = Instant::now();
-    let decided = decide(&state, &headers, peer, endpoint).await;
-    count(&state, &decided, started);
+    let decided = decide(state, headers, peer, endpoint).await;
+    count(state, &decided, started);
+    let failed = |e| async move {
+        match fallback(state, headers).await {
+            Some(h) => Ok(h),
+            None => Err(challenge_or_unavailable(state, e)),
+        }
+    };
     match decided {
         Ok(Ok((decision, snap, provider))) => match decision {
-            Decision::Allow(view) => allow(&view),
-            Decision::Skip => StatusCode::OK.into_response(),
-            Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
+            Decision::Allow(view) => Ok(view.headers.clone()),
+            Decision::Skip => Ok(HeaderMap::new()),
+            Decision::Forbidden(message) => Err((StatusCode::FORBIDDEN, message).into_response()),
             Decision::Login { url, .. } => match snap.providers.get(&provider) {
-                Some(p) => match begin_login(&state, p, &url).await {
-                    Ok(r) => r,
-                    Err(e) => match fallback(&state, &headers).await {
-                        Some(r) => r,
-                        None => challenge_or_unavailable(&state, e),
-                    },
+                Some(p) => match begin_login(state, p, &url).await {
+                    Ok(r) => Err(r),
+                    Err(e) => failed(e).await,
                 },
-                None => StatusCode::FORBIDDEN.into_response(),
+                None => Err(StatusCode::FORBIDDEN.into_response()),
             },
         },
-        Ok(Err(r)) => r,
-        Err(e) => match fallback(&state, &headers).await {
-            Some(r) => r,
-            None => challenge_or_unavailable(&state, e),
-        },
+        Ok(Err(r)) => Err(r),
+        Err(e) => failed(e).await,
     }
 }
 

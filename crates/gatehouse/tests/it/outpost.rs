@@ -541,7 +541,7 @@ async fn behind_a_cuttable_link(
 #[tokio::test]
 async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_503(
 ) -> anyhow::Result<()> {
-    const GRACE_SECONDS: i64 = 3;
+    const GRACE_SECONDS: i64 = 6;
     let db = gatehouse_testkit::TestDb::new().await?;
     let Some((server, link)) = behind_a_cuttable_link(&db, |settings| {
         settings.outpost_grace = chrono::Duration::seconds(GRACE_SECONDS)
@@ -801,6 +801,87 @@ async fn app_passwords_in_an_authorization_header_pass_forward_auth() -> anyhow:
             }
         }
         assert_eq!(status, 401, "without interception the header is ignored");
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn proxy_mode_logs_in_then_streams_to_the_internal_host_with_identity_headers(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let echo = EchoApp::start().await?;
+        let port = server.url.rsplit(':').next().unwrap_or_default().to_owned();
+        let external = format!("http://app.proxy.test:{port}");
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        let (status, provider) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Proxied", "mode": "proxy", "external_host": external,
+                       "internal_host": format!("http://127.0.0.1:{}", echo.port),
+                       "authorization_flow": flow, "invalidation_flow": invalidation}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{provider}");
+        server
+            .post(
+                "/core/applications/",
+                json!({"name": "Proxied", "slug": "proxied", "provider": provider["pk"]}),
+            )
+            .await?;
+        user(&server, "alice@example.com", json!([])).await?;
+        // The application's host resolves to this server, as DNS would point it at Gatehouse.
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve("app.proxy.test", ([127, 0, 0, 1], 0).into())
+            .build()?;
+        let page = format!("{external}/hello?x=1");
+        // The provider table picks up the new provider within a second.
+        let mut status = 0;
+        for _ in 0..20 {
+            status = http.get(&page).send().await?.status().as_u16();
+            if status == 302 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 302, "no session: off to log in");
+        browse_until(
+            &http,
+            &server,
+            &page,
+            ("alice@example.com", PASSWORD),
+            |l| l == page,
+        )
+        .await?;
+        let proxied = http
+            .get(&page)
+            .header("X-authentik-username", "admin")
+            .send()
+            .await?;
+        assert_eq!(proxied.status(), 200);
+        let body = proxied.text().await?;
+        assert!(
+            body.contains("alice@example.com"),
+            "identity reaches the app: {body}"
+        );
+        assert!(
+            !body.contains("admin"),
+            "a visitor's own X-authentik-* header is dropped: {body}"
+        );
+
+        // Gatehouse's own host is untouched by proxy mode.
+        let health = reqwest::get(format!("{}/-/health/live/", server.url)).await?;
+        assert!(health.status().is_success(), "{}", health.status());
+
+        // The application stops: a 502 page that names it.
+        let internal = format!("http://127.0.0.1:{}", echo.port);
+        drop(echo);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let down = http.get(&page).send().await?;
+        assert_eq!(down.status(), 502);
+        assert!(down.text().await?.contains(&internal));
         server.stop().await
     })
     .await

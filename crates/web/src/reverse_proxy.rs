@@ -1,0 +1,119 @@
+//! Proxy mode: for a provider in `proxy` mode Gatehouse itself stands in front of the
+//! application, answering its host, and passes allowed requests on to `internal_host` with the
+//! identity headers, streaming both ways. An upstream that does not answer gets a 502 page that
+//! names it.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::pages::error_page;
+
+/// Headers that describe one connection and must not cross the proxy (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// HTTP clients for upstreams: one that verifies TLS certificates and one for providers that
+/// turned `internal_host_ssl_validation` off.
+pub struct Upstreams {
+    verifying: reqwest::Client,
+    lenient: reqwest::Client,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        let build = |verify: bool| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .danger_accept_invalid_certs(!verify)
+                .build()
+                .unwrap_or_default()
+        };
+        Upstreams {
+            verifying: build(true),
+            lenient: build(false),
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Passes `req` on to `internal_host` with `identity` added. Identity headers the visitor sent
+/// themselves (`X-authentik-*`, `X-Auth-Fallback`) are removed first, so they cannot be forged.
+pub async fn forward(
+    upstreams: &Upstreams,
+    internal_host: &str,
+    verify_tls: bool,
+    req: Request,
+    identity: HeaderMap,
+    peer: SocketAddr,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", internal_host.trim_end_matches('/'));
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-authentik-") || n.as_str() == "x-auth-fallback")
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    if let Some(host) = headers.get(axum::http::header::HOST).cloned() {
+        headers.insert("x-forwarded-host", host);
+    }
+    if let Ok(ip) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.append("x-forwarded-for", ip);
+    }
+    headers.extend(identity);
+    let client = if verify_tls {
+        &upstreams.verifying
+    } else {
+        &upstreams.lenient
+    };
+    let sent = client
+        .request(parts.method, &url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .send()
+        .await;
+    match sent {
+        Ok(upstream) => {
+            let mut response = Response::builder().status(upstream.status());
+            if let Some(h) = response.headers_mut() {
+                *h = upstream.headers().clone();
+                strip_hop_by_hop(h);
+            }
+            response
+                .body(Body::from_stream(upstream.bytes_stream()))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(e) => {
+            tracing::warn!(upstream = %internal_host, error = %e, "the application behind proxy mode did not answer");
+            error_page(
+                StatusCode::BAD_GATEWAY,
+                "The application is not answering",
+                &format!("Gatehouse signed you in, but the application at {internal_host} did not answer."),
+                "Try again in a moment. Administrators: check that the application runs and that the provider's internal host is right.",
+            )
+        }
+    }
+}
