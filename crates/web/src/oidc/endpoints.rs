@@ -877,6 +877,21 @@ async fn user_id_of(conn: &mut Conn, jti: &str) -> Result<Option<i64>, ApiError>
     Ok(row.map(|r| r.opt_int("user_id")).transpose()?.flatten())
 }
 
+/// What introspection and revocation start from: the presented token, the keys to verify it
+/// with (fetched before any connection is held) and the authenticated client, or the answer
+/// for a client that failed authentication.
+async fn presented_token<'f>(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &'f HashMap<String, String>,
+) -> Result<Result<(&'f str, Arc<keys::Loaded>, Arc<Client>), Response>, ApiError> {
+    let token = field(form, "token");
+    let keys = state.keys.for_token(&state.store, token).await?;
+    Ok(authenticate_client(state, headers, form)
+        .await?
+        .map(|client| (token, keys, client)))
+}
+
 /// `/application/o/introspect/` (RFC 7662).
 pub(super) async fn introspect(
     State(state): State<AppState>,
@@ -886,11 +901,9 @@ pub(super) async fn introspect(
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
-    let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
-        let keys = state.keys.for_token(&state.store, token).await?;
-        let client = match authenticate_client(&state, &headers, &form).await? {
-            Ok(c) => c,
+        let (token, keys, client) = match presented_token(&state, &headers, &form).await? {
+            Ok(q) => q,
             Err(r) => return Ok(r),
         };
         let mut conn = state.store.conn().await?;
@@ -927,11 +940,9 @@ pub(super) async fn revoke(
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
-    let token = field(&form, "token");
     let result: Result<Response, ApiError> = async {
-        let keys = state.keys.for_token(&state.store, token).await?;
-        let client = match authenticate_client(&state, &headers, &form).await? {
-            Ok(c) => c,
+        let (token, keys, client) = match presented_token(&state, &headers, &form).await? {
+            Ok(q) => q,
             Err(r) => return Ok(r),
         };
         let mut tx = state.store.begin().await?;
