@@ -411,6 +411,18 @@ async fn oauth_app(
         .to_owned())
 }
 
+/// Opens `authorize` in a browser without a session, signs in as `username`, and returns the
+/// heading of the page that follows (the consent screen or an error page).
+async fn authorize_signed_in(
+    browser: &Browser,
+    authorize: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    browser.client.goto(authorize).await?;
+    answer_login(browser, username, PASSWORD, None).await?;
+    Ok(browser.element(Locator::Css("h1")).await?.text().await?)
+}
+
 fn authorize_url(server: &TestServer, client_id: &str, redirect: &str, scope: &str) -> String {
     format!(
         "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope={}&state=xyz",
@@ -435,15 +447,12 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
         let c = &browser.client;
 
         // Not logged in yet: authorize sends the browser to log in, then on to consent.
-        c.goto(&authorize_url(
-            &server,
-            &forgejo,
-            &explicit_cb,
-            "openid profile email",
-        ))
+        let heading = authorize_signed_in(
+            &browser,
+            &authorize_url(&server, &forgejo, &explicit_cb, "openid profile email"),
+            "alice@example.com",
+        )
         .await?;
-        answer_login(&browser, "alice@example.com", PASSWORD, None).await?;
-        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
         browser.screenshot("consent-1-explicit").await?;
         browser.submit().await?;
@@ -752,15 +761,17 @@ async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<(
         let c = &browser.client;
 
         // Forgejo: confidential client, explicit consent. Log in, consent, exchange the code.
-        c.goto(&authorize_url(
-            &server,
-            "forgejo",
-            &callback("forgejo"),
-            "openid profile email groups",
-        ))
+        let heading = authorize_signed_in(
+            &browser,
+            &authorize_url(
+                &server,
+                "forgejo",
+                &callback("forgejo"),
+                "openid profile email groups",
+            ),
+            "alice@example.com",
+        )
         .await?;
-        answer_login(&browser, "alice@example.com", PASSWORD, None).await?;
-        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Allow Forgejo to use your account?");
         browser.screenshot("homelab-1-forgejo-consent").await?;
         browser.submit().await?;
@@ -846,15 +857,12 @@ async fn homelab_reference_apps_log_in_through_the_browser() -> anyhow::Result<(
         browser.close().await?;
         let browser = Browser::start().await?;
         let c = &browser.client;
-        c.goto(&authorize_url(
-            &server,
-            "wrongmove",
-            &callback("wrongmove"),
-            "openid",
-        ))
+        let heading = authorize_signed_in(
+            &browser,
+            &authorize_url(&server, "wrongmove", &callback("wrongmove"), "openid"),
+            "bob@example.com",
+        )
         .await?;
-        answer_login(&browser, "bob@example.com", PASSWORD, None).await?;
-        let heading = browser.element(Locator::Css("h1")).await?.text().await?;
         assert_eq!(heading, "Access denied");
         browser.screenshot("homelab-2-wrongmove-denied").await?;
         assert!(!c.current_url().await?.as_str().contains("code="));
