@@ -112,7 +112,8 @@ pub async fn run(
         tracing::info!(listen = %address, "metrics on http://{address}/metrics");
         let metrics = state.metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, gatehouse_web::metrics::router(metrics)).await {
+            let render = move || metrics.render();
+            if let Err(e) = axum::serve(l, gatehouse_web::metrics::router(render)).await {
                 tracing::error!(error = %e, "the metrics listener stopped");
             }
         })
@@ -147,7 +148,15 @@ pub async fn run(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown({
+        // Open event streams of standalone outposts end first, or they would hold the
+        // graceful shutdown open forever.
+        let changes = state.changes.clone();
+        async move {
+            shutdown.await;
+            changes.close();
+        }
+    })
     .await
     .context("serving HTTP")?;
     reaper.abort();

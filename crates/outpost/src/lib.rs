@@ -1,18 +1,39 @@
-//! The forward-auth outpost's rules, kept free of HTTP and storage so they are cheap on the hot
-//! path and easy to test: which provider a request is for, which URL the visitor asked for,
-//! where a login may return to, what the session cookie is called, and which identity headers
-//! the application receives. Compatible with Authentik's proxy outpost (SPEC §3.1).
+//! The forward-auth outpost (SPEC §3.1): Authentik's `/outpost.goauthentik.io/` surface, the
+//! decision for every request a proxy asks about, and the caches that keep that decision off
+//! the database. The same code runs embedded in `gatehouse serve` and as the standalone
+//! `gatehouse outpost` at the edge; only the [`Backend`] differs: the server's database, or
+//! the server's outpost API.
 //!
 //! # Layout
-//! - [`hosts`]: the provider table and selection by host.
-//! - [`redirect`]: the `rd` rules: never an open redirect.
-//! - [`headers`]: the `X-authentik-*` identity headers.
+//! - Rules, free of HTTP and storage: [`hosts`] (the provider for a host), [`redirect`] (`rd`:
+//!   never an open redirect), [`headers`] (the identity headers), [`cookie_name`].
+//! - [`backend`]: what the outpost asks of the server. [`remote`]: the standalone outpost's
+//!   client of the server's outpost API, with changes pushed over a stream.
+//! - [`cache`]: the provider snapshot and checked sessions, bounded staleness, degraded mode.
+//! - [`routes`]: the HTTP endpoints and proxy mode. [`request`]: reading the proxy's headers.
+//! - [`break_glass`], [`reverse_proxy`], [`metrics`].
 
+pub mod backend;
+pub mod break_glass;
+pub mod cache;
 pub mod headers;
 pub mod hosts;
+pub mod metrics;
 pub mod redirect;
+pub mod remote;
+pub mod request;
+pub mod reverse_proxy;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::RwLock;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+pub use backend::{Backend, BoxFuture, Error};
+pub use routes::{proxy_mode, router};
 
 /// The path prefix of every outpost route.
 pub const PREFIX: &str = "/outpost.goauthentik.io";
@@ -26,6 +47,62 @@ pub fn cookie_name(client_id: &str) -> String {
     let digest = Sha256::digest(client_id.as_bytes());
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("authentik_proxy_{hex}")
+}
+
+/// How an outpost behaves when the server cannot answer.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// While the database (or, for a standalone outpost, the server) is unreachable, how long
+    /// sessions already checked keep passing (T1). Nothing else passes meanwhile.
+    pub grace: Duration,
+    /// Break-glass users (username, argon2id hash), let in only while degraded.
+    pub break_glass: Vec<(String, String)>,
+}
+
+/// One outpost: its backend, caches and metrics. Shared by every request (`Arc<Outpost>` is
+/// the routes' state).
+pub struct Outpost {
+    /// Where providers and sessions come from.
+    backend: Box<dyn Backend>,
+    /// Grace period and break-glass users.
+    settings: Settings,
+    /// Decision counters and gauges.
+    metrics: metrics::OutpostMetrics,
+    /// Break-glass users, when configured.
+    break_glass: Option<break_glass::BreakGlass>,
+    /// Clients for proxy mode's upstreams.
+    upstreams: reverse_proxy::Upstreams,
+    /// The provider table; written on reload, read by every request.
+    snapshot: RwLock<Option<cache::Cached<std::sync::Arc<cache::Snapshot>>>>,
+    /// Checked sessions by cookie value (or app-password key).
+    sessions: RwLock<HashMap<String, cache::CachedSession>>,
+    /// Set while the backend is unreachable (logged once per outage).
+    degraded: AtomicBool,
+}
+
+impl Outpost {
+    /// An outpost asking `backend`, counting into `metrics`.
+    pub fn new(
+        backend: impl Backend,
+        settings: Settings,
+        metrics: metrics::OutpostMetrics,
+    ) -> Outpost {
+        Outpost {
+            backend: Box::new(backend),
+            break_glass: break_glass::BreakGlass::new(&settings.break_glass),
+            settings,
+            metrics,
+            upstreams: reverse_proxy::Upstreams::default(),
+            snapshot: RwLock::default(),
+            sessions: RwLock::default(),
+            degraded: AtomicBool::new(false),
+        }
+    }
+
+    /// The metrics this outpost counts into.
+    pub fn metrics(&self) -> &metrics::OutpostMetrics {
+        &self.metrics
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Bearer-token authentication for the API: `Authorization: Bearer <key>` names an API token by
-//! its hash; the token's user must be active, and superuser for admin endpoints.
+//! its hash; the token's user must be active, and superuser for admin endpoints ([`Admin`]).
+//! Standalone outposts call the outpost API with their own token ([`OutpostCaller`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use gatehouse_core::kinds::TokenIntent;
+use gatehouse_store::outposts::{self, Outpost};
 use gatehouse_store::tokens::{self, Token};
 use gatehouse_store::users::{self, User};
 
@@ -19,6 +21,46 @@ pub struct Admin {
     pub token: Token,
 }
 
+/// The token in `Authorization: Bearer <key>`, if it is a valid, unexpired API token of an
+/// active user, with that user.
+async fn bearer(parts: &Parts, state: &AppState) -> Result<(Token, User), ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::NotAuthenticated)?;
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(ApiError::AuthenticationFailed(
+            "expected `Authorization: Bearer <token>`",
+        ))?;
+    let mut conn = state.store.conn().await?;
+    let token = tokens::find_by_key(&mut conn, key)
+        .await?
+        .ok_or(ApiError::AuthenticationFailed("no such token"))?;
+    if token.fields.intent != TokenIntent::Api {
+        return Err(ApiError::AuthenticationFailed(
+            "this token is not an API token",
+        ));
+    }
+    if token.is_expired(chrono::Utc::now()) {
+        return Err(ApiError::AuthenticationFailed("the token has expired"));
+    }
+    let user = users::get(&mut conn, token.fields.user).await?;
+    if !user.fields.is_active {
+        return Err(ApiError::AuthenticationFailed(
+            "the token's user is deactivated",
+        ));
+    }
+    Ok((token, user))
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
@@ -26,43 +68,54 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::NotAuthenticated)?;
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or(ApiError::AuthenticationFailed(
-                "expected `Authorization: Bearer <token>`",
-            ))?;
+        let (token, user) = bearer(parts, state).await?;
         let mut conn = state.store.conn().await?;
-        let token = tokens::find_by_key(&mut conn, key)
-            .await?
-            .ok_or(ApiError::AuthenticationFailed("no such token"))?;
-        if token.fields.intent != TokenIntent::Api {
-            return Err(ApiError::AuthenticationFailed(
-                "this token is not an API token",
-            ));
-        }
-        if token.is_expired(chrono::Utc::now()) {
-            return Err(ApiError::AuthenticationFailed("the token has expired"));
-        }
-        let user = users::get(&mut conn, token.fields.user).await?;
-        if !user.fields.is_active {
-            return Err(ApiError::AuthenticationFailed(
-                "the token's user is deactivated",
-            ));
-        }
         if !users::is_superuser(&mut conn, user.id).await? {
             return Err(ApiError::PermissionDenied);
         }
         Ok(Admin { user, token })
+    }
+}
+
+/// The token identifier of outpost `uuid`'s API token, as Authentik names it.
+pub fn outpost_token_identifier(uuid: uuid::Uuid) -> String {
+    format!("ak-outpost-{uuid}-api")
+}
+
+/// A standalone outpost calling the outpost API with its own token (`gatehouse outpost token`).
+/// The token grants nothing else: its user is a service account without superuser rights.
+pub struct OutpostCaller {
+    /// The calling outpost, with the providers assigned to it.
+    pub outpost: Outpost,
+}
+
+impl FromRequestParts<AppState> for OutpostCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, _) = bearer(parts, state).await?;
+        let uuid = token
+            .fields
+            .identifier
+            .strip_prefix("ak-outpost-")
+            .and_then(|rest| rest.strip_suffix("-api"))
+            .and_then(|u| uuid::Uuid::parse_str(u).ok())
+            .ok_or(ApiError::PermissionDenied)?;
+        let mut conn = state.store.conn().await?;
+        let outpost = match outposts::get(&mut conn, uuid).await {
+            Ok(o) => o,
+            Err(gatehouse_store::Error::NotFound { .. }) => {
+                return Err(ApiError::AuthenticationFailed(
+                    "the outpost of this token no longer exists",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(OutpostCaller {
+            outpost: outposts::complete(&mut conn, outpost).await?,
+        })
     }
 }

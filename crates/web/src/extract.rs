@@ -207,21 +207,4 @@ impl ListQuery {
     }
 }
 
-/// The user and password of an `Authorization: Basic` header, if it holds one.
-pub fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
-    use base64::Engine;
-    let encoded = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Basic ")?
-        .trim();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    let (user, password) = String::from_utf8(raw)
-        .ok()?
-        .split_once(':')
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
-    Some((user, password))
-}
+pub use gatehouse_outpost::request::basic_credentials;

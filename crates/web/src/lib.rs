@@ -8,13 +8,15 @@
 //! - [`session`]: the IdP session cookie.
 //! - [`bootstrap`]: what an empty database gets on first start (admin, `Admins`, default flows,
 //!   embedded outpost).
+//! - [`outpost`]: the server side of the forward-auth outpost (the embedded one's backend and
+//!   the outpost API's), [`changes`]: the notices that keep outposts' caches current.
 //! - [`reconcile`]: applies a declarative config document (plan/apply).
 //! - [`error`], [`extract`], [`auth`]: one error type, request parsing, token authentication.
 
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
-pub mod break_glass;
+pub mod changes;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -24,7 +26,6 @@ pub mod outpost;
 pub mod pages;
 pub mod passkeys;
 pub mod reconcile;
-pub mod reverse_proxy;
 pub mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,14 +59,14 @@ pub struct AppState {
     pub engine: Arc<gatehouse_flow::Engine>,
     /// The WebAuthn relying party and ceremonies in progress.
     pub passkeys: Arc<passkeys::Passkeys>,
-    /// The embedded outpost's caches.
-    pub outpost: Arc<outpost::Outpost>,
+    /// The embedded outpost.
+    pub outpost: Arc<gatehouse_outpost::Outpost>,
+    /// Change notices for every outpost of this server.
+    pub changes: Arc<changes::Changes>,
     /// OIDC signing keys, parsed once.
     pub keys: Arc<oidc::Keyring>,
     /// OAuth2 clients recently authenticated.
     pub oidc_clients: Arc<oidc::Clients>,
-    /// Break-glass users, when configured.
-    pub break_glass: Option<Arc<break_glass::BreakGlass>>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
@@ -78,6 +79,24 @@ impl AppState {
     /// State for `store` with `settings`, not yet marked started.
     pub fn new(store: Store, settings: Settings) -> AppState {
         let metrics = metrics::Metrics::new(store.backend().as_str());
+        let keys = Arc::<oidc::Keyring>::default();
+        let changes = Arc::<changes::Changes>::default();
+        let embedded = outpost::Sessions::new(
+            store.clone(),
+            keys.clone(),
+            changes.clone(),
+            &settings.external_url,
+            outpost::EMBEDDED_NAME,
+            outpost::Scope::Every,
+        );
+        let outpost = gatehouse_outpost::Outpost::new(
+            embedded,
+            gatehouse_outpost::Settings {
+                grace: settings.outpost_grace,
+                break_glass: settings.break_glass.clone(),
+            },
+            metrics.outpost.clone(),
+        );
         AppState {
             metrics,
             store,
@@ -86,13 +105,20 @@ impl AppState {
                 ..Default::default()
             }),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
-            outpost: Arc::new(outpost::Outpost::default()),
-            keys: Arc::default(),
+            outpost: Arc::new(outpost),
+            changes,
+            keys,
             oidc_clients: Arc::default(),
-            break_glass: break_glass::BreakGlass::new(&settings.break_glass).map(Arc::new),
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// After a write that may change a forward-auth answer: the embedded outpost forgets its
+    /// caches at once, and standalone outposts are told through their event streams.
+    pub fn changed(&self) {
+        self.outpost.invalidate();
+        self.changes.publish();
     }
 
     /// Marks start-up as finished.
@@ -138,24 +164,26 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::flow::router())
         .merge(pages::user::router())
         .merge(oidc::router())
-        .merge(outpost::router())
+        .merge(gatehouse_outpost::router().with_state(state.outpost.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            outpost::proxy_mode,
+            state.outpost.clone(),
+            gatehouse_outpost::proxy_mode,
         ))
         .with_state(state)
 }
 
-/// After an API write succeeds, the embedded outpost reads providers and sessions afresh.
+/// After an API write succeeds, every outpost reads providers and sessions afresh.
 async fn invalidate_after_writes(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let writes = !req.method().is_safe();
+    // The outpost API's calls (session checks, logins) change nothing an outpost caches;
+    // its sign-out publishes its own notice.
+    let writes = !req.method().is_safe() && !req.uri().path().contains("/outposts/proxy/");
     let response = next.run(req).await;
     if writes && response.status().is_success() {
-        state.outpost.invalidate();
+        state.changed();
     }
     response
 }

@@ -15,6 +15,7 @@ mod flows;
 mod groups;
 mod invitations;
 mod keys;
+mod outpost_api;
 mod outposts;
 mod policies;
 pub(crate) mod providers;
@@ -53,6 +54,8 @@ pub(crate) enum Reply {
     List(String),
     /// 204 without a body.
     Empty,
+    /// 200 with a stream of server-sent events, the first of the named schema.
+    Stream(String),
 }
 
 /// One documented operation.
@@ -148,6 +151,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = policies::routes(api.tag("policies"));
     let api = sources::routes(api.tag("sources"));
     let api = outposts::routes(api.tag("outposts"));
+    let api = outpost_api::routes(api);
     let api = events::routes(api.tag("events"));
     let api = declarative::routes(api.tag("declarative"));
 

@@ -70,15 +70,20 @@ impl OpenApiDocument {
                     ("200", Some(list))
                 }
                 Reply::Empty => ("204", None),
+                Reply::Stream(name) => ("200", Some(schema_ref(name))),
             };
             let mut responses = Map::new();
             responses.insert(
                 status.into(),
-                match body {
-                    Some(schema) => {
+                match (body, &op.reply) {
+                    (Some(schema), Reply::Stream(_)) => json!({
+                        "description": "Server-sent events; the first event's data has this schema",
+                        "content": {"text/event-stream": {"schema": schema}},
+                    }),
+                    (Some(schema), _) => {
                         json!({"description": "Success", "content": json_content(schema)})
                     }
-                    None => json!({"description": "Success, no content"}),
+                    (None, _) => json!({"description": "Success, no content"}),
                 },
             );
             responses.insert("400".into(), json!({"description": "Invalid input", "content": json_content(schema_ref("ValidationError"))}));

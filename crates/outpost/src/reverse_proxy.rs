@@ -10,7 +10,10 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::pages::error_page;
+use gatehouse_html::error_page;
+use gatehouse_proto::outposts::ProxyOutpostConfig;
+
+use crate::Outpost;
 
 /// Headers that describe one connection and must not cross the proxy (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -57,13 +60,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Passes `req` on to `internal_host` with `identity` added. Identity headers the visitor sent
 /// themselves (`X-authentik-*`, `X-Auth-Fallback`) are removed first, so they cannot be forged.
 pub async fn forward(
-    upstreams: &Upstreams,
-    internal_host: &str,
-    verify_tls: bool,
+    outpost: &Outpost,
+    provider: &ProxyOutpostConfig,
     req: Request,
     identity: HeaderMap,
     peer: SocketAddr,
 ) -> Response {
+    let internal_host = provider.internal_host.as_str();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", internal_host.trim_end_matches('/'));
@@ -84,10 +87,10 @@ pub async fn forward(
         headers.append("x-forwarded-for", ip);
     }
     headers.extend(identity);
-    let client = if verify_tls {
-        &upstreams.verifying
+    let client = if provider.internal_host_ssl_validation {
+        &outpost.upstreams.verifying
     } else {
-        &upstreams.lenient
+        &outpost.upstreams.lenient
     };
     let sent = client
         .request(parts.method, &url)
@@ -107,6 +110,7 @@ pub async fn forward(
                 .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
         Err(e) => {
+            outpost.metrics.upstream_errors.inc();
             tracing::warn!(upstream = %internal_host, error = %e, "the application behind proxy mode did not answer");
             error_page(
                 StatusCode::BAD_GATEWAY,

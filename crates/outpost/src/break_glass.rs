@@ -70,7 +70,7 @@ impl BreakGlass {
                 return Some(user);
             }
         }
-        let (user, password) = crate::extract::basic_credentials(headers)?;
+        let (user, password) = crate::request::basic_credentials(headers)?;
         let hash = self.users.iter().find(|(u, _)| *u == user)?.1.clone();
         let ok = tokio::task::spawn_blocking(move || {
             gatehouse_core::secret::verify_password(&password, &hash).unwrap_or(false)
