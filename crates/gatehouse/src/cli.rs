@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (API, login pages, embedded outpost).
     Serve(ServeArgs),
+    /// Run a standalone forward-auth outpost at the edge (`--server`, `--token`), or manage
+    /// outposts (`create`, `token`, `list`).
+    Outpost(OutpostArgs),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -358,6 +361,81 @@ pub enum FlowCommand {
         /// Evaluate for a visitor from this address.
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
+    },
+}
+
+/// `gatehouse outpost`: run one, or manage them.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OutpostArgs {
+    /// Manage outposts instead of running one.
+    #[command(subcommand)]
+    pub command: Option<OutpostCommand>,
+    /// How to run the outpost.
+    #[command(flatten)]
+    pub run: OutpostRunArgs,
+}
+
+/// How a standalone outpost reaches its server and serves the edge.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutpostRunArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        visible_alias = "url",
+        env = "GATEHOUSE_URL",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    pub server: String,
+    /// The outpost's API token (`gatehouse outpost token NAME` issues one).
+    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Address and port to listen on [default: 0.0.0.0:9000].
+    #[arg(long, env = "GATEHOUSE_LISTEN")]
+    pub listen: Option<String>,
+    /// Address for the Prometheus /metrics listener, or `off` [default: 0.0.0.0:9300].
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// While the server is unreachable, how long sessions already checked keep passing
+    /// [default: minutes=5].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_GRACE")]
+    pub grace: Option<String>,
+    /// Break-glass users let in only while the server is unreachable: whitespace-separated
+    /// `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
+    #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]
+    pub break_glass: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// `gatehouse outpost …` management commands.
+#[derive(Debug, Subcommand)]
+pub enum OutpostCommand {
+    /// List outposts and the providers they serve.
+    List {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create a standalone outpost serving the named proxy providers.
+    Create {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Unique name.
+        name: String,
+        /// A proxy provider it serves, by name (repeat for several).
+        #[arg(long = "provider")]
+        providers: Vec<String>,
+    },
+    /// Issue the outpost's token (replacing an earlier one); prints it once.
+    Token {
+        /// How to reach the server.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The outpost's name.
+        name: String,
     },
 }
 

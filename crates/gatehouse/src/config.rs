@@ -1,12 +1,13 @@
 //! Server settings: an optional file (TOML or YAML), overridden by environment variables and
-//! flags, resolved into [`Settings`] with every default filled in.
+//! flags, resolved into [`Settings`] with every default filled in; and a standalone outpost's
+//! flags, resolved into [`OutpostSettings`] by the same rules.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::cli::ServeArgs;
+use crate::cli::{OutpostRunArgs, ServeArgs};
 
 /// The settings file. Unknown keys are refused so a typo never silently does nothing.
 #[derive(Debug, Default, Deserialize)]
@@ -102,14 +103,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some(path) => read_file(path)?,
         None => SettingsFile::default(),
     };
-    let listen = args
-        .listen
-        .clone()
-        .or(file.listen)
-        .unwrap_or_else(|| "0.0.0.0:9000".into());
-    if listen.parse::<std::net::SocketAddr>().is_err() {
-        bail!("listen address `{listen}` is not HOST:PORT, e.g. 0.0.0.0:9000 or 127.0.0.1:9000");
-    }
+    let listen = listen_address(args.listen.clone().or(file.listen))?;
     let data_dir = args
         .data_dir
         .clone()
@@ -129,18 +123,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Err(e) = gatehouse_core::validate::http_url(&external_url) {
         bail!("external URL: {e}");
     }
-    let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
-        None | Some("text") => LogFormat::Text,
-        Some("json") => LogFormat::Json,
-        Some(other) => bail!("log format `{other}` is not text or json"),
-    };
-    let duration = |what: &str, given: Option<String>, default: &str| {
-        let text = given.unwrap_or_else(|| default.to_owned());
-        match text.parse::<gatehouse_core::Duration>() {
-            Ok(d) => Ok(chrono::Duration::seconds(d.seconds())),
-            Err(e) => Err(anyhow::anyhow!("{what} `{text}`: {e}")),
-        }
-    };
+    let log_format = log_format(args.log_format.clone().or(file.log_format))?;
     let flow_state_age = duration(
         "flow state age",
         args.flow_state_age.clone().or(file.flow_state_age),
@@ -155,28 +138,9 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         Some(text) => text.split_whitespace().map(str::to_owned).collect(),
         None => file.outpost_break_glass.unwrap_or_default(),
     };
-    let outpost_break_glass = break_glass_entries
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            parse_break_glass(entry)
-                .map_err(|e| anyhow::anyhow!("break-glass entry {}: {e}", i + 1))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let metrics_listen = match args
-        .metrics_listen
-        .clone()
-        .or(file.metrics_listen)
-        .as_deref()
-    {
-        None => Some("0.0.0.0:9300".to_owned()),
-        Some("off") | Some("") => None,
-        Some(addr) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(addr.to_owned()),
-        Some(addr) => bail!("metrics listen address `{addr}` is not HOST:PORT or off"),
-    };
-    if metrics_listen.as_deref() == Some(listen.as_str()) {
-        bail!("--metrics-listen must differ from --listen: metrics stay off the public port");
-    }
+    let outpost_break_glass = break_glass(&break_glass_entries)?;
+    let metrics_listen =
+        metrics_address(args.metrics_listen.clone().or(file.metrics_listen), &listen)?;
     Ok(Settings {
         listen,
         database,
@@ -187,6 +151,110 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         outpost_grace,
         outpost_break_glass,
         metrics_listen,
+    })
+}
+
+/// A listen address (default `0.0.0.0:9000`), refused unless it is HOST:PORT.
+fn listen_address(given: Option<String>) -> anyhow::Result<String> {
+    let listen = given.unwrap_or_else(|| "0.0.0.0:9000".into());
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        bail!("listen address `{listen}` is not HOST:PORT, e.g. 0.0.0.0:9000 or 127.0.0.1:9000");
+    }
+    Ok(listen)
+}
+
+/// `text` (the default) or `json`.
+fn log_format(given: Option<String>) -> anyhow::Result<LogFormat> {
+    match given.as_deref() {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => bail!("log format `{other}` is not text or json"),
+    }
+}
+
+/// A duration in Authentik's notation (`minutes=5`), `default` when not given; errors name
+/// `what`.
+fn duration(what: &str, given: Option<String>, default: &str) -> anyhow::Result<chrono::Duration> {
+    let text = given.unwrap_or_else(|| default.to_owned());
+    match text.parse::<gatehouse_core::Duration>() {
+        Ok(d) => Ok(chrono::Duration::seconds(d.seconds())),
+        Err(e) => Err(anyhow::anyhow!("{what} `{text}`: {e}")),
+    }
+}
+
+/// Break-glass entries, each `username:$argon2id$…`; errors name the entry's position.
+fn break_glass(entries: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            parse_break_glass(entry)
+                .map_err(|e| anyhow::anyhow!("break-glass entry {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The metrics listener (default `0.0.0.0:9300`, `off` for none), never the public port.
+fn metrics_address(given: Option<String>, listen: &str) -> anyhow::Result<Option<String>> {
+    let address = match given.as_deref() {
+        None => Some("0.0.0.0:9300".to_owned()),
+        Some("off") | Some("") => None,
+        Some(addr) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(addr.to_owned()),
+        Some(addr) => bail!("metrics listen address `{addr}` is not HOST:PORT or off"),
+    };
+    if address.as_deref() == Some(listen) {
+        bail!("--metrics-listen must differ from --listen: metrics stay off the public port");
+    }
+    Ok(address)
+}
+
+/// Fully resolved settings of a standalone outpost (`gatehouse outpost`).
+#[derive(Debug, Clone)]
+pub struct OutpostSettings {
+    /// The server's URL, without a trailing slash.
+    pub server: String,
+    /// The outpost's API token.
+    pub token: String,
+    /// Listen address.
+    pub listen: String,
+    /// Address of the /metrics listener; `None` when off.
+    pub metrics_listen: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// How long sessions already checked keep passing while the server is unreachable.
+    pub grace: chrono::Duration,
+    /// Break-glass users (username, argon2id PHC hash), let in only while degraded.
+    pub break_glass: Vec<(String, String)>,
+}
+
+/// Resolves a standalone outpost's flags and environment, naming what is wrong and the fix.
+pub fn resolve_outpost(args: &OutpostRunArgs) -> anyhow::Result<OutpostSettings> {
+    let server = args.server.trim_end_matches('/').to_owned();
+    if let Err(e) = gatehouse_core::validate::http_url(&server) {
+        bail!(
+            "server URL `{}`: {e}; pass the server's URL with --server",
+            args.server
+        );
+    }
+    let Some(token) = args.token.clone().filter(|t| !t.trim().is_empty()) else {
+        bail!("the outpost needs its token: run `gatehouse outpost token NAME` with an admin token to issue one, then pass it with --token or GATEHOUSE_TOKEN");
+    };
+    let listen = listen_address(args.listen.clone())?;
+    let entries: Vec<String> = args
+        .break_glass
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    Ok(OutpostSettings {
+        server,
+        token,
+        metrics_listen: metrics_address(args.metrics_listen.clone(), &listen)?,
+        listen,
+        log_format: log_format(args.log_format.clone())?,
+        grace: duration("outpost grace period", args.grace.clone(), "minutes=5")?,
+        break_glass: break_glass(&entries)?,
     })
 }
 

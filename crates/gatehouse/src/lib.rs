@@ -1,5 +1,6 @@
-//! Gatehouse as a program: the command line ([`cli`]), the server ([`serve`]) and its settings
-//! ([`config`]), and the admin commands that talk to a running server ([`client`], [`commands`]).
+//! Gatehouse as a program: the command line ([`cli`]), the server ([`serve`]), the standalone
+//! outpost ([`outpost`]) and their settings ([`config`]), and the admin commands that talk to a
+//! running server ([`client`], [`commands`]).
 //!
 //! The binary in `main.rs` only parses and reports; everything runs from [`run`], and tests start
 //! the real server in-process through [`serve::run`] on a listener they bound themselves.
@@ -8,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod outpost;
 pub mod serve;
 
 use anyhow::Context;

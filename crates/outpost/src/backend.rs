@@ -50,3 +50,29 @@ pub trait Backend: Send + Sync + 'static {
     /// Ends every outpost session of the cookie's user.
     fn sign_out<'a>(&'a self, sign_out: &'a SignOut) -> BoxFuture<'a, Result<SignedOut>>;
 }
+
+/// A shared backend (the standalone outpost's client also follows the server's events).
+impl<B: Backend> Backend for std::sync::Arc<B> {
+    fn providers(&self) -> BoxFuture<'_, Result<Vec<ProxyOutpostConfig>>> {
+        (**self).providers()
+    }
+
+    fn check<'a>(&'a self, check: &'a SessionCheck) -> BoxFuture<'a, Result<Option<SessionGrant>>> {
+        (**self).check(check)
+    }
+
+    fn begin<'a>(&'a self, begin: &'a LoginBegin) -> BoxFuture<'a, Result<LoginBegun>> {
+        (**self).begin(begin)
+    }
+
+    fn complete<'a>(
+        &'a self,
+        complete: &'a LoginComplete,
+    ) -> BoxFuture<'a, Result<LoginCompleted>> {
+        (**self).complete(complete)
+    }
+
+    fn sign_out<'a>(&'a self, sign_out: &'a SignOut) -> BoxFuture<'a, Result<SignedOut>> {
+        (**self).sign_out(sign_out)
+    }
+}

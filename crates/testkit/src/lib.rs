@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use gatehouse::config::{LogFormat, Settings};
+use gatehouse::config::{LogFormat, OutpostSettings, Settings};
 use gatehouse_web::bootstrap::BootstrapSettings;
 use serde_json::Value;
 use sqlx::Executor;
@@ -199,12 +199,42 @@ impl TestServer {
         bootstrap: BootstrapSettings,
         configure: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<TestServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_listening(db, database_url, bootstrap, configure, listener).await
+    }
+
+    /// Starts the server on `db` again on a port an earlier one used (a restart, as clients
+    /// that know the server's URL see it).
+    pub async fn restart_at(db: &TestDb, port: u16) -> anyhow::Result<TestServer> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let bootstrap = BootstrapSettings {
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        };
+        Self::start_listening(db, &db.url, bootstrap, |_| {}, listener).await
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
+    }
+
+    async fn start_listening(
+        db: &TestDb,
+        database_url: &str,
+        bootstrap: BootstrapSettings,
+        configure: impl FnOnce(&mut Settings),
+        listener: TcpListener,
+    ) -> anyhow::Result<TestServer> {
         // Server logs go to the test's captured output: shown only when the test fails.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
             .try_init();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         let external_url = format!("http://localhost:{}", addr.port());
@@ -310,6 +340,95 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A standalone outpost (`gatehouse outpost`) in-process on a loopback port, a client of a
+/// [`TestServer`] with an outpost token.
+pub struct TestOutpost {
+    /// Base URL, e.g. `http://127.0.0.1:41236`.
+    pub url: String,
+    /// Its port.
+    pub port: u16,
+    /// Its metrics listener, e.g. `http://127.0.0.1:41237/metrics`.
+    pub metrics_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestOutpost {
+    /// Starts an outpost of the server at `server_url` with `token`, `configure` adjusting its
+    /// settings; waits until it has its provider table.
+    pub async fn start(
+        server_url: &str,
+        token: &str,
+        configure: impl FnOnce(&mut OutpostSettings),
+    ) -> anyhow::Result<TestOutpost> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let metrics = TcpListener::bind("127.0.0.1:0").await?;
+        let metrics_url = format!("http://{}/metrics", metrics.local_addr()?);
+        let mut settings = OutpostSettings {
+            server: server_url.to_owned(),
+            token: token.to_owned(),
+            listen: format!("127.0.0.1:{port}"),
+            metrics_listen: None,
+            log_format: LogFormat::Text,
+            grace: chrono::Duration::minutes(5),
+            break_glass: Vec::new(),
+        };
+        configure(&mut settings);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(gatehouse::outpost::run(
+            settings,
+            listener,
+            Some(metrics),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let outpost = TestOutpost {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            metrics_url,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http
+                .get(format!("{}/-/health/ready/", outpost.url))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(outpost);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("outpost at {} did not become ready within 5 s", outpost.url)
+    }
+
+    /// Stops the outpost and waits until it has finished.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .context("outpost did not stop within 10 s")???;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestOutpost {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::cli::{
-    AppCommand, FlowCommand, GroupCommand, InviteCommand, KeyCommand, TokenCommand, UserCommand,
+    AppCommand, FlowCommand, GroupCommand, InviteCommand, KeyCommand, OutpostCommand, TokenCommand,
+    UserCommand,
 };
 use crate::client::{cell, table, url_encode, Client};
 
@@ -369,6 +370,84 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("revoked token {identifier}");
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse outpost list|create|token`
+pub(super) async fn outpost(command: OutpostCommand) -> anyhow::Result<()> {
+    match command {
+        OutpostCommand::List { client } => {
+            let c = Client::new(&client)?;
+            let outposts = Value::Array(c.list_all("/outposts/instances/").await?);
+            c.print(&outposts, |outposts| {
+                let rows = outposts
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| {
+                        let kind = if o["managed"].is_string() {
+                            "embedded"
+                        } else {
+                            "standalone"
+                        };
+                        vec![
+                            cell(&o["name"]),
+                            kind.to_owned(),
+                            names(&o["providers_obj"], "name"),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "KIND", "PROVIDERS"], rows);
+            });
+        }
+        OutpostCommand::Create {
+            client,
+            name,
+            providers,
+        } => {
+            let c = Client::new(&client)?;
+            let mut pks = Vec::with_capacity(providers.len());
+            for provider in &providers {
+                let p = c
+                    .find_one("/providers/proxy/", "name", provider, "proxy provider")
+                    .await?;
+                pks.push(p["pk"].clone());
+            }
+            let o = c
+                .post(
+                    "/outposts/instances/",
+                    &json!({"name": name, "type": "proxy", "providers": pks}),
+                )
+                .await?;
+            c.print(&o, |o| {
+                println!(
+                    "created outpost {} serving {}; issue its token with `gatehouse outpost token {}`",
+                    cell(&o["name"]),
+                    names(&o["providers_obj"], "name"),
+                    cell(&o["name"])
+                );
+            });
+        }
+        OutpostCommand::Token { client, name } => {
+            let c = Client::new(&client)?;
+            let o = c
+                .find_one("/outposts/instances/", "name", &name, "outpost")
+                .await?;
+            let t = c
+                .post(
+                    &format!("/outposts/instances/{}/token/", cell(&o["pk"])),
+                    &json!({}),
+                )
+                .await?;
+            c.print(&t, |t| {
+                println!(
+                    "outpost token for {name} (any earlier one no longer works), shown only now:"
+                );
+                println!("{}", cell(&t["key"]));
+                println!("run: gatehouse outpost --server <this server's URL> --token <the token>");
+            });
         }
     }
     Ok(())

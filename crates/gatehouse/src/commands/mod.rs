@@ -16,15 +16,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = config::resolve(&args)?;
             serve::init_tracing(settings.log_format);
-            let listener = TcpListener::bind(&settings.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (is another server using the port? choose one with --listen)", settings.listen))?;
-            let metrics = match &settings.metrics_listen {
-                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                    anyhow::anyhow!("cannot listen for metrics on {addr}: {e} (choose another with --metrics-listen, or `off`)")
-                })?),
-                None => None,
-            };
+            let (listener, metrics) =
+                bind(&settings.listen, settings.metrics_listen.as_deref()).await?;
             serve::run(
                 settings,
                 serve::bootstrap_from_env(),
@@ -33,6 +26,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 serve::shutdown_signal(),
             )
             .await
+        }
+        Command::Outpost(crate::cli::OutpostArgs {
+            command: Some(command),
+            ..
+        }) => admin::outpost(command).await,
+        Command::Outpost(crate::cli::OutpostArgs { command: None, run }) => {
+            let settings = config::resolve_outpost(&run)?;
+            serve::init_tracing(settings.log_format);
+            let (listener, metrics) =
+                bind(&settings.listen, settings.metrics_listen.as_deref()).await?;
+            crate::outpost::run(settings, listener, metrics, serve::shutdown_signal()).await
         }
         Command::Migrate(args) => {
             let settings = config::resolve(&args.serve)?;
@@ -84,6 +88,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             break_glass_hash(&username)
         }
     }
+}
+
+/// Binds the public listener and, unless off, the metrics listener; errors say what to change.
+async fn bind(
+    listen: &str,
+    metrics: Option<&str>,
+) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen}: {e} (is another process using the port? choose one with --listen)")
+    })?;
+    let metrics = match metrics {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen for metrics on {addr}: {e} (choose another with --metrics-listen, or `off`)")
+        })?),
+        None => None,
+    };
+    Ok((listener, metrics))
 }
 
 /// `gatehouse break-glass hash USERNAME`: the config entry for a password read from stdin.

@@ -311,3 +311,83 @@ async fn break_glass_entries_are_made_by_the_cli_and_checked_in_settings() -> an
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn outposts_are_created_given_a_token_and_refuse_to_run_misconfigured() -> anyhow::Result<()>
+{
+    with_server(|server| async move {
+        crate::outpost::protect(&server, "https://app.example.com").await?;
+        let s = Some(&server);
+        let out = gatehouse(s, &["outpost", "create", "edge", "--provider", "App"]).await?;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("created outpost edge serving App"),
+            "{}",
+            stdout(&out)
+        );
+        let out = gatehouse(s, &["outpost", "create", "edge2", "--provider", "Nope"]).await?;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("Nope"), "{}", stderr(&out));
+        let out = gatehouse(s, &["outpost", "token", "edge"]).await?;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let key = stdout(&out).lines().nth(1).unwrap_or_default().to_owned();
+        assert_eq!(key.len(), 43, "{}", stdout(&out));
+        let out = gatehouse(s, &["outpost", "list"]).await?;
+        let listed = stdout(&out);
+        assert!(
+            listed.contains("edge") && listed.contains("standalone") && listed.contains("App"),
+            "{listed}"
+        );
+        assert!(listed.contains("embedded"), "{listed}");
+        let out = gatehouse(s, &["outpost", "token", "gatehouse Embedded Outpost"]).await?;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("needs no token"), "{}", stderr(&out));
+
+        // Running one: no token, a wrong token, a bad server URL — each a clear error.
+        let run = [
+            "outpost",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ];
+        let out = gatehouse(None, &[&run[..], &["--server", &server.url]].concat()).await?;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("the outpost needs its token"),
+            "{}",
+            stderr(&out)
+        );
+        let out = gatehouse(
+            None,
+            &[&run[..], &["--server", &server.url, "--token", "wrong"]].concat(),
+        )
+        .await?;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("refused the outpost"),
+            "{}",
+            stderr(&out)
+        );
+        let out = gatehouse(
+            None,
+            &[&run[..], &["--server", "ftp://x", "--token", &key]].concat(),
+        )
+        .await?;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("server URL"), "{}", stderr(&out));
+        let out = gatehouse(
+            None,
+            &[
+                &run[..],
+                &["--server", &server.url, "--token", &key, "--grace", "soon"],
+            ]
+            .concat(),
+        )
+        .await?;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("grace"), "{}", stderr(&out));
+        server.stop().await
+    })
+    .await
+}

@@ -10,11 +10,11 @@ use reqwest::header::{HOST, LOCATION, WWW_AUTHENTICATE};
 use serde_json::json;
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The server block of the ingress pattern: the app behind auth_request, the outpost routes on
 /// the app host.
-fn ingress(gatehouse_port: u16, app_port: u16) -> String {
+pub(crate) fn ingress(gatehouse_port: u16, app_port: u16) -> String {
     let copy: String = ["username", "groups", "email", "name", "uid"]
         .iter()
         .map(|h| {
@@ -55,7 +55,7 @@ fn ingress(gatehouse_port: u16, app_port: u16) -> String {
     )
 }
 
-async fn user(
+pub(crate) async fn user(
     server: &TestServer,
     username: &str,
     groups: serde_json::Value,
@@ -77,7 +77,10 @@ async fn user(
 }
 
 /// A forward_single provider for `external_host` whose application only `Family` may use.
-async fn protect(server: &TestServer, external_host: &str) -> anyhow::Result<serde_json::Value> {
+pub(crate) async fn protect(
+    server: &TestServer,
+    external_host: &str,
+) -> anyhow::Result<serde_json::Value> {
     let (_, family) = server
         .post("/core/groups/", json!({"name": "Family"}))
         .await?;
@@ -111,76 +114,80 @@ async fn nginx_login_lands_on_the_app_with_identity_headers_and_the_group_bindin
 ) -> anyhow::Result<()> {
     with_server(|server| async move {
         let app = EchoApp::start().await?;
-        let gatehouse_port: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
-        let nginx = Nginx::start(&ingress(gatehouse_port, app.port)).await?;
+        let nginx = Nginx::start(&ingress(server.port(), app.port)).await?;
         let app_url = format!("http://app.localhost:{}", nginx.port);
         let family = protect(&server, &app_url).await?;
         user(&server, "alice@example.com", json!([family["pk"]])).await?;
         user(&server, "bob@example.com", json!([])).await?;
-
-        // The edge answers an anonymous request with 302 to start, never 401 + Basic.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let r = http
-            .get(format!("http://127.0.0.1:{}/dashboard?x=1", nginx.port))
-            .header(HOST, format!("app.localhost:{}", nginx.port))
-            .send()
-            .await?;
-        assert_eq!(r.status(), 302, "{}", nginx.error_log());
-        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
-        let location = r
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        assert!(
-            location.contains("/outpost.goauthentik.io/start?rd="),
-            "{location}"
-        );
-
-        let browser = Browser::start().await?;
-        let c = &browser.client;
-        c.goto(&format!("{app_url}/dashboard?x=1")).await?;
-        browser.screenshot("nginx-1-login").await?;
-        browser.log_in("alice@example.com", PASSWORD).await?;
-        let headers = browser
-            .element(Locator::Id("headers"))
-            .await?
-            .text()
-            .await?;
-        browser.screenshot("nginx-2-app").await?;
-        assert_eq!(
-            c.current_url().await?.as_str(),
-            format!("{app_url}/dashboard?x=1"),
-            "back where the visitor started"
-        );
-        assert!(
-            headers.contains("X-authentik-username: alice@example.com"),
-            "{headers}"
-        );
-        assert!(headers.contains("X-authentik-groups: Family"), "{headers}");
-
-        // sign_out ends the outpost session; the next visit needs a login again.
-        c.goto(&format!("{app_url}/outpost.goauthentik.io/sign_out"))
-            .await?;
-        c.goto(&format!("{app_url}/")).await?;
-        browser.element(Locator::Id("uid_field")).await?;
-        browser.close().await?;
-
-        // Bob is not in Family: after his login Gatehouse refuses to let him into the app.
-        let browser = Browser::start().await?;
-        browser.client.goto(&format!("{app_url}/")).await?;
-        browser.log_in("bob@example.com", PASSWORD).await?;
-        let source = browser.client.source().await?;
-        assert!(source.contains("You may not use App"), "{source}");
-        browser.screenshot("nginx-3-denied").await?;
-        browser.close().await?;
+        nginx_journey(&nginx, &app_url, "nginx").await?;
         nginx.stop().await?;
         server.stop().await
     })
     .await
+}
+
+/// What a visitor of the app behind `nginx` (the ingress pattern) sees: 302 to start (never
+/// 401 with a Basic prompt), a login that lands back where they started with the identity
+/// headers at the app, sign_out, and the group binding refusing bob.
+pub(crate) async fn nginx_journey(nginx: &Nginx, app_url: &str, shots: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = http
+        .get(format!("http://127.0.0.1:{}/dashboard?x=1", nginx.port))
+        .header(HOST, format!("app.localhost:{}", nginx.port))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 302, "{}", nginx.error_log());
+    assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+    let location = r
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        location.contains("/outpost.goauthentik.io/start?rd="),
+        "{location}"
+    );
+
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    c.goto(&format!("{app_url}/dashboard?x=1")).await?;
+    browser.screenshot(&format!("{shots}-1-login")).await?;
+    browser.log_in("alice@example.com", PASSWORD).await?;
+    let headers = browser
+        .element(Locator::Id("headers"))
+        .await?
+        .text()
+        .await?;
+    browser.screenshot(&format!("{shots}-2-app")).await?;
+    assert_eq!(
+        c.current_url().await?.as_str(),
+        format!("{app_url}/dashboard?x=1"),
+        "back where the visitor started"
+    );
+    assert!(
+        headers.contains("X-authentik-username: alice@example.com"),
+        "{headers}"
+    );
+    assert!(headers.contains("X-authentik-groups: Family"), "{headers}");
+
+    // sign_out ends the outpost session; the next visit needs a login again.
+    c.goto(&format!("{app_url}/outpost.goauthentik.io/sign_out"))
+        .await?;
+    c.goto(&format!("{app_url}/")).await?;
+    browser.element(Locator::Id("uid_field")).await?;
+    browser.close().await?;
+
+    // Bob is not in Family: after his login Gatehouse refuses to let him into the app.
+    let browser = Browser::start().await?;
+    browser.client.goto(&format!("{app_url}/")).await?;
+    browser.log_in("bob@example.com", PASSWORD).await?;
+    let source = browser.client.source().await?;
+    assert!(source.contains("You may not use App"), "{source}");
+    browser.screenshot(&format!("{shots}-3-denied")).await?;
+    browser.close().await
 }
 
 #[tokio::test]
@@ -232,7 +239,7 @@ async fn unknown_hosts_get_403_with_the_fix_and_missing_headers_a_clear_error() 
 
 /// Logs in through the outpost over plain HTTP; the provider's external host is the server
 /// itself. Returns the callback's response (its cookie and its redirect to `/home`).
-async fn outpost_login(
+pub(crate) async fn outpost_login(
     server: &TestServer,
     http: &reqwest::Client,
 ) -> anyhow::Result<reqwest::Response> {
@@ -384,14 +391,11 @@ async fn two_replicas_behind_one_nginx_share_sessions_without_a_redirect_loop() 
     let a = TestServer::start(&db).await?;
     let b = TestServer::start(&db).await?;
     let app = EchoApp::start().await?;
-    let port_of = |s: &TestServer| -> anyhow::Result<u16> {
-        Ok(s.url.rsplit(':').next().unwrap_or_default().parse()?)
-    };
     // Round-robin over both replicas: every other request lands on the other one.
     let upstream = format!(
         "upstream gatehouse {{ server 127.0.0.1:{}; server 127.0.0.1:{}; }}",
-        port_of(&a)?,
-        port_of(&b)?
+        a.port(),
+        b.port()
     );
     let server_block = ingress(0, app.port).replace("http://127.0.0.1:0", "http://gatehouse");
     let nginx = Nginx::start_with_http(&upstream, &server_block).await?;
@@ -425,7 +429,7 @@ async fn two_replicas_behind_one_nginx_share_sessions_without_a_redirect_loop() 
 async fn caddy_forward_auth_with_copy_headers_logs_in_to_the_app() -> anyhow::Result<()> {
     with_server(|server| async move {
         let app = EchoApp::start().await?;
-        let gatehouse_port: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
+        let gatehouse_port = server.port();
         let caddy = Caddy::start(&format!(
             r#"http://app.localhost:{{port}} {{
   bind 127.0.0.1
