@@ -6,16 +6,28 @@
 //! - `gatehouse-bench oidc URL TOKEN SECONDS CHAINS`: creates an OAuth2 client and a user,
 //!   obtains `CHAINS` refresh tokens through real logins, then refreshes (each chain using the
 //!   token the last refresh returned) and calls userinfo for `SECONDS` each; prints requests/s.
+//! - `gatehouse-bench rate URL --rps N --duration SECS --connections C [--warmup SECS]
+//!   [-H 'Name: value']...`: open-loop load at a fixed rate over `C` keep-alive HTTP/1.1
+//!   connections, latencies measured from each request's scheduled time (wrk2's correction for
+//!   coordinated omission, since wrk2 is not packaged); prints one line
+//!   `rate=.. requests=.. p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=.. errors=..
+//!   pace_p99_us=..` (the last is the generator's own lag, included in the latencies).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use http_body_util::Full;
+use anyhow::{bail, ensure, Context};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         ["hello", addr] => hello(addr).await,
         ["session", url, token, host] => session(url, token, host).await,
         ["oidc", url, token, seconds, chains, algorithm] => oidc(url, token, seconds.parse()?, chains.parse()?, algorithm).await,
-        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS RS256|ES256"),
+        ["rate", rest @ ..] => fixed_rate(rest).await,
+        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS RS256|ES256 | {RATE_USAGE}"),
     }
 }
 
@@ -501,4 +514,323 @@ async fn oidc(
         "{algorithm} userinfo: {userinfo_rate:.0} req/s ({chains} concurrent clients, {seconds} s)"
     );
     Ok(())
+}
+
+const RATE_USAGE: &str =
+    "rate URL --rps N --duration SECS --connections C [--warmup SECS] [-H 'Name: value']...";
+/// How long requests still in flight when the schedule ends may take before they count as errors.
+const GRACE: Duration = Duration::from_secs(2);
+/// Bounds each (re)connect, so a dead server costs errors rather than time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What `rate` was asked for, checked before any connection is opened.
+struct RateOptions {
+    /// `host:port` of the URL, resolved once.
+    authority: String,
+    path: Uri,
+    headers: HeaderMap,
+    rps: f64,
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+}
+
+/// Where every connection goes and the request it repeats.
+struct Target {
+    addr: SocketAddr,
+    path: Uri,
+    headers: HeaderMap,
+}
+
+/// One request handed to a connection: when it was due, and whether it is past the warm-up.
+type Due = (Instant, bool);
+
+/// What one connection saw during the measured window.
+#[derive(Default)]
+struct LaneStats {
+    /// Scheduled-to-complete times of answered requests, in ns.
+    latencies: Vec<u64>,
+    /// Due-to-sent delays of requests whose connection was idle when they fell due, in ns: the
+    /// generator's own lag (pacer wake-up, task scheduling), which `latencies` include.
+    pacing: Vec<u64>,
+    /// Non-2xx answers, failed requests (connect, I/O, protocol) and requests unanswered at the
+    /// deadline.
+    errors: u64,
+    last_done: Option<Instant>,
+}
+
+impl RateOptions {
+    /// Parses `rate`'s arguments (everything after the subcommand); rejects what it does not
+    /// know so a typo cannot silently run a different benchmark.
+    fn parse(args: &[&str]) -> anyhow::Result<Self> {
+        let (mut url, mut rps, mut duration, mut connections) = (None, None, None, None);
+        let mut warmup = Duration::from_secs(1);
+        let mut extra = Vec::new();
+        let mut args = args.iter().copied();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg {
+                "--rps" => rps = Some(value()?.parse::<f64>().context("--rps")?),
+                "--duration" => duration = Some(seconds(value()?).context("--duration")?),
+                "--warmup" => warmup = seconds(value()?).context("--warmup")?,
+                "--connections" => {
+                    connections = Some(value()?.parse::<usize>().context("--connections")?)
+                }
+                "-H" => extra.push(value()?),
+                _ if url.is_none() && !arg.starts_with('-') => url = Some(arg),
+                _ => bail!("unexpected argument {arg:?}; usage: {RATE_USAGE}"),
+            }
+        }
+        let (Some(url), Some(rps), Some(duration), Some(connections)) =
+            (url, rps, duration, connections)
+        else {
+            bail!("usage: gatehouse-bench {RATE_USAGE}");
+        };
+        ensure!(rps.is_finite() && rps > 0.0, "--rps must be positive");
+        ensure!(!duration.is_zero(), "--duration must be positive");
+        ensure!(connections > 0, "--connections must be at least 1");
+        let uri: Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+        ensure!(uri.scheme_str() == Some("http"), "only http:// URLs: {url}");
+        let authority = uri
+            .authority()
+            .with_context(|| format!("no host in {url}"))?;
+        let path: Uri = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .context("bad path")?;
+        // hyper's connection-level client sends only the headers it is given; like wrk, default
+        // Host to the URL's authority unless -H sets one.
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_str(authority.as_str())?);
+        for header in extra {
+            let (name, value) = header
+                .split_once(':')
+                .with_context(|| format!("-H {header:?}: expected 'Name: value'"))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("-H {header:?}: bad name"))?;
+            let value = HeaderValue::from_str(value.trim())
+                .with_context(|| format!("-H {header:?}: bad value"))?;
+            if name == HOST {
+                headers.insert(name, value);
+            } else {
+                headers.append(name, value);
+            }
+        }
+        let port = authority.port_u16().unwrap_or(80);
+        Ok(Self {
+            authority: format!("{}:{port}", authority.host()),
+            path,
+            headers,
+            rps,
+            duration,
+            warmup,
+            connections,
+        })
+    }
+}
+
+/// Reads `10`, `10s`, `1.5s` or `2m`, so `bench/forward-auth.sh` can pass wrk's `-d` value as is.
+fn seconds(s: &str) -> anyhow::Result<Duration> {
+    let (number, unit) = match s.strip_suffix('m') {
+        Some(minutes) => (minutes, 60.0),
+        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("{s:?} is not a number of seconds"))?;
+    Ok(Duration::try_from_secs_f64(value * unit)?)
+}
+
+/// Open-loop load at a fixed rate (wrk2's model, as wrk cannot hold a rate and wrk2 is not in
+/// Debian): request `i` is due at `start + i / rps` on connection `i % C`; its latency runs
+/// from that due time, so time spent queued behind a slow answer counts (no coordinated
+/// omission). Runs at most connect + warm-up + duration + [`GRACE`].
+async fn fixed_rate(args: &[&str]) -> anyhow::Result<()> {
+    let options = RateOptions::parse(args)?;
+    let addr = tokio::net::lookup_host(&options.authority)
+        .await
+        .with_context(|| format!("resolving {}", options.authority))?
+        .next()
+        .with_context(|| format!("{} has no address", options.authority))?;
+    // Handshakes happen before the schedule starts; one that fails is retried per request
+    // (and counted as an error each time it fails again).
+    let mut opening = Vec::new();
+    for _ in 0..options.connections {
+        opening.push(tokio::spawn(connect(addr)));
+    }
+    let mut connections = Vec::new();
+    for handle in opening {
+        connections.push(handle.await?.ok());
+    }
+
+    let start = Instant::now() + Duration::from_millis(10);
+    let measure_from = start + options.warmup;
+    let end = measure_from + options.duration;
+    let deadline = end + GRACE;
+    let total = ((options.warmup + options.duration).as_secs_f64() * options.rps).ceil() as u64;
+    let target = Arc::new(Target {
+        addr,
+        path: options.path,
+        headers: options.headers,
+    });
+    let mut lanes = Vec::new();
+    let mut drivers = Vec::new();
+    for connection in connections {
+        let (lane, due) = unbounded_channel();
+        lanes.push(lane);
+        drivers.push(tokio::spawn(drive(
+            target.clone(),
+            connection,
+            due,
+            deadline,
+        )));
+    }
+    let rps = options.rps;
+    // Not joined: it ends at `end`, before every driver has given up at `deadline`.
+    std::thread::spawn(move || pace(start, measure_from, rps, total, lanes));
+
+    let (mut latencies, mut pacing) = (Vec::new(), Vec::new());
+    let (mut errors, mut last_done) = (0, measure_from);
+    for driver in drivers {
+        let stats = driver.await?;
+        latencies.extend(stats.latencies);
+        pacing.extend(stats.pacing);
+        errors += stats.errors;
+        last_done = last_done.max(stats.last_done.unwrap_or(measure_from));
+    }
+    ensure!(
+        !latencies.is_empty(),
+        "no request to {addr} was answered ({errors} errors)"
+    );
+    latencies.sort_unstable();
+    pacing.sort_unstable();
+    // Answers per second over the window, stretched to the last answer when the server fell
+    // behind (so an overloaded server shows its real throughput, not the offered rate).
+    let window = (last_done - measure_from).max(options.duration);
+    let q = |q| quantile_us(&latencies, q);
+    println!(
+        "rate={:.0} requests={} p50_us={} p90_us={} p99_us={} p999_us={} max_us={} errors={errors} pace_p99_us={}",
+        latencies.len() as f64 / window.as_secs_f64(),
+        latencies.len(),
+        q(0.50),
+        q(0.90),
+        q(0.99),
+        q(0.999),
+        q(1.0),
+        quantile_us(&pacing, 0.99),
+    );
+    Ok(())
+}
+
+/// Hands request `i` to connection `i % C` at `start + i / rps`. A thread of its own because
+/// tokio's timer has 1 ms granularity, as coarse as the p99 target; `thread::sleep` wakes
+/// within tens of µs on Linux. Requests are never released early, so pacing jitter can only
+/// add to the measured latencies.
+fn pace(
+    start: Instant,
+    measure_from: Instant,
+    rps: f64,
+    total: u64,
+    lanes: Vec<UnboundedSender<Due>>,
+) {
+    for (i, lane) in (0..total).zip(lanes.iter().cycle()) {
+        let due = start + Duration::from_secs_f64(i as f64 / rps);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        // A closed lane means its driver reached the deadline; nothing more to do there.
+        let _ = lane.send((due, due >= measure_from));
+    }
+}
+
+/// Sends the requests the pacer hands one connection, one at a time, timing each from its due
+/// time: a request queued behind a slow answer is charged for the wait. Stops at `deadline`;
+/// measured requests unanswered by then are errors.
+async fn drive(
+    target: Arc<Target>,
+    mut connection: Option<SendRequest<Empty<Bytes>>>,
+    mut due: UnboundedReceiver<Due>,
+    deadline: Instant,
+) -> LaneStats {
+    let mut stats = LaneStats::default();
+    let until = tokio::time::Instant::from_std(deadline);
+    let mut free_since = None;
+    while let Ok(Some((at, measured))) = tokio::time::timeout_at(until, due.recv()).await {
+        if measured && free_since.is_none_or(|free| free <= at) {
+            stats
+                .pacing
+                .push(nanos(Instant::now().saturating_duration_since(at)));
+        }
+        let outcome = tokio::time::timeout_at(until, send(&target, &mut connection)).await;
+        let done = Instant::now();
+        free_since = Some(done);
+        match outcome {
+            Err(_elapsed) => {
+                stats.errors += u64::from(measured);
+                break;
+            }
+            _ if !measured => {}
+            Ok(Ok(status)) => {
+                stats.latencies.push(nanos(done - at));
+                stats.last_done = Some(done);
+                stats.errors += u64::from(!status.is_success());
+            }
+            Ok(Err(_)) => stats.errors += 1,
+        }
+    }
+    due.close();
+    while let Ok((_, measured)) = due.try_recv() {
+        stats.errors += u64::from(measured);
+    }
+    stats
+}
+
+/// One request on the lane's connection, reopening it first if it was closed or the last
+/// request on it failed; returns the status once the body is read (so the connection can be
+/// reused).
+async fn send(
+    target: &Target,
+    connection: &mut Option<SendRequest<Empty<Bytes>>>,
+) -> anyhow::Result<StatusCode> {
+    let mut sender = match connection.take() {
+        Some(sender) if !sender.is_closed() => sender,
+        _ => connect(target.addr).await?,
+    };
+    sender.ready().await?;
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = target.path.clone();
+    *request.headers_mut() = target.headers.clone();
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    *connection = Some(sender);
+    Ok(status)
+}
+
+/// Opens one keep-alive HTTP/1.1 connection, without Nagle's delay; its I/O runs in a task of
+/// its own until the sender is dropped or the peer closes.
+async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to {addr} timed out"))??;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// A duration in ns, saturating (no sample comes near 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The `q`-quantile of sorted ns `samples`, in µs, by nearest rank (`q = 1` is the maximum).
+fn quantile_us(samples: &[u64], q: f64) -> u64 {
+    let rank = (q * samples.len() as f64).ceil() as usize;
+    let index = rank.clamp(1, samples.len().max(1)) - 1;
+    samples.get(index).map_or(0, |ns| ns / 1000)
 }
