@@ -71,7 +71,12 @@ pub async fn run(
     tracing::info!(listen = %address, "gatehouse outpost is listening on http://{address}");
     axum::serve(
         listener,
-        router(outpost).into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(gatehouse_outpost::fast::FastPath::new(
+            outpost.clone(),
+            router(outpost),
+        )),
     )
     .with_graceful_shutdown(shutdown)
     .await

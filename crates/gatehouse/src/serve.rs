@@ -146,7 +146,12 @@ pub async fn run(
     }
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(gatehouse_outpost::fast::FastPath::new(
+            state.outpost.clone(),
+            app,
+        )),
     )
     .with_graceful_shutdown({
         // Open event streams of standalone outposts end first, or they would hold the

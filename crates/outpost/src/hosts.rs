@@ -41,22 +41,33 @@ impl Table {
 
     /// The route for a request to `host` (as sent in `X-Forwarded-Host` or `Host`).
     pub fn select(&self, host: &str) -> Option<&Route> {
-        let host = host.trim().to_ascii_lowercase();
+        // Hosts arrive lowercase almost always: allocate only when they do not.
+        let host = host.trim();
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
         if let Some(exact) = self.routes.iter().find(|r| r.authority == host) {
             return Some(exact);
         }
-        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host.as_str()
-            }
-        });
+        let bare = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let under = |domain: &str| {
+            bare == domain
+                || bare
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        };
         let domain = self
             .routes
             .iter()
             .filter(|r| r.mode == ProxyMode::ForwardDomain && !r.cookie_domain.is_empty())
-            .filter(|r| bare == r.cookie_domain || bare.ends_with(&format!(".{}", r.cookie_domain)))
+            .filter(|r| under(&r.cookie_domain))
             .max_by_key(|r| r.cookie_domain.len());
         if domain.is_some() {
             return domain;

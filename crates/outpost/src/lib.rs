@@ -11,11 +11,13 @@
 //!   client of the server's outpost API, with changes pushed over a stream.
 //! - [`cache`]: the provider snapshot and checked sessions, bounded staleness, degraded mode.
 //! - [`routes`]: the HTTP endpoints and proxy mode. [`request`]: reading the proxy's headers.
+//! - [`fast`]: the hot path in front of the router, for sessions already checked.
 //! - [`break_glass`], [`reverse_proxy`], [`metrics`].
 
 pub mod backend;
 pub mod break_glass;
 pub mod cache;
+pub mod fast;
 pub mod headers;
 pub mod hosts;
 pub mod metrics;
