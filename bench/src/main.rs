@@ -1,5 +1,8 @@
 //! Benchmark helpers for `bench/forward-auth.sh`:
-//! - `gatehouse-bench hello ADDR`: the baseline, a minimal hyper server answering 200.
+//! - `gatehouse-bench hello ADDR [HEADERS_FILE]`: the baseline, a minimal hyper server
+//!   answering 200 (`/auth` with an empty body, as an auth service answers); with a file of
+//!   `Name: value` lines it adds those headers to every answer
+//!   (a diagnostic: what Gatehouse's identity headers cost by themselves).
 //! - `gatehouse-bench session URL TOKEN HOST`: creates a forward-auth provider for `HOST`,
 //!   a user allowed to use it, logs in through the outpost like a browser, and prints the
 //!   `Cookie` header value of the resulting outpost session.
@@ -38,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["hello", addr] => hello(addr).await,
+        ["hello", addr] => hello(addr, HeaderMap::new()).await,
+        ["hello", addr, headers_file] => hello(addr, headers_from(headers_file)?).await,
         ["session", url, token, host] => session(url, token, host).await,
         ["oidc", url, token, seconds, chains, algorithm] => oidc(url, token, seconds.parse()?, chains.parse()?, algorithm).await,
         ["rate", rest @ ..] => fixed_rate(rest).await,
@@ -46,13 +50,47 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn hello(addr: &str) -> anyhow::Result<()> {
+/// `Name: value` lines (as `curl -D` writes them; the status line and hop headers skipped):
+/// the headers a `hello` server adds to every answer, to measure what answering with
+/// Gatehouse's identity headers costs by itself.
+fn headers_from(path: &str) -> anyhow::Result<HeaderMap> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let mut headers = HeaderMap::new();
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if ["content-length", "date", "connection"].contains(&name.as_str()) {
+            continue;
+        }
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes())?,
+            HeaderValue::from_str(value.trim())?,
+        );
+    }
+    Ok(headers)
+}
+
+async fn hello(addr: &str, headers: HeaderMap) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let headers = Arc::new(headers);
     loop {
         let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let headers = headers.clone();
         tokio::spawn(async move {
-            let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                // `/auth` answers with an empty body, as an auth service does: nginx's
+                // auth_request keeps an upstream connection alive only then.
+                let body: &'static [u8] = if req.uri().path() == "/auth" {
+                    b""
+                } else {
+                    b"ok"
+                };
+                let mut response = Response::new(Full::new(Bytes::from_static(body)));
+                *response.headers_mut() = (*headers).clone();
+                async { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

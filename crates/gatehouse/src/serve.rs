@@ -144,6 +144,10 @@ pub async fn run(
             settings.external_url
         );
     }
+    // Answers are small and go out at once: no Nagle delay waiting for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<

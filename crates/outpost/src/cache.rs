@@ -277,7 +277,7 @@ impl Outpost {
     /// a reload in the background and every request keeps using the current table meanwhile,
     /// so no request waits on the backend (nor on an unreachable one).
     pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>> {
-        if let Some(fresh) = self.fresh_snapshot() {
+        if let Some(fresh) = self.fresh_snapshot(Instant::now()) {
             return Ok(fresh);
         }
         let current = self.snapshot.read().ok().and_then(|g| g.clone());
@@ -300,18 +300,22 @@ impl Outpost {
     }
 
     /// The provider table when it was confirmed within [`REVALIDATE`] (the hot path).
-    pub(crate) fn fresh_snapshot(&self) -> Option<Arc<Snapshot>> {
+    pub(crate) fn fresh_snapshot(&self, now: Instant) -> Option<Arc<Snapshot>> {
         let slot = self.snapshot.read().ok()?;
         let cached = slot.as_ref()?;
-        (cached.verified.elapsed() < REVALIDATE).then(|| cached.value.clone())
+        (now.saturating_duration_since(cached.verified) < REVALIDATE).then(|| cached.value.clone())
     }
 
     /// The cached answer for session `key` when it was confirmed within [`REVALIDATE`] (the
     /// hot path): `Some(None)` is a cached "no valid session".
-    pub(crate) fn fresh_session(&self, key: &str) -> Option<Option<Arc<SessionView>>> {
+    pub(crate) fn fresh_session(
+        &self,
+        key: &str,
+        now: Instant,
+    ) -> Option<Option<Arc<SessionView>>> {
         let map = self.sessions.read().ok()?;
         let cached = map.get(key)?;
-        (cached.verified.elapsed() < REVALIDATE).then(|| cached.value.clone())
+        (now.saturating_duration_since(cached.verified) < REVALIDATE).then(|| cached.value.clone())
     }
 
     /// Marks the snapshot as being reloaded; false when another request already did.
@@ -357,7 +361,7 @@ impl Outpost {
         key: &str,
         check: impl FnOnce() -> SessionCheck,
     ) -> Result<Option<Arc<SessionView>>> {
-        if let Some(fresh) = self.fresh_session(key) {
+        if let Some(fresh) = self.fresh_session(key, Instant::now()) {
             return Ok(fresh);
         }
         let cached = self.sessions.read().ok().and_then(|m| m.get(key).cloned());

@@ -81,12 +81,14 @@ impl Outpost {
         } else if !headers.contains_key(needs) {
             return None;
         }
-        let snap = self.fresh_snapshot()?;
+        let snap = self.fresh_snapshot(started)?;
         let p = snap.select(request_host(headers)?)?;
-        if !p.skip.is_empty() || (p.config.intercept_header_auth && headers.contains_key(AUTHORIZATION)) {
+        if !p.skip.is_empty()
+            || (p.config.intercept_header_auth && headers.contains_key(AUTHORIZATION))
+        {
             return None;
         }
-        let view = self.fresh_session(read_cookie(headers, &p.cookie)?)??;
+        let view = self.fresh_session(read_cookie(headers, &p.cookie)?, started)??;
         view.allowed.as_ref().ok()?;
         let mut response = StatusCode::OK.into_response();
         *response.headers_mut() = view.headers.clone();
