@@ -146,6 +146,9 @@ impl Snapshot {
 /// A checked session as the outpost answers with it.
 #[derive(Debug)]
 pub struct SessionView {
+    /// The provider it was checked for: a cookie value copied under another provider's
+    /// cookie name must not carry this verdict there.
+    pub provider: i64,
     /// The identity headers, as the map an allowed answer carries (cloned, never rebuilt).
     pub headers: HeaderMap,
     /// `Err` with the reason when the application's policies refuse the user.
@@ -219,11 +222,19 @@ impl Outpost {
         self.forget_sessions();
     }
 
+    /// Bumped whenever cached answers are forgotten: the worker threads' own copies
+    /// ([`crate::fast`]) are valid only for the generation they were taken in.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.0.load(Ordering::Acquire)
+    }
+
     /// Forgets the checked sessions (after a sign-out, say), keeping the provider table.
     pub fn forget_sessions(&self) {
         if let Ok(mut map) = self.sessions.write() {
             map.clear();
         }
+        // After the clearing: a thread that sees the new generation finds the cleared map.
+        self.generation.0.fetch_add(1, Ordering::AcqRel);
         self.metrics.cached_sessions.set(0);
     }
 
@@ -277,7 +288,7 @@ impl Outpost {
     /// a reload in the background and every request keeps using the current table meanwhile,
     /// so no request waits on the backend (nor on an unreachable one).
     pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>> {
-        if let Some(fresh) = self.fresh_snapshot(Instant::now()) {
+        if let Some((_, fresh)) = self.fresh_snapshot(Instant::now()) {
             return Ok(fresh);
         }
         let current = self.snapshot.read().ok().and_then(|g| g.clone());
@@ -300,10 +311,11 @@ impl Outpost {
     }
 
     /// The provider table when it was confirmed within [`REVALIDATE`] (the hot path).
-    pub(crate) fn fresh_snapshot(&self, now: Instant) -> Option<Arc<Snapshot>> {
+    pub(crate) fn fresh_snapshot(&self, now: Instant) -> Option<(Instant, Arc<Snapshot>)> {
         let slot = self.snapshot.read().ok()?;
         let cached = slot.as_ref()?;
-        (now.saturating_duration_since(cached.verified) < REVALIDATE).then(|| cached.value.clone())
+        (now.saturating_duration_since(cached.verified) < REVALIDATE)
+            .then(|| (cached.verified, cached.value.clone()))
     }
 
     /// The cached answer for session `key` when it was confirmed within [`REVALIDATE`] (the
@@ -312,10 +324,11 @@ impl Outpost {
         &self,
         key: &str,
         now: Instant,
-    ) -> Option<Option<Arc<SessionView>>> {
+    ) -> Option<(Instant, Option<Arc<SessionView>>)> {
         let map = self.sessions.read().ok()?;
         let cached = map.get(key)?;
-        (now.saturating_duration_since(cached.verified) < REVALIDATE).then(|| cached.value.clone())
+        (now.saturating_duration_since(cached.verified) < REVALIDATE)
+            .then(|| (cached.verified, cached.value.clone()))
     }
 
     /// Marks the snapshot as being reloaded; false when another request already did.
@@ -361,7 +374,7 @@ impl Outpost {
         key: &str,
         check: impl FnOnce() -> SessionCheck,
     ) -> Result<Option<Arc<SessionView>>> {
-        if let Some(fresh) = self.fresh_session(key, Instant::now()) {
+        if let Some((_, fresh)) = self.fresh_session(key, Instant::now()) {
             return Ok(fresh);
         }
         let cached = self.sessions.read().ok().and_then(|m| m.get(key).cloned());
@@ -406,6 +419,7 @@ impl Outpost {
         let view = match read {
             Ok(grant) => grant.map(|g| {
                 Arc::new(SessionView {
+                    provider: check.provider,
                     headers: g
                         .headers
                         .iter()

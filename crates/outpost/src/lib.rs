@@ -80,7 +80,21 @@ pub struct Outpost {
     sessions: RwLock<HashMap<String, cache::CachedSession>>,
     /// Set while the backend is unreachable (logged once per outage).
     degraded: AtomicBool,
+    /// Tells the worker threads' copies of cached answers apart from this outpost's others.
+    id: u64,
+    /// Bumped when cached answers are forgotten; on a cache line of its own, as every
+    /// request reads it.
+    generation: Padded,
 }
+
+/// A counter alone on its cache line, so that writes to its neighbours do not slow down the
+/// threads reading it.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(std::sync::atomic::AtomicU64);
+
+/// Outposts made so far in this process (their ids).
+static OUTPOSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Outpost {
     /// An outpost asking `backend`, counting into `metrics`.
@@ -98,6 +112,8 @@ impl Outpost {
             snapshot: RwLock::default(),
             sessions: RwLock::default(),
             degraded: AtomicBool::new(false),
+            id: OUTPOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            generation: Padded::default(),
         }
     }
 

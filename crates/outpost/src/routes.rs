@@ -194,15 +194,19 @@ async fn decide(
             if let Some(view) = outpost
                 .session(&key, || check(None, Some(app_password)))
                 .await?
+                .filter(|v| v.provider == p.config.pk)
             {
                 return settled(view);
             }
         }
     }
     if let Some(key) = read_cookie(headers, &p.cookie) {
+        // A cookie value checked for another provider (copied under this provider's cookie
+        // name) does not carry that verdict here.
         if let Some(view) = outpost
             .session(key, || check(Some(key.to_owned()), None))
             .await?
+            .filter(|v| v.provider == p.config.pk)
         {
             return settled(view);
         }

@@ -371,7 +371,11 @@ async fn outposts_are_created_given_a_token_and_refuse_to_run_misconfigured() ->
         );
         let out = gatehouse(
             None,
-            &[&run[..], &["--server", "ftp://x", "--token", &key]].concat(),
+            &[
+                &run[..],
+                &["--server", "ftp://x", &format!("--token={key}")],
+            ]
+            .concat(),
         )
         .await?;
         assert!(!out.status.success());
@@ -380,7 +384,13 @@ async fn outposts_are_created_given_a_token_and_refuse_to_run_misconfigured() ->
             None,
             &[
                 &run[..],
-                &["--server", &server.url, "--token", &key, "--grace", "soon"],
+                &[
+                    "--server",
+                    &server.url,
+                    &format!("--token={key}"),
+                    "--grace",
+                    "soon",
+                ],
             ]
             .concat(),
         )

@@ -890,3 +890,89 @@ async fn proxy_mode_logs_in_then_streams_to_the_internal_host_with_identity_head
     })
     .await
 }
+
+#[tokio::test]
+async fn a_session_cookie_copied_to_another_providers_cookie_name_does_not_pass_there(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        // A second application that only the Admins may use.
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        let (_, other) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Other", "external_host": "https://other.example.com",
+                   "authorization_flow": flow, "invalidation_flow": invalidation}),
+            )
+            .await?;
+        let (_, app) = server
+            .post(
+                "/core/applications/",
+                json!({"name": "Other", "slug": "other", "provider": other["pk"]}),
+            )
+            .await?;
+        let (_, admins) = server.get("/core/groups/?name=Admins").await?;
+        server
+            .post(
+                "/policies/bindings/",
+                json!({"target": app["pk"], "group": admins["results"][0]["pk"], "order": 0}),
+            )
+            .await?;
+        let http = cookie_client()?;
+        let callback = outpost_login(&server, &http).await?;
+        let app_cookie = gatehouse_outpost::cookie_name(&app_client_id(&server, "App").await?);
+        let value = callback
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix(&format!("{app_cookie}="))
+                    .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+            })
+            .unwrap_or_default();
+        assert_eq!(value.len(), 43, "the App session cookie");
+        // The App session is cached as allowed; under Other's cookie name at Other's host it
+        // is nothing, both on the hot path and the full route.
+        assert_eq!(decision(&server, &http).await?, 200);
+        let other_cookie =
+            gatehouse_outpost::cookie_name(other["client_id"].as_str().unwrap_or_default());
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        for endpoint in ["nginx", "traefik"] {
+            let r = plain
+                .get(format!(
+                    "{}/outpost.goauthentik.io/auth/{endpoint}",
+                    server.url
+                ))
+                .header("X-Forwarded-Host", "other.example.com")
+                .header("X-Forwarded-Proto", "https")
+                .header("X-Original-URI", "/")
+                .header("X-Forwarded-Uri", "/")
+                .header("Cookie", format!("{other_cookie}={value}"))
+                .send()
+                .await?;
+            assert_ne!(
+                r.status(),
+                200,
+                "{endpoint}: another provider's session must not pass"
+            );
+            assert!(r.headers().get("x-authentik-username").is_none());
+        }
+        server.stop().await
+    })
+    .await
+}
+
+/// The client id of the proxy provider named `name`.
+async fn app_client_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
+    let (_, listed) = server
+        .get(&format!("/providers/proxy/?name={name}"))
+        .await?;
+    Ok(listed["results"][0]["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
