@@ -107,6 +107,10 @@ pub async fn run(
     });
     let app = gatehouse_web::router(state.clone());
     let reaper = tokio::spawn(reap(state.clone()));
+    let replicas = tokio::spawn(gatehouse_web::changes::follow_replicas(
+        state.changes.clone(),
+        state.outpost.clone(),
+    ));
     let metrics_task = metrics_listener.map(|l| {
         let address = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(listen = %address, "metrics on http://{address}/metrics");
@@ -169,6 +173,7 @@ pub async fn run(
     .await
     .context("serving HTTP")?;
     reaper.abort();
+    replicas.abort();
     if let Some(task) = metrics_task {
         task.abort();
     }

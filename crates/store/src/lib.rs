@@ -167,6 +167,25 @@ pub struct Store {
     /// behind readers for a connection. The busy handler still arbitrates between processes.
     /// `None` on PostgreSQL, where transactions come from the main pool.
     writer: Option<AnyPool>,
+    /// The URL connected to, for the change listener's own connection (PostgreSQL).
+    url: String,
+}
+
+/// The PostgreSQL channel replicas tell each other about changes on.
+const CHANGES_CHANNEL: &str = "gatehouse_changes";
+
+/// Change notices from the other replicas sharing a PostgreSQL database (`LISTEN`), on a
+/// connection of its own.
+pub struct ChangeListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl ChangeListener {
+    /// The next notice: `Some(origin)` as the notifying replica sent it, or `None` when the
+    /// connection dropped (and was made again), so notices may have been missed.
+    pub async fn next(&mut self) -> Result<Option<String>> {
+        Ok(self.inner.try_recv().await?.map(|n| n.payload().to_owned()))
+    }
 }
 
 /// Removes a password from a URL so it can be logged or shown in an error.
@@ -252,7 +271,32 @@ impl Store {
             pool,
             backend,
             writer,
+            url,
         })
+    }
+
+    /// Tells the other replicas sharing the database that something changed, naming `origin`
+    /// (the notifying process) so it can ignore its own notice. Nothing to do on SQLite: one
+    /// process owns the file.
+    pub async fn notify_change(&self, origin: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(origin)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Listens for other replicas' change notices; `None` on SQLite.
+    pub async fn listen_changes(&self) -> Result<Option<ChangeListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut inner = sqlx::postgres::PgListener::connect(&self.url).await?;
+        inner.listen(CHANGES_CHANNEL).await?;
+        Ok(Some(ChangeListener { inner }))
     }
 
     fn migrator(&self) -> &'static Migrator {

@@ -80,7 +80,7 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> AppState {
         let metrics = metrics::Metrics::new(store.backend().as_str());
         let keys = Arc::<oidc::Keyring>::default();
-        let changes = Arc::<changes::Changes>::default();
+        let changes = Arc::new(changes::Changes::new(store.clone()));
         let embedded = outpost::Sessions::new(
             store.clone(),
             keys.clone(),

@@ -435,3 +435,48 @@ async fn with_the_server_unreachable_a_standalone_outpost_passes_checked_session
     outpost.stop().await?;
     server.stop().await
 }
+
+#[tokio::test]
+async fn a_revocation_through_another_server_replica_reaches_the_outpost_within_a_second(
+) -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let a = TestServer::start(&db).await?;
+    let b = TestServer::start(&db).await?;
+    let (instance, token) = edge(&a).await?;
+    let outpost = TestOutpost::start(&a.url, &token, |_| {}).await?;
+    let family = protect(&a, &outpost.url).await?;
+    user(&a, "alice@example.com", json!([family["pk"]])).await?;
+    assign_app(&a, &instance).await?;
+    let host = outpost.url.trim_start_matches("http://").to_owned();
+    let (http, _) = login_through(&a, &outpost.url, cookie_client()?).await?;
+    assert_eq!(decision(&http, &outpost.url, &host).await?, 200);
+    // The outpost follows replica a; the administrator deactivates alice on replica b. On
+    // PostgreSQL b's notice reaches a (LISTEN/NOTIFY) and a's stream the outpost; on SQLite,
+    // one process per file, the one-second bound does it.
+    let (_, users) = b.get("/core/users/?username=alice@example.com").await?;
+    let pk = users["results"][0]["pk"].as_i64().unwrap_or_default();
+    let revoked_at = Instant::now();
+    let (status, _) = b
+        .patch(&format!("/core/users/{pk}/"), json!({"is_active": false}))
+        .await?;
+    assert_eq!(status, 200);
+    let mut answer = 200;
+    while answer == 200 && revoked_at.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        answer = decision(&http, &outpost.url, &host).await?;
+    }
+    println!(
+        "a deactivation on another replica reached the outpost after {:?} ({})",
+        revoked_at.elapsed(),
+        db.backend()
+    );
+    assert_eq!(answer, 401);
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        revoked_at.elapsed()
+    );
+    outpost.stop().await?;
+    a.stop().await?;
+    b.stop().await
+}

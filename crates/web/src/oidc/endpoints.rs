@@ -997,6 +997,7 @@ pub(super) async fn end_session(
             }
         }
         gatehouse_store::commit(tx).await?;
+        state.changed();
         let secure = session::secure(&state);
         let mut response = match target {
             Some(t) => (StatusCode::FOUND, [(LOCATION, t)]).into_response(),

@@ -251,6 +251,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             .map_err(flow_error)?,
     };
     let secure = session::secure(&state);
+    let logged_out = matches!(outcome, Outcome::LoggedOut { .. });
     let response = match outcome {
         Outcome::Show {
             challenge,
@@ -340,6 +341,11 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
         }
     };
     gatehouse_store::commit(tx).await?;
+    if logged_out {
+        // The session's outpost sessions ended with it (cascade): outposts must not answer
+        // from their caches.
+        state.changed();
+    }
     Ok(response)
 }
 

@@ -223,6 +223,7 @@ async fn revoke(
             }
         }
         gatehouse_store::commit(tx).await?;
+        state.changed();
         Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
     }
     .await;
@@ -453,6 +454,7 @@ async fn password_change(
         )
         .await?;
         gatehouse_store::commit(tx).await?;
+        state.changed();
         Ok(page(StatusCode::OK, "Password changed", "<h1>Password changed</h1><p>Other browsers were logged out.</p><p><a href=\"/if/user/\">Back to your page</a></p>"))
     }
     .await;
