@@ -85,7 +85,7 @@ pub struct Snapshot {
     /// Provider selection by host.
     pub table: Table,
     /// Providers by id.
-    pub providers: HashMap<i64, ProxyProvider>,
+    pub providers: HashMap<i64, Arc<ProxyProvider>>,
     /// Providers in proxy mode by the exact authority of their external host: only these
     /// hosts are answered on the application's behalf.
     pub proxied: HashMap<String, i64>,
@@ -120,12 +120,12 @@ impl Snapshot {
                 .collect();
             providers.insert(
                 config.pk,
-                ProxyProvider {
+                Arc::new(ProxyProvider {
                     cookie: cookie_name(&config.client_id),
                     counters: Counters::new(metrics, &config.name),
                     skip,
                     config,
-                },
+                }),
             );
         }
         Snapshot {
@@ -136,7 +136,7 @@ impl Snapshot {
     }
 
     /// The provider serving `host`.
-    pub fn select(&self, host: &str) -> Option<&ProxyProvider> {
+    pub fn select(&self, host: &str) -> Option<&Arc<ProxyProvider>> {
         self.table
             .select(host)
             .and_then(|r| self.providers.get(&r.provider))

@@ -23,7 +23,7 @@ use gatehouse_proto::outposts::{AppPassword, LoginBegin, LoginComplete, SessionC
 use serde_json::json;
 
 use crate::backend::Error;
-use crate::cache::{ProxyProvider, SessionView, Snapshot};
+use crate::cache::{ProxyProvider, SessionView};
 use crate::hosts::authority;
 use crate::request::{
     basic_credentials, client_info, has_cookie, header, read_cookie, request_host,
@@ -144,9 +144,9 @@ enum Decision {
     Login { url: String, stale_cookie: bool },
 }
 
-/// A decision with the table and provider it was made under, or the answer already due (a
-/// configuration error, an unknown host), or the backend's failure.
-type Decided = Result<Result<(Decision, Arc<Snapshot>, i64), Response>, Error>;
+/// A decision with the provider it was made for, or the answer already due (a configuration
+/// error, an unknown host), or the backend's failure.
+type Decided = Result<Result<(Decision, Arc<ProxyProvider>), Response>, Error>;
 
 async fn decide(
     outpost: &Arc<Outpost>,
@@ -166,7 +166,7 @@ async fn decide(
         return Ok(Err(config_error(message)));
     }
     let url = || original_url(headers, p, host, endpoint);
-    let decided = |decision| Ok(Ok((decision, snap.clone(), p.config.pk)));
+    let decided = |decision| Ok(Ok((decision, p.clone())));
     if !p.skip.is_empty() && skip(p, &url().unwrap_or_default()) {
         return decided(Decision::Skip);
     }
@@ -223,15 +223,14 @@ async fn decide(
 /// Counts a decision by provider and outcome, and how long it took.
 fn count(outpost: &Outpost, decided: &Decided, started: Instant) {
     outpost.metrics.decision_seconds.observe(started.elapsed());
-    if let Ok(Ok((decision, snap, provider))) = decided {
-        if let Some(c) = snap.providers.get(provider).map(|p| &p.counters) {
-            match decision {
-                Decision::Allow(_) => c.allow.inc(),
-                Decision::Skip => c.skip.inc(),
-                Decision::Forbidden(_) => c.forbidden.inc(),
-                Decision::Login { .. } => c.login.inc(),
-            };
-        }
+    if let Ok(Ok((decision, p))) = decided {
+        let c = &p.counters;
+        match decision {
+            Decision::Allow(_) => c.allow.inc(),
+            Decision::Skip => c.skip.inc(),
+            Decision::Forbidden(_) => c.forbidden.inc(),
+            Decision::Login { .. } => c.login.inc(),
+        };
     }
 }
 
@@ -244,7 +243,7 @@ async fn nginx(
     let decided = decide(&outpost, &headers, peer, Endpoint::Nginx).await;
     count(&outpost, &decided, started);
     match decided {
-        Ok(Ok((decision, snap, provider))) => match decision {
+        Ok(Ok((decision, p))) => match decision {
             Decision::Allow(view) => passed(view.headers.clone()),
             Decision::Skip => StatusCode::OK.into_response(),
             Decision::Forbidden(message) => (StatusCode::FORBIDDEN, message).into_response(),
@@ -255,8 +254,8 @@ async fn nginx(
                     return passed(h);
                 }
                 let mut r = StatusCode::UNAUTHORIZED.into_response();
-                if let (true, Some(p)) = (stale_cookie, snap.providers.get(&provider)) {
-                    r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+                if stale_cookie {
+                    r.headers_mut().append(SET_COOKIE, cookie(&p, "", 0));
                 }
                 r
             }
@@ -365,16 +364,13 @@ async fn pass_or_answer(
         }
     };
     match decided {
-        Ok(Ok((decision, snap, provider))) => match decision {
+        Ok(Ok((decision, p))) => match decision {
             Decision::Allow(view) => Ok(view.headers.clone()),
             Decision::Skip => Ok(HeaderMap::new()),
             Decision::Forbidden(message) => Err((StatusCode::FORBIDDEN, message).into_response()),
-            Decision::Login { url, .. } => match snap.providers.get(&provider) {
-                Some(p) => match begin_login(outpost, p, &url).await {
-                    Ok(r) => Err(r),
-                    Err(e) => failed(e).await,
-                },
-                None => Err(StatusCode::FORBIDDEN.into_response()),
+            Decision::Login { url, .. } => match begin_login(outpost, &p, &url).await {
+                Ok(r) => Err(r),
+                Err(e) => failed(e).await,
             },
         },
         Ok(Err(r)) => Err(r),
@@ -412,13 +408,13 @@ async fn begin_login(outpost: &Outpost, p: &ProxyProvider, rd: &str) -> Result<R
 async fn provider_for(
     outpost: &Arc<Outpost>,
     headers: &HeaderMap,
-) -> Result<(Arc<Snapshot>, i64), Response> {
+) -> Result<Arc<ProxyProvider>, Response> {
     let Some(host) = request_host(headers) else {
         return Err(config_error(NO_HOST));
     };
     let snap = outpost.snapshot().await.map_err(unavailable)?;
-    match snap.select(host).map(|p| p.config.pk) {
-        Some(id) => Ok((snap, id)),
+    match snap.select(host) {
+        Some(p) => Ok(p.clone()),
         None => Err(unknown_host(outpost, host, false)),
     }
 }
@@ -428,17 +424,14 @@ async fn start(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (snap, id) = match provider_for(&outpost, &headers).await {
-        Ok(found) => found,
+    let p = match provider_for(&outpost, &headers).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let Some(p) = snap.providers.get(&id) else {
-        return StatusCode::FORBIDDEN.into_response();
-    };
     let rd = q.get("rd").map(String::as_str).unwrap_or_default();
-    match begin_login(&outpost, p, rd).await {
+    match begin_login(&outpost, &p, rd).await {
         Ok(r) => r,
-        Err(e) => break_glass_start(&outpost, p, &headers, rd)
+        Err(e) => break_glass_start(&outpost, &p, &headers, rd)
             .await
             .unwrap_or_else(|| challenge_or_unavailable(&outpost, e)),
     }
@@ -470,12 +463,9 @@ async fn callback(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (snap, id) = match provider_for(&outpost, &headers).await {
-        Ok(found) => found,
+    let p = match provider_for(&outpost, &headers).await {
+        Ok(p) => p,
         Err(r) => return r,
-    };
-    let Some(p) = snap.providers.get(&id) else {
-        return StatusCode::FORBIDDEN.into_response();
     };
     let host = request_host(&headers).unwrap_or_default();
     let expected = authority(&p.config.external_host).unwrap_or_default();
@@ -497,7 +487,7 @@ async fn callback(
                 escape(&p.config.external_host)
             ),
         );
-        r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+        r.headers_mut().append(SET_COOKIE, cookie(&p, "", 0));
         r
     };
     let Some(key) = read_cookie(&headers, &p.cookie) else {
@@ -515,7 +505,7 @@ async fn callback(
             (Some(target), None) => {
                 let mut r = (StatusCode::FOUND, [(LOCATION, target)]).into_response();
                 r.headers_mut()
-                    .append(SET_COOKIE, cookie(p, key, done.max_age));
+                    .append(SET_COOKIE, cookie(&p, key, done.max_age));
                 r
             }
             (_, refused) => stale(refused.as_deref().unwrap_or("The login was refused.")),
@@ -525,12 +515,9 @@ async fn callback(
 }
 
 async fn sign_out(State(outpost): Shared, headers: HeaderMap) -> Response {
-    let (snap, id) = match provider_for(&outpost, &headers).await {
-        Ok(found) => found,
+    let p = match provider_for(&outpost, &headers).await {
+        Ok(p) => p,
         Err(r) => return r,
-    };
-    let Some(p) = snap.providers.get(&id) else {
-        return StatusCode::FORBIDDEN.into_response();
     };
     let request = SignOut {
         provider: p.config.pk,
@@ -541,7 +528,7 @@ async fn sign_out(State(outpost): Shared, headers: HeaderMap) -> Response {
     match signed_out {
         Ok(out) => {
             let mut r = (StatusCode::FOUND, [(LOCATION, out.end_session_url)]).into_response();
-            r.headers_mut().append(SET_COOKIE, cookie(p, "", 0));
+            r.headers_mut().append(SET_COOKIE, cookie(&p, "", 0));
             r
         }
         Err(e) => unavailable(e),
