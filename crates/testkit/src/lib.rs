@@ -300,15 +300,7 @@ impl TestServer {
     }
 
     async fn stop_inner(&mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .context("server did not stop within 10 s")???;
-        }
-        Ok(())
+        stop_task(&mut self.shutdown, &mut self.task, "server").await
     }
 
     /// A request to `/api/v3{path}` with the bootstrap token.
@@ -416,15 +408,7 @@ impl TestOutpost {
 
     /// Stops the outpost and waits until it has finished.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .context("outpost did not stop within 10 s")???;
-        }
-        Ok(())
+        stop_task(&mut self.shutdown, &mut self.task, "outpost").await
     }
 }
 
@@ -434,6 +418,23 @@ impl Drop for TestOutpost {
             let _ = tx.send(());
         }
     }
+}
+
+/// Signals a process started in-process to shut down and waits (10 s at most) until it has.
+async fn stop_task(
+    shutdown: &mut Option<oneshot::Sender<()>>,
+    task: &mut Option<JoinHandle<anyhow::Result<()>>>,
+    what: &str,
+) -> anyhow::Result<()> {
+    if let Some(tx) = shutdown.take() {
+        let _ = tx.send(());
+    }
+    if let Some(task) = task.take() {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .with_context(|| format!("{what} did not stop within 10 s"))???;
+    }
+    Ok(())
 }
 
 /// Sends a request and returns its status and JSON body (`Null` when empty or not JSON).

@@ -568,18 +568,44 @@ async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_
         200,
         "a session checked before the outage keeps passing within the grace period"
     );
-    let metrics = reqwest::get(&server.metrics_url).await?.text().await?;
+    only_checked_sessions_pass(
+        &server.url,
+        &server.metrics_url,
+        Duration::from_secs(GRACE_SECONDS as u64),
+        || decision(&server, &http),
+    )
+    .await?;
+    drop(server);
+    Ok(())
+}
+
+/// What degraded mode shows at the outpost at `base` (whose metrics are at `metrics_url`): the
+/// gauge is 1, nothing unchecked passes (a forged cookie gets 401 from auth/nginx, `start`
+/// the 503 outage page, Caddy's endpoint 503, never 200), and once the grace period has run
+/// out, `checked()` (the decision for the session checked before the outage) stops passing.
+pub(crate) async fn only_checked_sessions_pass<F, Fut>(
+    base: &str,
+    metrics_url: &str,
+    grace: Duration,
+    checked: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u16>>,
+{
+    let metrics = reqwest::get(metrics_url).await?.text().await?;
     assert!(
         metrics.contains("gatehouse_outpost_degraded 1"),
-        "the outage shows in the metrics"
+        "the outage shows in the metrics: {metrics}"
     );
     let anonymous = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let forged = format!("{}={}", gatehouse_outpost::cookie_name("x"), "A".repeat(43));
     let status = anonymous
-        .get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
+        .get(format!("{base}/outpost.goauthentik.io/auth/nginx"))
         .header("X-Original-URI", "/home")
-        .header("Cookie", "authentik_proxy_forged=not-a-session")
+        .header("Cookie", forged)
         .send()
         .await?
         .status();
@@ -588,17 +614,14 @@ async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_
         "nothing unchecked passes (nginx then sends the browser to start)"
     );
     let start = anonymous
-        .get(format!(
-            "{}/outpost.goauthentik.io/start?rd=%2Fhome",
-            server.url
-        ))
+        .get(format!("{base}/outpost.goauthentik.io/start?rd=%2Fhome"))
         .send()
         .await?;
     assert_eq!(start.status(), 503, "a new login gets a clear 503");
     let page = start.text().await?;
     assert!(page.contains("cannot reach its database"), "{page}");
     let caddy = anonymous
-        .get(format!("{}/outpost.goauthentik.io/auth/caddy", server.url))
+        .get(format!("{base}/outpost.goauthentik.io/auth/caddy"))
         .header("X-Forwarded-Proto", "http")
         .header("X-Forwarded-Uri", "/home")
         .send()
@@ -608,15 +631,14 @@ async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_
         503,
         "forward_auth without a session: 503, never 200"
     );
-    // Once the grace period has run out, the cached session no longer passes either.
-    let deadline = std::time::Instant::now() + Duration::from_secs(GRACE_SECONDS as u64 + 5);
+    // Once the grace period has run out, the checked session no longer passes either.
+    let deadline = std::time::Instant::now() + grace + Duration::from_secs(5);
     let mut status = 200;
     while status == 200 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        status = decision(&server, &http).await?;
+        status = checked().await?;
     }
     assert_eq!(status, 401, "after the grace period nothing passes");
-    drop(server);
     Ok(())
 }
 
