@@ -527,7 +527,7 @@ async fn behind_a_cuttable_link(
     configure: impl FnOnce(&mut gatehouse::config::Settings),
 ) -> anyhow::Result<Option<(TestServer, gatehouse_testkit::Cuttable)>> {
     if db.backend() == "sqlite" {
-        println!("database outage: exercised on PostgreSQL (this run is SQLite)");
+        println!("database outage: exercised on PostgreSQL (this run is SQLite); the standalone outpost's server-outage test runs on both");
         return Ok(None);
     }
     let (head, rest) = db.url.split_once('@').unwrap_or_default();
