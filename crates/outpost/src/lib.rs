@@ -116,11 +116,6 @@ impl Outpost {
             generation: Padded::default(),
         }
     }
-
-    /// The metrics this outpost counts into.
-    pub fn metrics(&self) -> &metrics::OutpostMetrics {
-        &self.metrics
-    }
 }
 
 #[cfg(test)]
