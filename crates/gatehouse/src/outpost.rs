@@ -5,7 +5,6 @@
 //! serving the sessions it checked within the grace period, and nothing else (T1).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -58,33 +57,15 @@ pub async fn run(
     let follower = tokio::spawn(remote::follow(outpost.clone(), remote.clone()));
     let registry = Arc::new(registry);
     let metrics_task = metrics_listener.map(|l| {
-        let render = move || gatehouse_web::metrics::render(&registry);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, gatehouse_web::metrics::router(render)).await {
-                tracing::error!(error = %e, "the metrics listener stopped");
-            }
-        })
+        gatehouse_web::metrics::spawn(l, move || gatehouse_web::metrics::render(&registry))
     });
     let address = listener
         .local_addr()
         .context("reading the listen address")?;
     tracing::info!(listen = %address, "gatehouse outpost is listening on http://{address}");
-    // Answers are small and go out at once: no Nagle delay waiting for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            SocketAddr,
-        >(gatehouse_outpost::fast::FastPath::new(
-            outpost.clone(),
-            router(outpost),
-        )),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    gatehouse_outpost::fast::serve(listener, outpost.clone(), router(outpost), shutdown)
+        .await
+        .context("serving HTTP")?;
     follower.abort();
     if let Some(task) = metrics_task {
         task.abort();

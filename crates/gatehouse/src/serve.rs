@@ -112,15 +112,8 @@ pub async fn run(
         state.outpost.clone(),
     ));
     let metrics_task = metrics_listener.map(|l| {
-        let address = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(listen = %address, "metrics on http://{address}/metrics");
         let metrics = state.metrics.clone();
-        tokio::spawn(async move {
-            let render = move || metrics.render();
-            if let Err(e) = axum::serve(l, gatehouse_web::metrics::router(render)).await {
-                tracing::error!(error = %e, "the metrics listener stopped");
-            }
-        })
+        gatehouse_web::metrics::spawn(l, move || metrics.render())
     });
     let address = listener
         .local_addr()
@@ -148,20 +141,7 @@ pub async fn run(
             settings.external_url
         );
     }
-    // Answers are small and go out at once: no Nagle delay waiting for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            std::net::SocketAddr,
-        >(gatehouse_outpost::fast::FastPath::new(
-            state.outpost.clone(),
-            app,
-        )),
-    )
-    .with_graceful_shutdown({
+    gatehouse_outpost::fast::serve(listener, state.outpost.clone(), app, {
         // Open event streams of standalone outposts end first, or they would hold the
         // graceful shutdown open forever.
         let changes = state.changes.clone();

@@ -57,6 +57,30 @@ where
     }
 }
 
+/// Serves `app` on `listener` with the hot path of `outpost` in front, until `shutdown`:
+/// the one way both `gatehouse serve` and `gatehouse outpost` answer HTTP. Connections get
+/// TCP_NODELAY: answers are small and complete, and Nagle would hold some back behind a
+/// delayed ACK.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    outpost: Arc<Outpost>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let service = FastPath::new(outpost, app);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            service,
+        ),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
 /// The endpoints whose allowed answer is a plain 200 with the identity headers, and the
 /// header each needs for the original URL (missing: a configuration error, for the router).
 fn endpoint(path: &str) -> Option<&'static str> {

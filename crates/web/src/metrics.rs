@@ -56,6 +56,24 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
+/// Serves `/metrics` (showing `render()`) on `listener` until the task is aborted; logs the
+/// address, and the listener's failure if it stops.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(listen = %address, "metrics on http://{address}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(render)).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    })
+}
+
 /// The `/metrics` router for a metrics listener showing `render()`.
 pub fn router(render: impl Fn() -> String + Clone + Send + Sync + 'static) -> Router {
     Router::new().route(
