@@ -91,10 +91,20 @@ fn columns(f: &UserFields) -> Vec<(&'static str, Value)> {
 
 /// Creates a user without a password.
 pub async fn create(conn: &mut AnyConnection, fields: &UserFields) -> Result<User> {
+    create_with_uuid(conn, Uuid::new_v4(), fields).await
+}
+
+/// Creates a user whose UUID was chosen before the account existed: a passkey registered during
+/// enrollment already carries it as its WebAuthn user handle.
+pub async fn create_with_uuid(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    fields: &UserFields,
+) -> Result<User> {
     let now = sql::now();
     let mut cols = columns(fields);
     cols.extend([
-        ("uuid", Uuid::new_v4().into()),
+        ("uuid", uuid.into()),
         ("password_change_date", now.into()),
         ("date_joined", now.into()),
     ]);
