@@ -191,14 +191,19 @@ pub async fn find_for_login(conn: &mut AnyConnection, identifier: &str) -> Resul
     if !identifier.contains('@') {
         return Ok(None);
     }
+    find_by_email(conn, identifier).await
+}
+
+/// The one user whose email is `email` (case-insensitive). Two accounts sharing an email would
+/// make a login or a login source's link ambiguous: then neither matches.
+pub async fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<User>> {
     let mut found: Vec<User> = sql::select(
         conn,
         "WHERE email <> '' AND LOWER(email) = LOWER($1)",
-        vec![identifier.into()],
+        vec![email.into()],
         "id",
     )
     .await?;
-    // Two accounts sharing an email would make the login ambiguous: match neither.
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
