@@ -8,14 +8,25 @@
 //! - [`policy`]: policies and bindings → `Pass | Fail | NotApplicable`. A policy that needs a
 //!   user before one is identified is *not applicable*, so it never denies every anonymous
 //!   visitor (SPEC T4).
-//! - [`run`]: starting, resuming and advancing a flow run; the stages' behaviour.
+//! - [`run`]: the engine loop: starting a run, stage policies at entry, moving the index,
+//!   assembling the [`Outcome`].
+//! - `stages`: one file per stage kind behind one trait (its challenge, its response, next /
+//!   retry / deny); a new stage kind is a new file plus a line in its registry.
+//! - `state`: the plain data of a run ([`FlowRun`], [`Challenge`], [`Response`], [`Outcome`]).
 //! - [`throttle`]: per (identifier, IP) and per-IP rate limits with back-off, never a lock-out.
 
 pub mod policy;
 pub mod run;
+mod stages;
+mod state;
 pub mod throttle;
 
-pub use run::{Challenge, Engine, FlowRun, Outcome, RequestInfo, Response};
+pub use run::Engine;
+pub use stages::password::BAD_CREDENTIALS;
+pub use stages::totp::{totp_for, BAD_CODE};
+pub use state::{
+    AppContext, Challenge, FlowRun, Outcome, PlannedStage, PromptField, RequestInfo, Response,
+};
 
 /// What went wrong in the engine, apart from the user-facing outcomes of a flow.
 #[derive(Debug, thiserror::Error)]

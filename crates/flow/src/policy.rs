@@ -11,7 +11,7 @@ use gatehouse_store::policies::{self, Binding, Subject};
 use gatehouse_store::{groups, reputation, sql, users, Conn};
 use serde_json::{json, Value};
 
-use crate::run::RequestInfo;
+use crate::state::RequestInfo;
 use crate::Result;
 
 /// The result of one policy or binding.

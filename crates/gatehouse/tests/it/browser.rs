@@ -241,7 +241,7 @@ async fn totp_set_up_from_the_qr_secret_then_login_needs_the_code() -> anyhow::R
             .await?;
         browser.screenshot("totp-1-set-up").await?;
         let secret = browser.element(Locator::Id("secret")).await?.text().await?;
-        let totp = gatehouse_flow::run::totp_for(&secret).map_err(anyhow::Error::msg)?;
+        let totp = gatehouse_flow::totp_for(&secret).map_err(anyhow::Error::msg)?;
         browser
             .element(Locator::Id("code"))
             .await?

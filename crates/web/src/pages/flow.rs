@@ -183,7 +183,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             let application = match param("application") {
                 Some(slug) => gatehouse_store::applications::find_by_slug(&mut tx, slug)
                     .await?
-                    .map(|app| gatehouse_flow::run::AppContext {
+                    .map(|app| gatehouse_flow::AppContext {
                         uuid: app.uuid,
                         name: app.fields.name,
                         scopes: param("scope")
@@ -257,9 +257,10 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             challenge,
             mut errors,
         } => {
-            if errors.iter().any(|e| {
-                e == gatehouse_flow::run::BAD_CREDENTIALS || e == gatehouse_flow::run::BAD_CODE
-            }) {
+            if errors
+                .iter()
+                .any(|e| e == gatehouse_flow::BAD_CREDENTIALS || e == gatehouse_flow::BAD_CODE)
+            {
                 state.metrics.login_failures.inc();
             }
             errors.splice(0..0, notices);

@@ -326,7 +326,7 @@ async fn totp_confirm(
                 "<a href=\"/if/user/totp/\">Start the set-up again</a>.",
             ));
         }
-        let Ok(totp) = gatehouse_flow::run::totp_for(&form.secret) else {
+        let Ok(totp) = gatehouse_flow::totp_for(&form.secret) else {
             return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid key", "secret: the key is not valid base32.", "<a href=\"/if/user/totp/\">Start again</a>."));
         };
         let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();

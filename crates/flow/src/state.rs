@@ -1,0 +1,208 @@
+//! The plain data of a flow run: the plan fixed at start and its context ([`FlowRun`]), what a
+//! stage asks ([`Challenge`]), what comes back ([`Response`]) and what the web layer does next
+//! ([`Outcome`]). The engine ([`crate::run`]) moves a run along; the stages ([`crate::stages`])
+//! read and fill its context; the web layer stores it server-side and renders challenges.
+
+use std::collections::HashMap;
+
+use gatehouse_core::kinds::{FlowDesignation, StageKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Facts about the HTTP request that policies and audit events use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestInfo {
+    /// Client address.
+    pub ip: String,
+    /// Host the request was sent to.
+    pub host: String,
+    /// Path.
+    pub path: String,
+    /// Method.
+    pub method: String,
+    /// Browser.
+    pub user_agent: String,
+}
+
+/// The application a flow runs for (authorization flows started by an OAuth2 authorize).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppContext {
+    /// Application id.
+    pub uuid: Uuid,
+    /// Its display name.
+    pub name: String,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+}
+
+/// One stage of the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedStage {
+    /// The stage binding (policy-binding target).
+    pub binding: Uuid,
+    /// Stage name.
+    pub name: String,
+    /// What the stage does.
+    pub kind: StageKind,
+    /// Its settings.
+    pub settings: Value,
+}
+
+/// A flow in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowRun {
+    /// The flow.
+    pub flow: Uuid,
+    /// Its slug.
+    pub slug: String,
+    /// Its title.
+    pub title: String,
+    /// Its designation.
+    pub designation: FlowDesignation,
+    /// The stages, fixed at start.
+    pub stages: Vec<PlannedStage>,
+    /// The current stage.
+    pub index: usize,
+    /// Anti-forgery token every form post must carry.
+    pub csrf: String,
+    /// Where to go when the flow ends (a same-site path).
+    pub next: String,
+    /// The user being logged in, once identified.
+    pub pending_user: Option<i64>,
+    /// What the visitor typed to identify themselves.
+    pub identifier: Option<String>,
+    /// Whether a password or passkey stage succeeded for `pending_user`.
+    pub authenticated: bool,
+    /// Whether that was a passkey (user-verifying, so it also counts as the second factor).
+    #[serde(default)]
+    pub via_passkey: bool,
+    /// The session that was active when the flow started.
+    pub session: Option<Uuid>,
+    /// The user of that session.
+    pub session_user: Option<i64>,
+    /// Messages of stage policies that skipped their stage.
+    pub denials: Vec<String>,
+    /// The application being authorised, for consent.
+    #[serde(default)]
+    pub application: Option<AppContext>,
+    /// Whether the visitor ticked "remember me".
+    #[serde(default)]
+    pub remember_me: bool,
+    /// Values entered at prompt stages (a password only as its argon2 hash, `password_hash`).
+    #[serde(default)]
+    pub prompt_data: serde_json::Map<String, Value>,
+}
+
+/// What the visitor is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// Username or email.
+    Identification {
+        /// What was typed before (after an error).
+        identifier: String,
+    },
+    /// Password for the identified user.
+    Password {
+        /// Shown as "Logging in as …".
+        identifier: String,
+        /// Offer a "remember me" box (the login stage has a remember-me offset).
+        remember_me: bool,
+    },
+    /// Fields to fill in (enrollment, profile).
+    Prompt {
+        /// The fields, with what was entered before (passwords never).
+        fields: Vec<PromptField>,
+    },
+    /// A TOTP code.
+    Totp,
+    /// Consent to share data with an application.
+    Consent {
+        /// The application's name.
+        application: String,
+        /// What it asks for.
+        scopes: Vec<String>,
+    },
+}
+
+/// One field of a prompt stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptField {
+    /// Form name and key in the prompt data, e.g. `username`.
+    pub field_key: String,
+    /// Label shown.
+    pub label: String,
+    /// `text`, `email`, `password` or `username`.
+    #[serde(rename = "type", default = "text_type")]
+    pub kind: String,
+    /// Must be filled in.
+    #[serde(default)]
+    pub required: bool,
+    /// Value to show (filled in by the engine, never from settings for passwords).
+    #[serde(default)]
+    pub value: String,
+}
+
+fn text_type() -> String {
+    "text".into()
+}
+
+/// A form post.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// Form fields by name.
+    pub fields: HashMap<String, String>,
+}
+
+impl Response {
+    /// The value of field `name`, empty when it was not sent.
+    pub(crate) fn field(&self, name: &str) -> &str {
+        self.fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// What the web layer should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Show a stage, with errors from the last attempt.
+    Show {
+        /// The stage's question.
+        challenge: Challenge,
+        /// What went wrong last time.
+        errors: Vec<String>,
+    },
+    /// A field was unacceptable as sent (too long, malformed): HTTP 400 naming it.
+    Invalid {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// A session started: set the cookie, then redirect.
+    LoggedIn {
+        /// Cookie value.
+        session_key: String,
+        /// Cookie Max-Age in seconds; `None` for a browser-session cookie.
+        max_age: Option<i64>,
+        /// Where to go.
+        redirect: String,
+    },
+    /// The session ended: clear the cookie, then redirect.
+    LoggedOut {
+        /// Where to go.
+        redirect: String,
+    },
+    /// The flow ended without a new session.
+    Finished {
+        /// Where to go.
+        redirect: String,
+    },
+    /// The flow refuses to continue.
+    Denied {
+        /// Why, for the visitor.
+        message: String,
+    },
+}
