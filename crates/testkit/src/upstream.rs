@@ -611,51 +611,65 @@ async fn userinfo(
     Json(body).into_response()
 }
 
-/// GitHub's API refuses requests without a User-Agent; so does the stand-in.
-fn github_person(shared: &Shared, headers: &HeaderMap) -> Result<Person, Response> {
-    if !headers.contains_key(header::USER_AGENT) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
-        )
-            .into_response());
-    }
-    bearer(shared, headers, &HashMap::new()).ok_or_else(|| {
-        unauthorized(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}))
-    })
+/// Why GitHub's API refuses a request.
+enum GithubRefusal {
+    /// GitHub refuses requests without a User-Agent; so does the stand-in.
+    NoUserAgent,
+    /// No or an unknown access token.
+    BadCredentials,
 }
 
-async fn github_user(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let person = match github_person(&shared, &headers) {
-        Ok(person) => person,
-        Err(response) => return response,
-    };
+impl IntoResponse for GithubRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            GithubRefusal::NoUserAgent => (
+                StatusCode::FORBIDDEN,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            )
+                .into_response(),
+            GithubRefusal::BadCredentials => unauthorized(
+                json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}),
+            ),
+        }
+    }
+}
+
+fn github_person(shared: &Shared, headers: &HeaderMap) -> Result<Person, GithubRefusal> {
+    if !headers.contains_key(header::USER_AGENT) {
+        return Err(GithubRefusal::NoUserAgent);
+    }
+    bearer(shared, headers, &HashMap::new()).ok_or(GithubRefusal::BadCredentials)
+}
+
+async fn github_user(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GithubRefusal> {
+    let person = github_person(&shared, &headers)?;
     let id: u64 = person.id.parse().unwrap_or_default();
-    Json(json!({
+    Ok(Json(json!({
         "login": person.login, "id": id, "node_id": "MDQ6VXNlcjE=",
         "avatar_url": "https://example.com/avatar.png",
         "html_url": format!("https://github.com/{}", person.login),
         "type": "User", "site_admin": false, "name": person.name,
         // The public address; most people keep it private.
         "email": null,
-    }))
-    .into_response()
+    })))
 }
 
-async fn github_emails(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let person = match github_person(&shared, &headers) {
-        Ok(person) => person,
-        Err(response) => return response,
-    };
+async fn github_emails(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GithubRefusal> {
+    let person = github_person(&shared, &headers)?;
     if lock(&shared.config).0.without_email {
-        return Json(json!([])).into_response();
+        return Ok(Json(json!([])));
     }
-    Json(json!([
+    Ok(Json(json!([
         {"email": person.email, "primary": true, "verified": person.email_verified, "visibility": "private"},
         // A verified secondary address, which must not count in place of the primary one.
         {"email": format!("old-{}", person.email), "primary": false, "verified": true, "visibility": null},
-    ]))
-    .into_response()
+    ])))
 }
 
 async fn facebook_me(
