@@ -11,6 +11,7 @@ use oauth2::AccessToken;
 use openidconnect::url::Url;
 use serde::Deserialize;
 
+use crate::identity::text;
 use crate::oauth::get_json;
 use crate::{Error, Identity, Result};
 
@@ -56,13 +57,7 @@ pub(crate) async fn identity(
         .into_iter()
         .find(|e| e.primary && e.verified)
         .map(|e| e.email);
-    let text = |key: &str| {
-        user.get(key)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let (username, name) = (text("login"), text("name"));
+    let (username, name) = (text(&user, "login"), text(&user, "name"));
     if let Some(object) = user.as_object_mut() {
         object.insert("emails".into(), emails);
     }
