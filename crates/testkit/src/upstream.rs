@@ -101,7 +101,8 @@ pub struct Knobs {
     /// A flaw in the next `id_token`s (Google only).
     pub id_token: IdTokenFlaw,
     /// The profile has no email (Facebook without the `email` permission; Google without the
-    /// `email` scope; GitHub with no addresses).
+    /// `email` scope; GitHub answers `/user/emails` with 403, as for an app without the email
+    /// permission).
     pub without_email: bool,
 }
 
@@ -617,6 +618,8 @@ enum GithubRefusal {
     NoUserAgent,
     /// No or an unknown access token.
     BadCredentials,
+    /// The token may not read email addresses (a GitHub App without the email permission).
+    NoEmailAccess,
 }
 
 impl IntoResponse for GithubRefusal {
@@ -625,6 +628,11 @@ impl IntoResponse for GithubRefusal {
             GithubRefusal::NoUserAgent => (
                 StatusCode::FORBIDDEN,
                 "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            )
+                .into_response(),
+            GithubRefusal::NoEmailAccess => (
+                StatusCode::FORBIDDEN,
+                Json(json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/emails", "status": "403"})),
             )
                 .into_response(),
             GithubRefusal::BadCredentials => unauthorized(
@@ -663,7 +671,7 @@ async fn github_emails(
 ) -> Result<Json<Value>, GithubRefusal> {
     let person = github_person(&shared, &headers)?;
     if lock(&shared.config).0.without_email {
-        return Ok(Json(json!([])));
+        return Err(GithubRefusal::NoEmailAccess);
     }
     Ok(Json(json!([
         {"email": person.email, "primary": true, "verified": person.email_verified, "visibility": "private"},

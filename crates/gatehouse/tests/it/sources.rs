@@ -186,6 +186,18 @@ async fn an_unverified_github_primary_email_counts_as_no_email_and_never_links(
 }
 
 #[tokio::test]
+async fn github_without_access_to_the_email_list_signs_in_without_email() -> anyhow::Result<()> {
+    let (upstream, login) = started(Service::Github, Person::default()).await?;
+    upstream.set(|knobs, _| knobs.without_email = true);
+    let identity = login.finish().await?;
+    assert_eq!(identity.id, "583231");
+    assert_eq!(identity.email, None);
+    let why = identity.attributes["emails"].as_str().unwrap_or_default();
+    assert!(why.contains("403"), "{why}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn facebook_login_reads_the_graph_profile() -> anyhow::Result<()> {
     let (upstream, login) = started(Service::Facebook, Person::default()).await?;
     let asked = upstream.last_authorization().unwrap_or_default();
