@@ -32,3 +32,13 @@ impl Identity {
         self.email.as_deref().filter(|_| self.email_verified)
     }
 }
+
+/// A non-empty string field of an upstream's JSON profile or claims, the one way every source
+/// reads them.
+pub(crate) fn text(profile: &serde_json::Value, key: &str) -> Option<String> {
+    profile
+        .get(key)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}

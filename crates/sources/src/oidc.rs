@@ -21,6 +21,7 @@ use openidconnect::{
 
 use gatehouse_core::kinds::SourceProviderType;
 
+use crate::identity::text;
 use crate::oauth::token_error;
 use crate::settings::OidcEndpoints;
 use crate::{Error, Identity, PendingLogin, Result, SourceSettings};
@@ -193,30 +194,23 @@ pub(crate) async fn finish(
             Err(_) => None,
         };
     // Userinfo is the fuller, fresher source; the id_token's claims fill what it leaves out.
-    let mut merged =
+    // An email and its `email_verified` always come from the same document.
+    let from_token =
         serde_json::to_value(claims).map_err(|e| Error::upstream("read your profile", e))?;
-    if let (Some(into), Some(serde_json::Value::Object(fresh))) = (
-        merged.as_object_mut(),
-        userinfo
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .ok()
-            .flatten(),
-    ) {
+    let from_userinfo = match &userinfo {
+        Some(u) => serde_json::to_value(u).map_err(|e| Error::upstream("read your profile", e))?,
+        None => serde_json::Value::Null,
+    };
+    let (email, email_verified) = email_of(&from_userinfo)
+        .or_else(|| email_of(&from_token))
+        .map_or((None, false), |(email, verified)| (Some(email), verified));
+    let mut merged = from_token;
+    if let (Some(into), serde_json::Value::Object(fresh)) = (merged.as_object_mut(), from_userinfo)
+    {
         into.extend(fresh);
     }
-    let text = |key: &str| {
-        merged
-            .get(key)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let email = text("email");
-    let email_verified = email.is_some() && merged.get("email_verified") == Some(&true.into());
-    let username = text("nickname")
-        .or_else(|| text("preferred_username"))
+    let username = text(&merged, "nickname")
+        .or_else(|| text(&merged, "preferred_username"))
         // Google gives neither; its email address is the username, as Authentik used it.
         .or_else(|| {
             (source.provider_type == SourceProviderType::Google)
@@ -226,9 +220,15 @@ pub(crate) async fn finish(
     Ok(Identity {
         id: claims.subject().to_string(),
         username,
-        name: text("name"),
+        name: text(&merged, "name"),
         email,
         email_verified,
         attributes: merged,
     })
+}
+
+/// The `email` claim with whether the same document marks it verified (absent: not verified).
+fn email_of(claims: &serde_json::Value) -> Option<(String, bool)> {
+    let verified = claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
+    text(claims, "email").map(|email| (email, verified))
 }
