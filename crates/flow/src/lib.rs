@@ -25,7 +25,9 @@ pub use run::Engine;
 pub use stages::password::BAD_CREDENTIALS;
 pub use stages::totp::{totp_for, BAD_CODE};
 pub use state::{
-    AppContext, Challenge, FlowRun, Outcome, PlannedStage, PromptField, RequestInfo, Response,
+    AppContext, Challenge, FlowRun, InvitationContext, Outcome, PasskeyEnrollment,
+    PendingSourceLogin, PlannedStage, PromptField, RequestInfo, Response, SourceButton,
+    SourceIdentity,
 };
 
 /// What went wrong in the engine, apart from the user-facing outcomes of a flow.

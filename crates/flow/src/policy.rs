@@ -36,6 +36,9 @@ pub struct Context<'a> {
     pub request: &'a RequestInfo,
     /// The flow being run, if any.
     pub flow: Option<&'a str>,
+    /// The invitation the flow was opened with (`name`, `fixed_data`), if any: expressions
+    /// read it as `context.invitation`.
+    pub invitation: Option<&'a Value>,
 }
 
 /// One binding's result with the reason, for `gatehouse flow explain`.
@@ -165,7 +168,16 @@ pub async fn evaluate_policy(
                 "method": ctx.request.method, "user_agent": ctx.request.user_agent,
             });
             let flow = json!({"slug": ctx.flow.unwrap_or_default()});
-            let context = json!({"identifier": ctx.identifier.unwrap_or_default()});
+            // Always present, so `has(context.invitation.fixed_data.group)` is false rather
+            // than an error when the flow was opened without an invitation.
+            let invitation = ctx
+                .invitation
+                .cloned()
+                .unwrap_or_else(|| json!({"fixed_data": {}}));
+            let context = json!({
+                "identifier": ctx.identifier.unwrap_or_default(),
+                "invitation": invitation,
+            });
             let outcome = tokio::time::timeout(
                 timeout,
                 tokio::task::spawn_blocking(move || {

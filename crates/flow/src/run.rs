@@ -13,8 +13,10 @@ use gatehouse_store::flows::{self, Flow};
 use gatehouse_store::{sessions, sql, users, Conn};
 
 use crate::policy::{self, Context, Verdict};
-use crate::stages::{self, identification, Entry, Step, Visit};
-use crate::state::{AppContext, FlowRun, Outcome, PlannedStage, RequestInfo, Response};
+use crate::stages::{self, identification, invitation, Entry, Step, Visit};
+use crate::state::{
+    AppContext, FlowRun, Outcome, PlannedStage, RequestInfo, Response, SourceIdentity,
+};
 use crate::throttle::Throttle;
 use crate::Result;
 
@@ -89,6 +91,7 @@ impl Engine {
             identifier: None,
             request: req,
             flow: Some(&flow.fields.slug),
+            invitation: None,
         };
         if let (Verdict::Fail(message), _) =
             policy::evaluate_target(conn, flow.uuid, flow.fields.policy_engine_mode, ctx).await?
@@ -124,6 +127,12 @@ impl Engine {
             application,
             remember_me: false,
             prompt_data: serde_json::Map::new(),
+            itoken: None,
+            invitation: None,
+            source: None,
+            source_login: None,
+            link_for: None,
+            passkey_enrollment: None,
         }))
     }
 
@@ -137,15 +146,23 @@ impl Engine {
         let mut logged_in: Option<(String, Option<i64>)> = None;
         let mut logged_out = false;
         while let Some(stage) = run.stages.get(run.index).cloned() {
+            if let Err(message) = invitation::recheck(conn, run).await? {
+                return Ok(Outcome::Denied { message });
+            }
             let pending = match run.pending_user {
                 Some(id) => Some(users::get(conn, id).await?),
                 None => None,
             };
+            let invitation = run
+                .invitation
+                .as_ref()
+                .map(|i| serde_json::json!({"name": i.name, "fixed_data": i.fixed_data}));
             let ctx = Context {
                 user: pending.as_ref(),
                 identifier: run.identifier.as_deref(),
                 request: req,
                 flow: Some(&run.slug),
+                invitation: invitation.as_ref(),
             };
             let (verdict, _) =
                 policy::evaluate_target(conn, stage.binding, PolicyEngineMode::All, ctx).await?;
@@ -207,6 +224,9 @@ impl Engine {
         let Some(stage) = run.stages.get(run.index).cloned() else {
             return self.advance(conn, run, req).await;
         };
+        if let Err(message) = invitation::recheck(conn, run).await? {
+            return Ok(Outcome::Denied { message });
+        }
         let visit = Visit {
             engine: self,
             conn,
@@ -248,6 +268,78 @@ impl Engine {
         };
         let step = identification::passkey(visit, user).await?;
         self.take(conn, run, req, step).await
+    }
+
+    /// A login source's callback identified the visitor (see
+    /// [`identification::source`]): the run moves past its identification stage, or, when the
+    /// run was started for the callback, reaches it and passes it.
+    pub async fn source_identified(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        identity: SourceIdentity,
+        user: Option<&users::User>,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        let at = run
+            .stages
+            .iter()
+            .skip(run.index)
+            .position(|s| s.kind == StageKind::Identification)
+            .map(|offset| run.index + offset);
+        let Some(index) = at else {
+            return Ok(Outcome::Denied {
+                message: "This page does not take a sign-in through a login source.".into(),
+            });
+        };
+        if index != run.index
+            && !run.stages[run.index..index]
+                .iter()
+                .all(|s| s.kind == StageKind::Invitation)
+        {
+            return Ok(Outcome::Denied {
+                message: "A login source can only be used on the first page of the login.".into(),
+            });
+        }
+        // The stages before it (an invitation) run first, as for any visitor.
+        if index != run.index {
+            if let Outcome::Denied { message } = self.advance(conn, run, req).await? {
+                return Ok(Outcome::Denied { message });
+            }
+        }
+        let stage = run.stages[index].clone();
+        let visit = Visit {
+            engine: self,
+            conn,
+            run,
+            stage: &stage,
+            req,
+        };
+        let step = identification::source(visit, identity, user).await?;
+        run.index = index;
+        self.take(conn, run, req, step).await
+    }
+
+    /// The browser made the passkey of a passkey-only sign-up: the run keeps it, and the
+    /// user_write stage stores it with the new account.
+    pub async fn passkey_enrolled(
+        &self,
+        conn: &mut Conn,
+        run: &mut FlowRun,
+        credential_id: String,
+        credential: String,
+        req: &RequestInfo,
+    ) -> Result<Outcome> {
+        match &mut run.passkey_enrollment {
+            Some(enrollment) => {
+                enrollment.credential_id = Some(credential_id);
+                enrollment.credential = Some(credential);
+                self.advance(conn, run, req).await
+            }
+            None => Ok(Outcome::Denied {
+                message: "This sign-up did not ask for a passkey; start again.".into(),
+            }),
+        }
     }
 
     /// Acts on a stage's answer to a response: on to the next stage, or what to show.

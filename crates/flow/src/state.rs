@@ -89,18 +89,110 @@ pub struct FlowRun {
     /// Whether the visitor ticked "remember me".
     #[serde(default)]
     pub remember_me: bool,
-    /// Values entered at prompt stages (a password only as its argon2 hash, `password_hash`).
+    /// Values entered at prompt stages (a password only as its argon2 hash, `password_hash`),
+    /// and an invitation's fixed data.
     #[serde(default)]
     pub prompt_data: serde_json::Map<String, Value>,
+    /// The `?itoken=` the flow was opened with, for the invitation stage.
+    #[serde(default)]
+    pub itoken: Option<String>,
+    /// The invitation the invitation stage accepted; checked again before every later stage.
+    #[serde(default)]
+    pub invitation: Option<InvitationContext>,
+    /// Who a login source says the visitor is (pre-fills prompts, linked at user_write).
+    #[serde(default)]
+    pub source: Option<SourceIdentity>,
+    /// A login through a source in progress: what its callback must match, used once.
+    #[serde(default)]
+    pub source_login: Option<PendingSourceLogin>,
+    /// Set when a signed-in user connects another login source from the user page.
+    #[serde(default)]
+    pub link_for: Option<i64>,
+    /// Sign-up with a passkey alone: the new user's id, and the credential once made.
+    #[serde(default)]
+    pub passkey_enrollment: Option<PasskeyEnrollment>,
+}
+
+/// The invitation a run was opened with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationContext {
+    /// Its id (the `itoken`).
+    pub uuid: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Data applied at enrollment, e.g. `{"group": "Headscale Users"}`.
+    pub fixed_data: Value,
+    /// Set once this run's new user took it (user_write): later stages no longer check it.
+    #[serde(default)]
+    pub claimed: bool,
+}
+
+/// A person as a login source identified them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// The source.
+    pub source: Uuid,
+    /// Its slug.
+    pub slug: String,
+    /// Its display name.
+    pub source_name: String,
+    /// The stable id at the source.
+    pub identifier: String,
+    /// Username there, if any.
+    pub username: Option<String>,
+    /// Email there, if any.
+    pub email: Option<String>,
+    /// Whether the source verified that email.
+    pub email_verified: bool,
+    /// Display name there, if any.
+    pub name: Option<String>,
+}
+
+/// A login through a source between its start and its callback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingSourceLogin {
+    /// The source's slug: the callback must be this source's.
+    pub slug: String,
+    /// The protocol's kept values (state, nonce, PKCE verifier), opaque to the engine.
+    pub pending: Value,
+}
+
+/// A sign-up with a passkey alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyEnrollment {
+    /// The new user's UUID, chosen before the account exists: the passkey's user handle.
+    pub user: Uuid,
+    /// The registered credential's id (base64url), once the browser made it.
+    pub credential_id: Option<String>,
+    /// The registered credential (webauthn-rs JSON), once the browser made it.
+    pub credential: Option<String>,
+}
+
+/// A login source's button on the identification page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceButton {
+    /// The source's slug (`/source/oauth/login/<slug>/`).
+    pub slug: String,
+    /// Its label.
+    pub name: String,
 }
 
 /// What the visitor is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    /// Username or email.
+    /// Username or email, login sources, a passkey.
     Identification {
         /// What was typed before (after an error).
         identifier: String,
+        /// Whether to ask for a username or email at all (a social/passkey-only sign-up asks
+        /// for neither).
+        user_fields: bool,
+        /// The login sources offered.
+        sources: Vec<SourceButton>,
+        /// A sign-up (enrollment) rather than a login: the passkey button makes a new passkey.
+        enrollment: bool,
+        /// Whether to offer a passkey.
+        passkey: bool,
     },
     /// Password for the identified user.
     Password {
@@ -116,6 +208,13 @@ pub enum Challenge {
     },
     /// A TOTP code.
     Totp,
+    /// Create the passkey the new account will sign in with.
+    PasskeyEnrollment {
+        /// The new user's name, shown by the authenticator.
+        name: String,
+        /// Their username.
+        username: String,
+    },
     /// Consent to share data with an application.
     Consent {
         /// The application's name.
@@ -141,6 +240,10 @@ pub struct PromptField {
     /// Value to show (filled in by the engine, never from settings for passwords).
     #[serde(default)]
     pub value: String,
+    /// Where the initial value comes from when nothing was entered yet: `source.name`,
+    /// `source.email`, `source.username` (a login source's identity).
+    #[serde(default, skip_serializing)]
+    pub initial_from: Option<String>,
 }
 
 fn text_type() -> String {

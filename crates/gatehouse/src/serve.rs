@@ -96,7 +96,8 @@ pub async fn run(
             outpost_grace: settings.outpost_grace.to_std().unwrap_or_default(),
             break_glass: settings.outpost_break_glass.clone(),
         },
-    );
+    )
+    .context("setting up the login sources' HTTP client")?;
     // Signing keys load (and on first start, are made) in the background: RSA key generation
     // must not delay readiness, and a token request arriving first simply waits for it.
     let keys = (state.keys.clone(), store.clone());

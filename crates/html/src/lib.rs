@@ -37,6 +37,8 @@ input:focus{outline:3px solid #93c5fd;outline-offset:1px}
 button{margin-top:1.2rem;width:100%;padding:.75rem;border:0;border-radius:9px;background:var(--accent);color:var(--accent-fg);font-size:1rem;font-weight:600;cursor:pointer}
 label.check{font-weight:400;display:flex;gap:.5rem;align-items:center}
 button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
+a.button{display:block;box-sizing:border-box;margin-top:.8rem;width:100%;padding:.75rem;border-radius:9px;text-align:center;font-weight:600;text-decoration:none}
+a.button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
 button.link{background:none;color:var(--accent);width:auto;padding:0;margin:0;font-weight:500}
 .error{color:var(--err);margin:.6rem 0}
 .muted{color:var(--muted);font-size:.92rem}

@@ -2,7 +2,7 @@
 //!
 //! Rows are kept after use and after revocation, so a link can be told apart as used, expired
 //! or revoked, and `invite list` can say who used which. A single-use invitation is consumed by
-//! [`consume`] in the transaction that creates the user (SPEC L1), never when the link is opened.
+//! [`claim`] in the transaction that creates the user (SPEC L1), never when the link is opened.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -167,36 +167,27 @@ pub async fn find(conn: &mut AnyConnection, uuid: Uuid) -> Result<Option<Invitat
     sql::find(conn, Invitation::KEY, uuid.into()).await
 }
 
-/// Records that `user` enrolled with invitation `uuid`, in the caller's transaction. For a
-/// single-use invitation this ends it, and only one enrollment can: `false` means another one
-/// consumed (or an administrator revoked) it first, and the caller must roll back.
-pub async fn consume(
+/// Takes invitation `invitation` for one enrollment, in the caller's transaction, before the
+/// user is written. A single-use invitation ends here, and only one enrollment can take it:
+/// `false` means another one did (or an administrator revoked it) first.
+pub async fn claim(conn: &mut AnyConnection, invitation: &Invitation) -> Result<bool> {
+    let sql = if invitation.fields.single_use {
+        "UPDATE invitations SET ended = TRUE WHERE uuid = $1 AND ended = FALSE"
+    } else {
+        // Touching the row also makes a racing revocation wait for this enrollment.
+        "UPDATE invitations SET ended = ended WHERE uuid = $1 AND revoked IS NULL"
+    };
+    Ok(sql::execute(conn, sql, vec![invitation.uuid.into()]).await? == 1)
+}
+
+/// Records that `user` (`username`) enrolled with `invitation`, in the transaction that
+/// created them.
+pub async fn record_use(
     conn: &mut AnyConnection,
     invitation: &Invitation,
     user: i64,
     username: &str,
-) -> Result<bool> {
-    if invitation.fields.single_use {
-        let won = sql::execute(
-            conn,
-            "UPDATE invitations SET ended = TRUE WHERE uuid = $1 AND ended = FALSE",
-            vec![invitation.uuid.into()],
-        )
-        .await?;
-        if won == 0 {
-            return Ok(false);
-        }
-    } else {
-        let live = sql::fetch_optional(
-            conn,
-            "SELECT uuid FROM invitations WHERE uuid = $1 AND revoked IS NULL",
-            vec![invitation.uuid.into()],
-        )
-        .await?;
-        if live.is_none() {
-            return Ok(false);
-        }
-    }
+) -> Result<()> {
     sql::insert(
         conn,
         "invitation_uses",
@@ -209,7 +200,7 @@ pub async fn consume(
         None,
     )
     .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Who enrolled with invitation `uuid`, oldest first.

@@ -67,6 +67,8 @@ pub struct AppState {
     pub keys: Arc<oidc::Keyring>,
     /// OAuth2 clients recently authenticated.
     pub oidc_clients: Arc<oidc::Clients>,
+    /// The login sources' OAuth2/OIDC client (one connection pool for every source).
+    pub source_client: Arc<gatehouse_sources::SourceClient>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Settings.
@@ -76,8 +78,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `store` with `settings`, not yet marked started.
-    pub fn new(store: Store, settings: Settings) -> AppState {
+    /// State for `store` with `settings`, not yet marked started. Fails only when the HTTP client
+    /// of the login sources cannot be set up (no TLS backend).
+    pub fn new(store: Store, settings: Settings) -> Result<AppState, gatehouse_sources::Error> {
+        let source_client = Arc::new(gatehouse_sources::SourceClient::new()?);
         let metrics = metrics::Metrics::new(store.backend().as_str());
         let keys = Arc::<oidc::Keyring>::default();
         let changes = Arc::new(changes::Changes::new(store.clone()));
@@ -97,7 +101,7 @@ impl AppState {
             },
             metrics.outpost.clone(),
         );
-        AppState {
+        Ok(AppState {
             metrics,
             store,
             engine: Arc::new(gatehouse_flow::Engine {
@@ -109,9 +113,10 @@ impl AppState {
             changes,
             keys,
             oidc_clients: Arc::default(),
+            source_client,
             settings: Arc::new(settings),
             started: Arc::new(AtomicBool::new(false)),
-        }
+        })
     }
 
     /// After a write that may change a forward-auth answer: the embedded outpost forgets its
@@ -162,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(pages::setup::router())
         .merge(pages::flow::router())
+        .merge(pages::source::router())
         .merge(pages::user::router())
         .merge(oidc::router())
         .merge(gatehouse_outpost::router().with_state(state.outpost.clone()))

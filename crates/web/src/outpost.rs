@@ -265,6 +265,7 @@ impl Sessions {
                     identifier: None,
                     request: &request,
                     flow: None,
+                    invitation: None,
                 };
                 match policy::evaluate_target(conn, app.uuid, app.fields.policy_engine_mode, ctx)
                     .await

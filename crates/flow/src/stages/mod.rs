@@ -8,7 +8,9 @@
 //! [`for_kind`].
 //!
 //! # Layout
-//! - [`identification`]: username or email (and the passkey shortcut), picks the pending user.
+//! - [`identification`]: username or email, login-source buttons and the passkey shortcut;
+//!   picks the pending user (or, in a sign-up, how the new person identifies).
+//! - [`invitation`]: validates `?itoken=` and puts the invitation's fixed data in the context.
 //! - [`password`]: checks the pending user's password, throttled.
 //! - [`totp`]: a TOTP or recovery code, skipped without a device or after a passkey.
 //! - [`prompt`]: fields to fill in (enrollment, profile); passwords kept only as hashes.
@@ -22,6 +24,7 @@
 pub(crate) mod consent;
 pub(crate) mod deny;
 pub(crate) mod identification;
+pub(crate) mod invitation;
 pub(crate) mod password;
 pub(crate) mod prompt;
 pub(crate) mod totp;
@@ -152,7 +155,8 @@ pub(crate) fn for_kind(kind: StageKind) -> &'static dyn Stage {
         StageKind::UserLogout => &user_logout::UserLogout,
         StageKind::Consent => &consent::Consent,
         StageKind::Deny => &deny::Deny,
-        StageKind::Webauthn | StageKind::Invitation => &unsupported::Unsupported,
+        StageKind::Invitation => &invitation::Invitation,
+        StageKind::Webauthn => &unsupported::Unsupported,
     }
 }
 

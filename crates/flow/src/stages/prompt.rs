@@ -1,7 +1,8 @@
 //! The prompt stage: fields to fill in (enrollment, profile), checked by kind (email,
 //! username, text, password with its repeat). What was entered goes into the run's prompt data
 //! for the user_write stage; a password only as its argon2 hash (`password_hash`), and it is
-//! never shown again. A prompt without fields is passed.
+//! never shown again. A prompt without fields is passed. A field's `initial_from`
+//! (`source.name`, `source.email`, `source.username`) pre-fills it from a login source.
 
 use async_trait::async_trait;
 use gatehouse_core::secret;
@@ -110,7 +111,21 @@ pub(crate) fn fields(stage: &PlannedStage, run: &FlowRun) -> Vec<PromptField> {
             .and_then(Value::as_str)
         {
             field.value = v.to_owned();
+        } else if let Some(v) = initial(field.initial_from.as_deref(), run) {
+            field.value = v;
         }
     }
     fields
+}
+
+/// A field's initial value from a login source's identity (`initial_from: source.name`), so a
+/// person signing up through Google finds their name and email filled in.
+fn initial(from: Option<&str>, run: &FlowRun) -> Option<String> {
+    let source = run.source.as_ref()?;
+    match from? {
+        "source.name" => source.name.clone(),
+        "source.email" => source.email.clone(),
+        "source.username" => source.username.clone(),
+        _ => None,
+    }
 }

@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod cli;
 mod declarative;
+mod enrollment;
 mod flows;
 mod oidc;
 mod outpost;

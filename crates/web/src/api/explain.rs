@@ -80,6 +80,7 @@ async fn explain(
         identifier: user.as_ref().map(|u| u.fields.username.as_str()),
         request: &req,
         flow: Some(&slug),
+        invitation: None,
     };
     let internal = |e: gatehouse_flow::Error| ApiError::Internal(e.to_string());
     let anonymous = Context {

@@ -24,7 +24,7 @@ mod schema;
 pub(crate) mod scope_mappings;
 mod sessions;
 mod source_connections;
-mod sources;
+pub(crate) mod sources;
 mod tokens;
 pub(crate) mod users;
 mod validate;

@@ -284,6 +284,7 @@ async fn handle(
         identifier: None,
         request: &req,
         flow: None,
+        invitation: None,
     };
     let (verdict, _) =
         policy::evaluate_target(&mut conn, app.uuid, app.fields.policy_engine_mode, ctx)

@@ -35,6 +35,14 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(super::passkey::login_finish),
         )
         .route(
+            "/if/flow/{slug}/passkey/enroll/begin",
+            axum::routing::post(super::passkey::enroll_begin),
+        )
+        .route(
+            "/if/flow/{slug}/passkey/enroll/finish",
+            axum::routing::post(super::passkey::enroll_finish),
+        )
+        .route(
             "/",
             get(|| async { (StatusCode::FOUND, [(LOCATION, "/if/user/")]) }),
         )
@@ -163,8 +171,9 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             .map(|(_, v)| v.as_str())
     };
     let cookie_key = read_cookie(&headers, FLOW_COOKIE).map(str::to_owned);
-    // A new `next` on a GET starts over, so a stale run never sends the visitor elsewhere.
-    let restart = form.is_none() && param("next").is_some();
+    // A new `next` or invitation on a GET starts over, so a stale run never sends the visitor
+    // elsewhere or keeps an earlier invitation.
+    let restart = form.is_none() && (param("next").is_some() || param("itoken").is_some());
     let existing = if restart {
         None
     } else {
@@ -208,7 +217,10 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 .await
                 .map_err(flow_error)?;
             match started {
-                Ok(r) => (r, secret::new_token()),
+                Ok(mut r) => {
+                    r.itoken = param("itoken").map(|t| t.chars().take(64).collect());
+                    (r, secret::new_token())
+                }
                 Err(message) => {
                     return Ok(error_page(
                         StatusCode::FORBIDDEN,
@@ -282,6 +294,10 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 Outcome::Show { challenge, .. } => challenge,
                 _ => Challenge::Identification {
                     identifier: String::new(),
+                    user_fields: true,
+                    sources: Vec::new(),
+                    enrollment: false,
+                    passkey: false,
                 },
             };
             save(&mut tx, &state, &key, &flow_run).await?;
@@ -293,12 +309,44 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             );
             page(StatusCode::BAD_REQUEST, &flow_run.title, &body)
         }
+        other => conclude(&mut tx, &state, &key, &flow_run, other).await?,
+    };
+    gatehouse_store::commit(tx).await?;
+    if logged_out {
+        // The session's outpost sessions ended with it (cascade): outposts must not answer
+        // from their caches.
+        state.changed();
+    }
+    Ok(response)
+}
+
+/// What the browser gets for an outcome that does not show the run's page in place: a redirect
+/// with the cookies the outcome sets, or the refusal page. A page to show (after a login
+/// source's callback, which is not the flow's address) saves the run and sends the browser back
+/// to the flow page, which shows it.
+pub(super) async fn conclude(
+    tx: &mut Conn,
+    state: &AppState,
+    key: &str,
+    run: &FlowRun,
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
+    let secure = session::secure(state);
+    Ok(match outcome {
+        Outcome::Show { .. } | Outcome::Invalid { .. } => {
+            save(tx, state, key, run).await?;
+            let mut response = redirect_to(&format!("/if/flow/{}/", run.slug));
+            response
+                .headers_mut()
+                .append(SET_COOKIE, set_cookie(FLOW_COOKIE, key, None, secure));
+            response
+        }
         Outcome::LoggedIn {
             session_key,
             max_age,
             redirect,
         } => {
-            flow_states::delete(&mut tx, &key).await?;
+            flow_states::delete(tx, key).await?;
             let mut response = redirect_to(&redirect);
             let headers = response.headers_mut();
             headers.append(
@@ -309,7 +357,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             response
         }
         Outcome::LoggedOut { redirect } => {
-            flow_states::delete(&mut tx, &key).await?;
+            flow_states::delete(tx, key).await?;
             let mut response = redirect_to(&redirect);
             response
                 .headers_mut()
@@ -320,7 +368,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             response
         }
         Outcome::Finished { redirect } => {
-            flow_states::delete(&mut tx, &key).await?;
+            flow_states::delete(tx, key).await?;
             let mut response = redirect_to(&redirect);
             response
                 .headers_mut()
@@ -328,26 +376,22 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             response
         }
         Outcome::Denied { message } => {
-            flow_states::delete(&mut tx, &key).await?;
+            flow_states::delete(tx, key).await?;
             let mut response = error_page(
                 StatusCode::FORBIDDEN,
                 "Access denied",
                 &message,
-                &format!("<a href=\"/if/flow/{}/\">Start again</a>", escape(&slug)),
+                &format!(
+                    "<a href=\"/if/flow/{}/\">Start again</a>",
+                    escape(&run.slug)
+                ),
             );
             response
                 .headers_mut()
                 .append(SET_COOKIE, clear_cookie(FLOW_COOKIE, secure));
             response
         }
-    };
-    gatehouse_store::commit(tx).await?;
-    if logged_out {
-        // The session's outpost sessions ended with it (cascade): outposts must not answer
-        // from their caches.
-        state.changed();
-    }
-    Ok(response)
+    })
 }
 
 pub(super) async fn save(
@@ -392,14 +436,23 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: boo
     );
     let action = format!("/if/flow/{}/", escape(&run.slug));
     let (heading, fields, button) = match challenge {
-        Challenge::Identification { identifier } => (
+        Challenge::Identification {
+            identifier,
+            user_fields,
+            ..
+        } => (
             escape(&run.title),
-            format!(
-                "<label for=uid_field>Username or email</label>\
-                 <input id=uid_field name=uid_field type=text autocomplete=username autofocus required maxlength=254 value=\"{}\">",
-                escape(identifier)
-            ),
-            "Continue",
+            if *user_fields {
+                format!(
+                    "<label for=uid_field>Username or email</label>\
+                     <input id=uid_field name=uid_field type=text autocomplete=username autofocus required maxlength=254 value=\"{}\">",
+                    escape(identifier)
+                )
+            } else {
+                String::new()
+            },
+            // A social/passkey-only sign-up has no field to submit: its buttons are the way on.
+            if *user_fields { "Continue" } else { "" },
         ),
         Challenge::Password { identifier, remember_me } => (
             "Enter your password".to_owned(),
@@ -448,6 +501,15 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: boo
             ),
             "Allow",
         ),
+        Challenge::PasskeyEnrollment { name, .. } => (
+            "Create your passkey".to_owned(),
+            format!(
+                "<p>Your account, <strong>{}</strong>, signs in with a passkey: this device (or your \
+                 phone or security key) keeps it, and no password is needed.</p>",
+                escape(name)
+            ),
+            "",
+        ),
         Challenge::Totp => (
             "Enter your code".to_owned(),
             "<p class=muted>Open your authenticator app and enter the 6-digit code, or one of your recovery codes.</p>\
@@ -457,9 +519,45 @@ fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: boo
             "Verify",
         ),
     };
-    let passkey = match challenge {
-        Challenge::Identification { .. } if passkeys => super::passkey::login_button(&run.csrf),
+    let extra = match challenge {
+        Challenge::Identification {
+            sources,
+            enrollment,
+            passkey,
+            ..
+        } => {
+            let verb = if *enrollment { "Sign up" } else { "Log in" };
+            let buttons: String = sources
+                .iter()
+                .map(|b| {
+                    format!(
+                        "<a class=\"button secondary\" id=\"source-{slug}\" href=\"/source/oauth/login/{slug}/\">{verb} with {name}</a>",
+                        slug = escape(&b.slug),
+                        name = escape(&b.name),
+                    )
+                })
+                .collect();
+            let passkey = match (*passkey && passkeys, *enrollment) {
+                (true, true) => format!(
+                    "<form method=post action=\"{action}\">{csrf}<button id=passkey-enroll class=secondary type=submit name=action value=passkey>Sign up with a passkey</button></form>"
+                ),
+                (true, false) => super::passkey::login_button(&run.csrf),
+                (false, _) => String::new(),
+            };
+            format!("<div class=sources>{buttons}</div>{passkey}")
+        }
+        Challenge::PasskeyEnrollment { .. } => super::passkey::enroll_button(&run.csrf),
         _ => String::new(),
     };
-    format!("<h1>{heading}</h1>{errors}<form method=post action=\"{action}\">{csrf}{fields}<button id=submit type=submit>{button}</button></form>{passkey}")
+    let form = if button.is_empty() {
+        String::new()
+    } else {
+        format!("<form method=post action=\"{action}\">{csrf}{fields}<button id=submit type=submit>{button}</button></form>")
+    };
+    let intro = if button.is_empty() {
+        fields
+    } else {
+        String::new()
+    };
+    format!("<h1>{heading}</h1>{errors}{intro}{form}{extra}")
 }

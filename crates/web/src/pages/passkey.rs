@@ -182,30 +182,7 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
             .passkey_login(&mut tx, &mut run, &user, &call.req)
             .await
             .map_err(flow_error)?;
-        let secure = session::secure(&call.state);
-        let response = match outcome {
-            Outcome::LoggedIn {
-                session_key,
-                max_age,
-                redirect,
-            } => {
-                flow_states::delete(&mut tx, &key).await?;
-                let mut r = Json(json!({"location": redirect})).into_response();
-                r.headers_mut().append(
-                    SET_COOKIE,
-                    set_cookie(SESSION_COOKIE, &session_key, max_age, secure),
-                );
-                r
-            }
-            Outcome::Finished { redirect } | Outcome::LoggedOut { redirect } => {
-                Json(json!({"location": redirect})).into_response()
-            }
-            Outcome::Show { .. } | Outcome::Invalid { .. } => {
-                save(&mut tx, &call.state, &key, &run).await?;
-                Json(json!({"location": format!("/if/flow/{}/", call.slug)})).into_response()
-            }
-            Outcome::Denied { message } => fail(StatusCode::FORBIDDEN, message),
-        };
+        let response = answer(&mut tx, &call, &key, &run, outcome).await?;
         gatehouse_store::commit(tx).await?;
         Ok(response)
     }
@@ -215,6 +192,153 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
         fail(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The passkey login could not be completed; try again.",
+        )
+    })
+}
+
+/// Where the page's script sends the browser after a ceremony moved the flow on, with the
+/// cookie a new session needs.
+async fn answer(
+    tx: &mut gatehouse_store::Conn,
+    call: &Call,
+    key: &str,
+    run: &gatehouse_flow::FlowRun,
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
+    let secure = session::secure(&call.state);
+    Ok(match outcome {
+        Outcome::LoggedIn {
+            session_key,
+            max_age,
+            redirect,
+        } => {
+            flow_states::delete(tx, key).await?;
+            let mut r = Json(json!({"location": redirect})).into_response();
+            r.headers_mut().append(
+                SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &session_key, max_age, secure),
+            );
+            r
+        }
+        Outcome::Finished { redirect } | Outcome::LoggedOut { redirect } => {
+            Json(json!({"location": redirect})).into_response()
+        }
+        Outcome::Show { .. } | Outcome::Invalid { .. } => {
+            save(tx, &call.state, key, run).await?;
+            Json(json!({"location": format!("/if/flow/{}/", call.slug)})).into_response()
+        }
+        Outcome::Denied { message } => fail(StatusCode::FORBIDDEN, message),
+    })
+}
+
+/// The "Create your passkey" button of a passkey-only sign-up.
+pub fn enroll_button(csrf: &str) -> String {
+    format!(
+        r#"<button id=passkey-create type=button>Create your passkey</button><p id=passkey-status class=error role=status></p>
+<script>{SCRIPT_HELPERS}
+document.getElementById('passkey-create').addEventListener('click', async () => {{
+  const status = document.getElementById('passkey-status');
+  status.textContent = '';
+  try {{
+    const base = location.pathname;
+    const options = await ghPost(base + 'passkey/enroll/begin', {{csrf: '{csrf}'}});
+    const cred = await navigator.credentials.create({{publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)}});
+    const answer = await ghPost(base + 'passkey/enroll/finish', {{csrf: '{csrf}', credential: cred.toJSON()}});
+    location.href = answer.location;
+  }} catch (e) {{ status.textContent = 'Creating the passkey failed: ' + e.message; }}
+}});
+</script>"#,
+        csrf = escape(csrf)
+    )
+}
+
+/// Starts making the passkey of a passkey-only sign-up: its user handle is the UUID the new
+/// account will have.
+pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
+    let (run, key, _) = match flow_run(&call, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let Some(enrollment) = &run.passkey_enrollment else {
+        return fail(
+            StatusCode::CONFLICT,
+            "This sign-up did not ask for a passkey; reload the page.",
+        );
+    };
+    let text = |k: &str| {
+        run.prompt_data
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let username = Some(text("username"))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| text("email"));
+    let display = Some(text("name"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| username.clone());
+    match call.state.passkeys.start_registration(
+        &secret::token_hash(&key),
+        enrollment.user,
+        &username,
+        &display,
+        Vec::new(),
+    ) {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => fail(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// Keeps the passkey the browser made for a sign-up and moves the flow on (the user_write stage
+/// stores it with the new account).
+pub(super) async fn enroll_finish(call: Call, body: Bytes) -> Response {
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
+    let (mut run, key, _) = match flow_run(&call, &request.csrf).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let passkey = match call
+        .state
+        .passkeys
+        .finish_registration(&secret::token_hash(&key), &request.credential)
+    {
+        Ok(p) => p,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let result: Result<Response, ApiError> = async {
+        let text =
+            serde_json::to_string(&passkey).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut tx = call.state.store.begin().await?;
+        let outcome = call
+            .state
+            .engine
+            .passkey_enrolled(
+                &mut tx,
+                &mut run,
+                credential_key(passkey.cred_id()),
+                text,
+                &call.req,
+            )
+            .await
+            .map_err(flow_error)?;
+        let response = answer(&mut tx, &call, &key, &run, outcome).await?;
+        gatehouse_store::commit(tx).await?;
+        Ok(response)
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "passkey sign-up failed");
+        fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The sign-up could not be completed; try again.",
         )
     })
 }

@@ -88,6 +88,7 @@ pub async fn visible_applications(
             identifier: None,
             request: req,
             flow: None,
+            invitation: None,
         };
         let (verdict, _) =
             policy::evaluate_target(conn, app.uuid, app.fields.policy_engine_mode, ctx)
