@@ -319,7 +319,7 @@ pub enum InviteCommand {
         /// Days until the link expires; without it, it does not expire.
         #[arg(long)]
         days: Option<u32>,
-        /// Enrollment flow slug [default: the only enrollment flow with an invitation stage].
+        /// Enrollment flow slug [default: none, so any enrollment flow with an invitation stage accepts it].
         #[arg(long)]
         flow: Option<String>,
         /// Allow several people to use the link.
@@ -329,7 +329,7 @@ pub enum InviteCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List pending invitations.
+    /// List invitations: pending, used (by whom, when), expired and revoked.
     List {
         /// How to reach the server.
         #[command(flatten)]

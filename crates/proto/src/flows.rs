@@ -188,12 +188,28 @@ pub struct Invitation {
     pub created_by: PartialUser,
     /// Consumed when enrollment completes.
     pub single_use: bool,
-    /// The flow it is for.
+    /// The flow it is for; null: any enrollment flow with an invitation stage accepts it.
     pub flow: Option<Uuid>,
-    /// The flow, expanded.
-    pub flow_obj: Flow,
-    /// The enrollment link (Gatehouse extension).
+    /// The flow the link opens, expanded: the named one, else the first enrollment flow
+    /// with an invitation stage (null while no such flow exists).
+    pub flow_obj: Option<Flow>,
+    /// The enrollment link (Gatehouse extension); empty while no flow can take it.
     pub link: String,
+    /// `pending`, `used`, `expired` or `revoked` (Gatehouse extension).
+    pub state: String,
+    /// Who enrolled with it, and when (Gatehouse extension).
+    pub uses: Vec<InvitationUse>,
+}
+
+/// One completed enrollment with an invitation (Gatehouse extension).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvitationUse {
+    /// The user it created; null once that user is deleted.
+    pub user: Option<i64>,
+    /// Their username at the time.
+    pub username: String,
+    /// When enrollment completed.
+    pub used: DateTime<Utc>,
 }
 
 /// Create body of an invitation.
@@ -213,7 +229,7 @@ pub struct InvitationRequest {
     pub fixed_data: Option<Map<String, Value>>,
     /// Consumed when enrollment completes (default true).
     pub single_use: Option<bool>,
-    /// The enrollment flow; default: the only enrollment flow with an invitation stage.
+    /// The enrollment flow; null: any enrollment flow with an invitation stage.
     #[serde(
         default,
         deserialize_with = "crate::nullable",

@@ -172,3 +172,42 @@ pub struct OAuthSourceRequest {
     /// Accepted for compatibility.
     pub authorization_code_auth_method: Option<String>,
 }
+
+/// A link between a local user and their identity at a login source
+/// (`sources/user_connections/oauth/`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserOAuthSourceConnection {
+    /// Integer id.
+    pub pk: i64,
+    /// The local user's pk.
+    pub user: i64,
+    /// The source's UUID.
+    pub source: Uuid,
+    /// The source, expanded.
+    pub source_obj: OAuthSource,
+    /// The identity's stable id at the source.
+    pub identifier: String,
+    /// When the link was made.
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// When it was last used to sign in.
+    pub last_updated: chrono::DateTime<chrono::Utc>,
+    /// Expiry of a stored upstream token; Gatehouse keeps none, so always null.
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Create/update body of a user-source connection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserOAuthSourceConnectionRequest {
+    /// The source's UUID (required).
+    pub source: Option<Uuid>,
+    /// The identity's stable id at the source (required).
+    pub identifier: Option<String>,
+    /// The local user's pk (Gatehouse extension; default: the caller).
+    pub user: Option<i64>,
+    /// An upstream access token: accepted for compatibility and not stored (Gatehouse keeps
+    /// no upstream tokens).
+    pub access_token: Option<String>,
+    /// Accepted for compatibility and ignored.
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+}

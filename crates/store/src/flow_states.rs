@@ -56,6 +56,23 @@ pub async fn get(
     row.map(|r| r.json("data")).transpose()
 }
 
+/// The unexpired state stored under `key`, whichever flow it belongs to, with that flow's id:
+/// a login source's callback continues the run that sent the browser away.
+pub async fn get_current(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, serde_json::Value)>> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT flow_uuid, data FROM flow_states WHERE key_hash = $1 AND expires > $2",
+        vec![secret::token_hash(key).into(), now.into()],
+    )
+    .await?;
+    row.map(|r| Ok((r.uuid("flow_uuid")?, r.json("data")?)))
+        .transpose()
+}
+
 /// Forgets the state under `key`.
 pub async fn delete(conn: &mut AnyConnection, key: &str) -> Result<()> {
     sql::execute(

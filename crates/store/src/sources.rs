@@ -133,3 +133,137 @@ pub async fn delete(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
 pub async fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Option<Source>> {
     sql::find(conn, "slug", slug.into()).await
 }
+
+/// A link between a local user and their identity at a login source (Authentik's
+/// user-source connection): the next login with that identity signs in as that user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    /// Primary key (the API's `pk`).
+    pub id: i64,
+    /// The source.
+    pub source: Uuid,
+    /// The local user.
+    pub user: i64,
+    /// The identity's stable id at the source (`sub`, GitHub's numeric id, ...).
+    pub identifier: String,
+    /// When the link was made.
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// When it was last used to sign in.
+    pub last_updated: chrono::DateTime<chrono::Utc>,
+}
+
+impl Entity for Connection {
+    const WHAT: &'static str = "user source connection";
+    const SELECT: &'static str = "SELECT * FROM source_connections";
+    const KEY: &'static str = "id";
+
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(Connection {
+            id: row.int("id")?,
+            source: row.uuid("source_uuid")?,
+            user: row.int("user_id")?,
+            identifier: row.text("identifier")?,
+            created: row.ts("created")?,
+            last_updated: row.ts("last_updated")?,
+        })
+    }
+}
+
+/// Links `user` to `identifier` at `source`. A user has at most one link per source and an
+/// identity at most one user: either taken is a unique violation naming the field.
+pub async fn connect(
+    conn: &mut AnyConnection,
+    source: Uuid,
+    user: i64,
+    identifier: &str,
+) -> Result<Connection> {
+    let now = sql::now();
+    let id = sql::insert(
+        conn,
+        "source_connections",
+        vec![
+            ("source_uuid", source.into()),
+            ("user_id", user.into()),
+            ("identifier", identifier.into()),
+            ("created", now.into()),
+            ("last_updated", now.into()),
+        ],
+        Some("id"),
+    )
+    .await?
+    .ok_or(crate::Error::NotFound {
+        what: Connection::WHAT,
+    })?;
+    sql::get(conn, id).await
+}
+
+/// The link for `identifier` at `source`, if any.
+pub async fn connection_for(
+    conn: &mut AnyConnection,
+    source: Uuid,
+    identifier: &str,
+) -> Result<Option<Connection>> {
+    Ok(sql::select::<Connection>(
+        conn,
+        "WHERE source_uuid = $1 AND identifier = $2",
+        vec![source.into(), identifier.into()],
+        "id",
+    )
+    .await?
+    .pop())
+}
+
+/// Every link of `user`, oldest first.
+pub async fn connections_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<Connection>> {
+    sql::select(conn, "WHERE user_id = $1", vec![user.into()], "id").await
+}
+
+/// Points link `id` at another source, user or identifier, keeping its id.
+pub async fn update_connection(
+    conn: &mut AnyConnection,
+    id: i64,
+    source: Uuid,
+    user: i64,
+    identifier: &str,
+) -> Result<Connection> {
+    sql::update(
+        conn,
+        "source_connections",
+        Connection::WHAT,
+        "id",
+        id.into(),
+        vec![
+            ("source_uuid", source.into()),
+            ("user_id", user.into()),
+            ("identifier", identifier.into()),
+            ("last_updated", sql::now().into()),
+        ],
+    )
+    .await?;
+    sql::get(conn, id).await
+}
+
+/// Marks link `id` as just used.
+pub async fn touch_connection(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    sql::update(
+        conn,
+        "source_connections",
+        Connection::WHAT,
+        "id",
+        id.into(),
+        vec![("last_updated", sql::now().into())],
+    )
+    .await
+}
+
+/// Removes link `id`.
+pub async fn disconnect(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    sql::delete(
+        conn,
+        "source_connections",
+        Connection::WHAT,
+        "id",
+        id.into(),
+    )
+    .await
+}

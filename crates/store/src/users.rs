@@ -91,10 +91,20 @@ fn columns(f: &UserFields) -> Vec<(&'static str, Value)> {
 
 /// Creates a user without a password.
 pub async fn create(conn: &mut AnyConnection, fields: &UserFields) -> Result<User> {
+    create_with_uuid(conn, Uuid::new_v4(), fields).await
+}
+
+/// Creates a user whose UUID was chosen before the account existed: a passkey registered during
+/// enrollment already carries it as its WebAuthn user handle.
+pub async fn create_with_uuid(
+    conn: &mut AnyConnection,
+    uuid: Uuid,
+    fields: &UserFields,
+) -> Result<User> {
     let now = sql::now();
     let mut cols = columns(fields);
     cols.extend([
-        ("uuid", Uuid::new_v4().into()),
+        ("uuid", uuid.into()),
         ("password_change_date", now.into()),
         ("date_joined", now.into()),
     ]);
@@ -181,14 +191,19 @@ pub async fn find_for_login(conn: &mut AnyConnection, identifier: &str) -> Resul
     if !identifier.contains('@') {
         return Ok(None);
     }
+    find_by_email(conn, identifier).await
+}
+
+/// The one user whose email is `email` (case-insensitive). Two accounts sharing an email would
+/// make a login or a login source's link ambiguous: then neither matches.
+pub async fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<User>> {
     let mut found: Vec<User> = sql::select(
         conn,
         "WHERE email <> '' AND LOWER(email) = LOWER($1)",
-        vec![identifier.into()],
+        vec![email.into()],
         "id",
     )
     .await?;
-    // Two accounts sharing an email would make the login ambiguous: match neither.
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 

@@ -4,6 +4,11 @@
 //! Which database: `GATEHOUSE_TEST_DATABASE=sqlite` (default) or `postgres`, the latter with
 //! `GATEHOUSE_TEST_DATABASE_URL` naming the server. A missing PostgreSQL URL fails the test
 //! instead of skipping it, so a CI run can never pass by testing less.
+//!
+//! [`upstream`] holds stand-ins for the login services (Google, GitHub, Facebook) that the login
+//! sources talk to.
+
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

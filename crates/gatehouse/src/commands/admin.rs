@@ -550,20 +550,42 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
                 body["flow"] = f["pk"].clone();
             }
             let i = c.post("/stages/invitation/invitations/", &body).await?;
-            c.print(&i, |i| println!("{}", cell(&i["link"])));
+            c.print(&i, |i| {
+                if i["link"].as_str().unwrap_or_default().is_empty() {
+                    eprintln!(
+                        "note: no enrollment flow has an invitation stage yet, so the invitation has no link; \
+                         create one (e.g. gatehouse apply -f examples/homelab.yaml), then see `gatehouse invite list`"
+                    );
+                } else {
+                    println!("{}", cell(&i["link"]));
+                }
+            });
         }
         InviteCommand::List { client } => {
             let c = Client::new(&client)?;
-            let invitations = Value::Array(c.list_all("/stages/invitation/invitations/").await?);
-            c.print(&invitations, |list| {
+            let mut invitations = c
+                .list_all("/stages/invitation/invitations/?ordering=created")
+                .await?;
+            invitations.extend(
+                c.list_all("/stages/invitation/invitations/?ended=true&ordering=created")
+                    .await?,
+            );
+            c.print(&Value::Array(invitations), |list| {
                 let rows = list
                     .as_array()
                     .into_iter()
                     .flatten()
                     .map(|i| {
+                        let used_by: Vec<String> = i["uses"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|u| format!("{} ({})", cell(&u["username"]), cell(&u["used"])))
+                            .collect();
                         vec![
                             cell(&i["name"]),
                             cell(&i["fixed_data"]["group"]),
+                            cell(&i["state"]),
                             if i["expires"].is_null() {
                                 "never".into()
                             } else {
@@ -574,11 +596,21 @@ pub(super) async fn invite(command: InviteCommand) -> anyhow::Result<()> {
                             } else {
                                 "multi".into()
                             },
+                            if used_by.is_empty() {
+                                "-".into()
+                            } else {
+                                used_by.join(", ")
+                            },
                             cell(&i["link"]),
                         ]
                     })
                     .collect();
-                table(&["NAME", "GROUP", "EXPIRES", "USE", "LINK"], rows);
+                table(
+                    &[
+                        "NAME", "GROUP", "STATE", "EXPIRES", "USE", "USED BY", "LINK",
+                    ],
+                    rows,
+                );
             });
         }
         InviteCommand::Revoke { client, invitation } => {

@@ -12,6 +12,7 @@ mod outpost;
 mod schema;
 mod sdk;
 mod server;
+mod sources;
 mod standalone;
 
 use gatehouse_testkit::TestServer;

@@ -1,9 +1,13 @@
 //! `stages/invitation/invitations/`: create, list and revoke invitation links (T10).
+//!
+//! As in Authentik, a used single-use invitation and a revoked one leave the list (Authentik
+//! deletes them); Gatehouse keeps the rows, so `?ended=true` lists them with who used which,
+//! and `DELETE` revokes: the link then says it was revoked instead of "not found".
 
 use chrono::Utc;
 use gatehouse_core::validate;
-use gatehouse_proto::flows::{Invitation, InvitationRequest};
-use gatehouse_store::{flows, invitations, sql, users, Conn, ListSpec, Listed};
+use gatehouse_proto::flows::{Invitation, InvitationRequest, InvitationUse};
+use gatehouse_store::{flows, invitations, sql, users, Conn, Filter, ListSpec, Listed};
 use uuid::Uuid;
 
 use super::resource::{Operations, Resource};
@@ -18,6 +22,7 @@ const RULES: ListRules = ListRules {
     filters: &[
         ("name", "name", FilterKind::Text),
         ("pk", "uuid", FilterKind::Text),
+        ("ended", "ended", FilterKind::Bool),
     ],
     search: &["name"],
     ordering: &[
@@ -47,23 +52,15 @@ pub(crate) fn link(external_url: &str, flow_slug: &str, token: Uuid) -> String {
     format!("{external_url}/if/flow/{flow_slug}/?itoken={token}")
 }
 
-/// The flow an invitation uses when none is named: the only enrollment flow with an invitation
-/// stage. None or several is an error that lists what exists.
-pub(crate) async fn default_flow(conn: &mut Conn) -> ApiResult<flows::Flow> {
-    let mut candidates = flows::invitation_flows(conn).await?;
-    match candidates.len() {
-        1 => Ok(candidates.remove(0)),
-        0 => Err(ApiError::field(
-            "flow",
-            "No enrollment flow has an invitation stage; create one (e.g. apply examples/homelab.yaml) or name the flow.",
-        )),
-        _ => {
-            let slugs: Vec<String> = candidates.into_iter().map(|f| f.fields.slug).collect();
-            Err(ApiError::field(
-                "flow",
-                format!("Several enrollment flows have an invitation stage ({}); name one.", slugs.join(", ")),
-            ))
-        }
+/// The flow an invitation's link opens: the one it names, else the first (by slug) enrollment
+/// flow with an invitation stage — any of them accepts an invitation that names none.
+pub(crate) async fn link_flow(
+    conn: &mut Conn,
+    invitation: &invitations::Invitation,
+) -> ApiResult<Option<flows::Flow>> {
+    match invitation.fields.flow {
+        Some(uuid) => Ok(Some(sql::get::<flows::Flow>(conn, uuid).await?)),
+        None => Ok(flows::invitation_flows(conn).await?.into_iter().next()),
     }
 }
 
@@ -79,12 +76,29 @@ impl Resource for invitations::Invitation {
     }
 
     async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
-        Ok(sql::list(conn, spec).await?)
+        let mut spec = spec.clone();
+        let asks_ended = spec
+            .filters
+            .iter()
+            .any(|f| matches!(f, Filter::Equals("ended", _)));
+        if !asks_ended {
+            spec.filters.push(Filter::Equals("ended", false.into()));
+        }
+        Ok(sql::list(conn, &spec).await?)
     }
 
     async fn render(&self, conn: &mut Conn, settings: &Settings) -> ApiResult<Invitation> {
-        let flow = sql::get::<flows::Flow>(conn, self.fields.flow).await?;
+        let flow = link_flow(conn, self).await?;
         let creator = users::get(conn, self.fields.created_by).await?;
+        let uses = invitations::uses(conn, self.uuid)
+            .await?
+            .into_iter()
+            .map(|u| InvitationUse {
+                user: u.user,
+                username: u.username,
+                used: u.used,
+            })
+            .collect();
         Ok(Invitation {
             pk: self.uuid,
             name: self.fields.name.clone(),
@@ -92,9 +106,17 @@ impl Resource for invitations::Invitation {
             fixed_data: self.fields.fixed_data.clone(),
             created_by: super::users::partial(&creator),
             single_use: self.fields.single_use,
-            flow: Some(flow.uuid),
-            link: link(&settings.external_url, &flow.fields.slug, self.uuid),
-            flow_obj: super::flows::render(conn, &flow).await?,
+            flow: self.fields.flow,
+            link: flow
+                .as_ref()
+                .map(|f| link(&settings.external_url, &f.fields.slug, self.uuid))
+                .unwrap_or_default(),
+            flow_obj: match &flow {
+                Some(f) => Some(super::flows::render(conn, f).await?),
+                None => None,
+            },
+            state: self.state(Utc::now()).as_str().to_owned(),
+            uses,
         })
     }
 
@@ -130,7 +152,7 @@ impl Resource for invitations::Invitation {
                     if f.fields.designation
                         == gatehouse_core::kinds::FlowDesignation::Enrollment =>
                 {
-                    f
+                    Some(f.uuid)
                 }
                 Ok(f) => {
                     return Err(ApiError::field(
@@ -146,13 +168,13 @@ impl Resource for invitations::Invitation {
                 }
                 Err(e) => return Err(e.into()),
             },
-            None => default_flow(conn).await?,
+            None => None,
         };
         Ok(invitations::create(
             conn,
             &invitations::InvitationFields {
                 name,
-                flow: flow.uuid,
+                flow,
                 expires,
                 fixed_data: serde_json::Value::Object(req.fixed_data.unwrap_or_default()),
                 single_use: req.single_use.unwrap_or(true),
@@ -163,7 +185,7 @@ impl Resource for invitations::Invitation {
     }
 
     async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {
-        Ok(invitations::delete(conn, self.uuid).await?)
+        Ok(invitations::revoke(conn, self.uuid).await?)
     }
 
     fn label(&self) -> (String, String) {

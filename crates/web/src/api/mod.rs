@@ -23,6 +23,7 @@ pub(crate) mod resource;
 mod schema;
 pub(crate) mod scope_mappings;
 mod sessions;
+mod source_connections;
 mod sources;
 mod tokens;
 pub(crate) mod users;
@@ -150,6 +151,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = invitations::routes(api.tag("stages"));
     let api = policies::routes(api.tag("policies"));
     let api = sources::routes(api.tag("sources"));
+    let api = source_connections::routes(api);
     let api = outposts::routes(api.tag("outposts"));
     let api = outpost_api::routes(api);
     let api = events::routes(api.tag("events"));

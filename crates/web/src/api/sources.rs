@@ -48,7 +48,7 @@ pub(crate) fn callback_url(external_url: &str, slug: &str) -> String {
     format!("{external_url}/source/oauth/callback/{slug}/")
 }
 
-fn render(s: &Source, settings: &Settings) -> OAuthSource {
+pub(crate) fn render(s: &Source, settings: &Settings) -> OAuthSource {
     let f = &s.fields;
     let preset = source_preset(f.provider_type);
     let pick = |own: &str, preset_value: Option<&str>| {
