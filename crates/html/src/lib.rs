@@ -1,77 +1,62 @@
 //! The one page layout of Gatehouse: every server-rendered page (login flows, the user page,
-//! the outpost's error pages) is wrapped by [`page`], which escapes, styles and hardens it.
-//! Shared by the server and the standalone outpost so both look and behave alike.
+//! the outpost's error pages) is an askama template wrapped by [`page`], which styles and
+//! hardens it. Templates escape every value by default and are checked when the crate is
+//! compiled, so a page cannot forget to escape. Shared by the server and the standalone outpost
+//! so both look and behave alike.
+//!
+//! # Layout
+//! - `templates/layout.html`: the document around every page, with the one stylesheet.
+//! - `templates/error.html`: the body of [`error_page`]: what happened and what to do.
 
+use askama::Template;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    text.chars()
-        .fold(String::with_capacity(text.len()), |mut out, c| {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-            out
-        })
+/// The document around a page's body.
+#[derive(Template)]
+#[template(path = "layout.html")]
+struct Layout<'a> {
+    title: &'a str,
+    /// Rendered by a template, so already escaped.
+    body: &'a str,
+    wide: bool,
 }
 
-const STYLE: &str = r#"
-:root{--fg:#111827;--muted:#6b7280;--bg:#f3f4f6;--card:#fff;--accent:#1d4ed8;--accent-fg:#fff;--err:#b91c1c;--border:#d1d5db}
-@media (prefers-color-scheme: dark){:root{--fg:#f3f4f6;--muted:#9ca3af;--bg:#111827;--card:#1f2937;--accent:#3b82f6;--border:#374151;--err:#f87171}}
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg);margin:0;min-height:100vh;display:flex;flex-direction:column;align-items:center;justify-content:center;padding:1rem}
-main{background:var(--card);padding:2rem;border-radius:14px;box-shadow:0 6px 30px #0000001a;width:100%;max-width:26rem}
-main.wide{max-width:52rem}
-.brand{font-weight:700;letter-spacing:.02em;color:var(--accent);margin-bottom:1rem}
-h1{font-size:1.35rem;margin:.2rem 0 1rem}
-label{display:block;margin:.9rem 0 .35rem;font-weight:600}
-input[type=text],input[type=password],input[type=email]{width:100%;padding:.65rem .75rem;border:1px solid var(--border);border-radius:9px;font-size:1rem;background:transparent;color:var(--fg)}
-input:focus{outline:3px solid #93c5fd;outline-offset:1px}
-button{margin-top:1.2rem;width:100%;padding:.75rem;border:0;border-radius:9px;background:var(--accent);color:var(--accent-fg);font-size:1rem;font-weight:600;cursor:pointer}
-label.check{font-weight:400;display:flex;gap:.5rem;align-items:center}
-button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
-a.button{display:block;box-sizing:border-box;margin-top:.8rem;width:100%;padding:.75rem;border-radius:9px;text-align:center;font-weight:600;text-decoration:none}
-a.button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
-button.link{background:none;color:var(--accent);width:auto;padding:0;margin:0;font-weight:500}
-.error{color:var(--err);margin:.6rem 0}
-.muted{color:var(--muted);font-size:.92rem}
-code{word-break:break-all;background:var(--bg);padding:.4rem;display:block;border-radius:6px}
-ul.apps{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.8rem}
-ul.apps a{display:block;padding:1rem;border:1px solid var(--border);border-radius:10px;color:var(--fg);text-decoration:none}
-ul.apps a:hover{border-color:var(--accent)}
-table{width:100%;border-collapse:collapse;font-size:.92rem} td,th{text-align:left;padding:.45rem;border-bottom:1px solid var(--border)}
-nav{display:flex;justify-content:space-between;align-items:center;margin-bottom:1rem}
-"#;
-
-/// A complete page around `body`.
-pub fn layout(title: &str, body: &str, wide: bool) -> String {
-    format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Gatehouse</title><style>{STYLE}</style></head>
-<body><main{class}><div class="brand">Gatehouse</div>{body}</main></body></html>"#,
-        title = escape(title),
-        class = if wide { " class=\"wide\"" } else { "" },
-    )
+/// A complete page around `body`, as markup (without the headers [`page`] adds).
+pub fn layout(title: &str, body: &impl Template, wide: bool) -> askama::Result<String> {
+    let body = body.render()?;
+    Layout {
+        title,
+        body: &body,
+        wide,
+    }
+    .render()
 }
 
 /// A page response with the headers every page carries: no caching, no framing, no scripts
 /// from elsewhere.
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let mut response = (status, Html(layout(title, body, false))).into_response();
-    harden(&mut response);
-    response
+pub fn page(status: StatusCode, title: &str, body: &impl Template) -> Response {
+    respond(status, title, body, false)
 }
 
 /// A wide page (tables, app grids).
-pub fn wide_page(status: StatusCode, title: &str, body: &str) -> Response {
-    let mut response = (status, Html(layout(title, body, true))).into_response();
+pub fn wide_page(status: StatusCode, title: &str, body: &impl Template) -> Response {
+    respond(status, title, body, true)
+}
+
+fn respond(status: StatusCode, title: &str, body: &impl Template, wide: bool) -> Response {
+    let mut response = match layout(title, body, wide) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, title, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be built; the server log has the details.",
+            )
+                .into_response()
+        }
+    };
     harden(&mut response);
     response
 }
@@ -88,16 +73,121 @@ fn harden(response: &mut Response) {
     );
 }
 
+/// What to do next, under an error message: text with at most one link in it, so that a hint
+/// can point somewhere without being raw HTML.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hint<'a> {
+    lead: &'a str,
+    link: Option<(&'a str, &'a str)>,
+    tail: &'a str,
+}
+
+impl<'a> Hint<'a> {
+    /// A link to `href` reading `text`.
+    pub fn link(href: &'a str, text: &'a str) -> Hint<'a> {
+        Hint {
+            link: Some((href, text)),
+            ..Hint::default()
+        }
+    }
+
+    /// Text before the link.
+    pub fn after(self, lead: &'a str) -> Hint<'a> {
+        Hint { lead, ..self }
+    }
+
+    /// Text after the link.
+    pub fn then(self, tail: &'a str) -> Hint<'a> {
+        Hint { tail, ..self }
+    }
+}
+
+impl<'a> From<&'a str> for Hint<'a> {
+    fn from(lead: &'a str) -> Hint<'a> {
+        Hint {
+            lead,
+            ..Hint::default()
+        }
+    }
+}
+
+impl<'a> From<&'a String> for Hint<'a> {
+    fn from(lead: &'a String) -> Hint<'a> {
+        Hint::from(lead.as_str())
+    }
+}
+
+/// The body of an error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorBody<'a> {
+    title: &'a str,
+    message: &'a str,
+    hint: Hint<'a>,
+}
+
 /// An error page that says what happened and what to do.
-pub fn error_page(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
-    page(
-        status,
+pub fn error_page<'a>(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    hint: impl Into<Hint<'a>>,
+) -> Response {
+    let body = ErrorBody {
         title,
-        &format!(
-            "<h1>{}</h1><p class=error role=alert>{}</p><p class=muted>{}</p>",
-            escape(title),
-            escape(message),
-            hint
-        ),
-    )
+        message,
+        hint: hint.into(),
+    };
+    page(status, title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_pages_escape_title_message_and_hint() -> askama::Result<()> {
+        let html = layout(
+            "<x-title>",
+            &ErrorBody {
+                title: "<x-title>",
+                message: "a & <b>",
+                hint: Hint::link("/x?a=1&b=\"2\"", "<go>")
+                    .after("<before>")
+                    .then("<after>"),
+            },
+            false,
+        )?;
+        for raw in ["<x-title>", "<b>", "<go>", "<before>", "<after>", "b=\"2\""] {
+            assert!(!html.contains(raw), "{raw} unescaped in {html}");
+        }
+        let lt_gt = |s: &str| s.replace('<', "&#60;").replace('>', "&#62;");
+        assert!(html.contains(&format!(
+            "<title>{} · Gatehouse</title>",
+            lt_gt("<x-title>")
+        )));
+        assert!(html.contains(&format!(
+            "<p class=error role=alert>a &#38; {}</p>",
+            lt_gt("<b>")
+        )));
+        assert!(html.contains(&format!(
+            "{}<a href=\"/x?a=1&#38;b=&#34;2&#34;\">{}</a>{}",
+            lt_gt("<before>"),
+            lt_gt("<go>"),
+            lt_gt("<after>")
+        )));
+        Ok(())
+    }
+
+    #[test]
+    fn pages_carry_the_hardening_headers() {
+        let response = error_page(StatusCode::NOT_FOUND, "Gone", "Nothing here.", "Go back.");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let headers = response.headers();
+        assert_eq!(headers[CACHE_CONTROL], "no-store");
+        assert_eq!(headers[X_FRAME_OPTIONS], "DENY");
+        assert!(headers[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .is_ok_and(|csp| csp.contains("frame-ancestors 'none'")));
+    }
 }

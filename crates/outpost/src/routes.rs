@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use gatehouse_core::kinds::ProxyMode;
-use gatehouse_html::{error_page, escape};
+use gatehouse_html::{error_page, Hint};
 use gatehouse_proto::outposts::{AppPassword, LoginBegin, LoginComplete, SessionCheck, SignOut};
 use serde_json::json;
 
@@ -482,10 +482,8 @@ async fn callback(
             StatusCode::BAD_REQUEST,
             "Login could not be completed",
             why,
-            &format!(
-                "<a href=\"{}\">Open the application again</a> to start a new login.",
-                escape(&p.config.external_host)
-            ),
+            Hint::link(&p.config.external_host, "Open the application again")
+                .then(" to start a new login."),
         );
         r.headers_mut().append(SET_COOKIE, cookie(&p, "", 0));
         r
@@ -608,7 +606,7 @@ fn unknown_host(outpost: &Outpost, host: &str, wants_json: bool) -> Response {
             StatusCode::FORBIDDEN,
             "Unknown application",
             &format!("Gatehouse does not protect `{host}`."),
-            &escape(&hint),
+            hint.as_str(),
         )
     }
 }

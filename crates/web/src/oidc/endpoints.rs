@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::keys;
 use crate::error::ApiError;
-use crate::pages::page;
+use crate::pages::{page, Template};
 use crate::session::{self, clear_cookie, SESSION_COOKIE};
 use crate::AppState;
 
@@ -962,6 +962,14 @@ pub(super) async fn revoke(
     result.unwrap_or_else(server_error)
 }
 
+/// The page after a logout that names no place to return to.
+#[derive(Template)]
+#[template(
+    source = "<h1>You are logged out</h1><p>You can close this window.</p>",
+    ext = "html"
+)]
+struct LoggedOut;
+
 /// `/application/o/<slug>/end-session/`: ends the IdP session, then returns to the RP's
 /// registered post-logout URI when it sent one.
 pub(super) async fn end_session(
@@ -1001,11 +1009,7 @@ pub(super) async fn end_session(
         let secure = session::secure(&state);
         let mut response = match target {
             Some(t) => (StatusCode::FOUND, [(LOCATION, t)]).into_response(),
-            None => page(
-                StatusCode::OK,
-                "Logged out",
-                "<h1>You are logged out</h1><p>You can close this window.</p>",
-            ),
+            None => page(StatusCode::OK, "Logged out", &LoggedOut),
         };
         response
             .headers_mut()

@@ -19,7 +19,7 @@ use gatehouse_store::{applications, flows, oauth, providers, scope_mappings, sql
 use std::collections::HashMap;
 
 use crate::error::ApiError;
-use crate::pages::{error_page, escape};
+use crate::pages::error_page;
 use crate::session;
 use crate::AppState;
 
@@ -196,8 +196,7 @@ async fn handle(
     };
     if !redirect_allowed(settings, &redirect_uri) {
         return Ok(bad_request(&format!(
-            "The redirect URI `{}` is not registered for this application. Register it exactly in the provider's redirect URIs.",
-            escape(&redirect_uri)
+            "The redirect URI `{redirect_uri}` is not registered for this application. Register it exactly in the provider's redirect URIs."
         )));
     }
     let rp_state = param("state");

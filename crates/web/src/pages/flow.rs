@@ -14,10 +14,10 @@ use axum::routing::get;
 use axum::Router;
 use gatehouse_core::secret;
 use gatehouse_flow::run::{expiry, safe_next};
-use gatehouse_flow::{Challenge, FlowRun, Outcome, RequestInfo};
+use gatehouse_flow::{Challenge, FlowRun, Outcome, PromptField, RequestInfo};
 use gatehouse_store::{flow_states, flows, Conn};
 
-use super::{error_page, escape, page};
+use super::{error_page, page, Hint, Template};
 use crate::error::ApiError;
 use crate::session::{self, clear_cookie, read_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
 use crate::AppState;
@@ -161,7 +161,9 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             StatusCode::NOT_FOUND,
             "No such flow",
             &format!("There is no flow named `{slug}`."),
-            "Check the link, or start from the <a href=\"/if/user/\">user page</a>.",
+            Hint::link("/if/user/", "user page")
+                .after("Check the link, or start from the ")
+                .then("."),
         ));
     };
     let param = |name: &str| {
@@ -244,7 +246,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                     StatusCode::FORBIDDEN,
                     "Form not accepted",
                     "The form did not come from this login page (its security token is missing or wrong).",
-                    &format!("<a href=\"/if/flow/{}/\">Reload the page</a> and try again.", escape(&slug)),
+                    Hint::link(&format!("/if/flow/{slug}/"), "Reload the page").then(" and try again."),
                 ));
             }
             let response = gatehouse_flow::Response {
@@ -277,7 +279,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             }
             errors.splice(0..0, notices);
             save(&mut tx, &state, &key, &flow_run).await?;
-            let body = render(&flow_run, &challenge, &errors, state.passkeys.available());
+            let body = StageBody::new(&flow_run, &challenge, &errors, state.passkeys.available());
             let mut response = page(StatusCode::OK, &flow_run.title, &body);
             response
                 .headers_mut()
@@ -301,12 +303,8 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 },
             };
             save(&mut tx, &state, &key, &flow_run).await?;
-            let body = render(
-                &flow_run,
-                &challenge,
-                &[format!("{field}: {message}")],
-                state.passkeys.available(),
-            );
+            let errors = [format!("{field}: {message}")];
+            let body = StageBody::new(&flow_run, &challenge, &errors, state.passkeys.available());
             page(StatusCode::BAD_REQUEST, &flow_run.title, &body)
         }
         other => conclude(&mut tx, &state, &key, &flow_run, other).await?,
@@ -381,10 +379,7 @@ pub(super) async fn conclude(
                 StatusCode::FORBIDDEN,
                 "Access denied",
                 &message,
-                &format!(
-                    "<a href=\"/if/flow/{}/\">Start again</a>",
-                    escape(&run.slug)
-                ),
+                Hint::link(&format!("/if/flow/{}/", run.slug), "Start again"),
             );
             response
                 .headers_mut()
@@ -413,151 +408,94 @@ fn redirect_to(target: &str) -> Response {
         .into_response()
 }
 
-/// What a scope means, in words.
-fn scope_label(scope: &str) -> &str {
-    match scope {
-        "openid" => "Knowing who you are",
-        "profile" => "Your name and username",
-        "email" => "Your email address",
-        "groups" => "Your group memberships",
-        "offline_access" => "Staying signed in when you are not using it",
-        other => other,
-    }
+/// One stage of a flow run as a page body: its question, the last attempt's errors, its form.
+#[derive(Template)]
+#[template(path = "flow.html")]
+struct StageBody<'a> {
+    run: &'a FlowRun,
+    challenge: &'a Challenge,
+    errors: &'a [String],
+    /// Offer the passkey login button (a login's identification stage, passkeys available).
+    passkey: bool,
+    /// Offer the passkey sign-up button (a sign-up's identification stage).
+    passkey_enroll: bool,
+    /// The run's anti-forgery token, for the passkey button's script.
+    csrf: &'a str,
 }
 
-fn render(run: &FlowRun, challenge: &Challenge, errors: &[String], passkeys: bool) -> String {
-    let errors: String = errors
-        .iter()
-        .map(|e| format!("<p class=error role=alert>{}</p>", escape(e)))
-        .collect();
-    let csrf = format!(
-        "<input type=hidden name=csrf value=\"{}\">",
-        escape(&run.csrf)
-    );
-    let action = format!("/if/flow/{}/", escape(&run.slug));
-    let (heading, fields, button) = match challenge {
-        Challenge::Identification {
-            identifier,
-            user_fields,
-            ..
-        } => (
-            escape(&run.title),
-            if *user_fields {
-                format!(
-                    "<label for=uid_field>Username or email</label>\
-                     <input id=uid_field name=uid_field type=text autocomplete=username autofocus required maxlength=254 value=\"{}\">",
-                    escape(identifier)
-                )
-            } else {
-                String::new()
-            },
-            // A social/passkey-only sign-up has no field to submit: its buttons are the way on.
-            if *user_fields { "Continue" } else { "" },
-        ),
-        Challenge::Password { identifier, remember_me } => (
-            "Enter your password".to_owned(),
-            format!(
-                "<p class=muted>Logging in as <strong>{}</strong>. <a href=\"{action}?next={}\">Not you?</a></p>\
-                 <label for=password>Password</label>\
-                 <input id=password name=password type=password autocomplete=current-password autofocus required>{}",
-                escape(identifier),
-                escape(&run.next),
-                if *remember_me {
-                    "<label class=check><input id=remember_me name=remember_me type=checkbox> Remember me on this device</label>"
-                } else {
-                    ""
-                }
-            ),
-            "Log in",
-        ),
-        Challenge::Prompt { fields } => (
-            escape(&run.title),
-            fields
-                .iter()
-                .map(|f| {
-                    let (kind, autocomplete) = match f.kind.as_str() {
-                        "password" => ("password", "new-password"),
-                        "email" => ("email", "email"),
-                        "username" => ("text", "username"),
-                        _ => ("text", "on"),
-                    };
-                    format!(
-                        "<label for={key}>{label}</label><input id={key} name={key} type={kind} autocomplete={autocomplete} maxlength=1024{required} value=\"{value}\">",
-                        key = escape(&f.field_key),
-                        label = escape(&f.label),
-                        required = if f.required { " required" } else { "" },
-                        value = escape(&f.value),
-                    )
-                })
-                .collect(),
-            "Continue",
-        ),
-        Challenge::Consent { application, scopes } => (
-            format!("Allow {} to use your account?", escape(application)),
-            format!(
-                "<p>{} asks for:</p><ul id=scopes>{}</ul><p class=muted>You will not be asked again unless it asks for more.</p><input type=hidden name=action value=allow>",
-                escape(application),
-                scopes.iter().map(|s| format!("<li>{}</li>", escape(scope_label(s)))).collect::<String>()
-            ),
-            "Allow",
-        ),
-        Challenge::PasskeyEnrollment { name, .. } => (
-            "Create your passkey".to_owned(),
-            format!(
-                "<p>Your account, <strong>{}</strong>, signs in with a passkey: this device (or your \
-                 phone or security key) keeps it, and no password is needed.</p>",
-                escape(name)
-            ),
-            "",
-        ),
-        Challenge::Totp => (
-            "Enter your code".to_owned(),
-            "<p class=muted>Open your authenticator app and enter the 6-digit code, or one of your recovery codes.</p>\
-             <label for=code>Code</label>\
-             <input id=code name=code type=text autocomplete=one-time-code autofocus required maxlength=32>"
-                .to_owned(),
-            "Verify",
-        ),
-    };
-    let extra = match challenge {
-        Challenge::Identification {
-            sources,
-            enrollment,
-            passkey,
-            ..
-        } => {
-            let verb = if *enrollment { "Sign up" } else { "Log in" };
-            let buttons: String = sources
-                .iter()
-                .map(|b| {
-                    format!(
-                        "<a class=\"button secondary\" id=\"source-{slug}\" href=\"/source/oauth/login/{slug}/\">{verb} with {name}</a>",
-                        slug = escape(&b.slug),
-                        name = escape(&b.name),
-                    )
-                })
-                .collect();
-            let passkey = match (*passkey && passkeys, *enrollment) {
-                (true, true) => format!(
-                    "<form method=post action=\"{action}\">{csrf}<button id=passkey-enroll class=secondary type=submit name=action value=passkey>Sign up with a passkey</button></form>"
+impl<'a> StageBody<'a> {
+    fn new(
+        run: &'a FlowRun,
+        challenge: &'a Challenge,
+        errors: &'a [String],
+        passkeys: bool,
+    ) -> Self {
+        StageBody {
+            run,
+            challenge,
+            errors,
+            passkey: passkeys
+                && matches!(
+                    challenge,
+                    Challenge::Identification {
+                        passkey: true,
+                        enrollment: false,
+                        ..
+                    }
                 ),
-                (true, false) => super::passkey::login_button(&run.csrf),
-                (false, _) => String::new(),
-            };
-            format!("<div class=sources>{buttons}</div>{passkey}")
+            passkey_enroll: passkeys
+                && matches!(
+                    challenge,
+                    Challenge::Identification {
+                        passkey: true,
+                        enrollment: true,
+                        ..
+                    }
+                ),
+            csrf: &run.csrf,
         }
-        Challenge::PasskeyEnrollment { .. } => super::passkey::enroll_button(&run.csrf),
-        _ => String::new(),
-    };
-    let form = if button.is_empty() {
-        String::new()
-    } else {
-        format!("<form method=post action=\"{action}\">{csrf}{fields}<button id=submit type=submit>{button}</button></form>")
-    };
-    let intro = if button.is_empty() {
-        fields
-    } else {
-        String::new()
-    };
-    format!("<h1>{heading}</h1>{errors}{intro}{form}{extra}")
+    }
+
+    /// Whether the stage has a form to submit: a social/passkey-only sign-up asks for no
+    /// username, and a passkey is made by the page's script.
+    fn has_form(&self) -> bool {
+        !matches!(
+            self.challenge,
+            Challenge::Identification {
+                user_fields: false,
+                ..
+            } | Challenge::PasskeyEnrollment { .. }
+        )
+    }
+
+    /// What a scope means, in words.
+    fn scope_label<'s>(&self, scope: &'s str) -> &'s str {
+        match scope {
+            "openid" => "Knowing who you are",
+            "profile" => "Your name and username",
+            "email" => "Your email address",
+            "groups" => "Your group memberships",
+            "offline_access" => "Staying signed in when you are not using it",
+            other => other,
+        }
+    }
+
+    /// The input type of a prompt field.
+    fn input_type(&self, field: &PromptField) -> &'static str {
+        match field.kind.as_str() {
+            "password" => "password",
+            "email" => "email",
+            _ => "text",
+        }
+    }
+
+    /// What browsers may fill a prompt field with.
+    fn autocomplete(&self, field: &PromptField) -> &'static str {
+        match field.kind.as_str() {
+            "password" => "new-password",
+            "email" => "email",
+            "username" => "username",
+            _ => "on",
+        }
+    }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::flow::{flow_error, load, save, Call};
-use super::{escape, wide_page};
+use super::{wide_page, Template};
 use crate::error::ApiError;
 use crate::passkeys::credential_key;
 use crate::session::{self, read_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
@@ -37,37 +37,6 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn parse(body: &Bytes) -> Result<Ceremony, String> {
     serde_json::from_slice(body).map_err(|e| format!("unreadable request: {e}"))
-}
-
-const SCRIPT_HELPERS: &str = r#"
-async function ghPost(url, body) {
-  const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body), credentials: 'same-origin'});
-  const answer = await r.json().catch(() => ({error: 'unexpected answer (' + r.status + ')'}));
-  if (!r.ok) throw new Error(answer.error || ('HTTP ' + r.status));
-  return answer;
-}
-"#;
-
-/// The "Log in with a passkey" button of the identification stage.
-pub fn login_button(csrf: &str) -> String {
-    format!(
-        r#"<p class=muted style="text-align:center;margin:1rem 0 0">or</p>
-<button id=passkey-login class=secondary type=button>Log in with a passkey</button><p id=passkey-status class=error role=status></p>
-<script>{SCRIPT_HELPERS}
-document.getElementById('passkey-login').addEventListener('click', async () => {{
-  const status = document.getElementById('passkey-status');
-  status.textContent = '';
-  try {{
-    const base = location.pathname;
-    const options = await ghPost(base + 'passkey/begin', {{csrf: '{csrf}'}});
-    const cred = await navigator.credentials.get({{publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey)}});
-    const answer = await ghPost(base + 'passkey/finish', {{csrf: '{csrf}', credential: cred.toJSON()}});
-    location.href = answer.location;
-  }} catch (e) {{ status.textContent = 'Passkey login failed: ' + e.message; }}
-}});
-</script>"#,
-        csrf = escape(csrf)
-    )
 }
 
 async fn flow_run(
@@ -231,27 +200,6 @@ async fn answer(
     })
 }
 
-/// The "Create your passkey" button of a passkey-only sign-up.
-pub fn enroll_button(csrf: &str) -> String {
-    format!(
-        r#"<button id=passkey-create type=button>Create your passkey</button><p id=passkey-status class=error role=status></p>
-<script>{SCRIPT_HELPERS}
-document.getElementById('passkey-create').addEventListener('click', async () => {{
-  const status = document.getElementById('passkey-status');
-  status.textContent = '';
-  try {{
-    const base = location.pathname;
-    const options = await ghPost(base + 'passkey/enroll/begin', {{csrf: '{csrf}'}});
-    const cred = await navigator.credentials.create({{publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)}});
-    const answer = await ghPost(base + 'passkey/enroll/finish', {{csrf: '{csrf}', credential: cred.toJSON()}});
-    location.href = answer.location;
-  }} catch (e) {{ status.textContent = 'Creating the passkey failed: ' + e.message; }}
-}});
-</script>"#,
-        csrf = escape(csrf)
-    )
-}
-
 /// Starts making the passkey of a passkey-only sign-up: its user handle is the UUID the new
 /// account will have.
 pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
@@ -343,6 +291,16 @@ pub(super) async fn enroll_finish(call: Call, body: Bytes) -> Response {
     })
 }
 
+/// The passkeys page: the user's passkeys and the button that adds one.
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+struct PasskeysBody<'a> {
+    /// Whether passkeys work on this server (its external URL has a host name).
+    available: bool,
+    passkeys: &'a [devices::Passkey],
+    csrf: &'a str,
+}
+
 /// The page where a logged-in user adds a passkey.
 pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Ok(Some(current)) = session::current(&state, &headers).await else {
@@ -363,39 +321,10 @@ pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) ->
     let existing = devices::passkeys_of(&mut conn, current.user.id)
         .await
         .unwrap_or_default();
-    let list: String = existing
-        .iter()
-        .map(|p| {
-            format!(
-                "<li>{} <span class=muted>(added {})</span></li>",
-                escape(&p.name),
-                p.created.format("%Y-%m-%d")
-            )
-        })
-        .collect();
-    let body = if state.passkeys.available() {
-        format!(
-            r#"<h1>Passkeys</h1><p>A passkey lets you log in with your device's screen lock instead of a password.</p>
-<ul id=passkeys>{list}</ul>
-<label for=passkey-name>Name for the new passkey</label><input id=passkey-name type=text value="Passkey" maxlength=64>
-<button id=passkey-add type=button>Add a passkey</button><p id=passkey-status role=status></p>
-<p><a href="/if/user/">Back to your page</a></p>
-<script>{SCRIPT_HELPERS}
-document.getElementById('passkey-add').addEventListener('click', async () => {{
-  const status = document.getElementById('passkey-status');
-  status.textContent = '';
-  try {{
-    const options = await ghPost('/if/user/passkeys/begin', {{csrf: '{csrf}'}});
-    const cred = await navigator.credentials.create({{publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)}});
-    await ghPost('/if/user/passkeys/finish', {{csrf: '{csrf}', name: document.getElementById('passkey-name').value, credential: cred.toJSON()}});
-    status.textContent = 'Passkey added.';
-    location.reload();
-  }} catch (e) {{ status.className = 'error'; status.textContent = 'Could not add a passkey: ' + e.message; }}
-}});
-</script>"#
-        )
-    } else {
-        "<h1>Passkeys</h1><p class=error>Passkeys need Gatehouse's external URL to use a host name (browsers refuse IP addresses). Ask your administrator to set --external-url.</p>".to_owned()
+    let body = PasskeysBody {
+        available: state.passkeys.available(),
+        passkeys: &existing,
+        csrf: &csrf,
     };
     wide_page(StatusCode::OK, "Passkeys", &body)
 }

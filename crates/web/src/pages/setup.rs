@@ -13,7 +13,7 @@ use gatehouse_core::secret;
 use gatehouse_store::{tokens, users};
 use serde::Deserialize;
 
-use super::escape;
+use super::Template;
 use crate::bootstrap::SETUP_TOKEN;
 use crate::AppState;
 
@@ -38,22 +38,51 @@ struct SetupForm {
     password_repeat: String,
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(super::layout(title, body, false))
+/// The set-up page in the one layout (without the headers of [`super::page`], as ever).
+fn page(title: &str, body: &impl Template) -> Html<String> {
+    Html(super::layout(title, body, false).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the set-up page could not be rendered");
+        "The page could not be built; the server log has the details.".into()
+    }))
 }
+
+/// Why a set-up link cannot be used (`templates/setup_invalid.html`).
+#[derive(Template)]
+#[template(path = "setup_invalid.html")]
+struct Invalid<'a> {
+    why: &'a str,
+}
+
+/// The set-up form (`templates/setup.html`).
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupBody<'a> {
+    token: &'a str,
+    /// Why the last attempt was not accepted.
+    error: Option<&'a str>,
+}
+
+/// Set-up done: the API token, shown only now (`templates/setup_done.html`).
+#[derive(Template)]
+#[template(path = "setup_done.html")]
+struct Done<'a> {
+    key: &'a str,
+}
+
+/// The database refused the set-up.
+#[derive(Template)]
+#[template(
+    source = "<p class=error>The database did not accept the change; nothing was saved. Reload and try again.</p>",
+    ext = "html"
+)]
+struct Failed;
 
 /// Why a set-up token cannot be used; shown to the visitor.
 async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCode, Html<String>)> {
     let invalid = |why: &str| {
         (
             StatusCode::FORBIDDEN,
-            page(
-                "Set-up link not valid",
-                &format!(
-                    "<p class=error>{}</p><p>Restart <code>gatehouse serve</code> to print a new link (it does so while the admin has no password and no API token), or set <code>GATEHOUSE_BOOTSTRAP_PASSWORD</code>.</p>",
-                    escape(why)
-                ),
-            ),
+            page("Set-up link not valid", &Invalid { why }),
         )
     };
     if token.is_empty() {
@@ -83,26 +112,18 @@ async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCo
     }
 }
 
-fn form(token: &str, error: Option<&str>) -> String {
-    format!(
-        r#"<p>Choose a password for the <strong>admin</strong> account. You will receive an API token for the CLI and scripts.</p>
-{}<form method="post"><input type="hidden" name="token" value="{}">
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="new-password" minlength="8" required>
-<label for="password_repeat">Repeat password</label><input id="password_repeat" name="password_repeat" type="password" autocomplete="new-password" minlength="8" required>
-<button type="submit">Set password</button></form>"#,
-        error
-            .map(|e| format!("<p class=error role=alert>{}</p>", escape(e)))
-            .unwrap_or_default(),
-        escape(token),
-    )
-}
-
 async fn show(
     State(state): State<AppState>,
     Query(q): Query<TokenQuery>,
 ) -> Result<Html<String>, (StatusCode, Html<String>)> {
     check(&state, &q.token).await?;
-    Ok(page("Set up Gatehouse", &form(&q.token, None)))
+    Ok(page(
+        "Set up Gatehouse",
+        &SetupBody {
+            token: &q.token,
+            error: None,
+        },
+    ))
 }
 
 async fn submit(
@@ -113,7 +134,13 @@ async fn submit(
     let retry = |msg: &str| {
         (
             StatusCode::BAD_REQUEST,
-            page("Set up Gatehouse", &form(&f.token, Some(msg))),
+            page(
+                "Set up Gatehouse",
+                &SetupBody {
+                    token: &f.token,
+                    error: Some(msg),
+                },
+            ),
         )
     };
     if f.password.chars().count() < 8 {
@@ -126,7 +153,10 @@ async fn submit(
         return Err(retry("The two passwords differ."));
     }
     let failed = || {
-        (StatusCode::SERVICE_UNAVAILABLE, page("Set-up failed", "<p class=error>The database did not accept the change; nothing was saved. Reload and try again.</p>"))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            page("Set-up failed", &Failed),
+        )
     };
     let password = f.password.clone();
     let hash = tokio::task::spawn_blocking(move || secret::hash_password(&password))
@@ -166,12 +196,5 @@ async fn submit(
         });
     }
     tracing::info!("initial set-up done: admin password set and API token issued");
-    Ok(page(
-        "Gatehouse is ready",
-        &format!(
-            "<p>The <strong>admin</strong> password is set. Your API token (shown only now; store it safely):</p><code id=token>{}</code>\
-             <p>Use it with the CLI: <code>export GATEHOUSE_TOKEN=…</code> or <code>Authorization: Bearer …</code>.</p>",
-            escape(&key)
-        ),
-    ))
+    Ok(page("Gatehouse is ready", &Done { key: &key }))
 }

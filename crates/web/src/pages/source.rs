@@ -27,8 +27,8 @@ use gatehouse_store::sources::{self, Source};
 use gatehouse_store::{events, flow_states, flows, users, Conn};
 use serde_json::json;
 
-use super::error_page;
 use super::flow::{flow_error, save, DEFAULT_NEXT};
+use super::{error_page, Hint};
 use crate::api::sources::callback_url;
 use crate::error::ApiError;
 use crate::session::{self, read_cookie, set_cookie, FLOW_COOKIE};
@@ -82,8 +82,14 @@ fn settings_of(source: &Source) -> SourceSettings {
     }
 }
 
-fn start_again(what: &str) -> String {
-    format!("{what} Start again from the <a href=\"/if/flow/default-authentication-flow/\">login page</a>.")
+/// "Start again from the login page", after `lead`.
+fn start_again(lead: &str) -> Hint<'_> {
+    Hint::link(
+        "/if/flow/default-authentication-flow/",
+        "Start again from the login page",
+    )
+    .after(lead)
+    .then(".")
 }
 
 /// The enabled source `slug`, or the page that says why there is none.
@@ -103,7 +109,7 @@ async fn usable_source(conn: &mut Conn, slug: &str) -> Result<Result<Source, Res
             StatusCode::NOT_FOUND,
             "No such login source",
             &format!("There is no login source named `{slug}`."),
-            &start_again("Check the link."),
+            start_again("Check the link."),
         )),
     })
 }
@@ -264,7 +270,7 @@ async fn begin(
                 StatusCode::BAD_GATEWAY,
                 "Login service unavailable",
                 &e.to_string(),
-                &start_again("Try again in a moment, or sign in another way."),
+                start_again("Try again in a moment, or sign in another way."),
             ));
         }
     };
@@ -311,7 +317,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
                 "This sign-in with {} expired, or was started in another browser.",
                 source.fields.name
             ),
-            &start_again(""),
+            start_again(""),
         ));
     };
     let pending = match run.source_login.take() {
@@ -328,7 +334,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
                 "This answer from {} was already used, or belongs to another sign-in.",
                 source.fields.name
             ),
-            &start_again(""),
+            start_again(""),
         ));
     };
     let callback = callback_url(&visit.state.settings.external_url, slug);
@@ -354,7 +360,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
                 status_of(&e),
                 "Sign-in not completed",
                 &e.to_string(),
-                &start_again(""),
+                start_again(""),
             ));
         }
     };
@@ -428,7 +434,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
                 StatusCode::FORBIDDEN,
                 "Sign-in refused",
                 &reason.to_string(),
-                &start_again(""),
+                start_again(""),
             ));
         }
     };

@@ -16,7 +16,7 @@ use gatehouse_store::{applications, providers, sessions, sql, Conn, Filter, List
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{error_page, escape, page, wide_page};
+use super::{error_page, page, wide_page, Hint, Template};
 use crate::error::ApiError;
 use crate::session::{self, Current};
 use crate::AppState;
@@ -66,12 +66,22 @@ pub fn login_redirect() -> Response {
         .into_response()
 }
 
+/// An application on the user page.
+pub struct Tile {
+    /// Its name.
+    pub name: String,
+    /// Where it opens; empty when it has no launch URL.
+    pub launch_url: String,
+    /// What it is.
+    pub description: String,
+}
+
 /// Applications `current` may open, with their launch URLs.
 pub async fn visible_applications(
     conn: &mut Conn,
     current: &Current,
     req: &gatehouse_flow::RequestInfo,
-) -> Result<Vec<(String, String, String)>, ApiError> {
+) -> Result<Vec<Tile>, ApiError> {
     let spec = ListSpec {
         filters: vec![Filter::Equals("meta_hide", false.into())],
         ordering: vec![("name", false)],
@@ -105,9 +115,30 @@ pub async fn visible_applications(
                 }
             }
         }
-        out.push((app.fields.name, launch, app.fields.meta_description));
+        out.push(Tile {
+            name: app.fields.name,
+            launch_url: launch,
+            description: app.fields.meta_description,
+        });
     }
     Ok(out)
+}
+
+/// The user page (`templates/user.html`).
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserBody<'a> {
+    /// How the user is greeted: their name, else their username.
+    name: &'a str,
+    apps: &'a [Tile],
+    /// How many authenticator apps they have.
+    totp: usize,
+    /// How many passkeys they have.
+    passkeys: usize,
+    sessions: &'a [sessions::Session],
+    /// The session of this browser, marked in the list.
+    this_session: &'a Uuid,
+    csrf: &'a str,
 }
 
 async fn show(
@@ -118,56 +149,33 @@ async fn show(
     headers: HeaderMap,
 ) -> Response {
     let result: Result<Response, ApiError> = async {
-        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let Some(current) = session::current(&state, &headers).await? else {
+            return Ok(login_redirect());
+        };
         let req = session::request_info(&headers, peer, &method, &uri);
         let mut conn = state.store.conn().await?;
         let apps = visible_applications(&mut conn, &current, &req).await?;
         let my_sessions = sessions::of_user(&mut conn, current.user.id).await?;
-        let tiles: String = if apps.is_empty() {
-            "<p class=muted>No applications are available to you yet.</p>".into()
-        } else {
-            let items: String = apps
-                .iter()
-                .map(|(name, url, description)| {
-                    let inner = format!("<strong>{}</strong><br><span class=muted>{}</span>", escape(name), escape(description));
-                    if url.is_empty() {
-                        format!("<li><a>{inner}</a></li>")
-                    } else {
-                        format!("<li><a href=\"{}\">{inner}</a></li>", escape(url))
-                    }
-                })
-                .collect();
-            format!("<ul class=apps>{items}</ul>")
+        let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id)
+            .await?
+            .len();
+        let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id)
+            .await?
+            .len();
+        let user = &current.user.fields;
+        let body = UserBody {
+            name: if user.name.is_empty() {
+                &user.username
+            } else {
+                &user.name
+            },
+            apps: &apps,
+            totp,
+            passkeys,
+            sessions: &my_sessions,
+            this_session: &current.session.uuid,
+            csrf: &csrf_token(&headers),
         };
-        let csrf = csrf_token(&headers);
-        let rows: String = my_sessions
-            .iter()
-            .map(|s| {
-                let this = if s.uuid == current.session.uuid { " <strong>(this browser)</strong>" } else { "" };
-                format!(
-                    "<tr><td>{}{this}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=post action=\"/if/user/sessions/{}/revoke\">\
-                     <input type=hidden name=csrf value=\"{csrf}\"><button class=link type=submit>Revoke</button></form></td></tr>",
-                    s.created.format("%Y-%m-%d %H:%M UTC"),
-                    escape(&s.last_ip),
-                    escape(&s.user_agent.chars().take(60).collect::<String>()),
-                    s.expires.format("%Y-%m-%d %H:%M UTC"),
-                    s.uuid
-                )
-            })
-            .collect();
-        let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id).await?.len();
-        let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id).await?.len();
-        let security = format!(
-            "<h2>Sign-in security</h2><p>Authenticator apps: {totp}. <a id=add-totp href=\"/if/user/totp/\">Set up an authenticator app</a></p>\
-             <p>Passkeys: {passkeys}. <a id=add-passkey href=\"/if/user/passkeys/\">Manage passkeys</a></p>\
-             <p><a id=change-password href=\"/if/user/password/\">Change your password</a></p>"
-        );
-        let body = format!(
-            "<nav><h1>Hello, {}</h1><a href=\"/if/flow/default-invalidation-flow/\">Log out</a></nav>\
-             <h2>Your applications</h2>{tiles}{security}\
-             <h2>Your sessions</h2><table><thead><tr><th>Started</th><th>Address</th><th>Browser</th><th>Expires</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
-            escape(if current.user.fields.name.is_empty() { &current.user.fields.username } else { &current.user.fields.name })
-        );
         Ok(wide_page(StatusCode::OK, "My applications", &body))
     }
     .await;
@@ -201,7 +209,7 @@ async fn revoke(
                 StatusCode::FORBIDDEN,
                 "Form not accepted",
                 "The form did not come from your user page (its security token is missing or wrong).",
-                "<a href=\"/if/user/\">Reload the page</a> and try again.",
+                Hint::link("/if/user/", "Reload the page").then(" and try again."),
             ));
         }
         let mut tx = state.store.begin().await?;
@@ -220,7 +228,7 @@ async fn revoke(
                 .await?;
             }
             _ => {
-                return Ok(error_page(StatusCode::NOT_FOUND, "No such session", "That session does not exist or is not yours.", "<a href=\"/if/user/\">Back</a>"))
+                return Ok(error_page(StatusCode::NOT_FOUND, "No such session", "That session does not exist or is not yours.", Hint::link("/if/user/", "Back")))
             }
         }
         gatehouse_store::commit(tx).await?;
@@ -249,12 +257,25 @@ struct TotpForm {
     code: String,
 }
 
-fn totp_page(
+/// Setting up an authenticator app (`templates/totp.html`).
+#[derive(Template)]
+#[template(path = "totp.html")]
+struct TotpBody<'a> {
+    /// The QR code of the `otpauth://` URI, as base64 PNG.
+    qr: String,
+    /// The key, base32, also for typing in by hand.
+    secret: &'a str,
+    csrf: &'a str,
+    /// Why the last code was not accepted.
+    error: Option<&'a str>,
+}
+
+fn totp_page<'a>(
     user: &str,
-    secret_b32: &str,
-    csrf: &str,
-    error: Option<&str>,
-) -> Result<String, ApiError> {
+    secret_b32: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+) -> Result<TotpBody<'a>, ApiError> {
     use base64::Engine;
     let totp = totp_rs::Builder::new()
         .with_secret(
@@ -268,19 +289,12 @@ fn totp_page(
     let png = totp
         .to_qr_png()
         .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
-    let qr = base64::engine::general_purpose::STANDARD.encode(png);
-    Ok(format!(
-        "<h1>Set up an authenticator app</h1>{}<p>Scan this code with your authenticator app, or type the key in by hand.</p>\
-         <img alt=\"QR code for your authenticator app\" width=200 height=200 src=\"data:image/png;base64,{qr}\">\
-         <p class=muted>Key: <span id=secret>{}</span></p>\
-         <form method=post action=\"/if/user/totp/\"><input type=hidden name=csrf value=\"{}\"><input type=hidden name=secret value=\"{}\">\
-         <label for=code>Code shown by the app</label><input id=code name=code type=text inputmode=numeric autocomplete=one-time-code required maxlength=16>\
-         <button id=submit type=submit>Confirm</button></form>",
-        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
-        escape(secret_b32),
-        escape(csrf),
-        escape(secret_b32),
-    ))
+    Ok(TotpBody {
+        qr: base64::engine::general_purpose::STANDARD.encode(png),
+        secret: secret_b32,
+        csrf,
+        error,
+    })
 }
 
 async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -289,12 +303,8 @@ async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Respons
             return Ok(login_redirect());
         };
         let secret = totp_rs::Secret::generate().to_base32();
-        let body = totp_page(
-            &current.user.fields.username,
-            &secret,
-            &csrf_token(&headers),
-            None,
-        )?;
+        let csrf = csrf_token(&headers);
+        let body = totp_page(&current.user.fields.username, &secret, &csrf, None)?;
         Ok(wide_page(StatusCode::OK, "Authenticator app", &body))
     }
     .await;
@@ -307,6 +317,14 @@ async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Respons
             "Try again in a moment.",
         )
     })
+}
+
+/// An authenticator app was added (`templates/totp_added.html`).
+#[derive(Template)]
+#[template(path = "totp_added.html")]
+struct TotpAdded<'a> {
+    /// Recovery codes, shown only now; none after the first authenticator.
+    codes: &'a [String],
 }
 
 /// How many recovery codes a user gets with their first authenticator.
@@ -324,11 +342,11 @@ async fn totp_confirm(
                 StatusCode::FORBIDDEN,
                 "Form not accepted",
                 "The form did not come from your user page (its security token is missing or wrong).",
-                "<a href=\"/if/user/totp/\">Start the set-up again</a>.",
+                Hint::link("/if/user/totp/", "Start the set-up again").then("."),
             ));
         }
         let Ok(totp) = gatehouse_flow::totp_for(&form.secret) else {
-            return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid key", "secret: the key is not valid base32.", "<a href=\"/if/user/totp/\">Start again</a>."));
+            return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid key", "secret: the key is not valid base32.", Hint::link("/if/user/totp/", "Start again").then(".")));
         };
         let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
         let Some(step) = totp.check_current(&code) else {
@@ -344,17 +362,7 @@ async fn totp_confirm(
             gatehouse_store::devices::set_recovery_codes(&mut tx, current.user.id, &hashes).await?;
         }
         gatehouse_store::commit(tx).await?;
-        let list: String = codes.iter().map(|c| format!("<li><code>{c}</code></li>")).collect();
-        let recovery = if first {
-            format!("<p>Keep these recovery codes somewhere safe. Each works once, if you lose your device:</p><ul id=recovery-codes>{list}</ul>")
-        } else {
-            String::new()
-        };
-        Ok(page(
-            StatusCode::OK,
-            "Authenticator app added",
-            &format!("<h1>Authenticator app added</h1><p>From now on you will be asked for a code after your password.</p>{recovery}<p><a href=\"/if/user/\">Back to your page</a></p>"),
-        ))
+        Ok(page(StatusCode::OK, "Authenticator app added", &TotpAdded { codes: &codes }))
     }
     .await;
     result.unwrap_or_else(|e| {
@@ -380,24 +388,32 @@ struct PasswordForm {
     password_repeat: String,
 }
 
-fn password_body(csrf: &str, error: Option<&str>) -> String {
-    format!(
-        "<h1>Change your password</h1>{}<form method=post action=\"/if/user/password/\"><input type=hidden name=csrf value=\"{}\">\
-         <label for=current>Current password</label><input id=current name=current type=password autocomplete=current-password required>\
-         <label for=password>New password</label><input id=password name=password type=password autocomplete=new-password minlength=8 required>\
-         <label for=password_repeat>Repeat the new password</label><input id=password_repeat name=password_repeat type=password autocomplete=new-password minlength=8 required>\
-         <button id=submit type=submit>Change password</button></form><p><a href=\"/if/user/\">Back to your page</a></p>",
-        error.map(|e| format!("<p class=error role=alert>{}</p>", escape(e))).unwrap_or_default(),
-        escape(csrf)
-    )
+/// Changing one's password (`templates/password.html`).
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordBody<'a> {
+    csrf: &'a str,
+    /// Why the last attempt was not accepted.
+    error: Option<&'a str>,
 }
+
+/// The password was changed.
+#[derive(Template)]
+#[template(
+    source = "<h1>Password changed</h1><p>Other browsers were logged out.</p><p><a href=\"/if/user/\">Back to your page</a></p>",
+    ext = "html"
+)]
+struct PasswordChanged;
 
 async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session::current(&state, &headers).await {
         Ok(Some(_)) => page(
             StatusCode::OK,
             "Change your password",
-            &password_body(&csrf_token(&headers), None),
+            &PasswordBody {
+                csrf: &csrf_token(&headers),
+                error: None,
+            },
         ),
         _ => login_redirect(),
     }
@@ -413,9 +429,9 @@ async fn password_change(
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
         let csrf = csrf_token(&headers);
         if !secret::constant_time_eq(&form.csrf, &csrf) {
-            return Ok(error_page(StatusCode::FORBIDDEN, "Form not accepted", "The form did not come from your user page (its security token is missing or wrong).", "<a href=\"/if/user/password/\">Reload the page</a> and try again."));
+            return Ok(error_page(StatusCode::FORBIDDEN, "Form not accepted", "The form did not come from your user page (its security token is missing or wrong).", Hint::link("/if/user/password/", "Reload the page").then(" and try again.")));
         }
-        let retry = |message: &str, status: StatusCode| page(status, "Change your password", &password_body(&csrf, Some(message)));
+        let retry = |message: &str, status: StatusCode| page(status, "Change your password", &PasswordBody { csrf: &csrf, error: Some(message) });
         if form.password.chars().count() < 8 || form.password.len() > 1024 {
             return Ok(retry("password: the new password must have 8 to 1024 characters.", StatusCode::BAD_REQUEST));
         }
@@ -456,7 +472,7 @@ async fn password_change(
         .await?;
         gatehouse_store::commit(tx).await?;
         state.changed();
-        Ok(page(StatusCode::OK, "Password changed", "<h1>Password changed</h1><p>Other browsers were logged out.</p><p><a href=\"/if/user/\">Back to your page</a></p>"))
+        Ok(page(StatusCode::OK, "Password changed", &PasswordChanged))
     }
     .await;
     result.unwrap_or_else(|e| {
