@@ -3,6 +3,8 @@
 
 mod admin;
 mod declarative;
+mod doctor;
+mod k8s;
 
 use anyhow::bail;
 use tokio::net::TcpListener;
@@ -84,6 +86,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Invite(c) => admin::invite(c).await,
         Command::Flow(c) => admin::flow(c).await,
         Command::Key(c) => admin::key(c).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::K8s(c) => k8s::run(c),
         Command::BreakGlass(crate::cli::BreakGlassCommand::Hash { username }) => {
             break_glass_hash(&username)
         }
