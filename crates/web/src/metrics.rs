@@ -30,6 +30,8 @@ pub struct Metrics {
     pub outpost: OutpostMetrics,
     /// Failed password and code attempts.
     pub login_failures: Counter,
+    /// Logins completed (a session started).
+    pub logins: Counter,
     /// 1 when the last readiness check found the database answering after start-up, 0 when
     /// not: the kubelet's probes keep it current.
     pub database_ready: Gauge,
@@ -50,6 +52,12 @@ impl Metrics {
             "Failed password and code attempts",
             login_failures.clone(),
         );
+        let logins = Counter::default();
+        registry.register(
+            "gatehouse_logins",
+            "Logins completed (an IdP session started)",
+            logins.clone(),
+        );
         let database_ready = Gauge::default();
         registry.register(
             "gatehouse_database_ready",
@@ -67,6 +75,7 @@ impl Metrics {
             registry,
             outpost,
             login_failures,
+            logins,
             database_ready,
             signing_key_created,
         })

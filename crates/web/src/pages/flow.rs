@@ -297,6 +297,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             max_age,
             redirect,
         } => {
+            state.metrics.logins.inc();
             flow_states::delete(&mut tx, &key).await?;
             let mut response = redirect_to(&redirect);
             let headers = response.headers_mut();
