@@ -57,6 +57,13 @@ pub enum Command {
     /// Check a deployment after an upgrade: outpost endpoints and selector, outpost modes and
     /// session store, session expiry, the edge's redirect, plan-to-zero. Exits 1 on a failure.
     Doctor(DoctorArgs),
+    /// Exit 0 when a health URL answers 2xx: the container image's HEALTHCHECK (the image has
+    /// no curl).
+    Health {
+        /// The URL to ask.
+        #[arg(long, default_value = "http://127.0.0.1:9000/-/health/live/")]
+        url: String,
+    },
     /// Kubernetes: generate the forward-auth ingress wiring, lint existing manifests.
     #[command(subcommand)]
     K8s(K8sCommand),
