@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use gatehouse_k8s::manifest::{self, role, selects, Document, Role};
 use gatehouse_testkit::{with_server, EchoApp, Nginx, TestOutpost};
 use serde_json::{json, Value};
@@ -482,15 +484,17 @@ async fn k8s_lint_flags_each_trap_in_a_broken_example_and_nothing_in_generated_o
 /// resolved through `cluster` (DNS name → loopback address) and Endpoints. Over plain HTTP on
 /// the test's port: `https://<host>` becomes `http://<host>:{port}` (nginx's port, filled in
 /// by the testkit), TLS is left out.
-fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, String>) -> String {
+fn render_like_ingress_nginx(
+    objects: &[Document],
+    cluster: &HashMap<String, String>,
+) -> anyhow::Result<String> {
     let find = |kind: &str, name: &str| {
         objects
             .iter()
             .find(|d| d.kind() == kind && d.name() == name)
     };
-    let resolve = |service: &str, port: u64| -> String {
-        let svc =
-            find("Service", service).unwrap_or_else(|| panic!("Service {service} is generated"));
+    let resolve = |service: &str, port: u64| -> anyhow::Result<String> {
+        let svc = find("Service", service).with_context(|| format!("Service {service}"))?;
         if svc.value["spec"]["type"] == "ExternalName" {
             let target = svc.value["spec"]["externalName"]
                 .as_str()
@@ -498,16 +502,16 @@ fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, Str
             return cluster
                 .get(target)
                 .cloned()
-                .unwrap_or_else(|| panic!("{target} resolves"));
+                .with_context(|| format!("{target} resolves"));
         }
-        let ep = find("Endpoints", service).unwrap_or_else(|| panic!("Endpoints {service}"));
+        let ep = find("Endpoints", service).with_context(|| format!("Endpoints {service}"))?;
         let ip = ep.value["subsets"][0]["addresses"][0]["ip"]
             .as_str()
             .unwrap_or_default();
         let port = ep.value["subsets"][0]["ports"][0]["port"]
             .as_u64()
             .unwrap_or(port);
-        format!("{ip}:{port}")
+        Ok(format!("{ip}:{port}"))
     };
     let backend = |ingress: &Document| {
         let b = &ingress.value["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
@@ -532,7 +536,7 @@ fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, Str
         })
         .copied();
     let (Some(app), Some(outpost)) = (app, outpost) else {
-        panic!("two Ingresses are generated")
+        anyhow::bail!("two Ingresses are generated")
     };
     let host = app.value["spec"]["rules"][0]["host"]
         .as_str()
@@ -557,14 +561,14 @@ fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, Str
     let auth_target = cluster
         .get(auth_host.split(':').next().unwrap_or_default())
         .cloned()
-        .unwrap_or_else(|| panic!("{auth_host} resolves"));
+        .with_context(|| format!("{auth_host} resolves"))?;
     // auth-proxy-set-headers: the ConfigMap's entries go on the auth subrequest.
     let (cm_ns, cm_name) = a("auth-proxy-set-headers")
         .split_once('/')
         .unwrap_or_default();
     let cm = find("ConfigMap", cm_name)
         .filter(|c| c.namespace() == cm_ns)
-        .unwrap_or_else(|| panic!("ConfigMap {cm_name}"));
+        .with_context(|| format!("ConfigMap {cm_name}"))?;
     let mut proxy_headers = String::new();
     for (k, v) in cm.value["data"].as_object().into_iter().flatten() {
         let v = v.as_str().unwrap_or_default();
@@ -585,7 +589,7 @@ fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, Str
     let outpost_prefix = outpost.value["spec"]["rules"][0]["http"]["paths"][0]["path"]
         .as_str()
         .unwrap_or_default();
-    format!(
+    Ok(format!(
         r#"
  location = /_external-auth {{
    internal;
@@ -620,9 +624,9 @@ fn render_like_ingress_nginx(objects: &[Document], cluster: &HashMap<String, Str
    return 302 {signin};
  }}
 "#,
-        outpost_backend = backend(outpost),
-        app_backend = backend(app),
-    )
+        outpost_backend = backend(outpost)?,
+        app_backend = backend(app)?,
+    ))
 }
 
 #[tokio::test]
@@ -659,7 +663,7 @@ async fn nginx_configured_from_k8s_ingress_logs_in_through_a_standalone_outpost(
             "gatehouse-outpost.gatehouse.svc.cluster.local".to_owned(),
             format!("127.0.0.1:{}", outpost.port),
         )]);
-        let config = render_like_ingress_nginx(&objects, &cluster);
+        let config = render_like_ingress_nginx(&objects, &cluster)?;
         let nginx = Nginx::start(&config).await?;
         let app_url = format!("http://app.localhost:{}", nginx.port);
         let family = protect(&server, &app_url).await?;
