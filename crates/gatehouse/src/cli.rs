@@ -54,6 +54,106 @@ pub enum Command {
     Config(ConfigCommand),
     /// Apply database migrations (or check that none are pending).
     Migrate(MigrateArgs),
+    /// Check a deployment after an upgrade: outpost endpoints and selector, outpost modes and
+    /// session store, session expiry, the edge's redirect, plan-to-zero. Exits 1 on a failure.
+    Doctor(DoctorArgs),
+    /// Exit 0 when a health URL answers 2xx: the container image's HEALTHCHECK (the image has
+    /// no curl).
+    Health {
+        /// The URL to ask.
+        #[arg(long, default_value = "http://127.0.0.1:9000/-/health/live/")]
+        url: String,
+    },
+    /// Kubernetes: generate the forward-auth ingress wiring, lint existing manifests.
+    #[command(subcommand)]
+    K8s(K8sCommand),
+}
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// How to reach the server (its embedded outpost is checked too).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace of the outpost Service.
+    #[arg(long, default_value = "gatehouse")]
+    pub namespace: String,
+    /// Name of the outpost Service.
+    #[arg(long, default_value = "gatehouse-outpost")]
+    pub outpost_service: String,
+    /// Skip the Kubernetes checks (Gatehouse on VMs or Docker).
+    #[arg(long)]
+    pub no_kubernetes: bool,
+    /// A standalone outpost's URL whose mode and session store to check (repeatable).
+    #[arg(long = "outpost")]
+    pub outposts: Vec<String>,
+    /// A protected app URL: an anonymous request must get 302 to the login, not 401.
+    #[arg(long)]
+    pub app_url: Option<String>,
+    /// Sessions must expire this long after they start (the login stage's duration).
+    #[arg(long, default_value = "weeks=4")]
+    pub session_validity: String,
+    /// The declarative config file that must plan to zero.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+}
+
+/// `gatehouse k8s …`
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Print the forward-auth objects for one app (no snippets): ExternalName alias of the
+    /// outpost, outpost-path Ingress on the app host, auth annotations and headers ConfigMap
+    /// (nginx-ingress), or Middleware and IngressRoute (Traefik).
+    Ingress(IngressArgs),
+    /// Flag the forward-auth traps in manifest files (YAML, several documents each), with
+    /// the fix. Exits 1 when any is found.
+    Lint {
+        /// Manifest files (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `k8s ingress`.
+#[derive(Debug, Args)]
+pub struct IngressArgs {
+    /// The app's host, e.g. app.example.com.
+    #[arg(long)]
+    pub host: String,
+    /// The app's namespace (every object goes there).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// nginx (ingress-nginx) or traefik.
+    #[arg(long, default_value = "nginx")]
+    pub controller: String,
+    /// The app's Service in that namespace.
+    #[arg(
+        long,
+        conflicts_with = "backend_ip",
+        required_unless_present = "backend_ip"
+    )]
+    pub service: Option<String>,
+    /// The app's address outside the cluster (makes a headless Service + Endpoints).
+    #[arg(long)]
+    pub backend_ip: Option<std::net::IpAddr>,
+    /// The app's port.
+    #[arg(long)]
+    pub port: u16,
+    /// The outpost Service's DNS name.
+    #[arg(long, default_value = "gatehouse-outpost.gatehouse.svc.cluster.local")]
+    pub outpost: String,
+    /// The outpost's port.
+    #[arg(long, default_value_t = 9000)]
+    pub outpost_port: u16,
+    /// The TLS secret in the app's namespace [default: <first host label>-tls].
+    #[arg(long)]
+    pub tls_secret: Option<String>,
+    /// The IngressClass (nginx only).
+    #[arg(long, default_value = "nginx")]
+    pub class: String,
 }
 
 /// Where the server keeps its data and how it is reached.

@@ -31,13 +31,14 @@ pub async fn run(
     let remote = Arc::new(Remote::new(&settings.server, &settings.token)?);
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = OutpostMetrics::register(&mut registry);
+    metrics.name_mode("standalone");
     let outpost = Arc::new(Outpost::new(
         remote.clone(),
         gatehouse_outpost::Settings {
             grace: settings.grace.to_std().unwrap_or_default(),
             break_glass: settings.break_glass.clone(),
         },
-        metrics,
+        metrics.clone(),
     ));
     match outpost.snapshot().await {
         Ok(snap) => tracing::info!(
@@ -63,9 +64,14 @@ pub async fn run(
         .local_addr()
         .context("reading the listen address")?;
     tracing::info!(listen = %address, "gatehouse outpost is listening on http://{address}");
-    gatehouse_outpost::fast::serve(listener, outpost.clone(), router(outpost), shutdown)
-        .await
-        .context("serving HTTP")?;
+    gatehouse_outpost::fast::serve(
+        listener,
+        outpost.clone(),
+        router(outpost, metrics),
+        shutdown,
+    )
+    .await
+    .context("serving HTTP")?;
     follower.abort();
     if let Some(task) = metrics_task {
         task.abort();
@@ -75,13 +81,13 @@ pub async fn run(
 }
 
 /// The outpost's routes, proxy mode in front, health checks, and a page for anything else.
-fn router(outpost: Arc<Outpost>) -> Router {
+fn router(outpost: Arc<Outpost>, metrics: OutpostMetrics) -> Router {
     Router::new()
         .route("/-/health/live/", get(live))
         .route("/-/health/live", get(live))
         .route("/-/health/ready/", get(ready))
         .route("/-/health/ready", get(ready))
-        .with_state(outpost.clone())
+        .with_state((outpost.clone(), metrics))
         .merge(gatehouse_outpost::router().with_state(outpost.clone()))
         .fallback(not_here)
         .layer(axum::middleware::from_fn_with_state(
@@ -95,12 +101,22 @@ async fn live() -> StatusCode {
 }
 
 /// Ready once a provider table is at hand (fresh, or within the grace period while the server
-/// is away): an outpost that has never reached its server cannot decide anything.
-async fn ready(State(outpost): State<Arc<Outpost>>) -> StatusCode {
-    match outpost.snapshot().await {
-        Ok(_) => StatusCode::NO_CONTENT,
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
-    }
+/// is away): an outpost that has never reached its server cannot decide anything. The answer
+/// names the mode and where sessions live, for `gatehouse doctor` (T3).
+async fn ready(
+    State((outpost, metrics)): State<(Arc<Outpost>, OutpostMetrics)>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let names = metrics.names();
+    let (status, word) = match outpost.snapshot().await {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "no provider table yet"),
+    };
+    (
+        status,
+        axum::Json(
+            serde_json::json!({"status": word, "mode": names.mode, "sessions": names.sessions}),
+        ),
+    )
 }
 
 async fn not_here() -> Response {

@@ -100,10 +100,21 @@ pub async fn run(
     .context("setting up the login sources' HTTP client")?;
     // Signing keys load (and on first start, are made) in the background: RSA key generation
     // must not delay readiness, and a token request arriving first simply waits for it.
-    let keys = (state.keys.clone(), store.clone());
+    let keys = (state.keys.clone(), store.clone(), state.metrics.clone());
     tokio::spawn(async move {
         if let Err(e) = keys.0.prepare(&keys.1).await {
             tracing::error!(error = %e, "could not load or make the OIDC signing keys");
+            return;
+        }
+        // The rotation alert's gauge; `key list` and `key rotate` keep it current.
+        match keys.1.conn().await {
+            Ok(mut conn) => match gatehouse_store::oauth::all_keys(&mut conn).await {
+                Ok(all) => keys.2.show_signing_keys(&all),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the signing keys for the metrics")
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "could not read the signing keys for the metrics"),
         }
     });
     let app = gatehouse_web::router(state.clone());

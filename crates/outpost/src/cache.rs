@@ -249,9 +249,11 @@ impl Outpost {
                 }
             }
             Err(Error::Refused(why)) => {
+                self.metrics.store_errors.inc();
                 tracing::error!(error = %why, "the server refused the outpost's request");
             }
             Err(e @ Error::Unreachable(_)) => {
+                self.metrics.store_errors.inc();
                 if !self.degraded.swap(true, Ordering::AcqRel) {
                     self.metrics.degraded.set(1);
                     tracing::error!(error = %e, grace_s = self.settings.grace.as_secs(),

@@ -30,6 +30,13 @@ pub struct BackendLabels {
     pub backend: String,
 }
 
+/// Labels naming how an outpost runs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// `embedded` (inside `gatehouse serve`) or `standalone` (`gatehouse outpost`).
+    pub mode: String,
+}
+
 /// The outpost's metrics; cloning shares them.
 #[derive(Clone)]
 pub struct OutpostMetrics {
@@ -50,6 +57,26 @@ pub struct OutpostMetrics {
     pub upstream_errors: Counter,
     /// 1 for the backend the sessions live in (T3: no silent fallback).
     pub store: Family<BackendLabels, Gauge>,
+    /// Forward-auth requests no decision could be made for, because the backend did not
+    /// answer (answered 503, or by the break-glass fallback).
+    pub decision_errors: Counter,
+    /// Calls to the session store (the database, or a standalone outpost's server) that
+    /// failed.
+    pub store_errors: Counter,
+    /// 1 for the outpost's mode, so alerts can tell the edge outposts from embedded ones.
+    pub mode: Family<ModeLabels, Gauge>,
+    /// The names last given to [`OutpostMetrics::name_mode`] and
+    /// [`OutpostMetrics::name_store`], for the readiness answer `gatehouse doctor` reads.
+    names: Arc<std::sync::RwLock<Names>>,
+}
+
+/// How an outpost runs and where its sessions live, as its readiness check reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    /// `embedded` or `standalone` (empty until named).
+    pub mode: String,
+    /// `sqlite` or `postgres` (empty until the server has said).
+    pub sessions: String,
 }
 
 impl OutpostMetrics {
@@ -64,6 +91,10 @@ impl OutpostMetrics {
             degraded: Gauge::default(),
             upstream_errors: Counter::default(),
             store: Family::default(),
+            decision_errors: Counter::default(),
+            store_errors: Counter::default(),
+            mode: Family::default(),
+            names: Arc::default(),
         };
         registry.register(
             "gatehouse_outpost_decisions",
@@ -105,17 +136,53 @@ impl OutpostMetrics {
             "The database sessions and configuration live in",
             m.store.clone(),
         );
+        registry.register(
+            "gatehouse_outpost_decision_errors",
+            "Forward-auth requests that could not be decided because the backend did not answer",
+            m.decision_errors.clone(),
+        );
+        registry.register(
+            "gatehouse_session_store_errors",
+            "Session store calls (database, or a standalone outpost's server) that failed",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "gatehouse_outpost_info",
+            "1 for the mode this outpost runs in: embedded or standalone",
+            m.mode.clone(),
+        );
         m
+    }
+
+    /// Names the outpost's mode (`embedded` or `standalone`), replacing any earlier one.
+    pub fn name_mode(&self, mode: &str) {
+        if let Ok(mut names) = self.names.write() {
+            names.mode = mode.to_owned();
+        }
+        self.mode.clear();
+        self.mode
+            .get_or_create(&ModeLabels {
+                mode: mode.to_owned(),
+            })
+            .set(1);
     }
 
     /// Names the backend sessions live in (`sqlite` or `postgres`), replacing any earlier one.
     pub fn name_store(&self, backend: &str) {
+        if let Ok(mut names) = self.names.write() {
+            names.sessions = backend.to_owned();
+        }
         self.store.clear();
         self.store
             .get_or_create(&BackendLabels {
                 backend: backend.to_owned(),
             })
             .set(1);
+    }
+
+    /// The mode and session backend named so far.
+    pub fn names(&self) -> Names {
+        self.names.read().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// The counter for `provider`'s `outcome`, to keep and increment without a lookup.

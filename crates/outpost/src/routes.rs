@@ -223,6 +223,9 @@ async fn decide(
 /// Counts a decision by provider and outcome, and how long it took.
 fn count(outpost: &Outpost, decided: &Decided, started: Instant) {
     outpost.metrics.decision_seconds.observe(started.elapsed());
+    if decided.is_err() {
+        outpost.metrics.decision_errors.inc();
+    }
     if let Ok(Ok((decision, p))) = decided {
         let c = &p.counters;
         match decision {

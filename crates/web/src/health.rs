@@ -26,6 +26,16 @@ async fn live() -> StatusCode {
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (status, body) = check(&state).await;
+    state
+        .metrics
+        .database_ready
+        .set(i64::from(status == StatusCode::OK));
+    (status, body)
+}
+
+/// Whether start-up finished and the database answers.
+async fn check(state: &AppState) -> (StatusCode, Json<Value>) {
     let backend = state.store.backend().as_str();
     if !state.started.load(Ordering::Acquire) {
         return (
@@ -33,10 +43,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             Json(json!({"status": "starting", "database": backend})),
         );
     }
+    // Which outpost this is and where its sessions live: `gatehouse doctor` reads them (T3).
+    let names = state.metrics.outpost.names();
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "database": backend})),
+            Json(
+                json!({"status": "ready", "database": backend, "mode": names.mode, "sessions": names.sessions}),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database does not answer");

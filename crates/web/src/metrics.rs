@@ -10,8 +10,18 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use gatehouse_outpost::metrics::OutpostMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+/// Labels of a signing key.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    /// `RS256` or `ES256`.
+    pub algorithm: String,
+}
 
 /// Every metric the server exports.
 pub struct Metrics {
@@ -20,6 +30,14 @@ pub struct Metrics {
     pub outpost: OutpostMetrics,
     /// Failed password and code attempts.
     pub login_failures: Counter,
+    /// Logins completed (a session started).
+    pub logins: Counter,
+    /// 1 when the last readiness check found the database answering after start-up, 0 when
+    /// not: the kubelet's probes keep it current.
+    pub database_ready: Gauge,
+    /// When the active signing key of each algorithm was made, so an alert can say that
+    /// rotation is due.
+    pub signing_key_created: Family<KeyLabels, Gauge>,
 }
 
 impl Metrics {
@@ -34,11 +52,46 @@ impl Metrics {
             "Failed password and code attempts",
             login_failures.clone(),
         );
+        let logins = Counter::default();
+        registry.register(
+            "gatehouse_logins",
+            "Logins completed (an IdP session started)",
+            logins.clone(),
+        );
+        let database_ready = Gauge::default();
+        registry.register(
+            "gatehouse_database_ready",
+            "1 when the last readiness check found the database answering, 0 when not",
+            database_ready.clone(),
+        );
+        let signing_key_created = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "gatehouse_signing_key_created_timestamp_seconds",
+            "When the active OIDC signing key of each algorithm was made (Unix time)",
+            signing_key_created.clone(),
+        );
+        outpost.name_mode("embedded");
         Arc::new(Metrics {
             registry,
             outpost,
             login_failures,
+            logins,
+            database_ready,
+            signing_key_created,
         })
+    }
+
+    /// Shows when the active key of each algorithm among `keys` was made, replacing the
+    /// earlier values (the rotation alert's input).
+    pub fn show_signing_keys(&self, keys: &[gatehouse_store::oauth::SigningKey]) {
+        self.signing_key_created.clear();
+        for k in keys.iter().filter(|k| k.retired.is_none()) {
+            let gauge = self.signing_key_created.get_or_create(&KeyLabels {
+                algorithm: k.algorithm.clone(),
+            });
+            // The newest key of an algorithm counts when several are active.
+            gauge.set(gauge.get().max(k.created.timestamp()));
+        }
     }
 
     /// The text exposition.

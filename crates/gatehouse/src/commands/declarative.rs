@@ -2,6 +2,7 @@
 //! server, which diffs (and applies) it in one transaction; print the field-level changes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -34,22 +35,34 @@ fn show(value: &Value) -> String {
     }
 }
 
-/// Runs `plan` (`apply == false`) or `apply`.
-pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()> {
-    let client = Client::new(&args.client)?;
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+/// Sends `file` (with the values of the variables it references) to be planned, or applied
+/// when `apply`; returns the server's plan.
+pub(super) async fn send(
+    client: &Client,
+    file: &Path,
+    prune: bool,
+    apply: bool,
+) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let env: BTreeMap<String, String> = referenced_variables(&text)
         .into_iter()
         .filter_map(|name| std::env::var(&name).ok().map(|v| (name, v)))
         .collect();
-    let body = json!({"document": text, "source": args.file.display().to_string(), "prune": args.prune, "env": env});
+    let body =
+        json!({"document": text, "source": file.display().to_string(), "prune": prune, "env": env});
     let path = if apply {
         "/declarative/apply/"
     } else {
         "/declarative/plan/"
     };
-    let plan = client.post(path, &body).await?;
+    client.post(path, &body).await
+}
+
+/// Runs `plan` (`apply == false`) or `apply`.
+pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()> {
+    let client = Client::new(&args.client)?;
+    let plan = send(&client, &args.file, args.prune, apply).await?;
     client.print(&plan, |plan| {
         for warning in plan["warnings"].as_array().into_iter().flatten() {
             println!("warning: {}", warning.as_str().unwrap_or_default());

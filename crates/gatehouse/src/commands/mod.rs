@@ -3,6 +3,8 @@
 
 mod admin;
 mod declarative;
+mod doctor;
+mod k8s;
 
 use anyhow::bail;
 use tokio::net::TcpListener;
@@ -84,6 +86,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Invite(c) => admin::invite(c).await,
         Command::Flow(c) => admin::flow(c).await,
         Command::Key(c) => admin::key(c).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::K8s(c) => k8s::run(c),
+        Command::Health { url } => health(&url).await,
         Command::BreakGlass(crate::cli::BreakGlassCommand::Hash { username }) => {
             break_glass_hash(&username)
         }
@@ -105,6 +110,23 @@ async fn bind(
         None => None,
     };
     Ok((listener, metrics))
+}
+
+/// `gatehouse health --url URL`: fails unless the URL answers 2xx within 5 seconds.
+async fn health(url: &str) -> anyhow::Result<()> {
+    let status = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e} (is the server running on that port?)"))?
+        .status();
+    if !status.is_success() {
+        bail!("{url} answered {status}");
+    }
+    println!("{url}: {status}");
+    Ok(())
 }
 
 /// `gatehouse break-glass hash USERNAME`: the config entry for a password read from stdin.

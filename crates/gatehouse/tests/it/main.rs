@@ -6,6 +6,8 @@ mod api;
 mod browser;
 mod cli;
 mod declarative;
+mod deploy;
+mod doctor;
 mod enrollment;
 mod flows;
 mod oidc;

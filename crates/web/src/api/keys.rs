@@ -56,11 +56,9 @@ fn wire(k: oauth::SigningKey) -> ApiResult<SigningKeyInfo> {
 
 async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<SigningKeys>> {
     let mut conn = state.store.conn().await?;
-    let keys = oauth::all_keys(&mut conn)
-        .await?
-        .into_iter()
-        .map(wire)
-        .collect::<ApiResult<_>>()?;
+    let keys = oauth::all_keys(&mut conn).await?;
+    state.metrics.show_signing_keys(&keys);
+    let keys = keys.into_iter().map(wire).collect::<ApiResult<_>>()?;
     Ok(Json(SigningKeys { keys }))
 }
 
@@ -85,8 +83,9 @@ async fn rotate(
         .await?;
     tracing::info!(kid = %kid, algorithm = %req.algorithm, by = %admin.user.fields.username, "rotated the signing key");
     let mut conn = state.store.conn().await?;
-    let key = oauth::all_keys(&mut conn)
-        .await?
+    let keys = oauth::all_keys(&mut conn).await?;
+    state.metrics.show_signing_keys(&keys);
+    let key = keys
         .into_iter()
         .find(|k| k.kid == kid)
         .ok_or_else(|| ApiError::Internal("the new signing key vanished".into()))?;

@@ -344,6 +344,7 @@ pub(super) async fn conclude(
             max_age,
             redirect,
         } => {
+            state.metrics.logins.inc();
             flow_states::delete(tx, key).await?;
             let mut response = redirect_to(&redirect);
             let headers = response.headers_mut();

@@ -181,6 +181,7 @@ async fn answer(
             max_age,
             redirect,
         } => {
+            call.state.metrics.logins.inc();
             flow_states::delete(tx, key).await?;
             let mut r = Json(json!({"location": redirect})).into_response();
             r.headers_mut().append(
