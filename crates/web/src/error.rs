@@ -53,6 +53,15 @@ impl ApiError {
     }
 }
 
+impl From<gatehouse_oidc::Error> for ApiError {
+    fn from(e: gatehouse_oidc::Error) -> Self {
+        match e {
+            gatehouse_oidc::Error::Store(e) => e.into(),
+            gatehouse_oidc::Error::Internal(message) => ApiError::Internal(message),
+        }
+    }
+}
+
 impl From<gatehouse_store::Error> for ApiError {
     fn from(e: gatehouse_store::Error) -> Self {
         use gatehouse_store::Error as E;

@@ -9,6 +9,8 @@ use gatehouse_proto::UserPasswordSetRequest;
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 
+pub(crate) use gatehouse_oidc::uid;
+
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::{must_be_empty, Api, Reply};
@@ -65,11 +67,6 @@ pub(super) fn routes(mut api: Api) -> Api {
         Some(&password),
         Reply::Empty,
     )
-}
-
-/// The stable opaque id of a user (Authentik's `uid`, the default OIDC `sub`).
-pub(crate) fn uid(user: &users::User) -> String {
-    secret::token_hash(&format!("gatehouse-user:{}", user.uuid))
 }
 
 /// A user as embedded in other objects.

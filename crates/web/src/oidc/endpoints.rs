@@ -13,19 +13,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
-use gatehouse_core::kinds::{ClientType, SigningAlgorithm, SubMode};
+use chrono::Utc;
+use gatehouse_core::kinds::{ClientType, SigningAlgorithm};
 use gatehouse_core::secret;
+use gatehouse_oidc::keys::{self, Signer};
+use gatehouse_oidc::tokens::{issuer, pkce_ok, AccessClaims, Client, Issue};
+use gatehouse_oidc::user_claims;
 use gatehouse_store::oauth::{self, Redeemed};
-use gatehouse_store::providers::{OAuth2Settings, Provider, ProviderKind};
-use gatehouse_store::scope_mappings::{self, ScopeMapping};
-use gatehouse_store::{applications, groups, providers, sessions, sql, users, Conn};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
+use gatehouse_store::providers::{Provider, ProviderKind};
+use gatehouse_store::scope_mappings;
+use gatehouse_store::{applications, providers, sessions, sql, users, Conn};
+use serde_json::{json, Value};
 
-use super::keys;
 use crate::error::ApiError;
 use crate::pages::{page, Template};
 use crate::session::{self, clear_cookie, SESSION_COOKIE};
@@ -54,11 +53,6 @@ fn server_error(e: ApiError) -> Response {
         "server_error",
         "The server could not complete the request.",
     )
-}
-
-/// The issuer of the application with slug `slug`.
-pub(crate) fn issuer(external_url: &str, slug: &str) -> String {
-    format!("{external_url}/application/o/{slug}/")
 }
 
 /// The signing algorithm of the application with slug `slug` (RS256 when its provider is not
@@ -129,19 +123,8 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
 pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     match state.keys.jwks(&state.store).await {
         Ok(doc) => Json(doc).into_response(),
-        Err(e) => server_error(e),
+        Err(e) => server_error(e.into()),
     }
-}
-
-/// A registered client as the token, introspection and revocation endpoints need it (its
-/// `settings.redirect_uris` are not loaded: a code remembers the one it was issued for).
-#[derive(Clone)]
-pub(super) struct Client {
-    provider: Provider,
-    settings: OAuth2Settings,
-    slug: String,
-    /// The scope mappings the provider selected.
-    mappings: Vec<ScopeMapping>,
 }
 
 /// How long a client's registration is reused before it is read again: a changed secret,
@@ -284,300 +267,6 @@ fn not_a_form() -> Response {
     )
 }
 
-fn seconds(text: &str, fallback: i64) -> i64 {
-    text.parse::<gatehouse_core::Duration>()
-        .map(|d| d.seconds())
-        .unwrap_or(fallback)
-}
-
-/// The `sub` of `user` under the provider's subject mode.
-pub(super) fn subject(user: &users::User, mode: SubMode) -> String {
-    match mode {
-        SubMode::HashedUserId => crate::api::users::uid(user),
-        SubMode::UserId => user.id.to_string(),
-        SubMode::UserUuid => user.uuid.to_string(),
-        SubMode::UserUsername => user.fields.username.clone(),
-        SubMode::UserEmail => user.fields.email.clone(),
-        SubMode::UserUpn => user.fields.attributes["upn"]
-            .as_str()
-            .unwrap_or(&user.fields.email)
-            .to_owned(),
-    }
-}
-
-/// Claims a scope mapping may not set: they describe the token, not the user.
-const RESERVED_CLAIMS: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "nonce",
-    "auth_time",
-    "azp",
-    "scope",
-    "at_hash",
-];
-
-/// How long one scope mapping's expression may run.
-const MAPPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The claims `scopes` allow about `user`: the built-in ones, then those of the provider's
-/// scope `mappings` whose scope was granted. A mapping that fails is logged and skipped; it
-/// never blocks the login.
-pub(crate) async fn user_claims(
-    conn: &mut Conn,
-    user: &users::User,
-    scopes: &[&str],
-    mode: SubMode,
-    mappings: &[ScopeMapping],
-) -> Result<Map<String, Value>, ApiError> {
-    let mut claims = builtin_claims(conn, user, scopes, mode).await?;
-    let granted: Vec<&ScopeMapping> = mappings
-        .iter()
-        .filter(|m| scopes.contains(&m.fields.scope_name.as_str()))
-        .collect();
-    if granted.is_empty() {
-        return Ok(claims);
-    }
-    let variable = gatehouse_flow::policy::user_variable(conn, user)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    for mapping in granted {
-        let (expression, user_var) = (mapping.fields.expression.clone(), variable.clone());
-        let scope_list: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let outcome = tokio::time::timeout(
-            MAPPING_TIMEOUT,
-            tokio::task::spawn_blocking(move || {
-                gatehouse_flow::policy::run_claims(&expression, user_var, Value::from(scope_list))
-            }),
-        )
-        .await;
-        match outcome {
-            Ok(Ok(Ok(mapped))) => {
-                for (name, value) in mapped {
-                    if RESERVED_CLAIMS.contains(&name.as_str()) {
-                        tracing::warn!(mapping = %mapping.fields.name, claim = %name, "a scope mapping may not set this claim; it is ignored");
-                    } else {
-                        claims.insert(name, value);
-                    }
-                }
-            }
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(mapping = %mapping.fields.name, error = %e, "scope mapping failed; its claims are left out")
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(mapping = %mapping.fields.name, error = %e, "scope mapping panicked; its claims are left out")
-            }
-            Err(_) => {
-                tracing::warn!(mapping = %mapping.fields.name, "scope mapping ran out of time; its claims are left out")
-            }
-        }
-    }
-    Ok(claims)
-}
-
-/// The claims of the built-in scopes.
-async fn builtin_claims(
-    conn: &mut Conn,
-    user: &users::User,
-    scopes: &[&str],
-    mode: SubMode,
-) -> Result<Map<String, Value>, ApiError> {
-    let mut claims = Map::new();
-    claims.insert("sub".into(), subject(user, mode).into());
-    if scopes.contains(&"profile") {
-        claims.insert(
-            "preferred_username".into(),
-            user.fields.username.clone().into(),
-        );
-        claims.insert("nickname".into(), user.fields.username.clone().into());
-        claims.insert("name".into(), user.fields.name.clone().into());
-    }
-    if scopes.contains(&"email") {
-        claims.insert("email".into(), user.fields.email.clone().into());
-        claims.insert(
-            "email_verified".into(),
-            (!user.fields.email.is_empty()).into(),
-        );
-    }
-    if scopes.contains(&"groups") {
-        let names: Vec<String> = groups::effective_of_user(conn, user.id)
-            .await?
-            .into_iter()
-            .map(|g| g.fields.name)
-            .collect();
-        claims.insert("groups".into(), names.into());
-    }
-    Ok(claims)
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct AccessClaims {
-    iss: String,
-    sub: String,
-    aud: String,
-    exp: i64,
-    iat: i64,
-    jti: String,
-    scope: String,
-    azp: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    uid: Option<i64>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
-
-#[derive(Serialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-}
-
-/// What a token response is issued for.
-struct Issue<'a> {
-    client: &'a Client,
-    /// `None` for client credentials.
-    user: Option<&'a users::User>,
-    scope: &'a str,
-    nonce: &'a str,
-    /// The authorization code the tokens come from, so a replay of it can revoke them.
-    code_hash: Option<&'a str>,
-    /// The refresh family to continue (a refresh grant) instead of starting one.
-    family: Option<Uuid>,
-}
-
-/// Tokens signed but not stored yet. Minting needs only reads and signatures, so the write
-/// transaction that stores the result stays a few statements long.
-struct Minted {
-    response: TokenResponse,
-    jti: String,
-    expires: DateTime<Utc>,
-    refresh_expires: DateTime<Utc>,
-}
-
-impl Issue<'_> {
-    /// Builds and signs the tokens.
-    async fn mint(
-        &self,
-        conn: &mut Conn,
-        state: &AppState,
-        signer: &Arc<keys::Signer>,
-    ) -> Result<Minted, ApiError> {
-        let client = self.client;
-        let now = Utc::now();
-        let iss = issuer(&state.settings.external_url, &client.slug);
-        let client_id = client.provider.fields.client_id.clone();
-        let lifetime = seconds(&client.provider.fields.access_token_validity, 300);
-        let expires = now + Duration::seconds(lifetime);
-        let scopes: Vec<&str> = self.scope.split_whitespace().collect();
-        let mut claims = match self.user {
-            Some(u) => {
-                user_claims(conn, u, &scopes, client.settings.sub_mode, &client.mappings).await?
-            }
-            None => Map::from_iter([("sub".to_owned(), Value::from(client_id.clone()))]),
-        };
-        let sub = match claims.remove("sub") {
-            Some(Value::String(s)) => s,
-            _ => String::new(),
-        };
-        let id_token = match (self.user, scopes.contains(&"openid")) {
-            (Some(u), true) => {
-                let mut id = if client.settings.include_claims_in_id_token {
-                    claims.clone()
-                } else {
-                    Map::new()
-                };
-                id.insert("iss".into(), iss.clone().into());
-                id.insert("sub".into(), sub.clone().into());
-                id.insert("aud".into(), client_id.clone().into());
-                id.insert("azp".into(), client_id.clone().into());
-                id.insert("exp".into(), expires.timestamp().into());
-                id.insert("iat".into(), now.timestamp().into());
-                id.insert(
-                    "auth_time".into(),
-                    u.last_login.unwrap_or(now).timestamp().into(),
-                );
-                if !self.nonce.is_empty() {
-                    id.insert("nonce".into(), self.nonce.into());
-                }
-                Some(signer.sign(Value::Object(id)).await?)
-            }
-            _ => None,
-        };
-        let jti = Uuid::new_v4().to_string();
-        let access = AccessClaims {
-            iss,
-            sub,
-            aud: client_id.clone(),
-            exp: expires.timestamp(),
-            iat: now.timestamp(),
-            jti: jti.clone(),
-            scope: self.scope.to_owned(),
-            azp: client_id,
-            uid: None,
-            extra: claims,
-        };
-        let access_token = signer
-            .sign(serde_json::to_value(&access).map_err(|e| ApiError::Internal(e.to_string()))?)
-            .await?;
-        let refresh_token =
-            (self.user.is_some() && scopes.contains(&"offline_access")).then(secret::new_token);
-        let refresh_lifetime = seconds(&client.provider.fields.refresh_token_validity, 30 * 86_400);
-        Ok(Minted {
-            response: TokenResponse {
-                access_token,
-                token_type: "Bearer",
-                expires_in: lifetime,
-                scope: self.scope.to_owned(),
-                id_token,
-                refresh_token,
-            },
-            jti,
-            expires,
-            refresh_expires: now + Duration::seconds(refresh_lifetime),
-        })
-    }
-
-    /// Stores what [`Issue::mint`] made and answers with it.
-    async fn store(&self, conn: &mut Conn, minted: Minted) -> Result<Response, ApiError> {
-        let provider = self.client.provider.id;
-        oauth::record_access_token(
-            conn,
-            &minted.jti,
-            provider,
-            self.user.map(|u| u.id),
-            self.scope,
-            self.code_hash,
-            minted.expires,
-        )
-        .await?;
-        if let (Some(token), Some(user)) = (&minted.response.refresh_token, self.user) {
-            oauth::add_refresh_token(
-                conn,
-                token,
-                self.family.unwrap_or_else(Uuid::new_v4),
-                provider,
-                user.id,
-                self.scope,
-                self.nonce,
-                self.code_hash,
-                minted.refresh_expires,
-            )
-            .await?;
-        }
-        Ok(Json(minted.response).into_response())
-    }
-}
-
 fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
@@ -641,12 +330,12 @@ pub(super) async fn token(
                     family: None,
                 };
                 let mut conn = state.store.conn().await?;
-                let minted = issue.mint(&mut conn, &state, &signer).await?;
+                let minted = issue.mint(&mut conn, &state.settings.external_url, &signer).await?;
                 drop(conn);
                 let mut tx = state.store.begin().await?;
                 let response = issue.store(&mut tx, minted).await?;
                 gatehouse_store::commit(tx).await?;
-                Ok(response)
+                Ok(Json(response).into_response())
             }
             "" => Ok(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing.")),
             other => Ok(oauth_error(
@@ -665,7 +354,7 @@ pub(super) async fn token(
 async fn authorization_code(
     state: &AppState,
     client: &Client,
-    signer: &Arc<keys::Signer>,
+    signer: &Arc<Signer>,
     form: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let field = |k: &str| field(form, k);
@@ -706,8 +395,10 @@ async fn authorization_code(
                         code_hash: Some(&code_hash),
                         family: None,
                     };
-                    let minted = issue.mint(&mut tx, state, signer).await?;
-                    issue.store(&mut tx, minted).await?
+                    let minted = issue
+                        .mint(&mut tx, &state.settings.external_url, signer)
+                        .await?;
+                    Json(issue.store(&mut tx, minted).await?).into_response()
                 }
             }
         }
@@ -722,7 +413,7 @@ async fn authorization_code(
 async fn refresh(
     state: &AppState,
     client: &Client,
-    signer: &Arc<keys::Signer>,
+    signer: &Arc<Signer>,
     presented: &str,
 ) -> Result<Response, ApiError> {
     let mut conn = state.store.conn().await?;
@@ -764,7 +455,9 @@ async fn refresh(
         code_hash: None,
         family: Some(r.family),
     };
-    let minted = issue.mint(&mut conn, state, signer).await?;
+    let minted = issue
+        .mint(&mut conn, &state.settings.external_url, signer)
+        .await?;
     drop(conn);
     let mut tx = state.store.begin().await?;
     if !oauth::rotate_refresh_token(&mut tx, presented).await? {
@@ -773,19 +466,7 @@ async fn refresh(
     }
     let response = issue.store(&mut tx, minted).await?;
     gatehouse_store::commit(tx).await?;
-    Ok(response)
-}
-
-fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
-    if challenge.is_empty() {
-        return verifier.is_empty();
-    }
-    if method != "S256" || verifier.len() < 43 || verifier.len() > 128 {
-        return false;
-    }
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(verifier.as_bytes()));
-    secret::constant_time_eq(&computed, challenge)
+    Ok(Json(response).into_response())
 }
 
 /// Verifies an access token against `keys` (from [`keys::Keyring::for_token`], fetched before

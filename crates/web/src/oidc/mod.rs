@@ -3,6 +3,9 @@
 //! never a redirect), sends visitors without a session to log in, enforces the application's
 //! policy bindings, runs the provider's authorization flow when it asks for consent, and issues
 //! a single-use code bound to the redirect URI and the PKCE challenge.
+//!
+//! This module is the provider's HTTP wiring only; keys, claims, token issuance and
+//! redirect-URI matching are the `gatehouse-oidc` crate (`crates/oidc`).
 
 use axum::extract::{Query, State};
 use axum::http::header::LOCATION;
@@ -24,11 +27,9 @@ use crate::session;
 use crate::AppState;
 
 mod endpoints;
-mod keys;
 
 pub use endpoints::Clients;
-pub(crate) use endpoints::{issuer, user_claims};
-pub use keys::Keyring;
+pub use gatehouse_oidc::{issuer, redirect_allowed, url_with, user_claims, Keyring, SCOPES};
 
 /// The OIDC routes, at Authentik's paths.
 pub fn router() -> Router<AppState> {
@@ -51,24 +52,6 @@ pub fn router() -> Router<AppState> {
             "/application/o/{slug}/end-session/",
             get(endpoints::end_session),
         )
-}
-
-/// Scopes Gatehouse understands; others are dropped from the grant.
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
-
-/// Whether `uri` is one of the provider's registered redirect URIs.
-pub fn redirect_allowed(settings: &OAuth2Settings, uri: &str) -> bool {
-    settings
-        .redirect_uris
-        .iter()
-        .any(|r| match r.matching_mode {
-            MatchingMode::Strict => r.url == uri,
-            MatchingMode::Regex => regex_full_match(&r.url, uri),
-        })
-}
-
-fn regex_full_match(pattern: &str, text: &str) -> bool {
-    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(text))
 }
 
 fn bad_request(message: &str) -> Response {
@@ -95,16 +78,6 @@ fn redirect_error(
         target = url_with(&target, &[("state", state)]);
     }
     (StatusCode::FOUND, [(LOCATION, target)]).into_response()
-}
-
-/// `base` with `params` appended to its query.
-pub fn url_with(base: &str, params: &[(&str, &str)]) -> String {
-    let encoded: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", gatehouse_core::validate::url_encode(v)))
-        .collect();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}{}", encoded.join("&"))
 }
 
 async fn authorize(

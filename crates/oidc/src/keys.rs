@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::{Error, Result};
 
 /// How long the keyring trusts what it loaded before looking again, so a rotation made through
 /// another replica is picked up (tokens signed by a retired key stay valid meanwhile).
@@ -33,8 +33,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
 }
 
 fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
@@ -45,7 +45,7 @@ fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
 }
 
 /// A fresh key of `algorithm`: (PKCS#8 PEM, public JWK without kid).
-fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value), ApiError> {
+fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value)> {
     match algorithm {
         SigningAlgorithm::Es256 => {
             use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -82,7 +82,7 @@ fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value), ApiError> {
 }
 
 /// Makes and stores a new key of `algorithm` in its own transaction; returns its kid.
-async fn create(store: &Store, algorithm: SigningAlgorithm) -> Result<String, ApiError> {
+async fn create(store: &Store, algorithm: SigningAlgorithm) -> Result<String> {
     let (pem, mut jwk) = tokio::task::spawn_blocking(move || generate(algorithm))
         .await
         .map_err(internal)??;
@@ -107,7 +107,7 @@ enum KeyPair {
 /// `ring` (constant-time, assembly-optimised P-256 and RSA, already linked for TLS): the
 /// RustCrypto backend of `jsonwebtoken` re-parses the key for every token and signs several
 /// times slower. `jsonwebtoken` still verifies.
-pub(crate) struct Signer {
+pub struct Signer {
     kid: String,
     algorithm: SigningAlgorithm,
     /// The encoded JOSE header, the same for every token this key signs.
@@ -155,7 +155,7 @@ impl Signer {
     }
 
     /// The JWS compact form of `claims`: header, payload and signature, base64url-encoded.
-    fn encode(&self, claims: &Value) -> Result<String, ApiError> {
+    fn encode(&self, claims: &Value) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(internal)?;
         let mut token = format!("{}.{}", self.header, b64(&payload));
         let rng = ring::rand::SystemRandom::new();
@@ -184,7 +184,7 @@ impl Signer {
 
     /// Signs `claims` as a JWT. RSA signatures take about a millisecond, so they run off the
     /// async workers; ECDSA ones are cheaper than the hand-over.
-    pub(crate) async fn sign(self: &Arc<Self>, claims: Value) -> Result<String, ApiError> {
+    pub async fn sign(self: &Arc<Self>, claims: Value) -> Result<String> {
         match self.algorithm {
             SigningAlgorithm::Es256 => self.encode(&claims),
             SigningAlgorithm::Rs256 => {
@@ -198,7 +198,7 @@ impl Signer {
 }
 
 /// What one load of the keys table yields.
-pub(crate) struct Loaded {
+pub struct Loaded {
     at: Instant,
     signers: HashMap<SigningAlgorithm, Arc<Signer>>,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
@@ -221,7 +221,7 @@ impl Keyring {
     /// older. Like every method that may reach the database, it must be called while holding
     /// no pooled connection: callers queued behind a reload while each holds a connection
     /// could exhaust the pool.
-    async fn keys(&self, store: &Store, max_age: StdDuration) -> Result<Arc<Loaded>, ApiError> {
+    async fn keys(&self, store: &Store, max_age: StdDuration) -> Result<Arc<Loaded>> {
         let fresh = |l: &Arc<Loaded>| l.at.elapsed() < max_age;
         if let Some(l) = self.snapshot().filter(fresh) {
             return Ok(l);
@@ -234,7 +234,7 @@ impl Keyring {
     }
 
     /// Reads every published key and swaps the result in. The caller holds `reload`.
-    async fn load(&self, store: &Store) -> Result<Arc<Loaded>, ApiError> {
+    async fn load(&self, store: &Store) -> Result<Arc<Loaded>> {
         let mut conn = store.conn().await?;
         let rows = oauth::published_keys(&mut conn, Utc::now()).await?;
         drop(conn);
@@ -279,7 +279,7 @@ impl Keyring {
 
     /// Loads the keys and makes the missing ones, so requests find them ready. `serve` runs it
     /// at start-up.
-    pub async fn prepare(&self, store: &Store) -> Result<(), ApiError> {
+    pub async fn prepare(&self, store: &Store) -> Result<()> {
         for algorithm in SigningAlgorithm::ALL {
             self.signer(store, *algorithm).await?;
         }
@@ -289,11 +289,7 @@ impl Keyring {
     /// The key that signs for `algorithm`, made now when there is none. Making a key writes in
     /// a transaction of its own, so a caller must not hold a write transaction while the key
     /// may be missing; [`Keyring::prepare`] makes them at start-up.
-    pub(crate) async fn signer(
-        &self,
-        store: &Store,
-        algorithm: SigningAlgorithm,
-    ) -> Result<Arc<Signer>, ApiError> {
+    pub async fn signer(&self, store: &Store, algorithm: SigningAlgorithm) -> Result<Arc<Signer>> {
         if let Some(s) = self.keys(store, FRESH_FOR).await?.signers.get(&algorithm) {
             return Ok(Arc::clone(s));
         }
@@ -312,19 +308,19 @@ impl Keyring {
 
     /// The JWKS document: every published key. It waits for keys still being made at first
     /// start, so a relying party never caches a JWKS without the key its tokens name.
-    pub(crate) async fn jwks(&self, store: &Store) -> Result<Value, ApiError> {
+    pub async fn jwks(&self, store: &Store) -> Result<Value> {
         self.prepare(store).await?;
         Ok(self.keys(store, FRESH_FOR).await?.jwks.clone())
     }
 
     /// Retires the active key of `algorithm` and makes its successor. The retired key stays
     /// published until `published_until` (the longest token lifetime from now).
-    pub(crate) async fn rotate(
+    pub async fn rotate(
         &self,
         store: &Store,
         algorithm: SigningAlgorithm,
         published_until: DateTime<Utc>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String> {
         let _reloading = self.reload.lock().await;
         let mut tx = store.begin().await?;
         oauth::retire_keys(&mut tx, algorithm.as_str(), published_until).await?;
@@ -336,11 +332,7 @@ impl Keyring {
 
     /// The keys to verify `token` with: reloaded first when it names a key this replica has
     /// not seen (made by another replica since the last load), at most once a second.
-    pub(crate) async fn for_token(
-        &self,
-        store: &Store,
-        token: &str,
-    ) -> Result<Arc<Loaded>, ApiError> {
+    pub async fn for_token(&self, store: &Store, token: &str) -> Result<Arc<Loaded>> {
         let keys = self.keys(store, FRESH_FOR).await?;
         let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
         match kid {
@@ -355,7 +347,7 @@ impl Keyring {
 impl Loaded {
     /// Verifies a JWT signed by one of the published keys (signature, expiry and issuer);
     /// `None` when it does not verify.
-    pub(crate) fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
         let (algorithm, decoding) = self.verifiers.get(&kid)?;
         let mut validation = Validation::new(*algorithm);
