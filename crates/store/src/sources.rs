@@ -129,6 +129,17 @@ pub async fn delete(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
     sql::delete(conn, "sources", Source::WHAT, "uuid", uuid.into()).await
 }
 
+/// The sources people can sign in with now: enabled and with a client secret, by name.
+pub async fn usable(conn: &mut AnyConnection) -> Result<Vec<Source>> {
+    sql::select(
+        conn,
+        "WHERE enabled = $1 AND consumer_secret <> ''",
+        vec![true.into()],
+        "name",
+    )
+    .await
+}
+
 /// The source with slug `slug`, if any.
 pub async fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Option<Source>> {
     sql::find(conn, "slug", slug.into()).await

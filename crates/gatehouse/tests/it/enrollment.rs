@@ -938,3 +938,66 @@ async fn upstream_refusals_forged_state_replays_and_bad_id_tokens_sign_nobody_in
     })
     .await
 }
+
+#[tokio::test]
+async fn the_user_page_connects_another_source_and_removes_one_while_another_way_remains(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let google =
+            upstream::Upstream::start(Service::Google, person("g-9", "octocat@example.com", true))
+                .await?;
+        let github =
+            upstream::Upstream::start(Service::Github, person("1001", "octocat@example.com", true))
+                .await?;
+        let facebook = upstream::Upstream::start(Service::Facebook, Person::default()).await?;
+        with_presets(&server, &google, &github, &facebook).await?;
+        let http = cookie_client()?;
+        let (_, last, _) = follow(&http, &server, "/source/oauth/login/github/").await?;
+        assert_eq!(last, "/if/user/", "signed in through GitHub (email_link)");
+
+        let (_, _, page) = follow(&http, &server, "/if/user/").await?;
+        assert!(page.contains("(your only way to sign in)"), "{page}");
+        assert!(page.contains("id=\"connect-google\""), "{page}");
+        let (status, last, page) =
+            follow(&http, &server, "/source/oauth/login/google/?link=1").await?;
+        assert_eq!((status, last.as_str()), (200, "/if/user/"), "{page}");
+        let (_, connections) = server.get("/sources/user_connections/oauth/").await?;
+        assert_eq!(connections["pagination"]["count"], 2, "{connections}");
+
+        let github_link = connections["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["source_obj"]["slug"] == "github")
+            .map(|c| c["pk"].clone())
+            .unwrap_or_default();
+        let csrf = page
+            .split("name=csrf value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let remove = |id: Value| {
+            let http = http.clone();
+            let url = format!("{}/if/user/sources/{id}/remove", server.url);
+            let csrf = csrf.clone();
+            async move { http.post(url).form(&[("csrf", csrf)]).send().await }
+        };
+        let response = remove(github_link).await?;
+        assert_eq!(
+            response.status().as_u16(),
+            303,
+            "removable while Google remains"
+        );
+        let (_, connections) = server.get("/sources/user_connections/oauth/").await?;
+        assert_eq!(connections["pagination"]["count"], 1, "{connections}");
+        let last = connections["results"][0]["pk"].clone();
+        let response = remove(last).await?;
+        assert_eq!(response.status().as_u16(), 400);
+        assert!(response.text().await?.contains("only way to sign in"));
+        let (_, connections) = server.get("/sources/user_connections/oauth/").await?;
+        assert_eq!(connections["pagination"]["count"], 1, "the last one stays");
+        server.stop().await
+    })
+    .await
+}

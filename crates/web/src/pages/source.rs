@@ -399,7 +399,22 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
         email_verified: identity.email_verified,
         name: identity.name.clone(),
     };
-    let user = match gatehouse_sources::decide(source.fields.user_matching_mode, &identity, facts) {
+    let decision = gatehouse_sources::decide(source.fields.user_matching_mode, &identity, facts);
+    if let (Some(me), Decision::Authenticate(owner)) = (run.link_for, &decision) {
+        if *owner != me {
+            gatehouse_store::commit(tx).await?;
+            return Ok(error_page(
+                StatusCode::CONFLICT,
+                "Already connected elsewhere",
+                &format!(
+                    "This {} account is already connected to another Gatehouse account.",
+                    source.fields.name
+                ),
+                Hint::link("/if/user/", "Back to your page"),
+            ));
+        }
+    }
+    let user = match decision {
         Decision::Authenticate(id) => {
             if let Some(c) = &connection {
                 sources::touch_connection(&mut tx, c.id).await?;

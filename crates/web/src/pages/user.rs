@@ -12,7 +12,7 @@ use axum::Router;
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_store::providers::ProviderKind;
-use gatehouse_store::{applications, providers, sessions, sql, Conn, Filter, ListSpec};
+use gatehouse_store::{applications, providers, sessions, sql, users, Conn, Filter, ListSpec};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/if/user/", get(show))
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
+        .route("/if/user/sources/{id}/remove", post(remove_source))
         .route("/if/user/totp/", get(totp_form).post(totp_confirm))
         .route(
             "/if/user/password/",
@@ -139,6 +140,29 @@ struct UserBody<'a> {
     /// The session of this browser, marked in the list.
     this_session: &'a Uuid,
     csrf: &'a str,
+    /// The login sources this user signs in with.
+    connected: &'a [Connected],
+    /// Login sources they could connect too.
+    connectable: &'a [gatehouse_store::sources::Source],
+}
+
+/// A login source connected to the user, as the user page lists it.
+struct Connected {
+    /// The connection's id (the remove form's target).
+    id: i64,
+    /// The source's name.
+    name: String,
+    /// Whether removing it leaves the user another way to sign in.
+    removable: bool,
+}
+
+/// How many ways to sign in `user` has besides their login-source connections: a password,
+/// passkeys.
+async fn other_ways(conn: &mut Conn, user: &users::User) -> Result<usize, ApiError> {
+    let passkeys = gatehouse_store::devices::passkeys_of(conn, user.id)
+        .await?
+        .len();
+    Ok(passkeys + usize::from(user.has_password))
 }
 
 async fn show(
@@ -162,6 +186,26 @@ async fn show(
         let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id)
             .await?
             .len();
+        let connections =
+            gatehouse_store::sources::connections_of(&mut conn, current.user.id).await?;
+        let others = other_ways(&mut conn, &current.user).await?;
+        let usable = gatehouse_store::sources::usable(&mut conn).await?;
+        let mut connected = Vec::new();
+        for c in &connections {
+            let name = sql::get::<gatehouse_store::sources::Source>(&mut conn, c.source)
+                .await?
+                .fields
+                .name;
+            connected.push(Connected {
+                id: c.id,
+                name,
+                removable: others + connections.len() > 1,
+            });
+        }
+        let connectable: Vec<_> = usable
+            .into_iter()
+            .filter(|s| !connections.iter().any(|c| c.source == s.uuid))
+            .collect();
         let user = &current.user.fields;
         let body = UserBody {
             name: if user.name.is_empty() {
@@ -175,6 +219,8 @@ async fn show(
             sessions: &my_sessions,
             this_session: &current.session.uuid,
             csrf: &csrf_token(&headers),
+            connected: &connected,
+            connectable: &connectable,
         };
         Ok(wide_page(StatusCode::OK, "My applications", &body))
     }
@@ -242,6 +288,69 @@ async fn revoke(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The session could not be revoked.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+/// Removes one of the user's login-source connections, unless it is their only way to sign in.
+async fn remove_source(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else {
+            return Ok(login_redirect());
+        };
+        if !csrf_accepted(&headers, &form.csrf) {
+            return Ok(error_page(
+                StatusCode::FORBIDDEN,
+                "Form not accepted",
+                "The form did not come from your user page (its security token is missing or wrong).",
+                Hint::link("/if/user/", "Reload the page").then(" and try again."),
+            ));
+        }
+        let mut tx = state.store.begin().await?;
+        let mine = gatehouse_store::sources::connections_of(&mut tx, current.user.id).await?;
+        let Some(target) = mine.iter().find(|c| c.id == id) else {
+            return Ok(error_page(
+                StatusCode::NOT_FOUND,
+                "No such connection",
+                "That login source is not connected to your account.",
+                Hint::link("/if/user/", "Back"),
+            ));
+        };
+        if mine.len() + other_ways(&mut tx, &current.user).await? < 2 {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Still needed",
+                "This login source is your only way to sign in, so it stays connected.",
+                Hint::link("/if/user/passkeys/", "Add a passkey")
+                    .then(" or connect another login source first, then remove this one."),
+            ));
+        }
+        gatehouse_store::sources::disconnect(&mut tx, target.id).await?;
+        gatehouse_store::events::record(
+            &mut tx,
+            "source_unlinked",
+            "gatehouse.user",
+            serde_json::json!({"pk": current.user.id, "username": current.user.fields.username}),
+            serde_json::json!({"source": target.source}),
+            None,
+        )
+        .await?;
+        gatehouse_store::commit(tx).await?;
+        Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "removing a login source failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The login source could not be removed.",
             "Try again in a moment.",
         )
     })
