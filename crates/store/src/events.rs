@@ -71,3 +71,11 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// The `user_info` of an event about `user` (or about nobody known yet): pk, username, email.
+pub fn user_info(user: Option<&crate::users::User>) -> serde_json::Value {
+    user.map(
+        |u| serde_json::json!({"pk": u.id, "username": u.fields.username, "email": u.fields.email}),
+    )
+    .unwrap_or_else(|| serde_json::json!({}))
+}

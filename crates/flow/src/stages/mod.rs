@@ -36,7 +36,7 @@ pub(crate) mod user_write;
 use async_trait::async_trait;
 use gatehouse_core::kinds::StageKind;
 use gatehouse_store::{events, users, Conn};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::run::Engine;
 use crate::state::{Challenge, FlowRun, PlannedStage, RequestInfo, Response};
@@ -168,14 +168,11 @@ pub(crate) async fn audit(
     context: Value,
     req: &RequestInfo,
 ) -> Result<()> {
-    let who = user
-        .map(|u| json!({"pk": u.id, "username": u.fields.username, "email": u.fields.email}))
-        .unwrap_or_else(|| json!({}));
     events::record(
         conn,
         action,
         "gatehouse.flow",
-        who,
+        events::user_info(user),
         context,
         Some(req.ip.clone()),
     )

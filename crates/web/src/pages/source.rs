@@ -504,14 +504,11 @@ async fn audit(
     context: serde_json::Value,
     req: &RequestInfo,
 ) -> Result<(), ApiError> {
-    let who = user
-        .map(|u| json!({"pk": u.id, "username": u.fields.username, "email": u.fields.email}))
-        .unwrap_or_else(|| json!({}));
     events::record(
         conn,
         action,
         "gatehouse.sources",
-        who,
+        events::user_info(user),
         context,
         Some(req.ip.clone()),
     )

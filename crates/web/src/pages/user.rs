@@ -55,6 +55,17 @@ pub fn csrf_accepted(headers: &HeaderMap, presented: &str) -> bool {
     secret::constant_time_eq(presented, &csrf_token(headers))
 }
 
+/// The page for a user-page form whose anti-forgery token is missing or wrong; `back` is the
+/// page to reload.
+fn form_refused(back: &str) -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Form not accepted",
+        "The form did not come from your user page (its security token is missing or wrong).",
+        Hint::link(back, "Reload the page").then(" and try again."),
+    )
+}
+
 /// Sends a visitor without a session to the login flow, back here afterwards.
 pub fn login_redirect() -> Response {
     (
@@ -251,12 +262,7 @@ async fn revoke(
     let result: Result<Response, ApiError> = async {
         let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
         if !csrf_accepted(&headers, &form.csrf) {
-            return Ok(error_page(
-                StatusCode::FORBIDDEN,
-                "Form not accepted",
-                "The form did not come from your user page (its security token is missing or wrong).",
-                Hint::link("/if/user/", "Reload the page").then(" and try again."),
-            ));
+            return Ok(form_refused("/if/user/"));
         }
         let mut tx = state.store.begin().await?;
         let target = sql::find::<sessions::Session>(&mut tx, "uuid", uuid.into()).await?;
@@ -305,12 +311,7 @@ async fn remove_source(
             return Ok(login_redirect());
         };
         if !csrf_accepted(&headers, &form.csrf) {
-            return Ok(error_page(
-                StatusCode::FORBIDDEN,
-                "Form not accepted",
-                "The form did not come from your user page (its security token is missing or wrong).",
-                Hint::link("/if/user/", "Reload the page").then(" and try again."),
-            ));
+            return Ok(form_refused("/if/user/"));
         }
         let mut tx = state.store.begin().await?;
         let mine = gatehouse_store::sources::connections_of(&mut tx, current.user.id).await?;
@@ -535,32 +536,64 @@ async fn password_change(
     Form(form): Form<PasswordForm>,
 ) -> Response {
     let result: Result<Response, ApiError> = async {
-        let Some(current) = session::current(&state, &headers).await? else { return Ok(login_redirect()) };
+        let Some(current) = session::current(&state, &headers).await? else {
+            return Ok(login_redirect());
+        };
         let csrf = csrf_token(&headers);
         if !secret::constant_time_eq(&form.csrf, &csrf) {
-            return Ok(error_page(StatusCode::FORBIDDEN, "Form not accepted", "The form did not come from your user page (its security token is missing or wrong).", Hint::link("/if/user/password/", "Reload the page").then(" and try again.")));
+            return Ok(form_refused("/if/user/password/"));
         }
-        let retry = |message: &str, status: StatusCode| page(status, "Change your password", &PasswordBody { csrf: &csrf, error: Some(message) });
+        let retry = |message: &str, status: StatusCode| {
+            page(
+                status,
+                "Change your password",
+                &PasswordBody {
+                    csrf: &csrf,
+                    error: Some(message),
+                },
+            )
+        };
         if form.password.chars().count() < 8 || form.password.len() > 1024 {
-            return Ok(retry("password: the new password must have 8 to 1024 characters.", StatusCode::BAD_REQUEST));
+            return Ok(retry(
+                "password: the new password must have 8 to 1024 characters.",
+                StatusCode::BAD_REQUEST,
+            ));
         }
         if form.password != form.password_repeat {
-            return Ok(retry("The two new passwords differ.", StatusCode::BAD_REQUEST));
+            return Ok(retry(
+                "The two new passwords differ.",
+                StatusCode::BAD_REQUEST,
+            ));
         }
-        if let Err(wait) = state.engine.throttle.attempt(&current.user.fields.username, &peer.ip().to_string()) {
-            return Ok(retry(&format!("Too many attempts. Try again in {} seconds.", wait.as_secs().max(1)), StatusCode::TOO_MANY_REQUESTS));
+        if let Err(wait) = state
+            .engine
+            .throttle
+            .attempt(&current.user.fields.username, &peer.ip().to_string())
+        {
+            return Ok(retry(
+                &format!(
+                    "Too many attempts. Try again in {} seconds.",
+                    wait.as_secs().max(1)
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            ));
         }
         let mut tx = state.store.begin().await?;
         let stored = gatehouse_store::users::password_hash(&mut tx, current.user.id).await?;
         let given = form.current.clone();
         let verified = match stored {
-            Some(hash) => tokio::task::spawn_blocking(move || secret::verify_password(&given, &hash).unwrap_or(false))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            Some(hash) => tokio::task::spawn_blocking(move || {
+                secret::verify_password(&given, &hash).unwrap_or(false)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
             None => false,
         };
         if !verified {
-            return Ok(retry("The current password is not right.", StatusCode::BAD_REQUEST));
+            return Ok(retry(
+                "The current password is not right.",
+                StatusCode::BAD_REQUEST,
+            ));
         }
         let hash = crate::api::users::hash_password(form.password.clone()).await?;
         gatehouse_store::users::set_password_hash(&mut tx, current.user.id, Some(&hash)).await?;
