@@ -17,6 +17,7 @@
 //! differ.
 
 pub mod applications;
+pub mod changes;
 pub mod devices;
 pub mod events;
 pub mod flow_states;
@@ -37,11 +38,13 @@ pub mod tokens;
 pub mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::Notify;
 
 pub use sql::{Filter, ListSpec, Listed, Value};
 pub use sqlx::AnyConnection as Conn;
@@ -50,6 +53,8 @@ pub use sqlx::AnyConnection as Conn;
 /// the connection, so store functions take `&mut tx` like any connection.
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
+    /// Woken after the commit (SQLite), so this process's feed reader looks for new changes.
+    committed: Option<Arc<Notify>>,
 }
 
 impl std::ops::Deref for Tx {
@@ -169,22 +174,26 @@ pub struct Store {
     writer: Option<AnyPool>,
     /// The URL connected to, for the change listener's own connection (PostgreSQL).
     url: String,
+    /// Woken after every commit on SQLite, where no `NOTIFY` exists: the feed reader of this
+    /// process then reads the changes that commit may have appended ([`changes`]).
+    committed: Arc<Notify>,
 }
 
-/// The PostgreSQL channel replicas tell each other about changes on.
-const CHANGES_CHANNEL: &str = "gatehouse_changes";
-
-/// Change notices from the other replicas sharing a PostgreSQL database (`LISTEN`), on a
-/// connection of its own.
+/// The sequence numbers of committed changes, as every replica sharing a PostgreSQL database
+/// hears them (`LISTEN`), on a connection of its own.
 pub struct ChangeListener {
     inner: sqlx::postgres::PgListener,
 }
 
 impl ChangeListener {
-    /// The next notice: `Some(origin)` as the notifying replica sent it, or `None` when the
-    /// connection dropped (and was made again), so notices may have been missed.
-    pub async fn next(&mut self) -> Result<Option<String>> {
-        Ok(self.inner.try_recv().await?.map(|n| n.payload().to_owned()))
+    /// The next change's sequence number: `Some(seq)`, or `None` when the connection dropped
+    /// (and was made again), so notices may have been missed and the feed must be read.
+    pub async fn next(&mut self) -> Result<Option<i64>> {
+        Ok(self
+            .inner
+            .try_recv()
+            .await?
+            .map(|n| n.payload().parse().unwrap_or(i64::MAX)))
     }
 }
 
@@ -272,31 +281,30 @@ impl Store {
             backend,
             writer,
             url,
+            committed: Arc::default(),
         })
     }
 
-    /// Tells the other replicas sharing the database that something changed, naming `origin`
-    /// (the notifying process) so it can ignore its own notice. Nothing to do on SQLite: one
-    /// process owns the file.
-    pub async fn notify_change(&self, origin: &str) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(origin)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Listens for other replicas' change notices; `None` on SQLite.
+    /// Listens for the sequence numbers of committed changes, this replica's and the
+    /// others'; `None` on SQLite (see [`Store::committed`]).
     pub async fn listen_changes(&self) -> Result<Option<ChangeListener>> {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
         let mut inner = sqlx::postgres::PgListener::connect(&self.url).await?;
-        inner.listen(CHANGES_CHANNEL).await?;
+        inner.listen(changes::CHANNEL).await?;
         Ok(Some(ChangeListener { inner }))
+    }
+
+    /// Woken after each commit of this process on SQLite, and by [`Store::poke`]: the feed
+    /// reader's cue to look for new changes without a timer.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// Wakes the feed reader after a write made outside [`Store::begin`] (autocommit).
+    pub fn poke(&self) {
+        self.committed.notify_one();
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -358,7 +366,10 @@ impl Store {
             Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
             None => self.pool.begin().await?,
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            committed: self.writer.as_ref().map(|_| self.committed.clone()),
+        })
     }
 
     /// A pooled connection for reads that need no transaction.
@@ -377,7 +388,11 @@ impl Store {
 
 /// Commits a transaction, mapping its error like any other store error.
 pub async fn commit(tx: Tx) -> Result<()> {
-    tx.inner.commit().await.map_err(Error::from)
+    tx.inner.commit().await.map_err(Error::from)?;
+    if let Some(committed) = tx.committed {
+        committed.notify_one();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -98,6 +98,7 @@ pub async fn log_in(
 
 /// Ends every outpost session of `user`; returns how many.
 pub async fn end_all_of(conn: &mut AnyConnection, user: i64) -> Result<u64> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user)).await?;
     sql::execute(
         conn,
         "DELETE FROM proxy_sessions WHERE user_id = $1",
