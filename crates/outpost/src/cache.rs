@@ -25,7 +25,7 @@ use gatehouse_proto::outposts::{FeedChange, ProxyOutpostConfig, SessionCheck, Se
 use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 
-use crate::backend::{Error, Result};
+use crate::backend::{Error, Identified, Result};
 use crate::hosts::{authority, Route, Table};
 use crate::metrics::OutpostMetrics;
 use crate::{cookie_name, Outpost};
@@ -421,16 +421,8 @@ impl Outpost {
                     PATIENCE.as_secs()
                 )))
             });
-        if self.feed_trusted_or_live(&outcome) {
-            self.reached(outcome.as_ref().map(|_| ()));
-        }
+        self.reached(outcome.as_ref().map(|_| ()));
         outcome
-    }
-
-    /// Whether a backend call's success may end degraded mode: not while the feed is still
-    /// lost (its changes may be missing).
-    fn feed_trusted_or_live<T>(&self, outcome: &Result<T>) -> bool {
-        outcome.is_err() || self.feed.lost_since().is_none()
     }
 
     /// The provider table: from memory until a change (or the safety bound) drops it, then
@@ -519,8 +511,26 @@ impl Outpost {
         };
         let check = check();
         let generation = self.generation();
-        let backend_reads = &self.metrics.backend_reads;
-        backend_reads.inc();
+        self.metrics.backend_reads.inc();
+        // Shared decisions are only as good as the feed that keeps them: while it is out of
+        // touch, each miss is checked in full.
+        if check.cookie.is_some() && self.feed.lost_since().is_none() {
+            match self.patiently(self.backend.identify(&check)).await? {
+                Identified::NoSession => return Ok(None),
+                Identified::Session { user, expires } => {
+                    if let Some(view) = self.shared_view(user, check.provider, true, generation) {
+                        let entry = Entry {
+                            view: view.clone(),
+                            checked: Instant::now(),
+                            expires: instant_of(expires),
+                        };
+                        self.keep(guard, entry, generation);
+                        return Ok(Some(view));
+                    }
+                }
+                Identified::Unknown => {}
+            }
+        }
         match self.patiently(self.backend.check(&check)).await {
             Ok(Some(grant)) => {
                 let view = self.view_for(&check, grant.clone(), generation);
@@ -529,12 +539,7 @@ impl Outpost {
                     checked: Instant::now(),
                     expires: expiry(&grant),
                 };
-                if generation == self.generation() && !view.dropped.load(Ordering::Acquire) {
-                    let _ = guard.insert(entry);
-                    self.metrics
-                        .cached_sessions
-                        .set(i64::try_from(self.sessions.len()).unwrap_or(i64::MAX));
-                }
+                self.keep(guard, entry, generation);
                 Ok(Some(view))
             }
             Ok(None) => Ok(None),
@@ -543,6 +548,38 @@ impl Outpost {
                 Err(e)
             }
         }
+    }
+
+    /// Caches `entry` through the placeholder `guard` (waking the requests waiting for the
+    /// same key), unless a change dropped it while it was read.
+    fn keep(&self, guard: Guard<'_>, entry: Entry, generation: u64) {
+        if generation == self.generation() && !entry.view.dropped.load(Ordering::Acquire) {
+            let _ = guard.insert(entry);
+            self.metrics
+                .cached_sessions
+                .set(i64::try_from(self.sessions.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The current shared view of `user` at `provider` (with a JWT: a cookie's), if any.
+    fn shared_view(
+        &self,
+        user: i64,
+        provider: i64,
+        with_jwt: bool,
+        generation: u64,
+    ) -> Option<Arc<SessionView>> {
+        let now = Instant::now();
+        let views = self.views.lock().ok()?;
+        views
+            .get(&user)?
+            .iter()
+            .find(|v| {
+                v.provider == provider
+                    && v.renew_at.is_some() == with_jwt
+                    && v.current(generation, now)
+            })
+            .cloned()
     }
 
     /// The shared view for `grant`'s (user, provider): the one already built while it is
@@ -560,11 +597,18 @@ impl Outpost {
         };
         let of_user = views.entry(grant.user).or_default();
         of_user.retain(|v| v.current(generation, now));
-        if let Some(view) = of_user
-            .iter()
-            .find(|v| v.provider == check.provider && v.renew_at.is_some() == with_jwt)
-        {
-            return view.clone();
+        let same =
+            |v: &Arc<SessionView>| v.provider == check.provider && v.renew_at.is_some() == with_jwt;
+        if self.feed.lost_since().is_none() {
+            if let Some(view) = of_user.iter().find(|v| same(v)) {
+                return view.clone();
+            }
+        } else {
+            // The feed may have missed a change to it: this fresh answer replaces it.
+            for v in of_user.iter().filter(|v| same(v)) {
+                v.dropped.store(true, Ordering::Release);
+            }
+            of_user.retain(|v| !same(v));
         }
         let view = Arc::new(build_view(check, grant, generation, now));
         of_user.push(view.clone());
@@ -572,10 +616,25 @@ impl Outpost {
     }
 }
 
-/// When the session of `grant` expires, as an instant (unknown: a day from now).
+/// A placeholder for a key being read, held while the backend answers.
+type Guard<'a> = quick_cache::sync::PlaceholderGuard<
+    'a,
+    [u8; 32],
+    Entry,
+    Weight,
+    quick_cache::DefaultHashBuilder,
+    quick_cache::sync::DefaultLifecycle<[u8; 32], Entry>,
+>;
+
+/// When the session of `grant` expires, as an instant.
 fn expiry(grant: &SessionGrant) -> Instant {
-    let left = grant.expires - chrono::Utc::now().timestamp();
-    let left = if grant.expires == 0 {
+    instant_of(grant.expires)
+}
+
+/// `epoch_seconds` as an instant (0, unknown: a day from now).
+fn instant_of(epoch_seconds: i64) -> Instant {
+    let left = epoch_seconds - chrono::Utc::now().timestamp();
+    let left = if epoch_seconds == 0 {
         86_400
     } else {
         left.max(0)

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub use backend::{Backend, BoxFuture, Error};
+pub use backend::{Backend, BoxFuture, Error, Identified};
 pub use routes::{proxy_mode, router};
 
 /// The path prefix of every outpost route.

@@ -65,9 +65,11 @@ impl ChangeKind {
 /// Appends `kind` to the feed, in the caller's transaction. On PostgreSQL the transaction
 /// first takes an advisory lock held until it ends, so sequence numbers follow commit order,
 /// and queues a `NOTIFY` carrying the new number (delivered at commit); on SQLite the write
-/// lock already orders writers.
+/// lock already orders writers. Called outside a transaction (autocommit), two writers may
+/// pick the same number at once: the loser takes the next one (nothing is aborted).
 pub async fn append(conn: &mut AnyConnection, kind: ChangeKind) -> Result<i64> {
-    if sql::is_postgres(conn) {
+    let postgres = sql::is_postgres(conn);
+    if postgres {
         sql::execute(
             conn,
             "SELECT 1 FROM (SELECT pg_advisory_xact_lock(7340093)) AS l",
@@ -75,22 +77,27 @@ pub async fn append(conn: &mut AnyConnection, kind: ChangeKind) -> Result<i64> {
         )
         .await?;
     }
-    let row = sql::fetch_optional(
-        conn,
-        "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM changes",
-        vec![],
-    )
-    .await?
-    .ok_or_else(|| Error::Corrupt("the change feed has no next position".into()))?;
-    let seq = row.int("next")?;
     let (name, subject) = kind.parts();
-    sql::execute(
-        conn,
-        "INSERT INTO changes (seq, kind, subject, created) VALUES ($1, $2, $3, $4)",
-        vec![seq.into(), name.into(), subject.into(), sql::now().into()],
-    )
-    .await?;
-    if sql::is_postgres(conn) {
+    let mut seq = None;
+    for _ in 0..16 {
+        let row = sql::fetch_optional(
+            conn,
+            "INSERT INTO changes (seq, kind, subject, created) \
+             SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM changes WHERE TRUE \
+             ON CONFLICT (seq) DO NOTHING RETURNING seq",
+            vec![name.into(), subject.into(), sql::now().into()],
+        )
+        .await?;
+        if let Some(row) = row {
+            seq = Some(row.int("seq")?);
+            break;
+        }
+    }
+    let seq = seq.ok_or_else(|| Error::Conflict {
+        field: "changes".into(),
+        message: "too many concurrent writers for the change feed; retry".into(),
+    })?;
+    if postgres {
         sql::execute(
             conn,
             "SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n",

@@ -156,15 +156,23 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                 read(changes.read(&outpost).await);
                 loop {
                     let cue = tokio::select! {
-                        n = listener.next() => n.map(|_| ()),
-                        _ = committed.notified() => Ok(()),
+                        n = listener.next() => n,
+                        _ = committed.notified() => Ok(Some(0)),
                     };
-                    if let Err(e) = cue {
-                        tracing::warn!(error = %e, "lost the change notices (LISTEN); reconnecting");
-                        outpost.feed_lost(&e.to_string());
-                        break;
+                    match cue {
+                        Ok(Some(_)) => read(changes.read(&outpost).await),
+                        // The connection dropped: listen afresh, then read what was missed.
+                        Ok(None) => {
+                            tracing::warn!("lost the change notices (LISTEN); reconnecting");
+                            outpost.feed_lost("the LISTEN connection dropped");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for change notices; retrying");
+                            outpost.feed_lost(&e.to_string());
+                            break;
+                        }
                     }
-                    read(changes.read(&outpost).await);
                 }
             }
             Err(e) => {

@@ -14,7 +14,7 @@ use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_flow::RequestInfo;
 use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
-use gatehouse_outpost::{redirect, BoxFuture, CALLBACK};
+use gatehouse_outpost::{redirect, BoxFuture, Identified, CALLBACK};
 use gatehouse_proto::outposts::{
     ClientInfo, IdentityHeader, LoginBegin, LoginBegun, LoginComplete, LoginCompleted,
     ProxyOutpostConfig, SessionCheck, SessionGrant, SignOut, SignedOut,
@@ -236,6 +236,27 @@ impl Sessions {
             .grant(&mut conn, &p, &user, &data, &check.client)
             .await?;
         Ok(Some(SessionGrant { expires, ..grant }))
+    }
+
+    /// Whose valid session the cookie of `check` is, in one indexed read (the outpost's cold
+    /// path when it already holds that user's decision for the provider).
+    pub async fn identify(&self, check: &SessionCheck) -> ApiResult<Identified> {
+        let Some(cookie) = &check.cookie else {
+            return Ok(Identified::Unknown);
+        };
+        if !self.serves(check.provider) {
+            return Ok(Identified::NoSession);
+        }
+        let mut conn = self.store.conn().await?;
+        Ok(
+            match proxy_sessions::owner(&mut conn, cookie, check.provider, Utc::now()).await? {
+                Some((user, expires)) => Identified::Session {
+                    user,
+                    expires: expires.timestamp(),
+                },
+                None => Identified::NoSession,
+            },
+        )
     }
 
     /// What an allowed request carries on for `user`, and whether the application lets them in.
@@ -507,6 +528,13 @@ impl gatehouse_outpost::Backend for Sessions {
         check: &'a SessionCheck,
     ) -> BoxFuture<'a, gatehouse_outpost::backend::Result<Option<SessionGrant>>> {
         Box::pin(async move { self.check(check).await.map_err(outpost_error) })
+    }
+
+    fn identify<'a>(
+        &'a self,
+        check: &'a SessionCheck,
+    ) -> BoxFuture<'a, gatehouse_outpost::backend::Result<Identified>> {
+        Box::pin(async move { self.identify(check).await.map_err(outpost_error) })
     }
 
     fn begin<'a>(

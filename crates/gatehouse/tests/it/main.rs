@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod cli;
 mod declarative;
+mod feed;
 mod flows;
 mod oidc;
 mod outpost;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::outpost::{ingress, nginx_journey, only_checked_sessions_pass, protect, user, PASSWORD};
 
 /// A standalone outpost instance named `edge` (serving nothing yet) and its token.
-async fn edge(server: &TestServer) -> anyhow::Result<(Value, String)> {
+pub(crate) async fn edge(server: &TestServer) -> anyhow::Result<(Value, String)> {
     let (status, outpost) = server
         .post(
             "/outposts/instances/",
@@ -36,7 +36,7 @@ async fn edge(server: &TestServer) -> anyhow::Result<(Value, String)> {
 }
 
 /// Assigns the provider `App` to the outpost `edge`.
-async fn assign_app(server: &TestServer, edge: &Value) -> anyhow::Result<i64> {
+pub(crate) async fn assign_app(server: &TestServer, edge: &Value) -> anyhow::Result<i64> {
     let (_, providers) = server.get("/providers/proxy/?name=App").await?;
     let pk = providers["results"][0]["pk"].as_i64().unwrap_or_default();
     let (status, body) = server
@@ -187,7 +187,7 @@ async fn the_outpost_api_takes_only_outpost_tokens_and_only_assigned_providers(
 
 /// Logs in through the outpost at `outpost_url` (the provider's external host) over plain
 /// HTTP; returns the cookie client and the callback's response.
-async fn login_through(
+pub(crate) async fn login_through(
     server: &TestServer,
     external: &str,
     http: reqwest::Client,
