@@ -23,6 +23,7 @@ USERS=${USERS:-1000}
 RECHECK=${RECHECK:-minutes=30}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p gatehouse -p gatehouse-bench
+BIN=${CARGO_TARGET_DIR:-target}/release
 
 tmp=$(mktemp -d)
 pids=()
@@ -75,7 +76,7 @@ run_db() {
     METRICS=http://127.0.0.1:$metrics
     GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$dir/data GATEHOUSE_LOG=warn \
         GATEHOUSE_DATABASE_URL=$url GATEHOUSE_OUTPOST_RECHECK=$RECHECK \
-        target/release/gatehouse serve --listen "127.0.0.1:$gh" --metrics-listen "127.0.0.1:$metrics" \
+        "$BIN"/gatehouse serve --listen "127.0.0.1:$gh" --metrics-listen "127.0.0.1:$metrics" \
         >"$dir/gatehouse.log" 2>&1 &
     local server=$!
     pids+=("$server")
@@ -84,14 +85,14 @@ run_db() {
     read -r idle_rss idle_anon < <(mem "$server")
     echo "== $db: idle gatehouse serve: RSS ${idle_rss} MB, anonymous ${idle_anon} MB (target RSS < 30 MB)"
     local cookie
-    cookie=$(target/release/gatehouse-bench session "http://127.0.0.1:$gh" bench-token app.bench.test)
+    cookie=$("$BIN"/gatehouse-bench session "http://127.0.0.1:$gh" bench-token app.bench.test)
     echo "$cookie" >"$dir/cookies"
     local have=1 base="" n
     printf '%-9s %12s %10s %9s %9s %10s %8s %8s\n' N "decisions/s" p99 "RSS MB" "anon MB" "db reads" ratio errors
     for n in $NS; do
         if ((n > have)); then
             local started=$SECONDS
-            target/release/gatehouse-bench sessions "$url" "$cookie" $((n - have)) "$USERS" "$dir/more"
+            "$BIN"/gatehouse-bench sessions "$url" "$cookie" $((n - have)) "$USERS" "$dir/more"
             cat "$dir/more" >>"$dir/cookies"
             have=$n
             echo "   (made $n sessions in $((SECONDS - started)) s)" >&2

@@ -53,9 +53,25 @@ pub use sqlx::AnyConnection as Conn;
 /// the connection, so store functions take `&mut tx` like any connection.
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
-    /// Woken after the commit (SQLite), so this process's feed reader looks for new changes.
-    committed: Option<Arc<Notify>>,
+    /// This process's feed reader: woken after the commit, and waited for.
+    feed: Arc<Feed>,
 }
+
+/// How this process's reader of the change feed ([`changes`]) and its writers meet: a commit
+/// wakes the reader, and waits (briefly) until the reader has handed on what it appended, so
+/// that the next request, on this replica, sees its own write applied by the embedded
+/// outpost.
+#[derive(Debug)]
+struct Feed {
+    /// Woken after every commit and by [`Store::poke`].
+    committed: Notify,
+    /// The position the reader has handed on; `None` until a reader runs.
+    read: tokio::sync::watch::Sender<Option<i64>>,
+}
+
+/// How long a commit waits for the feed reader before it answers anyway (the change still
+/// applies, a moment later).
+const READ_YOUR_WRITES: Duration = Duration::from_secs(1);
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
@@ -174,9 +190,8 @@ pub struct Store {
     writer: Option<AnyPool>,
     /// The URL connected to, for the change listener's own connection (PostgreSQL).
     url: String,
-    /// Woken after every commit on SQLite, where no `NOTIFY` exists: the feed reader of this
-    /// process then reads the changes that commit may have appended ([`changes`]).
-    committed: Arc<Notify>,
+    /// This process's feed reader ([`Feed`]).
+    feed: Arc<Feed>,
 }
 
 /// The sequence numbers of committed changes, as every replica sharing a PostgreSQL database
@@ -281,7 +296,10 @@ impl Store {
             backend,
             writer,
             url,
-            committed: Arc::default(),
+            feed: Arc::new(Feed {
+                committed: Notify::new(),
+                read: tokio::sync::watch::channel(None).0,
+            }),
         })
     }
 
@@ -291,20 +309,35 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
-        let mut inner = sqlx::postgres::PgListener::connect(&self.url).await?;
+        // A pool of its own with a short wait: the listener must notice an unreachable
+        // database within seconds (degraded mode starts there), not after sqlx's default 30 s.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(&self.url)?;
+        let mut inner = sqlx::postgres::PgListener::connect_with(&pool).await?;
+        // A lost connection is reported at once (`next` answers `None`); the caller listens
+        // afresh and reads what it missed.
+        inner.eager_reconnect(false);
         inner.listen(changes::CHANNEL).await?;
         Ok(Some(ChangeListener { inner }))
     }
 
-    /// Woken after each commit of this process on SQLite, and by [`Store::poke`]: the feed
-    /// reader's cue to look for new changes without a timer.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+    /// Resolves at the next commit of this process (or [`Store::poke`]): the feed reader's
+    /// cue to look for new changes without a timer.
+    pub async fn committed(&self) {
+        self.feed.committed.notified().await;
     }
 
     /// Wakes the feed reader after a write made outside [`Store::begin`] (autocommit).
     pub fn poke(&self) {
-        self.committed.notify_one();
+        self.feed.committed.notify_one();
+    }
+
+    /// Called by the feed reader: it has handed on every change up to `seq`. From the first
+    /// call on, commits wait for it.
+    pub fn feed_read(&self, seq: i64) {
+        self.feed.read.send_replace(Some(seq));
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -368,7 +401,7 @@ impl Store {
         };
         Ok(Tx {
             inner,
-            committed: self.writer.as_ref().map(|_| self.committed.clone()),
+            feed: self.feed.clone(),
         })
     }
 
@@ -387,10 +420,19 @@ impl Store {
 }
 
 /// Commits a transaction, mapping its error like any other store error.
-pub async fn commit(tx: Tx) -> Result<()> {
+pub async fn commit(mut tx: Tx) -> Result<()> {
+    let following = tx.feed.read.borrow().is_some();
+    let written = if following {
+        Some(changes::latest(&mut tx).await?)
+    } else {
+        None
+    };
     tx.inner.commit().await.map_err(Error::from)?;
-    if let Some(committed) = tx.committed {
-        committed.notify_one();
+    tx.feed.committed.notify_one();
+    if let Some(written) = written {
+        let mut read = tx.feed.read.subscribe();
+        let caught_up = read.wait_for(|at| at.is_some_and(|at| at >= written));
+        let _ = tokio::time::timeout(READ_YOUR_WRITES, caught_up).await;
     }
     Ok(())
 }

@@ -101,6 +101,7 @@ impl Changes {
                 outpost.feed_at(latest, false);
                 self.position.send_replace(latest);
                 let _ = self.tx.send(reset);
+                self.store.feed_read(latest);
                 return Ok(());
             };
             let full = batch.len() as i64 == BATCH;
@@ -111,6 +112,7 @@ impl Changes {
                 let _ = self.tx.send(change);
             }
             if !full {
+                self.store.feed_read(*self.position.borrow());
                 return Ok(());
             }
         }
@@ -120,13 +122,13 @@ impl Changes {
 /// Follows the change feed for `outpost` and this process's event streams, until the process
 /// ends. Starts at the feed's current end: nothing is cached yet.
 pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
-    let committed = changes.store.committed();
     loop {
         match changes.store.conn().await {
             Ok(mut conn) => match changes::latest(&mut conn).await {
                 Ok(latest) => {
                     changes.position.send_replace(latest);
                     outpost.feed_at(latest, false);
+                    changes.store.feed_read(latest);
                     break;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the change feed's position yet"),
@@ -146,7 +148,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
         match changes.store.listen_changes().await {
             Ok(None) => loop {
                 tokio::select! {
-                    _ = committed.notified() => {}
+                    _ = changes.store.committed() => {}
                     _ = tokio::time::sleep(SQLITE_LOOK) => {}
                 }
                 read(changes.read(&outpost).await);
@@ -157,7 +159,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                 loop {
                     let cue = tokio::select! {
                         n = listener.next() => n,
-                        _ = committed.notified() => Ok(Some(0)),
+                        _ = changes.store.committed() => Ok(Some(0)),
                     };
                     match cue {
                         Ok(Some(_)) => read(changes.read(&outpost).await),
