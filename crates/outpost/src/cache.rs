@@ -39,6 +39,9 @@ pub const PATIENCE: Duration = Duration::from_secs(2);
 /// plus the cache's own bookkeeping per entry, rounded up.
 pub const ENTRY_BYTES: u64 = 112;
 
+/// Users with a shared view before unused views are looked for.
+const PRUNE_VIEWS_AT: usize = 4096;
+
 /// A [`SessionView`] is renewed this long before its `X-authentik-jwt` expires, so no
 /// request carries a token about to lapse.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
@@ -612,6 +615,15 @@ impl Outpost {
         }
         let view = Arc::new(build_view(check, grant, generation, now));
         of_user.push(view.clone());
+        // Views outlive their sessions only until the map has doubled: then those no cached
+        // entry points at any more (evicted, expired) go, so the budget bounds them too.
+        if views.len() >= PRUNE_VIEWS_AT.max(2 * self.views_kept.load(Ordering::Relaxed)) {
+            views.retain(|_, of_user| {
+                of_user.retain(|v| Arc::strong_count(v) > 1);
+                !of_user.is_empty()
+            });
+            self.views_kept.store(views.len(), Ordering::Relaxed);
+        }
         view
     }
 }

@@ -5,6 +5,8 @@
 //! a skip path, an Authorization header, another route) goes on to the router unchanged, which
 //! decides the same way, only slower. The answers are the same either way.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,12 +14,12 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready};
 use tower::Service;
 
-use crate::cache::key_hash;
+use crate::cache::{key_hash, SessionView};
 use crate::request::{read_cookie, request_host};
 use crate::Outpost;
 
@@ -91,6 +93,48 @@ fn endpoint(path: &str) -> Option<&'static str> {
     }
 }
 
+/// Copies of shared views' headers kept per worker thread before they are dropped and taken
+/// afresh.
+const COPIES_PER_THREAD: usize = 256;
+
+thread_local! {
+    /// Each worker thread's own copies of the identity headers it answered with recently, by
+    /// view: cloning them touches no reference count another thread writes (which is what the
+    /// hot path costs on several cores). Each holds its view, so the address cannot be reused.
+    static COPIES: RefCell<HashMap<usize, (Arc<SessionView>, HeaderMap)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The identity headers of `view` (already checked to stand), from this thread's copy.
+fn thread_copy(view: &Arc<SessionView>) -> HeaderMap {
+    COPIES.with(|copies| {
+        let Ok(mut copies) = copies.try_borrow_mut() else {
+            return view.headers.clone();
+        };
+        let key = Arc::as_ptr(view) as usize;
+        if let Some((kept, headers)) = copies.get(&key) {
+            if Arc::ptr_eq(kept, view) {
+                return headers.clone();
+            }
+        }
+        if copies.len() >= COPIES_PER_THREAD {
+            copies.clear();
+        }
+        let headers: HeaderMap = view
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+                    HeaderValue::from_bytes(value.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
+        copies.insert(key, (view.clone(), headers.clone()));
+        headers
+    })
+}
+
 impl Outpost {
     /// The answer for a forward-auth request whose provider table and session stand in
     /// memory and let it in; `None` for everything else. No lock is held beyond a cache
@@ -119,7 +163,7 @@ impl Outpost {
             .filter(|v| v.provider == p.config.pk && v.allowed.is_ok())?;
         p.counters.allow.inc();
         let mut response = StatusCode::OK.into_response();
-        *response.headers_mut() = view.headers.clone();
+        *response.headers_mut() = thread_copy(&view);
         self.metrics.decision_seconds.observe(started.elapsed());
         Some(response)
     }

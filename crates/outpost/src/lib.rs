@@ -102,6 +102,8 @@ pub struct Outpost {
     sessions: cache::SessionCache,
     /// The shared decisions per (user, provider) that entries point at.
     views: Mutex<HashMap<i64, Vec<Arc<cache::SessionView>>>>,
+    /// Users with a view after the last pruning of unused views.
+    views_kept: std::sync::atomic::AtomicUsize,
     /// Where this outpost stands in the change feed.
     feed: cache::Feed,
     /// Set while the backend is unreachable (logged once per outage).
@@ -134,6 +136,7 @@ impl Outpost {
             snapshot: RwLock::default(),
             snapshot_read: tokio::sync::Mutex::default(),
             views: Mutex::default(),
+            views_kept: std::sync::atomic::AtomicUsize::new(0),
             feed: cache::Feed::default(),
             degraded: AtomicBool::new(false),
             generation: Padded::default(),
