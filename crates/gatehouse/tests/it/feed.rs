@@ -87,10 +87,26 @@ async fn logged_in(
     let server = TestServer::start_on(db, &db.url, bootstrap, configure).await?;
     let family = protect(&server, &server.url).await?;
     user(&server, "alice@example.com", json!([family["pk"]])).await?;
+    keys_ready(&server).await?;
     let http = cookie_client()?;
     outpost_login(&server, &http).await?;
     let store = Store::connect(&db.url).await?;
     Ok((server, http, store))
+}
+
+/// Waits (up to 20 s) until the server has its signing keys: on a fresh database they are
+/// made in the background, and a login completing before would wait for them beyond the
+/// outpost's patience on a loaded machine.
+async fn keys_ready(server: &TestServer) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let jwks = reqwest::get(format!("{}/application/o/app/jwks/", server.url)).await?;
+        if jwks.status().is_success() && jwks.text().await?.contains("kid") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the server made no signing keys within 20 s")
 }
 
 #[tokio::test]
@@ -273,6 +289,7 @@ async fn a_standalone_outpost_resumes_the_feed_after_its_stream_drops_and_drops_
         }
     };
 
+    keys_ready(&server).await?;
     // 1. The stream drops (server down); a logout written meanwhile (through the store, as
     // the CLI would) is replayed when the outpost resumes from its position.
     let (http, _) = login_through(&server, &outpost.url, cookie_client()?).await?;
