@@ -53,7 +53,7 @@ end
 LUA
 
 # mem PID → "RSS_MB ANON_MB"
-mem() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {printf "%d %d", r/1024, a/1024}' "/proc/$1/status"; }
+mem() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {printf "%d %d\n", r/1024, a/1024}' "/proc/$1/status"; }
 reads() { curl -sf "$METRICS/metrics" | awk '$1 == "gatehouse_outpost_backend_reads_total" {print $2}'; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
