@@ -6,6 +6,10 @@
 //! - `gatehouse-bench session URL TOKEN HOST`: creates a forward-auth provider for `HOST`,
 //!   a user allowed to use it, logs in through the outpost like a browser, and prints the
 //!   `Cookie` header value of the resulting outpost session.
+//! - `gatehouse-bench sessions DATABASE_URL COOKIE N USERS FILE` (for `bench/sessions.sh`):
+//!   copies the outpost session behind `COOKIE` (made by `session`) into `N` valid sessions
+//!   spread over `USERS` users of its group, written through the store in a few large
+//!   transactions, and writes their `Cookie` header values to `FILE`, one a line.
 //! - `gatehouse-bench oidc URL TOKEN SECONDS CHAINS`: creates an OAuth2 client and a user,
 //!   obtains `CHAINS` refresh tokens through real logins, then refreshes (each chain using the
 //!   token the last refresh returned) and calls userinfo for `SECONDS` each; prints requests/s.
@@ -44,9 +48,10 @@ async fn main() -> anyhow::Result<()> {
         ["hello", addr] => hello(addr, HeaderMap::new()).await,
         ["hello", addr, headers_file] => hello(addr, headers_from(headers_file)?).await,
         ["session", url, token, host] => session(url, token, host).await,
+        ["sessions", db, cookie, n, users, file] => sessions(db, cookie, n.parse()?, users.parse()?, file).await,
         ["oidc", url, token, seconds, chains, algorithm] => oidc(url, token, seconds.parse()?, chains.parse()?, algorithm).await,
         ["rate", rest @ ..] => fixed_rate(rest).await,
-        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | oidc URL TOKEN SECONDS CHAINS RS256|ES256 | {RATE_USAGE}"),
+        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | sessions DATABASE_URL COOKIE N USERS FILE | oidc URL TOKEN SECONDS CHAINS RS256|ES256 | {RATE_USAGE}"),
     }
 }
 
@@ -238,6 +243,97 @@ async fn session(url: &str, token: &str, host: &str) -> anyhow::Result<()> {
         response = answer_login_form(&browser, &target, response, "bench").await?;
     }
     bail!("the outpost login did not complete")
+}
+
+/// Copies the outpost session behind `cookie` (`name=value`) into `n` sessions of `users`
+/// users (made, in the session user's groups, as needed), through the store in transactions of
+/// multi-row inserts; writes their cookies to `file`.
+async fn sessions(
+    db: &str,
+    cookie: &str,
+    n: usize,
+    users: usize,
+    file: &str,
+) -> anyhow::Result<()> {
+    use gatehouse_store::{sql, users as store_users, Value};
+    let (name, value) = cookie.split_once('=').context("COOKIE is name=value")?;
+    let store = gatehouse_store::Store::connect(db).await?;
+    let mut conn = store.conn().await?;
+    let template = gatehouse_store::proxy_sessions::find(&mut conn, value, chrono::Utc::now())
+        .await?
+        .context("no valid outpost session behind COOKIE")?;
+    let owner = template.user.context("the session is not logged in")?;
+    let groups = gatehouse_store::groups::of_user(&mut conn, owner).await?;
+    let mut people = vec![owner];
+    drop(conn);
+    let mut tx = store.begin().await?;
+    for i in people.len()..users.max(1) {
+        let username = format!("bench-{i}");
+        let id = match store_users::find_by_username(&mut tx, &username).await? {
+            Some(u) => u.id,
+            None => {
+                let mut fields = store_users::get(&mut tx, owner).await?.fields;
+                fields.username = username.clone();
+                let id = store_users::create(&mut tx, &fields).await?.id;
+                for g in &groups {
+                    gatehouse_store::groups::add_member(&mut tx, g.id, id).await?;
+                }
+                id
+            }
+        };
+        people.push(id);
+    }
+    gatehouse_store::commit(tx).await?;
+    const ROWS: usize = 500;
+    let data = template.data.to_string();
+    let mut out = String::with_capacity(n * 64);
+    let mut made = 0;
+    while made < n {
+        let mut tx = store.begin().await?;
+        for _ in 0..200 {
+            let rows = ROWS.min(n - made);
+            if rows == 0 {
+                break;
+            }
+            let mut statement = String::from("INSERT INTO proxy_sessions (uuid, key_hash, provider_id, user_id, idp_session, session_data, created, expires) VALUES ");
+            let mut values: Vec<Value> = Vec::with_capacity(rows * 8);
+            for r in 0..rows {
+                let key = gatehouse_core::secret::new_token();
+                out.push_str(&format!("{name}={key}\n"));
+                let b = r * 8;
+                if r > 0 {
+                    statement.push(',');
+                }
+                statement.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+                values.extend([
+                    uuid::Uuid::new_v4().into(),
+                    gatehouse_core::secret::token_hash(&key).into(),
+                    template.provider.into(),
+                    people[(made + r) % people.len()].into(),
+                    template.idp_session.into(),
+                    data.as_str().into(),
+                    sql::now().into(),
+                    template.expires.into(),
+                ]);
+            }
+            sql::execute(&mut tx, &statement, values).await?;
+            made += rows;
+        }
+        gatehouse_store::commit(tx).await?;
+    }
+    std::fs::write(file, out).with_context(|| format!("writing {file}"))?;
+    store.close().await;
+    Ok(())
 }
 
 /// Answers the login form `response` carries (identification or password) for `username`,

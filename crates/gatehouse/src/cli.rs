@@ -187,6 +187,14 @@ pub struct ServeArgs {
     /// has already checked; new logins wait for the database [default: minutes=5].
     #[arg(long, env = "GATEHOUSE_OUTPOST_GRACE")]
     pub outpost_grace: Option<String>,
+    /// The outpost's safety bound: changes arrive by push, but a cached answer older than this
+    /// is read again anyway [default: minutes=1].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_RECHECK")]
+    pub outpost_recheck: Option<String>,
+    /// Memory budget of the outpost's session cache in MiB; the least recently used sessions
+    /// go first and are read again when next used [default: 256].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_CACHE_MB")]
+    pub outpost_cache_mb: Option<u64>,
     /// Break-glass users the outpost lets in only while the database is unreachable:
     /// whitespace-separated `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
     #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]
@@ -500,6 +508,13 @@ pub struct OutpostRunArgs {
     /// [default: minutes=5].
     #[arg(long, env = "GATEHOUSE_OUTPOST_GRACE")]
     pub grace: Option<String>,
+    /// The safety bound: changes arrive by push, but a cached answer older than this is read
+    /// again anyway [default: minutes=1].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_RECHECK")]
+    pub recheck: Option<String>,
+    /// Memory budget of the session cache in MiB [default: 256].
+    #[arg(long, env = "GATEHOUSE_OUTPOST_CACHE_MB")]
+    pub cache_mb: Option<u64>,
     /// Break-glass users let in only while the server is unreachable: whitespace-separated
     /// `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
     #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]

@@ -27,6 +27,10 @@ pub struct SettingsFile {
     pub flow_state_age: Option<String>,
     /// How long the outpost keeps honouring cached sessions while the database is unreachable.
     pub outpost_grace: Option<String>,
+    /// The outpost's safety bound: cached answers older than this are read again.
+    pub outpost_recheck: Option<String>,
+    /// The outpost's session cache budget in MiB.
+    pub outpost_cache_mb: Option<u64>,
     /// Break-glass users for the outpost while degraded: `username:$argon2id$…` entries.
     pub outpost_break_glass: Option<Vec<String>>,
     /// Address of the /metrics listener, or `off`.
@@ -59,6 +63,11 @@ pub struct Settings {
     pub flow_state_age: chrono::Duration,
     /// How long the outpost keeps honouring cached sessions while the database is unreachable.
     pub outpost_grace: chrono::Duration,
+    /// The embedded outpost's safety bound: changes arrive by push; a cached answer older than
+    /// this is read again anyway.
+    pub outpost_recheck: chrono::Duration,
+    /// The embedded outpost's session cache budget in MiB.
+    pub outpost_cache_mb: u64,
     /// Break-glass users (username, argon2id PHC hash), let in by the outpost only while the
     /// database is unreachable.
     pub outpost_break_glass: Vec<(String, String)>,
@@ -134,6 +143,12 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         args.outpost_grace.clone().or(file.outpost_grace),
         "minutes=5",
     )?;
+    let outpost_recheck = duration(
+        "outpost safety bound",
+        args.outpost_recheck.clone().or(file.outpost_recheck),
+        "minutes=1",
+    )?;
+    let outpost_cache_mb = cache_mb(args.outpost_cache_mb.or(file.outpost_cache_mb))?;
     let break_glass_entries: Vec<String> = match args.outpost_break_glass.clone() {
         Some(text) => text.split_whitespace().map(str::to_owned).collect(),
         None => file.outpost_break_glass.unwrap_or_default(),
@@ -149,6 +164,8 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         log_format,
         flow_state_age,
         outpost_grace,
+        outpost_recheck,
+        outpost_cache_mb,
         outpost_break_glass,
         metrics_listen,
     })
@@ -170,6 +187,15 @@ fn log_format(given: Option<String>) -> anyhow::Result<LogFormat> {
         Some("json") => Ok(LogFormat::Json),
         Some(other) => bail!("log format `{other}` is not text or json"),
     }
+}
+
+/// The session cache budget in MiB (default 256), refused outside 1..=65536.
+fn cache_mb(given: Option<u64>) -> anyhow::Result<u64> {
+    let mb = given.unwrap_or(256);
+    if !(1..=65_536).contains(&mb) {
+        bail!("outpost cache budget: {mb} MiB is out of range; give a size in MiB between 1 and 65536 (e.g. 256)");
+    }
+    Ok(mb)
 }
 
 /// A duration in Authentik's notation (`minutes=5`), `default` when not given; errors name
@@ -223,6 +249,10 @@ pub struct OutpostSettings {
     pub log_format: LogFormat,
     /// How long sessions already checked keep passing while the server is unreachable.
     pub grace: chrono::Duration,
+    /// The safety bound: a cached answer older than this is read again.
+    pub recheck: chrono::Duration,
+    /// The session cache budget in MiB.
+    pub cache_mb: u64,
     /// Break-glass users (username, argon2id PHC hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
 }
@@ -254,6 +284,8 @@ pub fn resolve_outpost(args: &OutpostRunArgs) -> anyhow::Result<OutpostSettings>
         listen,
         log_format: log_format(args.log_format.clone())?,
         grace: duration("outpost grace period", args.grace.clone(), "minutes=5")?,
+        recheck: duration("outpost safety bound", args.recheck.clone(), "minutes=1")?,
+        cache_mb: cache_mb(args.cache_mb)?,
         break_glass: break_glass(&entries)?,
     })
 }

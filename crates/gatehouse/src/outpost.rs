@@ -37,6 +37,8 @@ pub async fn run(
         gatehouse_outpost::Settings {
             grace: settings.grace.to_std().unwrap_or_default(),
             break_glass: settings.break_glass.clone(),
+            recheck: settings.recheck.to_std().unwrap_or_default(),
+            cache_bytes: settings.cache_mb << 20,
         },
         metrics.clone(),
     ));

@@ -94,6 +94,8 @@ pub async fn run(
             external_url: settings.external_url.clone(),
             flow_state_age: settings.flow_state_age,
             outpost_grace: settings.outpost_grace.to_std().unwrap_or_default(),
+            outpost_recheck: settings.outpost_recheck.to_std().unwrap_or_default(),
+            outpost_cache_bytes: settings.outpost_cache_mb << 20,
             break_glass: settings.outpost_break_glass.clone(),
         },
     )
@@ -119,7 +121,7 @@ pub async fn run(
     });
     let app = gatehouse_web::router(state.clone());
     let reaper = tokio::spawn(reap(state.clone()));
-    let replicas = tokio::spawn(gatehouse_web::changes::follow_replicas(
+    let replicas = tokio::spawn(gatehouse_web::changes::follow(
         state.changes.clone(),
         state.outpost.clone(),
     ));
@@ -190,6 +192,7 @@ async fn reap(state: AppState) {
             let sessions = gatehouse_store::sessions::reap(&mut conn, now).await?;
             let flows = gatehouse_store::flow_states::reap(&mut conn, now).await?;
             let outpost = gatehouse_web::outpost::reap(&mut conn).await?;
+            gatehouse_store::changes::prune(&mut conn).await?;
             Ok((sessions + outpost, flows))
         }
         .await;

@@ -32,6 +32,22 @@ pub enum Error {
 /// A backend result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Whose session a cookie is, as one indexed read finds it (the cold path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identified {
+    /// A valid session of an active user, expiring at `expires` (seconds since the epoch).
+    Session {
+        /// The user's pk.
+        user: i64,
+        /// When the session ends.
+        expires: i64,
+    },
+    /// No valid session under that cookie for that provider.
+    NoSession,
+    /// This backend cannot tell cheaply: ask [`Backend::check`].
+    Unknown,
+}
+
 /// The server side of every outpost decision that is not already cached.
 pub trait Backend: Send + Sync + 'static {
     /// The proxy providers this outpost serves.
@@ -39,6 +55,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The session (or app password) presented in `check`, if valid for its provider.
     fn check<'a>(&'a self, check: &'a SessionCheck) -> BoxFuture<'a, Result<Option<SessionGrant>>>;
+
+    /// Whose session the cookie of `check` is, in one indexed read, so that a new session of
+    /// a user whose decision is already cached costs no more (the cold path). Backends that
+    /// cannot tell cheaply answer [`Identified::Unknown`].
+    fn identify<'a>(&'a self, check: &'a SessionCheck) -> BoxFuture<'a, Result<Identified>> {
+        let _ = check;
+        Box::pin(async { Ok(Identified::Unknown) })
+    }
 
     /// Starts a login: a pending session and the IdP's authorize URL.
     fn begin<'a>(&'a self, begin: &'a LoginBegin) -> BoxFuture<'a, Result<LoginBegun>>;
@@ -59,6 +83,10 @@ impl<B: Backend> Backend for std::sync::Arc<B> {
 
     fn check<'a>(&'a self, check: &'a SessionCheck) -> BoxFuture<'a, Result<Option<SessionGrant>>> {
         (**self).check(check)
+    }
+
+    fn identify<'a>(&'a self, check: &'a SessionCheck) -> BoxFuture<'a, Result<Identified>> {
+        (**self).identify(check)
     }
 
     fn begin<'a>(&'a self, begin: &'a LoginBegin) -> BoxFuture<'a, Result<LoginBegun>> {

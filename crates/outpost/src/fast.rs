@@ -1,7 +1,7 @@
 //! The hot path. Every request of every protected app asks the outpost, and almost all of
-//! them carry a session the outpost checked moments ago. [`FastPath`] stands in front of the
+//! them carry a session the outpost has already checked. [`FastPath`] stands in front of the
 //! whole router and answers exactly those, synchronously: no routing, no extractors, no
-//! middleware, no awaiting, no database. Anything else (a stale or unknown session, a login,
+//! middleware, no awaiting, no database. Anything else (an unknown or dropped session, a login,
 //! a skip path, an Authorization header, another route) goes on to the router unchanged, which
 //! decides the same way, only slower. The answers are the same either way.
 
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready};
 use tower::Service;
 
-use crate::cache::{Snapshot, REVALIDATE};
+use crate::cache::{key_hash, SessionView};
 use crate::request::{read_cookie, request_host};
 use crate::Outpost;
 
@@ -93,50 +93,52 @@ fn endpoint(path: &str) -> Option<&'static str> {
     }
 }
 
-/// Each worker thread's own copies of the provider table and of the answers it gave
-/// recently: reading them touches no cache line another thread writes (no lock, no shared
-/// reference count), which is what the hot path costs under load on several cores. Copies are
-/// used only while the shared answer they came from is fresh, and all go when the outpost
-/// forgets its caches (its generation changes).
-#[derive(Default)]
-struct Front {
-    /// The outpost and generation the copies belong to.
-    outpost: u64,
-    generation: u64,
-    /// The provider table, with when the backend confirmed it.
-    snapshot: Option<(Instant, Arc<Snapshot>)>,
-    /// Allowed sessions by cookie value: provider, when confirmed, the identity headers
-    /// (copied, so their bytes are this thread's own).
-    allowed: HashMap<Box<str>, (i64, Instant, HeaderMap)>,
-}
-
-/// Copies kept per thread before they are dropped and taken afresh.
-const FRONT_CAPACITY: usize = 4096;
+/// Copies of shared views' headers kept per worker thread before they are dropped and taken
+/// afresh.
+const COPIES_PER_THREAD: usize = 256;
 
 thread_local! {
-    static FRONT: RefCell<Front> = RefCell::new(Front::default());
+    /// Each worker thread's own copies of the identity headers it answered with recently, by
+    /// view: cloning them touches no reference count another thread writes (which is what the
+    /// hot path costs on several cores). Each holds its view, so the address cannot be reused.
+    static COPIES: RefCell<HashMap<usize, (Arc<SessionView>, HeaderMap)>> =
+        RefCell::new(HashMap::new());
 }
 
-/// `headers` with every name and value copied into new buffers.
-fn deep_copy(headers: &HeaderMap) -> HeaderMap {
-    headers
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((
-                HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
-                HeaderValue::from_bytes(value.as_bytes()).ok()?,
-            ))
-        })
-        .collect()
-}
-
-fn fresh(now: Instant, verified: Instant) -> bool {
-    now.saturating_duration_since(verified) < REVALIDATE
+/// The identity headers of `view` (already checked to stand), from this thread's copy.
+fn thread_copy(view: &Arc<SessionView>) -> HeaderMap {
+    COPIES.with(|copies| {
+        let Ok(mut copies) = copies.try_borrow_mut() else {
+            return view.headers.clone();
+        };
+        let key = Arc::as_ptr(view) as usize;
+        if let Some((kept, headers)) = copies.get(&key) {
+            if Arc::ptr_eq(kept, view) {
+                return headers.clone();
+            }
+        }
+        if copies.len() >= COPIES_PER_THREAD {
+            copies.clear();
+        }
+        let headers: HeaderMap = view
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+                    HeaderValue::from_bytes(value.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
+        copies.insert(key, (view.clone(), headers.clone()));
+        headers
+    })
 }
 
 impl Outpost {
-    /// The answer for a forward-auth request whose provider table and session are fresh in
-    /// memory and let it in; `None` for everything else.
+    /// The answer for a forward-auth request whose provider table and session stand in
+    /// memory and let it in; `None` for everything else. No lock is held beyond a cache
+    /// shard's read lock, and nothing is allocated beyond the response.
     fn answer_from_memory(&self, req: &Request) -> Option<Response> {
         let needs = endpoint(req.uri().path())?;
         let started = Instant::now();
@@ -148,53 +150,20 @@ impl Outpost {
         } else if !headers.contains_key(needs) {
             return None;
         }
-        let identity = FRONT.with(|front| {
-            let mut front = front.try_borrow_mut().ok()?;
-            let generation = self.generation();
-            if front.outpost != self.id || front.generation != generation {
-                *front = Front {
-                    outpost: self.id,
-                    generation,
-                    ..Front::default()
-                };
-            }
-            let Front {
-                snapshot, allowed, ..
-            } = &mut *front;
-            if !snapshot.as_ref().is_some_and(|(at, _)| fresh(started, *at)) {
-                *snapshot = Some(self.fresh_snapshot(started)?);
-            }
-            let snap = &snapshot.as_ref()?.1;
-            let p = snap.select(request_host(headers)?)?;
-            if !p.skip.is_empty()
-                || (p.config.intercept_header_auth && headers.contains_key(AUTHORIZATION))
-            {
-                return None;
-            }
-            let key = read_cookie(headers, &p.cookie)?;
-            let identity = match allowed.get(key) {
-                Some((provider, at, identity))
-                    if *provider == p.config.pk && fresh(started, *at) =>
-                {
-                    identity.clone()
-                }
-                _ => {
-                    let (at, view) = self.fresh_session(key, started)?;
-                    let view = view.filter(|v| v.provider == p.config.pk && v.allowed.is_ok())?;
-                    if allowed.len() >= FRONT_CAPACITY {
-                        allowed.clear();
-                    }
-                    let identity = deep_copy(&view.headers);
-                    allowed.insert(key.into(), (p.config.pk, at, identity.clone()));
-                    identity
-                }
-            };
-            p.counters.allow.inc();
-            Some(identity)
-        });
-        let identity = identity?;
+        let snap = self.current_snapshot(started)?;
+        let p = snap.select(request_host(headers)?)?;
+        if !p.skip.is_empty()
+            || (p.config.intercept_header_auth && headers.contains_key(AUTHORIZATION))
+        {
+            return None;
+        }
+        let key = read_cookie(headers, &p.cookie)?;
+        let view = self
+            .current_session(&key_hash(key), started)
+            .filter(|v| v.provider == p.config.pk && v.allowed.is_ok())?;
+        p.counters.allow.inc();
         let mut response = StatusCode::OK.into_response();
-        *response.headers_mut() = identity;
+        *response.headers_mut() = thread_copy(&view);
         self.metrics.decision_seconds.observe(started.elapsed());
         Some(response)
     }

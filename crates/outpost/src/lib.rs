@@ -9,7 +9,8 @@
 //!   never an open redirect), [`headers`] (the identity headers), [`cookie_name`].
 //! - [`backend`]: what the outpost asks of the server. [`remote`]: the standalone outpost's
 //!   client of the server's outpost API, with changes pushed over a stream.
-//! - [`cache`]: the provider snapshot and checked sessions, bounded staleness, degraded mode.
+//! - [`cache`]: the provider snapshot and checked sessions (compact entries sharing one view
+//!   per user and provider, a memory budget), the change feed's position, degraded mode.
 //! - [`routes`]: the HTTP endpoints and proxy mode. [`request`]: reading the proxy's headers.
 //! - [`fast`]: the hot path in front of the router, for sessions already checked.
 //! - [`break_glass`], [`reverse_proxy`], [`metrics`].
@@ -29,12 +30,12 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::RwLock;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-pub use backend::{Backend, BoxFuture, Error};
+pub use backend::{Backend, BoxFuture, Error, Identified};
 pub use routes::{proxy_mode, router};
 
 /// The path prefix of every outpost route.
@@ -51,14 +52,33 @@ pub fn cookie_name(client_id: &str) -> String {
     format!("authentik_proxy_{hex}")
 }
 
-/// How an outpost behaves when the server cannot answer.
-#[derive(Debug, Clone, Default)]
+/// How an outpost behaves when the server cannot answer, and what it may hold.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// While the database (or, for a standalone outpost, the server) is unreachable, how long
-    /// sessions already checked keep passing (T1). Nothing else passes meanwhile.
+    /// sessions already checked keep passing (T1), counted from the change feed's last
+    /// confirmed contact. Nothing else passes meanwhile.
     pub grace: Duration,
     /// Break-glass users (username, argon2id hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
+    /// The safety bound: a cached answer older than this is read again even though the change
+    /// feed said nothing (changes arrive by push; this only limits the harm of one lost
+    /// without a trace).
+    pub recheck: Duration,
+    /// The memory budget of the session cache, in bytes; the least recently used sessions
+    /// go first (and are read again on their next request).
+    pub cache_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            grace: Duration::ZERO,
+            break_glass: Vec::new(),
+            recheck: Duration::from_secs(60),
+            cache_bytes: 256 << 20,
+        }
+    }
 }
 
 /// One outpost: its backend, caches and metrics. Shared by every request (`Arc<Outpost>` is
@@ -66,7 +86,7 @@ pub struct Settings {
 pub struct Outpost {
     /// Where providers and sessions come from.
     backend: Box<dyn Backend>,
-    /// Grace period and break-glass users.
+    /// Grace period, safety bound, budget and break-glass users.
     settings: Settings,
     /// Decision counters and gauges.
     metrics: metrics::OutpostMetrics,
@@ -74,15 +94,21 @@ pub struct Outpost {
     break_glass: Option<break_glass::BreakGlass>,
     /// Clients for proxy mode's upstreams.
     upstreams: reverse_proxy::Upstreams,
-    /// The provider table; written on reload, read by every request.
-    snapshot: RwLock<Option<cache::Cached<std::sync::Arc<cache::Snapshot>>>>,
-    /// Checked sessions by cookie value (or app-password key).
-    sessions: RwLock<HashMap<String, cache::CachedSession>>,
+    /// The provider table with when it was read; dropped by changes, read by every request.
+    snapshot: RwLock<Option<(Instant, Arc<cache::Snapshot>)>>,
+    /// Held while the provider table is read, so concurrent requests share one read.
+    snapshot_read: tokio::sync::Mutex<()>,
+    /// Checked sessions by the SHA-256 of their key, within the memory budget.
+    sessions: cache::SessionCache,
+    /// The shared decisions per (user, provider) that entries point at.
+    views: Mutex<HashMap<i64, Vec<Arc<cache::SessionView>>>>,
+    /// Users with a view after the last pruning of unused views.
+    views_kept: std::sync::atomic::AtomicUsize,
+    /// Where this outpost stands in the change feed.
+    feed: cache::Feed,
     /// Set while the backend is unreachable (logged once per outage).
     degraded: AtomicBool,
-    /// Tells the worker threads' copies of cached answers apart from this outpost's others.
-    id: u64,
-    /// Bumped when cached answers are forgotten; on a cache line of its own, as every
+    /// Bumped when every cached answer is dropped; on a cache line of its own, as every
     /// request reads it.
     generation: Padded,
 }
@@ -92,9 +118,6 @@ pub struct Outpost {
 #[repr(align(64))]
 #[derive(Default)]
 struct Padded(std::sync::atomic::AtomicU64);
-
-/// Outposts made so far in this process (their ids).
-static OUTPOSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Outpost {
     /// An outpost asking `backend`, counting into `metrics`.
@@ -106,13 +129,16 @@ impl Outpost {
         Outpost {
             backend: Box::new(backend),
             break_glass: break_glass::BreakGlass::new(&settings.break_glass),
+            sessions: cache::new_cache(settings.cache_bytes),
             settings,
             metrics,
             upstreams: reverse_proxy::Upstreams::default(),
             snapshot: RwLock::default(),
-            sessions: RwLock::default(),
+            snapshot_read: tokio::sync::Mutex::default(),
+            views: Mutex::default(),
+            views_kept: std::sync::atomic::AtomicUsize::new(0),
+            feed: cache::Feed::default(),
             degraded: AtomicBool::new(false),
-            id: OUTPOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             generation: Padded::default(),
         }
     }

@@ -50,6 +50,9 @@ pub struct OutpostMetrics {
     pub decision_seconds: Latency,
     /// Sessions held in the outpost cache.
     pub cached_sessions: Gauge,
+    /// Sessions read from the backend (cache misses and safety-bound re-reads): zero in a
+    /// steady state, where changes arrive by push.
+    pub backend_reads: Counter,
     /// 1 while the outpost cannot reach the database (or the server) and answers from its
     /// cache (T1).
     pub degraded: Gauge,
@@ -88,6 +91,7 @@ impl OutpostMetrics {
             fallbacks: Counter::default(),
             decision_seconds: Latency::default(),
             cached_sessions: Gauge::default(),
+            backend_reads: Counter::default(),
             degraded: Gauge::default(),
             upstream_errors: Counter::default(),
             store: Family::default(),
@@ -120,6 +124,11 @@ impl OutpostMetrics {
             "gatehouse_outpost_cached_sessions",
             "Outpost sessions held in memory",
             m.cached_sessions.clone(),
+        );
+        registry.register(
+            "gatehouse_outpost_backend_reads",
+            "Sessions the outpost read from the database or server (cache misses)",
+            m.backend_reads.clone(),
         );
         registry.register(
             "gatehouse_outpost_degraded",

@@ -3,18 +3,20 @@
 //! secrets; the server checks and stores every session, so any number of outposts share them
 //! and survive restarts.
 //!
-//! Changes are pushed: [`follow`] keeps the server's event stream open and forgets the caches
-//! whenever the server reports a change (a revocation, a provider edit), reconnecting with
-//! back-off and jitter when the stream drops. Between events, the caches' bounded staleness
-//! still applies, so nothing depends on the stream alone.
+//! Changes are pushed: [`follow`] keeps the server's event stream open and applies each entry
+//! of the server's change feed as it comes (a logout drops that user's entries, a provider
+//! edit that provider's), reconnecting with back-off and jitter when the stream drops and
+//! resuming from the last position applied (`?since=`). A gap in the sequence numbers, or a
+//! server that can no longer replay what was missed, drops everything cached; while the
+//! stream is down, cached answers stand only for the grace period.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use gatehouse_proto::outposts::{
-    LoginBegin, LoginBegun, LoginComplete, LoginCompleted, OutpostHello, ProxyOutpostConfig,
-    SessionAnswer, SessionCheck, SessionGrant, SignOut, SignedOut,
+    FeedChange, LoginBegin, LoginBegun, LoginComplete, LoginCompleted, OutpostHello,
+    ProxyOutpostConfig, SessionAnswer, SessionCheck, SessionGrant, SignOut, SignedOut,
 };
 use gatehouse_proto::page::Paginated;
 use serde::de::DeserializeOwned;
@@ -127,9 +129,13 @@ impl Remote {
     /// Reads the event stream until it ends or falls silent, forgetting `outpost`'s caches at
     /// every change. Returns `Ok` when the server's hello arrived (the connection worked).
     async fn stream_into(&self, outpost: &Outpost, hello_seen: &mut bool) -> Result<()> {
+        let since = outpost
+            .feed_position()
+            .map(|at| format!("?since={at}"))
+            .unwrap_or_default();
         let response = self
             .stream
-            .get(format!("{}{EVENTS}", self.base))
+            .get(format!("{}{EVENTS}{since}", self.base))
             .bearer_auth(&self.token)
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
@@ -181,9 +187,13 @@ impl Event {
     fn dispatch(self, outpost: &Outpost, hello_seen: &mut bool) {
         match self.name.as_str() {
             "hello" => {
-                // Whatever changed while the stream was down is unknown: start afresh.
-                outpost.invalidate();
-                if let Ok(hello) = serde_json::from_str::<OutpostHello>(&self.data) {
+                let Ok(hello) = serde_json::from_str::<OutpostHello>(&self.data) else {
+                    // Unreadable: nothing is known about the position, so start afresh.
+                    outpost.drop_all();
+                    return;
+                };
+                {
+                    outpost.feed_at(hello.position, hello.reset);
                     outpost.metrics.name_store(&hello.session_store);
                     if !*hello_seen {
                         tracing::info!(outpost = %hello.outpost, session_store = %hello.session_store,
@@ -192,7 +202,10 @@ impl Event {
                 }
                 *hello_seen = true;
             }
-            "changed" => outpost.invalidate(),
+            "change" => match serde_json::from_str::<FeedChange>(&self.data) {
+                Ok(change) => outpost.apply(&change),
+                Err(_) => outpost.drop_all(),
+            },
             _ => {}
         }
     }
@@ -208,6 +221,7 @@ pub async fn follow(outpost: Arc<Outpost>, remote: Arc<Remote>) {
         let connected_before = hello_seen;
         let mut connected = false;
         let outcome = remote.stream_into(&outpost, &mut connected).await;
+        outpost.feed_lost("the server's event stream dropped");
         hello_seen |= connected;
         if connected {
             backoff = Duration::from_millis(250);

@@ -525,7 +525,10 @@ async fn sign_out(State(outpost): Shared, headers: HeaderMap) -> Response {
         cookie: read_cookie(&headers, &p.cookie).map(str::to_owned),
     };
     let signed_out = outpost.patiently(outpost.backend.sign_out(&request)).await;
-    outpost.forget_sessions();
+    // At once here; the change feed drops the user's other entries on every outpost.
+    if let Some(key) = &request.cookie {
+        outpost.forget(key);
+    }
     match signed_out {
         Ok(out) => {
             let mut r = (StatusCode::FOUND, [(LOCATION, out.end_session_url)]).into_response();

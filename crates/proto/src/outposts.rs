@@ -148,6 +148,13 @@ pub struct SessionGrant {
     pub headers: Vec<IdentityHeader>,
     /// Why the application's policies refuse this user; null when they allow.
     pub denied: Option<String>,
+    /// The user's pk: outposts share one decision per (user, provider) and drop it when the
+    /// change feed names the user.
+    #[serde(default)]
+    pub user: i64,
+    /// When the session (or app password) expires, in seconds since the epoch; 0 unknown.
+    #[serde(default)]
+    pub expires: i64,
 }
 
 /// The answer to a [`SessionCheck`].
@@ -227,6 +234,26 @@ pub struct OutpostHello {
     pub outpost: String,
     /// Where the sessions live: `sqlite` or `postgres`.
     pub session_store: String,
+    /// The change feed's position the events that follow start after.
+    #[serde(default)]
+    pub position: i64,
+    /// True when the outpost asked to resume from a position the feed no longer covers: it
+    /// must drop everything it cached.
+    #[serde(default)]
+    pub reset: bool,
+}
+
+/// A `change` event of `GET outposts/proxy/events/`: one entry of the server's change feed.
+/// The outpost drops exactly what it names; a `seq` that does not follow the last one means
+/// changes were missed, and it drops everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FeedChange {
+    /// Position in the feed (1, 2, 3, … without gaps).
+    pub seq: i64,
+    /// `user`, `provider` or `all`.
+    pub kind: String,
+    /// The user or provider id (0 for `all`).
+    pub subject: i64,
 }
 
 /// `POST outposts/instances/{uuid}/token/`: the outpost's API token, shown once.

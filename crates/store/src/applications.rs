@@ -91,6 +91,7 @@ pub async fn create(conn: &mut AnyConnection, fields: &ApplicationFields) -> Res
     let mut cols = columns(fields);
     cols.push(("uuid", uuid.into()));
     sql::insert(conn, "applications", cols, None).await?;
+    crate::changes::append_application(conn, uuid).await?;
     sql::get(conn, uuid).await
 }
 
@@ -100,6 +101,7 @@ pub async fn update(
     uuid: Uuid,
     fields: &ApplicationFields,
 ) -> Result<Application> {
+    crate::changes::append_application(conn, uuid).await?;
     sql::update(
         conn,
         "applications",
@@ -109,11 +111,13 @@ pub async fn update(
         columns(fields),
     )
     .await?;
+    crate::changes::append_application(conn, uuid).await?;
     sql::get(conn, uuid).await
 }
 
 /// Deletes application `uuid` and its policy bindings.
 pub async fn delete(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
+    crate::changes::append_application(conn, uuid).await?;
     sql::delete(conn, "applications", Application::WHAT, "uuid", uuid.into()).await
 }
 

@@ -67,6 +67,7 @@ pub async fn create(conn: &mut AnyConnection, fields: &GroupFields) -> Result<Gr
 
 /// Replaces the fields of group `id`.
 pub async fn update(conn: &mut AnyConnection, id: i64, fields: &GroupFields) -> Result<Group> {
+    crate::changes::append(conn, crate::changes::ChangeKind::All).await?;
     sql::update(
         conn,
         "groups",
@@ -81,6 +82,7 @@ pub async fn update(conn: &mut AnyConnection, id: i64, fields: &GroupFields) -> 
 
 /// Deletes group `id`; its children lose it as a parent.
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::All).await?;
     sql::delete(conn, "groups", Group::WHAT, "id", id.into()).await
 }
 
@@ -133,6 +135,7 @@ pub async fn ancestor_ids(conn: &mut AnyConnection, id: i64) -> Result<Vec<i64>>
 
 /// Replaces the parents of group `id`. Refuses a parent that would close a cycle, naming it.
 pub async fn set_parents(conn: &mut AnyConnection, id: i64, parent_ids: &[i64]) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::All).await?;
     sql::execute(
         conn,
         "DELETE FROM group_parents WHERE group_id = $1",
@@ -182,6 +185,12 @@ pub async fn of_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Group
 
 /// Adds user `user_id` to group `id` (no-op when already a member).
 pub async fn add_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user_id)).await?;
+    insert_member(conn, id, user_id).await
+}
+
+/// The membership row alone; callers append the change.
+async fn insert_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> Result<()> {
     sql::execute(
         conn,
         "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -193,6 +202,7 @@ pub async fn add_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> Resu
 
 /// Removes user `user_id` from group `id` (no-op when not a member).
 pub async fn remove_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user_id)).await?;
     sql::execute(
         conn,
         "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
@@ -204,6 +214,7 @@ pub async fn remove_member(conn: &mut AnyConnection, id: i64, user_id: i64) -> R
 
 /// Replaces the members of group `id`.
 pub async fn set_members(conn: &mut AnyConnection, id: i64, user_ids: &[i64]) -> Result<()> {
+    crate::changes::append_members(conn, id, user_ids).await?;
     sql::execute(
         conn,
         "DELETE FROM group_members WHERE group_id = $1",
@@ -211,7 +222,7 @@ pub async fn set_members(conn: &mut AnyConnection, id: i64, user_ids: &[i64]) ->
     )
     .await?;
     for &user in user_ids {
-        add_member(conn, id, user).await?;
+        insert_member(conn, id, user).await?;
     }
     Ok(())
 }
@@ -222,6 +233,7 @@ pub async fn set_user_groups(
     user_id: i64,
     group_ids: &[i64],
 ) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user_id)).await?;
     sql::execute(
         conn,
         "DELETE FROM group_members WHERE user_id = $1",
@@ -229,7 +241,7 @@ pub async fn set_user_groups(
     )
     .await?;
     for &group in group_ids {
-        add_member(conn, group, user_id).await?;
+        insert_member(conn, group, user_id).await?;
     }
     Ok(())
 }

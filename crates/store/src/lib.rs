@@ -17,6 +17,7 @@
 //! differ.
 
 pub mod applications;
+pub mod changes;
 pub mod devices;
 pub mod events;
 pub mod flow_states;
@@ -37,11 +38,13 @@ pub mod tokens;
 pub mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::Notify;
 
 pub use sql::{Filter, ListSpec, Listed, Value};
 pub use sqlx::AnyConnection as Conn;
@@ -50,7 +53,25 @@ pub use sqlx::AnyConnection as Conn;
 /// the connection, so store functions take `&mut tx` like any connection.
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
+    /// This process's feed reader: woken after the commit, and waited for.
+    feed: Arc<Feed>,
 }
+
+/// How this process's reader of the change feed ([`changes`]) and its writers meet: a commit
+/// wakes the reader, and waits (briefly) until the reader has handed on what it appended, so
+/// that the next request, on this replica, sees its own write applied by the embedded
+/// outpost.
+#[derive(Debug)]
+struct Feed {
+    /// Woken after every commit and by [`Store::poke`].
+    committed: Notify,
+    /// The position the reader has handed on; `None` until a reader runs.
+    read: tokio::sync::watch::Sender<Option<i64>>,
+}
+
+/// How long a commit waits for the feed reader before it answers anyway (the change still
+/// applies, a moment later).
+const READ_YOUR_WRITES: Duration = Duration::from_secs(1);
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
@@ -169,22 +190,25 @@ pub struct Store {
     writer: Option<AnyPool>,
     /// The URL connected to, for the change listener's own connection (PostgreSQL).
     url: String,
+    /// This process's feed reader ([`Feed`]).
+    feed: Arc<Feed>,
 }
 
-/// The PostgreSQL channel replicas tell each other about changes on.
-const CHANGES_CHANNEL: &str = "gatehouse_changes";
-
-/// Change notices from the other replicas sharing a PostgreSQL database (`LISTEN`), on a
-/// connection of its own.
+/// The sequence numbers of committed changes, as every replica sharing a PostgreSQL database
+/// hears them (`LISTEN`), on a connection of its own.
 pub struct ChangeListener {
     inner: sqlx::postgres::PgListener,
 }
 
 impl ChangeListener {
-    /// The next notice: `Some(origin)` as the notifying replica sent it, or `None` when the
-    /// connection dropped (and was made again), so notices may have been missed.
-    pub async fn next(&mut self) -> Result<Option<String>> {
-        Ok(self.inner.try_recv().await?.map(|n| n.payload().to_owned()))
+    /// The next change's sequence number: `Some(seq)`, or `None` when the connection dropped
+    /// (and was made again), so notices may have been missed and the feed must be read.
+    pub async fn next(&mut self) -> Result<Option<i64>> {
+        Ok(self
+            .inner
+            .try_recv()
+            .await?
+            .map(|n| n.payload().parse().unwrap_or(i64::MAX)))
     }
 }
 
@@ -272,31 +296,48 @@ impl Store {
             backend,
             writer,
             url,
+            feed: Arc::new(Feed {
+                committed: Notify::new(),
+                read: tokio::sync::watch::channel(None).0,
+            }),
         })
     }
 
-    /// Tells the other replicas sharing the database that something changed, naming `origin`
-    /// (the notifying process) so it can ignore its own notice. Nothing to do on SQLite: one
-    /// process owns the file.
-    pub async fn notify_change(&self, origin: &str) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGES_CHANNEL)
-                .bind(origin)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Listens for other replicas' change notices; `None` on SQLite.
+    /// Listens for the sequence numbers of committed changes, this replica's and the
+    /// others'; `None` on SQLite (see [`Store::committed`]).
     pub async fn listen_changes(&self) -> Result<Option<ChangeListener>> {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
-        let mut inner = sqlx::postgres::PgListener::connect(&self.url).await?;
-        inner.listen(CHANGES_CHANNEL).await?;
+        // A pool of its own with a short wait: the listener must notice an unreachable
+        // database within seconds (degraded mode starts there), not after sqlx's default 30 s.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(&self.url)?;
+        let mut inner = sqlx::postgres::PgListener::connect_with(&pool).await?;
+        // A lost connection is reported at once (`next` answers `None`); the caller listens
+        // afresh and reads what it missed.
+        inner.eager_reconnect(false);
+        inner.listen(changes::CHANNEL).await?;
         Ok(Some(ChangeListener { inner }))
+    }
+
+    /// Resolves at the next commit of this process (or [`Store::poke`]): the feed reader's
+    /// cue to look for new changes without a timer.
+    pub async fn committed(&self) {
+        self.feed.committed.notified().await;
+    }
+
+    /// Wakes the feed reader after a write made outside [`Store::begin`] (autocommit).
+    pub fn poke(&self) {
+        self.feed.committed.notify_one();
+    }
+
+    /// Called by the feed reader: it has handed on every change up to `seq`. From the first
+    /// call on, commits wait for it.
+    pub fn feed_read(&self, seq: i64) {
+        self.feed.read.send_replace(Some(seq));
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -358,7 +399,10 @@ impl Store {
             Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
             None => self.pool.begin().await?,
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            feed: self.feed.clone(),
+        })
     }
 
     /// A pooled connection for reads that need no transaction.
@@ -376,8 +420,21 @@ impl Store {
 }
 
 /// Commits a transaction, mapping its error like any other store error.
-pub async fn commit(tx: Tx) -> Result<()> {
-    tx.inner.commit().await.map_err(Error::from)
+pub async fn commit(mut tx: Tx) -> Result<()> {
+    let following = tx.feed.read.borrow().is_some();
+    let written = if following {
+        Some(changes::latest(&mut tx).await?)
+    } else {
+        None
+    };
+    tx.inner.commit().await.map_err(Error::from)?;
+    tx.feed.committed.notify_one();
+    if let Some(written) = written {
+        let mut read = tx.feed.read.subscribe();
+        let caught_up = read.wait_for(|at| at.is_some_and(|at| at >= written));
+        let _ = tokio::time::timeout(READ_YOUR_WRITES, caught_up).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub async fn create(conn: &mut AnyConnection, fields: &PolicyFields) -> Result<P
 
 /// Replaces the fields of policy `uuid`.
 pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &PolicyFields) -> Result<Policy> {
+    crate::changes::append(conn, crate::changes::ChangeKind::All).await?;
     sql::update(
         conn,
         "policies",
@@ -229,6 +230,7 @@ pub async fn bind(conn: &mut AnyConnection, fields: &BindingFields) -> Result<Bi
     let mut cols = binding_columns(fields);
     cols.push(("uuid", uuid.into()));
     sql::insert(conn, "policy_bindings", cols, None).await?;
+    crate::changes::append_binding(conn, uuid).await?;
     sql::get(conn, uuid).await
 }
 
@@ -238,6 +240,7 @@ pub async fn update_binding(
     uuid: Uuid,
     fields: &BindingFields,
 ) -> Result<Binding> {
+    crate::changes::append_binding(conn, uuid).await?;
     sql::update(
         conn,
         "policy_bindings",
@@ -247,11 +250,13 @@ pub async fn update_binding(
         binding_columns(fields),
     )
     .await?;
+    crate::changes::append_binding(conn, uuid).await?;
     sql::get(conn, uuid).await
 }
 
 /// Deletes binding `uuid`.
 pub async fn unbind(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
+    crate::changes::append_binding(conn, uuid).await?;
     sql::delete(conn, "policy_bindings", Binding::WHAT, "uuid", uuid.into()).await
 }
 

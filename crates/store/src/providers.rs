@@ -306,6 +306,7 @@ pub async fn create(conn: &mut AnyConnection, fields: &ProviderFields) -> Result
         .await?
         .unwrap_or_default();
     write_kind(conn, id, &fields.kind).await?;
+    crate::changes::append(conn, crate::changes::ChangeKind::Provider(id)).await?;
     get(conn, id).await
 }
 
@@ -315,6 +316,7 @@ pub async fn update(
     id: i64,
     fields: &ProviderFields,
 ) -> Result<Provider> {
+    crate::changes::append(conn, crate::changes::ChangeKind::Provider(id)).await?;
     sql::update(
         conn,
         "providers",
@@ -330,6 +332,7 @@ pub async fn update(
 
 /// Deletes provider `id`; its application keeps existing without a provider.
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::Provider(id)).await?;
     sql::delete(conn, "providers", Provider::WHAT, "id", id.into()).await
 }
 

@@ -78,6 +78,25 @@ pub async fn find(
     .transpose()
 }
 
+/// The user and expiry of the unexpired, logged-in session under cookie value `key` for
+/// `provider`, if its user is active: the outpost's one-read cold path.
+pub async fn owner(
+    conn: &mut AnyConnection,
+    key: &str,
+    provider: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(i64, DateTime<Utc>)>> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT s.user_id, s.expires FROM proxy_sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.key_hash = $1 AND s.provider_id = $2 AND s.expires > $3 AND u.is_active = TRUE",
+        vec![secret::token_hash(key).into(), provider.into(), now.into()],
+    )
+    .await?;
+    row.map(|r| Ok((r.int("user_id")?, r.ts("expires")?)))
+        .transpose()
+}
+
 /// Turns a pending session into `user`'s session.
 pub async fn log_in(
     conn: &mut AnyConnection,
@@ -98,6 +117,7 @@ pub async fn log_in(
 
 /// Ends every outpost session of `user`; returns how many.
 pub async fn end_all_of(conn: &mut AnyConnection, user: i64) -> Result<u64> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user)).await?;
     sql::execute(
         conn,
         "DELETE FROM proxy_sessions WHERE user_id = $1",

@@ -99,6 +99,9 @@ pub async fn of_user(conn: &mut AnyConnection, user: i64) -> Result<Vec<Session>
 
 /// Ends session `uuid` (no-op when already gone).
 pub async fn revoke(conn: &mut AnyConnection, uuid: Uuid) -> Result<bool> {
+    if let Some(s) = sql::find::<Session>(conn, "uuid", uuid.into()).await? {
+        crate::changes::append(conn, crate::changes::ChangeKind::User(s.user)).await?;
+    }
     Ok(sql::execute(
         conn,
         "DELETE FROM sessions WHERE uuid = $1",
@@ -110,6 +113,7 @@ pub async fn revoke(conn: &mut AnyConnection, uuid: Uuid) -> Result<bool> {
 
 /// Ends every session of `user`; returns how many.
 pub async fn revoke_all(conn: &mut AnyConnection, user: i64) -> Result<u64> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(user)).await?;
     sql::execute(
         conn,
         "DELETE FROM sessions WHERE user_id = $1",

@@ -105,6 +105,11 @@ fn bind(query: AnyQuery<'_>, value: Value) -> AnyQuery<'_> {
     }
 }
 
+/// Whether `conn` talks to PostgreSQL (for the few statements only it has, e.g. `NOTIFY`).
+pub fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name() == "PostgreSQL"
+}
+
 /// Runs `sql` with `values` bound as `$1..$n` and returns all rows.
 pub async fn fetch_all(
     conn: &mut AnyConnection,

@@ -114,12 +114,14 @@ pub async fn create_with_uuid(
 
 /// Replaces the administrator-set fields of user `id`.
 pub async fn update(conn: &mut AnyConnection, id: i64, fields: &UserFields) -> Result<User> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(id)).await?;
     sql::update(conn, "users", User::WHAT, "id", id.into(), columns(fields)).await?;
     sql::get(conn, id).await
 }
 
 /// Deletes user `id` with its memberships, tokens and sessions.
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(id)).await?;
     sql::delete(conn, "users", User::WHAT, "id", id.into()).await
 }
 
@@ -139,6 +141,7 @@ pub async fn set_password_hash(
     id: i64,
     hash: Option<&str>,
 ) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::User(id)).await?;
     sql::update(
         conn,
         "users",

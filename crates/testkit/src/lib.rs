@@ -251,6 +251,8 @@ impl TestServer {
             log_format: LogFormat::Text,
             flow_state_age: chrono::Duration::hours(2),
             outpost_grace: chrono::Duration::minutes(5),
+            outpost_recheck: chrono::Duration::minutes(1),
+            outpost_cache_mb: 256,
             outpost_break_glass: Vec::new(),
             metrics_listen: None,
         };
@@ -376,6 +378,8 @@ impl TestOutpost {
             metrics_listen: None,
             log_format: LogFormat::Text,
             grace: chrono::Duration::minutes(5),
+            recheck: chrono::Duration::minutes(1),
+            cache_mb: 256,
             break_glass: Vec::new(),
         };
         configure(&mut settings);

@@ -1,58 +1,69 @@
-//! Change notices for outposts. After a write that may change a forward-auth answer (a
-//! provider or binding edited, a session revoked, a user deactivated, a sign-out), every
-//! outpost forgets what it cached: the embedded one at once, standalone ones through their
-//! event stream (`outposts/proxy/events/`), and on PostgreSQL the other replicas too, through
-//! `LISTEN/NOTIFY` ([`follow_replicas`]). Outposts still re-read anything older than a second,
-//! so a notice lost in transit delays a change by at most that.
+//! This process's reader of the change feed ([`gatehouse_store::changes`]). The store appends
+//! a change in the same transaction as every write that can change a forward-auth answer;
+//! [`follow`] reads them in order and hands each to the embedded outpost (which drops exactly
+//! what it names) and to the event streams of standalone outposts (`outposts/proxy/events/`).
+//!
+//! Cues, never a timer on the hot path: after each commit of this process (SQLite), and on
+//! PostgreSQL the `NOTIFY` carrying the sequence number that every replica's commit sends. On
+//! SQLite another process may share the file (a second server replica, the CLI writing
+//! directly), which no notice reaches, so the feed is also looked at every [`SQLITE_LOOK`]
+//! (one indexed read, whatever the number of sessions). A dropped `LISTEN` connection puts the
+//! embedded outpost in degraded mode (cached answers stand for the grace period); once back,
+//! the reader resumes from its position, or drops everything when the feed no longer covers it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_outpost::Outpost;
+use gatehouse_proto::outposts::FeedChange;
+use gatehouse_store::changes::{self, Change};
 use gatehouse_store::Store;
 use tokio::sync::{broadcast, watch};
 
-/// The notice channel of one server process.
+/// How often the feed is looked at on SQLite, for writes of other processes sharing the file.
+pub const SQLITE_LOOK: Duration = Duration::from_millis(250);
+
+/// Changes read per query; more are read at once after a full batch.
+const BATCH: i64 = 1_000;
+
+/// The change feed as this process follows it.
 pub struct Changes {
-    /// One message per change; receivers that lag simply treat it as "something changed".
-    tx: broadcast::Sender<()>,
+    /// Every change read, in order, for the event streams.
+    tx: broadcast::Sender<FeedChange>,
+    /// The position of the last change read (0 before the first read).
+    position: watch::Sender<i64>,
     /// Set at shutdown, so open event streams end and the server can stop.
     closed: watch::Sender<bool>,
-    /// For telling the other replicas.
+    /// Where the feed is.
     store: Store,
-    /// This process, as named in its notices to the other replicas (it ignores its own).
-    origin: String,
+}
+
+/// The wire form of a feed entry.
+pub fn wire(change: &Change) -> FeedChange {
+    let (kind, subject) = change.kind.parts();
+    FeedChange {
+        seq: change.seq,
+        kind: kind.to_owned(),
+        subject,
+    }
 }
 
 impl Changes {
-    /// The notices of a process using `store`.
+    /// The feed of a process using `store`.
     pub fn new(store: Store) -> Changes {
         Changes {
-            tx: broadcast::channel(64).0,
+            tx: broadcast::channel(4096).0,
+            position: watch::channel(0).0,
             closed: watch::channel(false).0,
             store,
-            origin: gatehouse_core::secret::new_token(),
         }
     }
 
-    /// Tells every outpost of this process, and the other replicas, that something changed.
-    pub fn publish(&self) {
-        self.relay();
-        let (store, origin) = (self.store.clone(), self.origin.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.notify_change(&origin).await {
-                tracing::warn!(error = %e, "could not tell the other replicas about a change; they see it within a second");
-            }
-        });
-    }
-
-    /// Tells this process's standalone outposts (a notice from another replica).
-    fn relay(&self) {
-        let _ = self.tx.send(());
-    }
-
-    /// A receiver of the notices published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<()> {
-        self.tx.subscribe()
+    /// A receiver of the changes read from now on, and the position it starts after: the
+    /// event streams replay from the database up to that position, then follow the receiver.
+    pub fn subscribe(&self) -> (broadcast::Receiver<FeedChange>, i64) {
+        let rx = self.tx.subscribe();
+        (rx, *self.position.borrow())
     }
 
     /// Ends every event stream (at shutdown).
@@ -67,35 +78,110 @@ impl Changes {
             let _ = rx.wait_for(|closed| *closed).await;
         }
     }
+
+    /// Reads every change after the current position and hands each on. When the feed no
+    /// longer covers the position, `outpost` drops everything and the streams get an `all`.
+    async fn read(&self, outpost: &Outpost) -> gatehouse_store::Result<()> {
+        let mut conn = self.store.conn().await?;
+        loop {
+            let at = *self.position.borrow();
+            let Some(batch) = changes::since(&mut conn, at, BATCH).await? else {
+                let latest = changes::latest(&mut conn).await?;
+                tracing::warn!(
+                    position = at,
+                    latest,
+                    "the change feed no longer covers this process's position: dropping every cached answer"
+                );
+                outpost.drop_all();
+                let reset = FeedChange {
+                    seq: latest,
+                    kind: "all".into(),
+                    subject: 0,
+                };
+                outpost.feed_at(latest, false);
+                self.position.send_replace(latest);
+                let _ = self.tx.send(reset);
+                self.store.feed_read(latest);
+                return Ok(());
+            };
+            let full = batch.len() as i64 == BATCH;
+            for change in &batch {
+                let change = wire(change);
+                outpost.apply(&change);
+                self.position.send_replace(change.seq);
+                let _ = self.tx.send(change);
+            }
+            if !full {
+                self.store.feed_read(*self.position.borrow());
+                return Ok(());
+            }
+        }
+    }
 }
 
-/// Listens for the other replicas' notices (PostgreSQL; returns at once on SQLite) and passes
-/// each on to `outpost` and this process's event streams. A dropped listener connection
-/// counts as a notice (some may have been missed) and is made again, every few seconds while
-/// the database is away.
-pub async fn follow_replicas(changes: Arc<Changes>, outpost: Arc<gatehouse_outpost::Outpost>) {
-    let forget = || {
-        outpost.invalidate();
-        changes.relay();
+/// Follows the change feed for `outpost` and this process's event streams, until the process
+/// ends. Starts at the feed's current end: nothing is cached yet.
+pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
+    loop {
+        match changes.store.conn().await {
+            Ok(mut conn) => match changes::latest(&mut conn).await {
+                Ok(latest) => {
+                    changes.position.send_replace(latest);
+                    outpost.feed_at(latest, false);
+                    changes.store.feed_read(latest);
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the change feed's position yet"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot read the change feed's position yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let read = |outcome: gatehouse_store::Result<()>| match outcome {
+        Ok(()) => outpost.feed_live(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the change feed; cached answers stand for the grace period");
+            outpost.feed_lost(&e.to_string());
+        }
     };
     loop {
         match changes.store.listen_changes().await {
-            Ok(None) => return,
-            Ok(Some(mut listener)) => loop {
-                match listener.next().await {
-                    Ok(Some(origin)) if origin == changes.origin => {}
-                    Ok(_) => forget(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost the change notices of the other replicas; reconnecting");
-                        forget();
-                        break;
+            Ok(None) => loop {
+                tokio::select! {
+                    _ = changes.store.committed() => {}
+                    _ = tokio::time::sleep(SQLITE_LOOK) => {}
+                }
+                read(changes.read(&outpost).await);
+            },
+            Ok(Some(mut listener)) => {
+                // Whatever was committed while not listening.
+                read(changes.read(&outpost).await);
+                loop {
+                    let cue = tokio::select! {
+                        n = listener.next() => n,
+                        _ = changes.store.committed() => Ok(Some(0)),
+                    };
+                    match cue {
+                        Ok(Some(_)) => read(changes.read(&outpost).await),
+                        // The connection dropped: listen afresh, then read what was missed.
+                        Ok(None) => {
+                            tracing::warn!("lost the change notices (LISTEN); reconnecting");
+                            outpost.feed_lost("the LISTEN connection dropped");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for change notices; retrying");
+                            outpost.feed_lost(&e.to_string());
+                            break;
+                        }
                     }
                 }
-            },
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "cannot listen for the other replicas' changes yet")
+                outpost.feed_lost(&e.to_string());
+                tracing::debug!(error = %e, "cannot listen for change notices yet");
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

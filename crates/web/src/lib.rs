@@ -46,6 +46,11 @@ pub struct Settings {
     /// While the database is unreachable, how long the outpost keeps honouring sessions it
     /// has already checked (T1). Nothing else passes meanwhile, except break-glass users.
     pub outpost_grace: std::time::Duration,
+    /// The embedded outpost's safety bound: cached answers older than this are read again
+    /// even when the change feed said nothing.
+    pub outpost_recheck: std::time::Duration,
+    /// The embedded outpost's session cache budget, in bytes.
+    pub outpost_cache_bytes: u64,
     /// Break-glass users (username, argon2id hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
 }
@@ -88,7 +93,6 @@ impl AppState {
         let embedded = outpost::Sessions::new(
             store.clone(),
             keys.clone(),
-            changes.clone(),
             &settings.external_url,
             outpost::EMBEDDED_NAME,
             outpost::Scope::Every,
@@ -98,6 +102,8 @@ impl AppState {
             gatehouse_outpost::Settings {
                 grace: settings.outpost_grace,
                 break_glass: settings.break_glass.clone(),
+                recheck: settings.outpost_recheck,
+                cache_bytes: settings.outpost_cache_bytes,
             },
             metrics.outpost.clone(),
         );
@@ -119,11 +125,11 @@ impl AppState {
         })
     }
 
-    /// After a write that may change a forward-auth answer: the embedded outpost forgets its
-    /// caches at once, and standalone outposts are told through their event streams.
+    /// After a write that may change a forward-auth answer: the store appended the change
+    /// with the write; this wakes the feed reader at once (writes made outside a transaction
+    /// have no commit to wake it), which tells the embedded outpost and the event streams.
     pub fn changed(&self) {
-        self.outpost.invalidate();
-        self.changes.publish();
+        self.store.poke();
     }
 
     /// Marks start-up as finished.

@@ -14,7 +14,7 @@ use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_flow::RequestInfo;
 use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
-use gatehouse_outpost::{redirect, BoxFuture, CALLBACK};
+use gatehouse_outpost::{redirect, BoxFuture, Identified, CALLBACK};
 use gatehouse_proto::outposts::{
     ClientInfo, IdentityHeader, LoginBegin, LoginBegun, LoginComplete, LoginCompleted,
     ProxyOutpostConfig, SessionCheck, SessionGrant, SignOut, SignedOut,
@@ -26,7 +26,6 @@ use gatehouse_store::{
 };
 use serde_json::{json, Value};
 
-use crate::changes::Changes;
 use crate::error::{ApiError, ApiResult};
 use crate::oidc::Keyring;
 
@@ -50,7 +49,6 @@ pub enum Scope {
 pub struct Sessions {
     store: Store,
     keys: Arc<Keyring>,
-    changes: Arc<Changes>,
     external_url: String,
     /// The outpost's name, for `X-authentik-meta-outpost`.
     outpost: String,
@@ -95,7 +93,6 @@ impl Sessions {
     pub fn new(
         store: Store,
         keys: Arc<Keyring>,
-        changes: Arc<Changes>,
         external_url: &str,
         outpost: &str,
         scope: Scope,
@@ -103,7 +100,6 @@ impl Sessions {
         Sessions {
             store,
             keys,
-            changes,
             external_url: external_url.to_owned(),
             outpost: outpost.to_owned(),
             scope,
@@ -195,10 +191,10 @@ impl Sessions {
         let mut conn = self.store.conn().await?;
         let p = self.proxy(&mut conn, check.provider).await?;
         let now = Utc::now();
-        let (user, data) = match (&check.cookie, &check.app_password) {
+        let (user, data, expires) = match (&check.cookie, &check.app_password) {
             (Some(cookie), _) => match proxy_sessions::find(&mut conn, cookie, now).await? {
                 Some(s) if s.provider == check.provider => match s.user {
-                    Some(user) => (user, s.data),
+                    Some(user) => (user, s.data, s.expires.timestamp()),
                     None => return Ok(None),
                 },
                 _ => return Ok(None),
@@ -208,7 +204,11 @@ impl Sessions {
                     Some(t)
                         if t.fields.intent == TokenIntent::AppPassword && !t.is_expired(now) =>
                     {
-                        (t.fields.user, Value::Null)
+                        let expires = match t.fields.expires {
+                            Some(e) if t.fields.expiring => e.timestamp(),
+                            _ => 0,
+                        };
+                        (t.fields.user, Value::Null, expires)
                     }
                     _ => return Ok(None),
                 }
@@ -232,10 +232,31 @@ impl Sessions {
         if !user.fields.is_active || wrong_user {
             return Ok(None);
         }
-        Ok(Some(
-            self.grant(&mut conn, &p, &user, &data, &check.client)
-                .await?,
-        ))
+        let grant = self
+            .grant(&mut conn, &p, &user, &data, &check.client)
+            .await?;
+        Ok(Some(SessionGrant { expires, ..grant }))
+    }
+
+    /// Whose valid session the cookie of `check` is, in one indexed read (the outpost's cold
+    /// path when it already holds that user's decision for the provider).
+    pub async fn identify(&self, check: &SessionCheck) -> ApiResult<Identified> {
+        let Some(cookie) = &check.cookie else {
+            return Ok(Identified::Unknown);
+        };
+        if !self.serves(check.provider) {
+            return Ok(Identified::NoSession);
+        }
+        let mut conn = self.store.conn().await?;
+        Ok(
+            match proxy_sessions::owner(&mut conn, cookie, check.provider, Utc::now()).await? {
+                Some((user, expires)) => Identified::Session {
+                    user,
+                    expires: expires.timestamp(),
+                },
+                None => Identified::NoSession,
+            },
+        )
     }
 
     /// What an allowed request carries on for `user`, and whether the application lets them in.
@@ -324,7 +345,12 @@ impl Sessions {
                 ),
             });
         }
-        Ok(SessionGrant { headers, denied })
+        Ok(SessionGrant {
+            headers,
+            denied,
+            user: user.id,
+            expires: 0,
+        })
     }
 
     /// Starts a login: a pending session (cookie value returned once) and the authorize URL.
@@ -456,20 +482,20 @@ impl Sessions {
         })
     }
 
-    /// Ends every outpost session of the cookie's user, on every outpost (they are told at
-    /// once), and names the end-session URL the browser goes on to.
+    /// Ends every outpost session of the cookie's user, on every outpost (the change feed
+    /// tells them at once), and names the end-session URL the browser goes on to.
     pub async fn sign_out(&self, sign_out: &SignOut) -> ApiResult<SignedOut> {
-        let mut conn = self.store.conn().await?;
-        let p = self.proxy(&mut conn, sign_out.provider).await?;
+        let mut tx = self.store.begin().await?;
+        let p = self.proxy(&mut tx, sign_out.provider).await?;
         if let Some(cookie) = &sign_out.cookie {
-            if let Some(user) = proxy_sessions::find(&mut conn, cookie, Utc::now())
+            if let Some(user) = proxy_sessions::find(&mut tx, cookie, Utc::now())
                 .await?
                 .and_then(|s| s.user)
             {
-                proxy_sessions::end_all_of(&mut conn, user).await?;
-                self.changes.publish();
+                proxy_sessions::end_all_of(&mut tx, user).await?;
             }
         }
+        gatehouse_store::commit(tx).await?;
         Ok(SignedOut {
             end_session_url: format!(
                 "{}/application/o/{}/end-session/",
@@ -503,6 +529,13 @@ impl gatehouse_outpost::Backend for Sessions {
         check: &'a SessionCheck,
     ) -> BoxFuture<'a, gatehouse_outpost::backend::Result<Option<SessionGrant>>> {
         Box::pin(async move { self.check(check).await.map_err(outpost_error) })
+    }
+
+    fn identify<'a>(
+        &'a self,
+        check: &'a SessionCheck,
+    ) -> BoxFuture<'a, gatehouse_outpost::backend::Result<Identified>> {
+        Box::pin(async move { self.identify(check).await.map_err(outpost_error) })
     }
 
     fn begin<'a>(

@@ -9,6 +9,7 @@ mod declarative;
 mod deploy;
 mod doctor;
 mod enrollment;
+mod feed;
 mod flows;
 mod oidc;
 mod outpost;

@@ -187,7 +187,7 @@ async fn the_outpost_api_takes_only_outpost_tokens_and_only_assigned_providers(
 
 /// Logs in through the outpost at `outpost_url` (the provider's external host) over plain
 /// HTTP; returns the cookie client and the callback's response.
-async fn login_through(
+pub(crate) async fn login_through(
     server: &TestServer,
     external: &str,
     http: reqwest::Client,

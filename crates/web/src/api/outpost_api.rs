@@ -14,7 +14,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use gatehouse_core::kinds::{TokenIntent, UserType};
 use gatehouse_core::secret;
 use gatehouse_proto::outposts::{
-    LoginBegin, LoginBegun, LoginComplete, LoginCompleted, OutpostHello, OutpostToken,
+    FeedChange, LoginBegin, LoginBegun, LoginComplete, LoginCompleted, OutpostHello, OutpostToken,
     ProxyOutpostConfig, SessionAnswer, SessionCheck, SignOut, SignedOut,
 };
 use gatehouse_proto::page::Paginated;
@@ -99,7 +99,7 @@ pub(super) fn routes(mut api: Api) -> Api {
     .op(
         Method::GET,
         "/outposts/proxy/events/",
-        "Server-sent events: `hello`, then `changed` whenever cached answers must be re-read (outpost token)",
+        "Server-sent events: `hello` (with the change feed position), then one `change` per entry of the change feed; `?since=N` resumes after N (outpost token)",
         events,
         None,
         Reply::Stream(hello),
@@ -119,7 +119,6 @@ fn sessions(state: &AppState, caller: &OutpostCaller) -> Sessions {
     Sessions::new(
         state.store.clone(),
         state.keys.clone(),
-        state.changes.clone(),
         &state.settings.external_url,
         &caller.outpost.fields.name,
         Scope::Only(caller.outpost.fields.providers.clone()),
@@ -181,30 +180,76 @@ async fn sign_out(
     Ok(Json(sessions(&state, &caller).sign_out(&sign_out).await?))
 }
 
-/// `hello` (the outpost's name and the session store), then one `changed` per notice; a
-/// receiver that fell behind gets one `changed` for all it missed. Ends at server shutdown.
+/// `hello` (the outpost's name, the session store and the feed position), then one `change`
+/// per entry of the change feed, in order. With `?since=N` (the last position the outpost
+/// applied), the changes after N are replayed first; when the feed no longer holds them, the
+/// hello says `reset` and the outpost drops everything. A stream that falls behind ends (the
+/// outpost resumes from its position). Ends at server shutdown.
 async fn events(
     State(state): State<AppState>,
     caller: OutpostCaller,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let since = match query.get("since") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::field(
+                "since",
+                "Send the last change position the outpost applied, a whole number (or leave it out).",
+            )
+        })?),
+    };
+    // Subscribed before reading, so nothing between the replay and the live changes is lost.
+    let (rx, position) = state.changes.subscribe();
+    let replay = match since {
+        Some(since) if since <= position => {
+            let mut conn = state.store.conn().await?;
+            gatehouse_store::changes::since(&mut conn, since, gatehouse_store::changes::KEPT)
+                .await?
+                .map(|batch| {
+                    batch
+                        .iter()
+                        .filter(|c| c.seq <= position)
+                        .map(crate::changes::wire)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|batch| batch.last().map_or(since, |c| c.seq) == position)
+        }
+        _ => None,
+    };
+    let (start, reset) = match (&replay, since) {
+        (Some(_), Some(since)) => (since, false),
+        _ => (position, since.is_some()),
+    };
     let hello = Event::default()
         .event("hello")
         .json_data(OutpostHello {
             outpost: caller.outpost.fields.name.clone(),
             session_store: state.store.backend().as_str().to_owned(),
+            position: start,
+            reset,
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tracing::info!(outpost = %caller.outpost.fields.name, "a standalone outpost connected to the event stream");
-    let notices = stream::unfold(state.changes.subscribe(), |mut rx| async move {
-        match rx.recv().await {
-            Ok(()) | Err(RecvError::Lagged(_)) => {
-                Some((Event::default().event("changed").data("{}"), rx))
+    tracing::info!(outpost = %caller.outpost.fields.name, since, position, reset, "a standalone outpost connected to the event stream");
+    let change = |c: &FeedChange| Event::default().event("change").json_data(c).ok();
+    let replayed: Vec<Event> = replay
+        .unwrap_or_default()
+        .iter()
+        .filter_map(change)
+        .collect();
+    let live = stream::unfold((rx, position), move |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(c) if c.seq <= last => continue,
+                Ok(c) => return Some((change(&c)?, (rx, c.seq))),
+                // Fallen behind, or shut down: end; the outpost resumes from its position.
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
             }
-            Err(RecvError::Closed) => None,
         }
     });
     let events = stream::once(async move { hello })
-        .chain(notices)
+        .chain(stream::iter(replayed))
+        .chain(live)
         .map(Ok)
         .take_until(state.changes.closed());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
