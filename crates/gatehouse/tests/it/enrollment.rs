@@ -179,6 +179,36 @@ async fn groups_of(server: &TestServer, username: &str) -> anyhow::Result<Vec<St
     Ok(names)
 }
 
+/// Logs the browser out, then opens the login page.
+async fn log_out_to_the_login_page(browser: &Browser, server: &TestServer) -> anyhow::Result<()> {
+    let c = &browser.client;
+    c.goto(&format!(
+        "{}/if/flow/default-invalidation-flow/",
+        server.external_url
+    ))
+    .await?;
+    c.goto(&format!(
+        "{}/if/flow/default-authentication-flow/?next=/if/user/",
+        server.external_url
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Waits until the browser lands on the user page; returns its greeting.
+async fn greeting_on_the_user_page(
+    browser: &Browser,
+    server: &TestServer,
+) -> anyhow::Result<String> {
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_url(&format!("{}/if/user/", server.external_url).parse()?)
+        .await?;
+    Ok(browser.element(Locator::Css("h1")).await?.text().await?)
+}
+
 #[tokio::test]
 async fn invited_person_signs_up_through_an_upstream_idp_with_name_and_email_prefilled(
 ) -> anyhow::Result<()> {
@@ -232,11 +262,7 @@ async fn invited_person_signs_up_through_an_upstream_idp_with_name_and_email_pre
             Some("nora@example.com")
         );
         browser.submit().await?;
-        c.wait()
-            .at_most(Duration::from_secs(10))
-            .for_url(&format!("{}/if/user/", server.external_url).parse()?)
-            .await?;
-        let greeting = browser.element(Locator::Css("h1")).await?.text().await?;
+        let greeting = greeting_on_the_user_page(&browser, &server).await?;
         assert_eq!(greeting, "Hello, Nora Newcomer");
         browser.screenshot("enroll-3-user-page").await?;
 
@@ -260,27 +286,14 @@ async fn invited_person_signs_up_through_an_upstream_idp_with_name_and_email_pre
         assert_eq!(events["pagination"]["count"], 1, "{events}");
 
         // Later: log out, and sign in again through the upstream from the login page.
-        c.goto(&format!(
-            "{}/if/flow/default-invalidation-flow/",
-            server.external_url
-        ))
-        .await?;
-        c.goto(&format!(
-            "{}/if/flow/default-authentication-flow/?next=/if/user/",
-            server.external_url
-        ))
-        .await?;
+        log_out_to_the_login_page(&browser, &server).await?;
         browser.screenshot("enroll-4-login-with-source").await?;
         browser
             .element(Locator::Id("source-upstream"))
             .await?
             .click()
             .await?;
-        c.wait()
-            .at_most(Duration::from_secs(10))
-            .for_url(&format!("{}/if/user/", server.external_url).parse()?)
-            .await?;
-        let greeting = browser.element(Locator::Css("h1")).await?.text().await?;
+        let greeting = greeting_on_the_user_page(&browser, &server).await?;
         assert_eq!(greeting, "Hello, Nora Newcomer");
 
         browser.close().await?;
@@ -325,11 +338,7 @@ async fn invited_person_signs_up_with_only_a_passkey_and_signs_in_with_it() -> a
             .await?
             .click()
             .await?;
-        c.wait()
-            .at_most(Duration::from_secs(10))
-            .for_url(&format!("{}/if/user/", server.external_url).parse()?)
-            .await?;
-        let greeting = browser.element(Locator::Css("h1")).await?.text().await?;
+        let greeting = greeting_on_the_user_page(&browser, &server).await?;
         assert_eq!(greeting, "Hello, Pat Passkey");
         browser.screenshot("enroll-passkey-3-user-page").await?;
         let credentials = browser.virtual_credentials(&authenticator).await?;
@@ -343,26 +352,13 @@ async fn invited_person_signs_up_with_only_a_passkey_and_signs_in_with_it() -> a
             ["Allow Login Users", "Headscale Users"]
         );
 
-        c.goto(&format!(
-            "{}/if/flow/default-invalidation-flow/",
-            server.external_url
-        ))
-        .await?;
-        c.goto(&format!(
-            "{}/if/flow/default-authentication-flow/?next=/if/user/",
-            server.external_url
-        ))
-        .await?;
+        log_out_to_the_login_page(&browser, &server).await?;
         browser
             .element(Locator::Id("passkey-login"))
             .await?
             .click()
             .await?;
-        c.wait()
-            .at_most(Duration::from_secs(10))
-            .for_url(&format!("{}/if/user/", server.external_url).parse()?)
-            .await?;
-        let greeting = browser.element(Locator::Css("h1")).await?.text().await?;
+        let greeting = greeting_on_the_user_page(&browser, &server).await?;
         assert_eq!(greeting, "Hello, Pat Passkey");
         browser.close().await?;
         server.stop().await

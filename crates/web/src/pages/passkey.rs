@@ -39,17 +39,14 @@ fn parse(body: &Bytes) -> Result<Ceremony, String> {
     serde_json::from_slice(body).map_err(|e| format!("unreadable request: {e}"))
 }
 
+/// A ceremony request of a flow page: its body, and the flow run in the cookie, whose
+/// anti-forgery token the body must carry.
 async fn flow_run(
     call: &Call,
-    csrf: &str,
-) -> Result<
-    (
-        gatehouse_flow::FlowRun,
-        String,
-        gatehouse_store::flows::Flow,
-    ),
-    Response,
-> {
+    body: &Bytes,
+) -> Result<(Ceremony, gatehouse_flow::FlowRun, String), Response> {
+    let request = parse(body).map_err(|message| fail(StatusCode::BAD_REQUEST, message))?;
+    let csrf = request.csrf.as_str();
     let expired = || {
         fail(
             StatusCode::CONFLICT,
@@ -86,16 +83,12 @@ async fn flow_run(
             "The request did not come from this login page (security token missing or wrong).",
         ));
     }
-    Ok((run, key, flow))
+    Ok((request, run, key))
 }
 
 /// Starts a passwordless login for the flow run in the cookie.
 pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
-    let request = match parse(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-    };
-    let (_, key, _) = match flow_run(&call, &request.csrf).await {
+    let (_, _, key) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -107,11 +100,7 @@ pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
 
 /// Verifies a passwordless login and moves the flow on; answers where the browser goes next.
 pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
-    let request = match parse(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-    };
-    let (mut run, key, _) = match flow_run(&call, &request.csrf).await {
+    let (request, mut run, key) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -204,11 +193,7 @@ async fn answer(
 /// Starts making the passkey of a passkey-only sign-up: its user handle is the UUID the new
 /// account will have.
 pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
-    let request = match parse(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-    };
-    let (run, key, _) = match flow_run(&call, &request.csrf).await {
+    let (_, run, key) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -246,11 +231,7 @@ pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
 /// Keeps the passkey the browser made for a sign-up and moves the flow on (the user_write stage
 /// stores it with the new account).
 pub(super) async fn enroll_finish(call: Call, body: Bytes) -> Response {
-    let request = match parse(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-    };
-    let (mut run, key, _) = match flow_run(&call, &request.csrf).await {
+    let (request, mut run, key) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
