@@ -502,14 +502,15 @@ async fn callback(
         code: param("code"),
     };
     match outpost.patiently(outpost.backend.complete(&complete)).await {
-        Ok(done) => match (done.return_to, done.refused) {
-            (Some(target), None) => {
+        Ok(done) => match (done.return_to, done.cookie, done.refused) {
+            // The session gets the server's fresh value, never the pending cookie's.
+            (Some(target), Some(session), None) => {
                 let mut r = (StatusCode::FOUND, [(LOCATION, target)]).into_response();
                 r.headers_mut()
-                    .append(SET_COOKIE, cookie(&p, key, done.max_age));
+                    .append(SET_COOKIE, cookie(&p, &session, done.max_age));
                 r
             }
-            (_, refused) => stale(refused.as_deref().unwrap_or("The login was refused.")),
+            (_, _, refused) => stale(refused.as_deref().unwrap_or("The login was refused.")),
         },
         Err(e) => unavailable(e),
     }

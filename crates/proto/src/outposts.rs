@@ -204,6 +204,10 @@ pub struct LoginComplete {
 pub struct LoginCompleted {
     /// Where to send the browser (set when the login succeeded).
     pub return_to: Option<String>,
+    /// The new session cookie's value (set when the login succeeded): never the pending
+    /// cookie's, so a cookie planted before the login is worth nothing after it (#13 item 2).
+    #[serde(default)]
+    pub cookie: Option<String>,
     /// Lifetime of the session in seconds.
     pub max_age: i64,
     /// Why the login could not be completed (set when it failed), for the page.

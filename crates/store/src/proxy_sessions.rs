@@ -97,10 +97,12 @@ pub async fn owner(
         .transpose()
 }
 
-/// Turns a pending session into `user`'s session.
+/// Turns a pending session into `user`'s session under the fresh cookie value `key`: the
+/// pending cookie's value stops naming anything (no session fixation).
 pub async fn log_in(
     conn: &mut AnyConnection,
     uuid: Uuid,
+    key: &str,
     user: i64,
     idp_session: Option<Uuid>,
     data: &serde_json::Value,
@@ -108,8 +110,8 @@ pub async fn log_in(
 ) -> Result<()> {
     sql::execute(
         conn,
-        "UPDATE proxy_sessions SET user_id = $1, idp_session = $2, session_data = $3, expires = $4 WHERE uuid = $5",
-        vec![user.into(), idp_session.into(), Value::from(data), expires.into(), uuid.into()],
+        "UPDATE proxy_sessions SET key_hash = $1, user_id = $2, idp_session = $3, session_data = $4, expires = $5 WHERE uuid = $6",
+        vec![secret::token_hash(key).into(), user.into(), idp_session.into(), Value::from(data), expires.into(), uuid.into()],
     )
     .await?;
     Ok(())

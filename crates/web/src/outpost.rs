@@ -399,6 +399,7 @@ impl Sessions {
         let refused = |why: &str| {
             Ok(LoginCompleted {
                 return_to: None,
+                cookie: None,
                 max_age: 0,
                 refused: Some(why.to_owned()),
             })
@@ -461,9 +462,12 @@ impl Sessions {
                 .into(),
         );
         let id_token = signer.sign(Value::Object(claims)).await?;
+        // A fresh value: the pending one may have been planted by someone else (#13 item 2).
+        let fresh = secret::new_token();
         proxy_sessions::log_in(
             &mut tx,
             pending.uuid,
+            &fresh,
             user.id,
             grant.session,
             &json!({"id_token": id_token}),
@@ -477,6 +481,7 @@ impl Sessions {
             .unwrap_or_else(|| p.settings.external_host.clone());
         Ok(LoginCompleted {
             return_to: Some(target),
+            cookie: Some(fresh),
             max_age: validity,
             refused: None,
         })

@@ -13,6 +13,7 @@ mod feed;
 mod flows;
 mod oidc;
 mod outpost;
+mod outpost_attacks;
 mod schema;
 mod sdk;
 mod server;

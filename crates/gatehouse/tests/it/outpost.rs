@@ -251,7 +251,7 @@ pub(crate) async fn outpost_login(
     .await
 }
 
-async fn decision(server: &TestServer, http: &reqwest::Client) -> anyhow::Result<u16> {
+pub(crate) async fn decision(server: &TestServer, http: &reqwest::Client) -> anyhow::Result<u16> {
     Ok(http
         .get(format!("{}/outpost.goauthentik.io/auth/nginx", server.url))
         .header("X-Original-URI", "/home")
@@ -506,6 +506,12 @@ async fn forward_domain_protects_two_hosts_with_one_login() -> anyhow::Result<()
         let done = plain.get(format!("{}{path}", server.url)).header(HOST, "auth.example.test").header("Cookie", &cookie).send().await?;
         assert_eq!(done.status(), 302);
         assert_eq!(done.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("http://wiki.example.test/page"));
+        // The session has a value of its own, set for the whole domain; the pending one is spent.
+        let session = done.headers().get(reqwest::header::SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(session.contains("Domain=example.test"), "{session}");
+        let pending = cookie;
+        let cookie = session.split(';').next().unwrap_or_default().to_owned();
+        assert_ne!(cookie, pending);
 
         for host in ["wiki.example.test", "files.example.test"] {
             let r = traefik(host, Some(&cookie)).await?;
@@ -989,7 +995,7 @@ async fn a_session_cookie_copied_to_another_providers_cookie_name_does_not_pass_
 }
 
 /// The client id of the proxy provider named `name`.
-async fn app_client_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn app_client_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
     let (_, listed) = server
         .get(&format!("/providers/proxy/?name={name}"))
         .await?;
