@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - Rules, free of HTTP and storage: [`hosts`] (the provider for a host), [`redirect`] (`rd`:
-//!   never an open redirect), [`headers`] (the identity headers), [`cookie_name`].
+//!   never an open redirect), [`skip`] (skip paths, never on an ambiguous raw path),
+//!   [`headers`] (the identity headers), [`cookie_name`].
 //! - [`backend`]: what the outpost asks of the server. [`remote`]: the standalone outpost's
 //!   client of the server's outpost API, with changes pushed over a stream.
 //! - [`cache`]: the provider snapshot and checked sessions (compact entries sharing one view
@@ -27,6 +28,7 @@ pub mod remote;
 pub mod request;
 pub mod reverse_proxy;
 pub mod routes;
+pub mod skip;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;

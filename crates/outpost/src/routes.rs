@@ -105,18 +105,6 @@ fn check_forwarded(headers: &HeaderMap, endpoint: Endpoint<'_>) -> Result<(), &'
     }
 }
 
-/// Whether `url` matches one of the provider's skip paths (the path, or in forward_domain
-/// mode the whole URL, as Authentik matches).
-fn skip(p: &ProxyProvider, url: &str) -> bool {
-    let subject = match p.config.mode {
-        ProxyMode::ForwardDomain => url.to_owned(),
-        _ => url::Url::parse(url)
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default(),
-    };
-    p.skip.iter().any(|re| re.is_match(&subject))
-}
-
 /// The provider's session cookie with `value`, or its deletion when `max_age` is 0.
 fn cookie(p: &ProxyProvider, value: &str, max_age: i64) -> HeaderValue {
     let mut c = format!(
@@ -167,7 +155,7 @@ async fn decide(
     }
     let url = || original_url(headers, p, host, endpoint);
     let decided = |decision| Ok(Ok((decision, p.clone())));
-    if !p.skip.is_empty() && skip(p, &url().unwrap_or_default()) {
+    if !p.skip.is_empty() && crate::skip::matches(p, &url().unwrap_or_default()) {
         return decided(Decision::Skip);
     }
     let settled = |view: Arc<SessionView>| {
