@@ -37,6 +37,8 @@ pub async fn run(
         gatehouse_outpost::Settings {
             grace: settings.grace.to_std().unwrap_or_default(),
             break_glass: settings.break_glass.clone(),
+            // Keyed from the token: the settings alone cannot mint a fallback cookie.
+            break_glass_secret: Some(settings.token.as_bytes().to_vec()),
             recheck: settings.recheck.to_std().unwrap_or_default(),
             cache_bytes: settings.cache_mb << 20,
         },
@@ -53,7 +55,7 @@ pub async fn run(
         Err(Error::Refused(why)) => anyhow::bail!(
             "the server refused the outpost: {why}\n(check --token: `gatehouse outpost token NAME` issues a new one; and --server)"
         ),
-        Err(e @ Error::Unreachable(_)) => {
+        Err(e @ (Error::Unreachable(_) | Error::Failed(_))) => {
             tracing::warn!(error = %e, server = %remote.server(), "the server is not reachable yet; the outpost starts anyway and answers 503 until it is")
         }
     }

@@ -27,6 +27,11 @@ pub enum Error {
     /// it): a configuration error, logged; nobody passes.
     #[error("refused by the server: {0}")]
     Refused(String),
+    /// The server answered, with a failure of its own (a 5xx: overloaded, or a bug). It is
+    /// reachable, so this is no outage: no degraded mode and so no break-glass (#13 item 7),
+    /// and nobody new passes until it answers again.
+    #[error("the server failed: {0}")]
+    Failed(String),
 }
 
 /// A backend result.

@@ -367,15 +367,16 @@ impl Outpost {
         self.reached(Ok(()));
     }
 
-    /// The feed lost touch (its connection dropped): cached answers stand for the grace
-    /// period from now, and the outpost counts as degraded until the feed is back.
-    pub fn feed_lost(&self, why: &str) {
+    /// The feed lost touch (its connection dropped, or the server failed to serve it):
+    /// cached answers stand for the grace period from now. Only an unreachable server makes
+    /// the outpost degraded; one that answers with a failure is not an outage.
+    pub fn feed_lost(&self, why: Error) {
         let since = u64::try_from(self.feed.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         let _ = self
             .feed
             .lost
             .compare_exchange(0, since + 1, Ordering::AcqRel, Ordering::Acquire);
-        self.reached(Err(&Error::Unreachable(why.to_owned())));
+        self.reached(Err(&why));
     }
 
     /// Whether cached answers may stand at `now`: the feed is live, or lost less than the
@@ -400,6 +401,15 @@ impl Outpost {
             Err(Error::Refused(why)) => {
                 self.metrics.store_errors.inc();
                 tracing::error!(error = %why, "the server refused the outpost's request");
+            }
+            // The server answered: reachable, so not (or no longer) an outage.
+            Err(Error::Failed(why)) => {
+                self.metrics.store_errors.inc();
+                tracing::error!(error = %why, "the server failed the outpost's request");
+                if self.degraded.swap(false, Ordering::AcqRel) {
+                    self.metrics.degraded.set(0);
+                    tracing::info!("the outpost's backend answers again (with failures); degraded mode is over");
+                }
             }
             Err(e @ Error::Unreachable(_)) => {
                 self.metrics.store_errors.inc();

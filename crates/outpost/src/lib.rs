@@ -63,6 +63,9 @@ pub struct Settings {
     pub grace: Duration,
     /// Break-glass users (username, argon2id hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
+    /// The secret the fallback cookie's key is derived from: a standalone outpost's API
+    /// token; `None` (the embedded outpost) draws one at start (see [`break_glass`]).
+    pub break_glass_secret: Option<Vec<u8>>,
     /// The safety bound: a cached answer older than this is read again even though the change
     /// feed said nothing (changes arrive by push; this only limits the harm of one lost
     /// without a trace).
@@ -77,6 +80,7 @@ impl Default for Settings {
         Settings {
             grace: Duration::ZERO,
             break_glass: Vec::new(),
+            break_glass_secret: None,
             recheck: Duration::from_secs(60),
             cache_bytes: 256 << 20,
         }
@@ -130,7 +134,10 @@ impl Outpost {
     ) -> Outpost {
         Outpost {
             backend: Box::new(backend),
-            break_glass: break_glass::BreakGlass::new(&settings.break_glass),
+            break_glass: break_glass::BreakGlass::new(
+                &settings.break_glass,
+                settings.break_glass_secret.as_deref(),
+            ),
             sessions: cache::new_cache(settings.cache_bytes),
             settings,
             metrics,

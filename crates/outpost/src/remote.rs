@@ -89,7 +89,7 @@ impl Remote {
             .map_err(|e| Error::Unreachable(format!("the server at {}: {e}", self.base)))?;
         let status = response.status();
         if status.is_server_error() {
-            return Err(Error::Unreachable(format!(
+            return Err(Error::Failed(format!(
                 "the server at {} answered {status}",
                 self.base
             )));
@@ -104,7 +104,7 @@ impl Remote {
         response
             .json()
             .await
-            .map_err(|e| Error::Unreachable(format!("unreadable answer from the server: {e}")))
+            .map_err(|e| Error::Failed(format!("unreadable answer from the server: {e}")))
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
@@ -145,7 +145,7 @@ impl Remote {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
             return Err(if status.is_server_error() {
-                Error::Unreachable(format!("event stream: {status}"))
+                Error::Failed(format!("event stream: {status}"))
             } else {
                 Error::Refused(format!("event stream: {status}: {body}"))
             });
@@ -221,7 +221,10 @@ pub async fn follow(outpost: Arc<Outpost>, remote: Arc<Remote>) {
         let connected_before = hello_seen;
         let mut connected = false;
         let outcome = remote.stream_into(&outpost, &mut connected).await;
-        outpost.feed_lost("the server's event stream dropped");
+        outpost.feed_lost(match &outcome {
+            Ok(()) => Error::Unreachable("the server closed the event stream".into()),
+            Err(e) => e.clone(),
+        });
         hello_seen |= connected;
         if connected {
             backoff = Duration::from_millis(250);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::header::{LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
@@ -241,7 +241,8 @@ async fn nginx(
             // No WWW-Authenticate: the browser must never see a Basic prompt; nginx turns
             // this 401 into its redirect to `start`.
             Decision::Login { stale_cookie, .. } => {
-                if let Some(h) = fallback(&outpost, &headers).await {
+                // Throttled: the 401 sends the browser to `start`, which says so.
+                if let Ok(Some(h)) = fallback(&outpost, &headers, peer).await {
                     return passed(h);
                 }
                 let mut r = StatusCode::UNAUTHORIZED.into_response();
@@ -256,9 +257,9 @@ async fn nginx(
         // browser to `start`, which explains the outage (and still lets nobody through).
         Err(e) => {
             tracing::error!(error = %e, "forward auth could not reach its backend");
-            match fallback(&outpost, &headers).await {
-                Some(h) => passed(h),
-                None => StatusCode::UNAUTHORIZED.into_response(),
+            match fallback(&outpost, &headers, peer).await {
+                Ok(Some(h)) => passed(h),
+                _ => StatusCode::UNAUTHORIZED.into_response(),
             }
         }
     }
@@ -349,9 +350,10 @@ async fn pass_or_answer(
     let decided = decide(outpost, headers, peer, endpoint).await;
     count(outpost, &decided, started);
     let failed = |e| async move {
-        match fallback(outpost, headers).await {
-            Some(h) => Ok(h),
-            None => Err(challenge_or_unavailable(outpost, e)),
+        match fallback(outpost, headers, peer).await {
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(challenge_or_unavailable(outpost, e)),
+            Err(wait) => Err(throttled(wait)),
         }
     };
     match decided {
@@ -412,6 +414,7 @@ async fn provider_for(
 
 async fn start(
     State(outpost): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -422,7 +425,7 @@ async fn start(
     let rd = q.get("rd").map(String::as_str).unwrap_or_default();
     match begin_login(&outpost, &p, rd).await {
         Ok(r) => r,
-        Err(e) => break_glass_start(&outpost, &p, &headers, rd)
+        Err(e) => break_glass_start(&outpost, &p, &headers, peer, rd)
             .await
             .unwrap_or_else(|| challenge_or_unavailable(&outpost, e)),
     }
@@ -434,11 +437,22 @@ async fn break_glass_start(
     outpost: &Outpost,
     p: &ProxyProvider,
     headers: &HeaderMap,
+    peer: SocketAddr,
     rd: &str,
 ) -> Option<Response> {
     let glass = outpost.break_glass.as_ref()?;
+    if !outpost.is_degraded() {
+        return None;
+    }
     let grace = outpost.settings.grace;
-    let user = glass.basic_user(headers, grace).await?;
+    let user = match glass
+        .basic_user(headers, &peer.ip().to_string(), grace)
+        .await
+    {
+        break_glass::Attempt::Passed(user) => user,
+        break_glass::Attempt::Refused => return None,
+        break_glass::Attempt::Throttled(wait) => return Some(throttled(wait)),
+    };
     let cookie = glass.cookie(&user, grace, p.secure())?;
     outpost.metrics.fallbacks.inc();
     tracing::warn!(user = %user, "break-glass sign-in while the backend is unreachable");
@@ -536,15 +550,29 @@ fn passed(identity: HeaderMap) -> Response {
 }
 
 /// While degraded, the headers to pass a break-glass user with (fallback cookie or Basic
-/// credentials): marked `X-Auth-Fallback: true`, counted and logged. `None` otherwise.
-async fn fallback(outpost: &Outpost, headers: &HeaderMap) -> Option<HeaderMap> {
-    let glass = outpost.break_glass.as_ref()?;
+/// credentials): marked `X-Auth-Fallback: true`, counted and logged. `Ok(None)` otherwise,
+/// `Err` with the wait when wrong passwords are throttled.
+async fn fallback(
+    outpost: &Outpost,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Option<HeaderMap>, Duration> {
+    let Some(glass) = outpost.break_glass.as_ref() else {
+        return Ok(None);
+    };
     if !outpost.is_degraded() {
-        return None;
+        return Ok(None);
     }
     let user = match glass.cookie_user(headers) {
         Some(user) => user,
-        None => glass.basic_user(headers, outpost.settings.grace).await?,
+        None => match glass
+            .basic_user(headers, &peer.ip().to_string(), outpost.settings.grace)
+            .await
+        {
+            break_glass::Attempt::Passed(user) => user,
+            break_glass::Attempt::Refused => return Ok(None),
+            break_glass::Attempt::Throttled(wait) => return Err(wait),
+        },
     };
     outpost.metrics.fallbacks.inc();
     tracing::warn!(user = %user, "break-glass access while the backend is unreachable");
@@ -553,7 +581,21 @@ async fn fallback(outpost: &Outpost, headers: &HeaderMap) -> Option<HeaderMap> {
     if let Ok(v) = HeaderValue::from_str(&user) {
         h.insert("x-authentik-username", v);
     }
-    Some(h)
+    Ok(Some(h))
+}
+
+/// 429 for throttled break-glass attempts, with when to try again (no password was checked).
+fn throttled(wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut r = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many wrong break-glass passwords",
+        &format!("Break-glass sign-in from this address or for this account is paused for {seconds} s after several wrong passwords."),
+        "Wait, then enter the break-glass credentials again. Administrators: the outpost logs every wrong attempt.",
+    );
+    r.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    r
 }
 
 /// The answer when the backend is needed and cannot answer: 503 with a page that says so.
@@ -572,7 +614,7 @@ fn unavailable(e: Error) -> Response {
 /// page as its body, shown when the prompt is dismissed); the plain outage page otherwise.
 fn challenge_or_unavailable(outpost: &Outpost, e: Error) -> Response {
     let mut r = unavailable(e);
-    if outpost.break_glass.is_some() {
+    if outpost.break_glass.is_some() && outpost.is_degraded() {
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         r.headers_mut().insert(
             WWW_AUTHENTICATE,

@@ -81,12 +81,14 @@ impl TestDb {
 }
 
 /// A TCP link on loopback to `target` that a test can cut, as a network failure would: open
-/// connections drop and new ones are refused.
+/// connections drop and new ones are refused; or overload, as an overwhelmed HTTP server
+/// would: new connections get `503 Service Unavailable`.
 pub struct Cuttable {
     /// Where to connect instead of the target.
     pub addr: std::net::SocketAddr,
     accept: JoinHandle<()>,
     links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    overloaded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cuttable {
@@ -96,9 +98,21 @@ impl Cuttable {
         let addr = listener.local_addr()?;
         let links: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let kept = links.clone();
+        let overloaded: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let busy = overloaded.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let busy = busy.load(std::sync::atomic::Ordering::Acquire);
                 let link = tokio::spawn(async move {
+                    if busy {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        let _ = inbound.read(&mut buf).await;
+                        let _ = inbound
+                            .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
@@ -112,7 +126,19 @@ impl Cuttable {
             addr,
             accept,
             links,
+            overloaded,
         })
+    }
+
+    /// Overloads the target: open connections drop, and every new one is answered `503`.
+    pub fn overload(&self) {
+        self.overloaded
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Ok(mut all) = self.links.lock() {
+            for link in all.drain(..) {
+                link.abort();
+            }
+        }
     }
 
     /// Cuts the link: open connections drop, new ones are refused.

@@ -141,7 +141,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
         Ok(()) => outpost.feed_live(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the change feed; cached answers stand for the grace period");
-            outpost.feed_lost(&e.to_string());
+            outpost.feed_lost(gatehouse_outpost::Error::Unreachable(e.to_string()));
         }
     };
     loop {
@@ -166,19 +166,21 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                         // The connection dropped: listen afresh, then read what was missed.
                         Ok(None) => {
                             tracing::warn!("lost the change notices (LISTEN); reconnecting");
-                            outpost.feed_lost("the LISTEN connection dropped");
+                            outpost.feed_lost(gatehouse_outpost::Error::Unreachable(
+                                "the LISTEN connection dropped".into(),
+                            ));
                             break;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot listen for change notices; retrying");
-                            outpost.feed_lost(&e.to_string());
+                            outpost.feed_lost(gatehouse_outpost::Error::Unreachable(e.to_string()));
                             break;
                         }
                     }
                 }
             }
             Err(e) => {
-                outpost.feed_lost(&e.to_string());
+                outpost.feed_lost(gatehouse_outpost::Error::Unreachable(e.to_string()));
                 tracing::debug!(error = %e, "cannot listen for change notices yet");
             }
         }

@@ -102,6 +102,8 @@ impl AppState {
             gatehouse_outpost::Settings {
                 grace: settings.outpost_grace,
                 break_glass: settings.break_glass.clone(),
+                // No server secret yet: a key drawn at start, per process.
+                break_glass_secret: None,
                 recheck: settings.outpost_recheck,
                 cache_bytes: settings.outpost_cache_bytes,
             },

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_testkit::{browse_until, with_server, EchoApp, Nginx, TestServer};
+use gatehouse_testkit::{
+    browse_until, with_server, Cuttable, EchoApp, Nginx, TestOutpost, TestServer,
+};
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
 
@@ -223,6 +225,232 @@ async fn ambiguous_paths_under_a_skip_path_are_not_proxied_unauthenticated() -> 
             let r = http.get(format!("{external}{path}")).send().await?;
             assert_eq!(r.status(), 302, "{path} must go to log in");
         }
+        server.stop().await
+    })
+    .await
+}
+
+/// The break-glass user's password in these tests.
+const RESCUE: &str = "rescue-me-in-an-outage";
+
+/// `Authorization: Basic` for the break-glass user `rescue` with `password`.
+fn rescue(password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("rescue:{password}"))
+    )
+}
+
+/// A standalone outpost with the break-glass user `rescue` (its hash returned), reaching the
+/// server through a link the test can cut or overload, serving the application `App`.
+async fn edge_behind_a_link(
+    server: &TestServer,
+) -> anyhow::Result<(Cuttable, TestOutpost, String)> {
+    let hash = gatehouse_core::secret::hash_password(RESCUE)?;
+    let link = Cuttable::start(([127, 0, 0, 1], server.port()).into()).await?;
+    let (instance, token) = crate::standalone::edge(server).await?;
+    let kept = hash.clone();
+    let outpost = TestOutpost::start(&format!("http://{}", link.addr), &token, move |s| {
+        s.break_glass = vec![("rescue".into(), kept)];
+    })
+    .await?;
+    protect(server, &outpost.url).await?;
+    crate::standalone::assign_app(server, &instance).await?;
+    let start = start_url(&outpost);
+    let status = status_until(&no_redirects()?, &start, 302).await?;
+    anyhow::ensure!(status == 302, "the outpost does not serve App: {status}");
+    Ok((link, outpost, hash))
+}
+
+fn start_url(outpost: &TestOutpost) -> String {
+    format!("{}/outpost.goauthentik.io/start?rd=%2Fhome", outpost.url)
+}
+
+fn no_redirects() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// `start` with `authorization`, polled until the outpost has noticed the outage (a 401
+/// challenge or a 302 with the fallback cookie rather than a 302 to the IdP).
+async fn start_while_degraded(
+    outpost: &TestOutpost,
+    authorization: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let http = no_redirects()?;
+    for _ in 0..50 {
+        let r = http
+            .get(start_url(outpost))
+            .header("Authorization", authorization)
+            .send()
+            .await?;
+        let to_idp = r
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.contains("/application/o/authorize/"));
+        if !to_idp {
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the outpost never noticed the outage")
+}
+
+/// The forward-auth decision of the outpost's Traefik endpoint for `cookie`.
+async fn traefik_with_cookie(outpost: &TestOutpost, cookie: &str) -> anyhow::Result<u16> {
+    Ok(no_redirects()?
+        .get(format!(
+            "{}/outpost.goauthentik.io/auth/traefik",
+            outpost.url
+        ))
+        .header("X-Forwarded-Proto", "http")
+        .header(
+            "X-Forwarded-Host",
+            outpost.url.trim_start_matches("http://"),
+        )
+        .header("X-Forwarded-Uri", "/home")
+        .header("Cookie", cookie)
+        .send()
+        .await?
+        .status()
+        .as_u16())
+}
+
+/// Break-glass (#13 item 7): someone who can read the settings (the user and hash) mints a
+/// fallback cookie with the key the outpost used to derive from them. While the server is
+/// unreachable, it must not pass; the outpost's own cookie does.
+#[tokio::test]
+async fn a_break_glass_cookie_forged_from_the_settings_is_refused_while_degraded(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let (link, outpost, hash) = edge_behind_a_link(&server).await?;
+        link.cut();
+        let signed_in = start_while_degraded(&outpost, &rescue(RESCUE)).await?;
+        assert_eq!(signed_in.status(), 302, "break-glass works while degraded");
+        let genuine = signed_in
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(genuine.starts_with("gatehouse_fallback="), "{genuine}");
+        assert_eq!(traefik_with_cookie(&outpost, &genuine).await?, 200);
+
+        // The old derivation: SHA-256 over the settings, then HMAC-SHA256 over `user|expiry`.
+        use base64::Engine;
+        use sha2::Digest;
+        let mut material = sha2::Sha256::new();
+        material.update(b"gatehouse break-glass cookie v1");
+        material.update(b"rescue\0");
+        material.update(hash.as_bytes());
+        material.update([0]);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &material.finalize());
+        let payload = format!("rescue|{}", chrono::Utc::now().timestamp() + 3600);
+        let tag = ring::hmac::sign(&key, payload.as_bytes());
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let forged = format!(
+            "gatehouse_fallback={}.{}",
+            b64(payload.as_bytes()),
+            b64(tag.as_ref())
+        );
+        assert_ne!(
+            traefik_with_cookie(&outpost, &forged).await?,
+            200,
+            "a cookie minted from the settings must not pass"
+        );
+        outpost.stop().await?;
+        server.stop().await
+    })
+    .await
+}
+
+/// Break-glass passwords are throttled (#13 item 7, ASVS 2.2.1): after the free wrong
+/// attempts, the next one is refused with 429 before any argon2 run, even with the right
+/// password.
+#[tokio::test]
+async fn the_break_glass_attempt_after_the_free_wrong_ones_is_throttled() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let (link, outpost, _) = edge_behind_a_link(&server).await?;
+        link.cut();
+        let first = start_while_degraded(&outpost, &rescue("guess-0")).await?;
+        assert_eq!(first.status(), 401, "a wrong password is refused");
+        let http = no_redirects()?;
+        for n in 1..gatehouse_outpost::break_glass::FREE_ATTEMPTS {
+            let r = http
+                .get(start_url(&outpost))
+                .header("Authorization", rescue(&format!("guess-{n}")))
+                .send()
+                .await?;
+            assert_eq!(r.status(), 401, "wrong password {n}");
+        }
+        for password in ["guess-again", RESCUE] {
+            let r = http
+                .get(start_url(&outpost))
+                .header("Authorization", rescue(password))
+                .send()
+                .await?;
+            assert_eq!(r.status(), 429, "throttled after the free attempts");
+            assert!(r.headers().contains_key("retry-after"));
+            assert!(r
+                .text()
+                .await?
+                .contains("Too many wrong break-glass passwords"));
+        }
+        outpost.stop().await?;
+        server.stop().await
+    })
+    .await
+}
+
+/// An overloaded server answering 503 is reachable: no degraded mode, so no break-glass
+/// (#13 item 7). Only once it is really unreachable does break-glass work.
+#[tokio::test]
+async fn a_server_answering_503_does_not_enable_break_glass() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let (link, outpost, _) = edge_behind_a_link(&server).await?;
+        link.overload();
+        // Let the event stream meet the 503 too.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let http = no_redirects()?;
+        for _ in 0..3 {
+            let r = http
+                .get(start_url(&outpost))
+                .header("Authorization", rescue(RESCUE))
+                .send()
+                .await?;
+            assert_eq!(r.status(), 503, "an overloaded server is not an outage");
+            assert!(r.headers().get(SET_COOKIE).is_none());
+            let r = http
+                .get(format!(
+                    "{}/outpost.goauthentik.io/auth/traefik",
+                    outpost.url
+                ))
+                .header("X-Forwarded-Proto", "http")
+                .header(
+                    "X-Forwarded-Host",
+                    outpost.url.trim_start_matches("http://"),
+                )
+                .header("X-Forwarded-Uri", "/home")
+                .header("Authorization", rescue(RESCUE))
+                .send()
+                .await?;
+            assert_eq!(r.status(), 503, "no break-glass pass");
+            assert!(r.headers().get("x-auth-fallback").is_none());
+        }
+        let metrics = reqwest::get(&outpost.metrics_url).await?.text().await?;
+        assert!(
+            metrics.contains("gatehouse_outpost_degraded 0"),
+            "{metrics}"
+        );
+
+        link.cut();
+        let signed_in = start_while_degraded(&outpost, &rescue(RESCUE)).await?;
+        assert_eq!(signed_in.status(), 302, "unreachable: break-glass works");
+        outpost.stop().await?;
         server.stop().await
     })
     .await
