@@ -9,7 +9,9 @@
 //! - `templates/error.html`: the body of [`error_page`]: what happened and what to do.
 
 use askama::Template;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -65,6 +67,10 @@ fn harden(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Login pages carry codes, tokens and `rd` targets in their URLs: never leak them to the
+    // next site through the Referer header (RFC 9700 §4.2).
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -186,6 +192,8 @@ mod tests {
         let headers = response.headers();
         assert_eq!(headers[CACHE_CONTROL], "no-store");
         assert_eq!(headers[X_FRAME_OPTIONS], "DENY");
+        assert_eq!(headers[REFERRER_POLICY], "no-referrer");
+        assert_eq!(headers[X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert!(headers[CONTENT_SECURITY_POLICY]
             .to_str()
             .is_ok_and(|csp| csp.contains("frame-ancestors 'none'")));
