@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_testkit::{
-    browse_until, with_server, Cuttable, EchoApp, Nginx, TestOutpost, TestServer,
+    browse_until, with_server, Cuttable, EchoApp, Nginx, TestDb, TestOutpost, TestServer,
 };
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -454,4 +454,61 @@ async fn a_server_answering_503_does_not_enable_break_glass() -> anyhow::Result<
         server.stop().await
     })
     .await
+}
+
+/// The outpost sessions stored.
+async fn proxy_session_rows(db: &TestDb) -> anyhow::Result<usize> {
+    let store = gatehouse_store::Store::connect(&db.url).await?;
+    let mut conn = store.conn().await?;
+    Ok(
+        gatehouse_store::sql::fetch_all(&mut conn, "SELECT uuid FROM proxy_sessions", vec![])
+            .await?
+            .len(),
+    )
+}
+
+/// An anonymous flood (#13, low items): 1,000 forward-auth hits and `start`s write no row; a
+/// completed login writes one.
+#[tokio::test]
+async fn a_thousand_anonymous_hits_write_no_rows() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let family = protect(&server, &server.url).await?;
+    user(&server, "alice@example.com", json!([family["pk"]])).await?;
+    let http = no_redirects()?;
+    for n in 0..1_000 {
+        let r = if n % 2 == 0 {
+            http.get(format!(
+                "{}/outpost.goauthentik.io/start?rd=%2Fhome",
+                server.url
+            ))
+            .send()
+            .await?
+        } else {
+            http.get(format!(
+                "{}/outpost.goauthentik.io/auth/traefik",
+                server.url
+            ))
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", server.url.trim_start_matches("http://"))
+            .header("X-Forwarded-Uri", format!("/page/{n}"))
+            .send()
+            .await?
+        };
+        assert_eq!(r.status(), 302, "hit {n} is sent to log in");
+    }
+    assert_eq!(
+        proxy_session_rows(&db).await?,
+        0,
+        "anonymous hits wrote rows"
+    );
+    let http = gatehouse_testkit::cookie_client()?;
+    crate::outpost::outpost_login(&server, &http).await?;
+    assert_eq!(decision(&server, &http).await?, 200);
+    assert_eq!(
+        proxy_session_rows(&db).await?,
+        1,
+        "a login writes its session"
+    );
+    server.stop().await
 }
