@@ -394,7 +394,7 @@ impl Sessions {
         })
     }
 
-    /// Completes a login at the callback: the state must be the pending session's, the code
+    /// Completes a login at the callback: the state must be sealed with the pending cookie, the code
     /// unused and issued to this provider for its callback. A replayed code revokes what it
     /// produced.
     pub async fn complete(&self, complete: &LoginComplete) -> ApiResult<LoginCompleted> {

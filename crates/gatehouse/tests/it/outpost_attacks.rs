@@ -512,3 +512,94 @@ async fn a_thousand_anonymous_hits_write_no_rows() -> anyhow::Result<()> {
     );
     server.stop().await
 }
+
+/// Proxy mode (#13, low items) passes the application its own cookies but neither the
+/// visitor's Gatehouse session cookie nor an app password Gatehouse intercepted.
+#[tokio::test]
+async fn proxy_mode_keeps_gatehouse_cookies_and_intercepted_passwords_from_the_app(
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    with_server(|server| async move {
+        let echo =
+            EchoApp::start_echoing(&["cookie:", "authorization:", "x-authentik-username"]).await?;
+        let external = format!("http://app.proxy.test:{}", server.port());
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        let (status, provider) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Proxied", "mode": "proxy", "external_host": external,
+                       "internal_host": format!("http://127.0.0.1:{}", echo.port),
+                       "intercept_header_auth": true,
+                       "authorization_flow": flow, "invalidation_flow": invalidation}),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "{provider}");
+        server
+            .post(
+                "/core/applications/",
+                json!({"name": "Proxied", "slug": "proxied", "provider": provider["pk"]}),
+            )
+            .await?;
+        user(&server, "alice@example.com", json!([])).await?;
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        jar.add_cookie_str("app_pref=dark", &external.parse()?);
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve("app.proxy.test", ([127, 0, 0, 1], 0).into())
+            .build()?;
+        let page = format!("{external}/hello");
+        assert_eq!(status_until(&http, &page, 302).await?, 302);
+        browse_until(
+            &http,
+            &server,
+            &page,
+            ("alice@example.com", PASSWORD),
+            |l| l == page,
+        )
+        .await?;
+        let body = http.get(&page).send().await?.text().await?;
+        let session =
+            gatehouse_outpost::cookie_name(provider["client_id"].as_str().unwrap_or_default());
+        assert!(body.contains("alice@example.com"), "signed in: {body}");
+        assert!(
+            body.contains("app_pref=dark"),
+            "the app's own cookie passes: {body}"
+        );
+        assert!(
+            !body.contains(&session),
+            "the Gatehouse session cookie must not reach the app: {body}"
+        );
+
+        let (_, users) = server
+            .get("/core/users/?username=alice@example.com")
+            .await?;
+        let (status, token) = server
+            .post(
+                "/core/tokens/",
+                json!({"identifier": "alice-app-password", "intent": "app_password",
+                       "user": users["results"][0]["pk"]}),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "{token}");
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "alice@example.com:{}",
+            token["key"].as_str().unwrap_or_default()
+        ));
+        let r = no_redirects()?
+            .get(format!("http://127.0.0.1:{}/hello", server.port()))
+            .header("Host", format!("app.proxy.test:{}", server.port()))
+            .header("Authorization", format!("Basic {basic}"))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "the app password passes");
+        let body = r.text().await?;
+        assert!(body.contains("alice@example.com"), "{body}");
+        assert!(
+            !body.to_ascii_lowercase().contains("authorization:"),
+            "the intercepted app password must not reach the app: {body}"
+        );
+        server.stop().await
+    })
+    .await
+}
