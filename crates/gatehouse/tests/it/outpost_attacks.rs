@@ -603,3 +603,56 @@ async fn proxy_mode_keeps_gatehouse_cookies_and_intercepted_passwords_from_the_a
     })
     .await
 }
+
+/// Logout CSRF (#13, low items): another site's GET of `sign_out` (an image tag) or its POST
+/// without the page's token signs nobody out; the confirmation page's button does.
+#[tokio::test]
+async fn sign_out_needs_the_confirmation_pages_post() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        let http = gatehouse_testkit::cookie_client()?;
+        crate::outpost::outpost_login(&server, &http).await?;
+        let sign_out = format!("{}/outpost.goauthentik.io/sign_out", server.url);
+        let page = http.get(&sign_out).send().await?;
+        assert_eq!(page.status(), 200, "a GET only asks");
+        let html = page.text().await?;
+        assert!(html.contains("Sign out of App?"), "{html}");
+        assert_eq!(
+            decision(&server, &http).await?,
+            200,
+            "still signed in after the GET"
+        );
+        let forged = http
+            .post(&sign_out)
+            .header("Origin", "https://evil.example.com")
+            .form(&[("token", "guess")])
+            .send()
+            .await?;
+        assert_eq!(forged.status(), 403);
+        assert!(forged
+            .text()
+            .await?
+            .contains("did not come from this application"));
+        assert_eq!(
+            decision(&server, &http).await?,
+            200,
+            "still signed in after a forged POST"
+        );
+        let token = html
+            .split("name=\"token\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let done = http
+            .post(&sign_out)
+            .form(&[("token", token.as_str())])
+            .send()
+            .await?;
+        assert_eq!(done.status(), 302, "the page's own POST signs out");
+        assert_eq!(decision(&server, &http).await?, 401, "signed out");
+        server.stop().await
+    })
+    .await
+}
