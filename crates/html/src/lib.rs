@@ -7,6 +7,8 @@
 //! # Layout
 //! - `templates/layout.html`: the document around every page, with the one stylesheet.
 //! - `templates/error.html`: the body of [`error_page`]: what happened and what to do.
+//! - `templates/confirm.html`: the body of [`confirm_page`]: a question and the one button
+//!   whose POST does it (state changes never happen on a GET another site can trigger).
 
 use askama::Template;
 use axum::http::header::{
@@ -145,6 +147,36 @@ pub fn error_page<'a>(
         hint: hint.into(),
     };
     page(status, title, &body)
+}
+
+/// The body of a confirmation page.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmBody<'a> {
+    title: &'a str,
+    question: &'a str,
+    action: &'a str,
+    fields: &'a [(&'a str, &'a str)],
+    button: &'a str,
+}
+
+/// A page asking `question` with a button that POSTs `fields` (e.g. an anti-forgery token) to
+/// `action`: what a GET that would change state shows instead.
+pub fn confirm_page(
+    title: &str,
+    question: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    button: &str,
+) -> Response {
+    let body = ConfirmBody {
+        title,
+        question,
+        action,
+        fields,
+        button,
+    };
+    page(StatusCode::OK, title, &body)
 }
 
 #[cfg(test)]

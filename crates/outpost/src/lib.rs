@@ -7,7 +7,8 @@
 //! # Layout
 //! - Rules, free of HTTP and storage: [`hosts`] (the provider for a host), [`redirect`] (`rd`:
 //!   never an open redirect), [`skip`] (skip paths, never on an ambiguous raw path),
-//!   [`headers`] (the identity headers), [`cookie_name`].
+//!   [`headers`] (the identity headers), [`pending`] (a login in progress, sealed into its
+//!   OAuth state instead of a row), [`cookie_name`].
 //! - [`backend`]: what the outpost asks of the server. [`remote`]: the standalone outpost's
 //!   client of the server's outpost API, with changes pushed over a stream.
 //! - [`cache`]: the provider snapshot and checked sessions (compact entries sharing one view
@@ -23,6 +24,7 @@ pub mod fast;
 pub mod headers;
 pub mod hosts;
 pub mod metrics;
+pub mod pending;
 pub mod redirect;
 pub mod remote;
 pub mod request;

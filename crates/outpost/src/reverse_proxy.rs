@@ -1,18 +1,21 @@
 //! Proxy mode: for a provider in `proxy` mode Gatehouse itself stands in front of the
 //! application, answering its host, and passes allowed requests on to `internal_host` with the
-//! identity headers, streaming both ways. An upstream that does not answer gets a 502 page that
-//! names it.
+//! identity headers, streaming both ways, without what Gatehouse consumed (its cookies, an
+//! intercepted `Authorization`). An upstream that does not answer gets a 502 page that names
+//! it.
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use gatehouse_html::error_page;
 use gatehouse_proto::outposts::ProxyOutpostConfig;
 
+use crate::break_glass::FALLBACK_COOKIE;
 use crate::Outpost;
 
 /// Headers that describe one connection and must not cross the proxy (RFC 9110 §7.6.1).
@@ -57,6 +60,44 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes what Gatehouse consumed and the application must not see (#13, low items): the
+/// outpost's session and fallback cookies and, when Gatehouse read it (app-password
+/// interception, break-glass), the Basic `Authorization` header. The application's own
+/// cookies pass.
+fn strip_consumed(headers: &mut HeaderMap, provider: &ProxyOutpostConfig, identity: &HeaderMap) {
+    let ours = [
+        crate::cookie_name(&provider.client_id),
+        FALLBACK_COOKIE.to_owned(),
+    ];
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
+            !pair.is_empty() && !ours.iter().any(|ours| ours == name)
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if !kept.is_empty() {
+            headers.insert(COOKIE, v);
+        }
+    }
+    let read_by_us = provider.intercept_header_auth || identity.contains_key("x-auth-fallback");
+    let basic = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
+    if read_by_us && basic {
+        headers.remove(AUTHORIZATION);
+    }
+}
+
 /// Passes `req` on to `internal_host` with `identity` added. Identity headers the visitor sent
 /// themselves (`X-authentik-*`, `X-Auth-Fallback`) are removed first, so they cannot be forged.
 pub async fn forward(
@@ -80,6 +121,7 @@ pub async fn forward(
     for name in forged {
         headers.remove(name);
     }
+    strip_consumed(&mut headers, provider, &identity);
     if let Some(host) = headers.get(axum::http::header::HOST).cloned() {
         headers.insert("x-forwarded-host", host);
     }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use gatehouse_core::kinds::ProxyMode;
-use gatehouse_html::{error_page, Hint};
+use gatehouse_html::{confirm_page, error_page, Hint};
 use gatehouse_proto::outposts::{AppPassword, LoginBegin, LoginComplete, SessionCheck, SignOut};
 use serde_json::json;
 
@@ -46,7 +46,10 @@ pub fn router() -> Router<Arc<Outpost>> {
         .route("/outpost.goauthentik.io/auth/envoy/{*path}", any(envoy))
         .route("/outpost.goauthentik.io/start", get(start))
         .route("/outpost.goauthentik.io/callback", get(callback))
-        .route("/outpost.goauthentik.io/sign_out", get(sign_out))
+        .route(
+            "/outpost.goauthentik.io/sign_out",
+            get(confirm_sign_out).post(sign_out),
+        )
 }
 
 /// Which proxy asks, and so where the original URL comes from.
@@ -518,11 +521,55 @@ async fn callback(
     }
 }
 
-async fn sign_out(State(outpost): Shared, headers: HeaderMap) -> Response {
+/// The anti-forgery token of the sign-out form: bound to the session cookie, which another
+/// site can neither read nor send along with its own POST (SameSite=Lax).
+fn sign_out_token(headers: &HeaderMap, p: &ProxyProvider) -> String {
+    let cookie = read_cookie(headers, &p.cookie).unwrap_or_default();
+    gatehouse_core::secret::token_hash(&format!("gatehouse outpost sign-out\0{cookie}"))
+}
+
+/// `sign_out` on a GET (a link, or another site's image tag) only asks: the POST of its
+/// button signs out (#13, low items). Authentik signs out on the GET; Keycloak asks too.
+async fn confirm_sign_out(State(outpost): Shared, headers: HeaderMap) -> Response {
     let p = match provider_for(&outpost, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    let token = sign_out_token(&headers, &p);
+    confirm_page(
+        "Sign out",
+        &format!("Sign out of {}?", p.config.name),
+        "/outpost.goauthentik.io/sign_out",
+        &[("token", &token)],
+        "Sign out",
+    )
+}
+
+/// The sign-out form's fields.
+#[derive(serde::Deserialize)]
+struct SignOutForm {
+    #[serde(default)]
+    token: String,
+}
+
+async fn sign_out(
+    State(outpost): Shared,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignOutForm>,
+) -> Response {
+    let p = match provider_for(&outpost, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !gatehouse_core::secret::constant_time_eq(&form.token, &sign_out_token(&headers, &p)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-out not confirmed",
+            "The sign-out request did not come from this application's sign-out page.",
+            Hint::link("/outpost.goauthentik.io/sign_out", "Open the sign-out page")
+                .then(" and confirm there."),
+        );
+    }
     let request = SignOut {
         provider: p.config.pk,
         cookie: read_cookie(&headers, &p.cookie).map(str::to_owned),

@@ -1,7 +1,7 @@
 //! Outpost sessions, one per provider and browser, found by the SHA-256 of the cookie value.
-//! A pending session (no user yet) carries the login's state and return URL; it becomes a
-//! user's session at the callback. Each is linked to the IdP session that produced it, so
-//! logging out at the IdP deletes it (cascade).
+//! A row is written only when a login completes (a login in progress lives in the browser's
+//! cookie and the OAuth state, so anonymous requests write nothing). Each is linked to the IdP
+//! session that produced it, so logging out at the IdP deletes it (cascade).
 
 use chrono::{DateTime, Utc};
 use gatehouse_core::secret;
@@ -22,17 +22,20 @@ pub struct ProxySession {
     pub user: Option<i64>,
     /// The IdP session it came from.
     pub idp_session: Option<Uuid>,
-    /// Pending: `{state, rd}`; logged in: the identity claims.
+    /// The identity claims (`{id_token}`).
     pub data: serde_json::Value,
     /// Expiry.
     pub expires: DateTime<Utc>,
 }
 
-/// Starts a pending session under cookie value `key`.
+/// Starts `user`'s session under cookie value `key` (a login completed at the callback;
+/// logins in progress are kept by the browser, see `gatehouse_outpost::pending`).
 pub async fn create(
     conn: &mut AnyConnection,
     key: &str,
     provider: i64,
+    user: i64,
+    idp_session: Option<Uuid>,
     data: &serde_json::Value,
     expires: DateTime<Utc>,
 ) -> Result<()> {
@@ -43,6 +46,8 @@ pub async fn create(
             ("uuid", Uuid::new_v4().into()),
             ("key_hash", secret::token_hash(key).into()),
             ("provider_id", provider.into()),
+            ("user_id", user.into()),
+            ("idp_session", idp_session.into()),
             ("session_data", Value::from(data)),
             ("created", sql::now().into()),
             ("expires", expires.into()),
@@ -95,26 +100,6 @@ pub async fn owner(
     .await?;
     row.map(|r| Ok((r.int("user_id")?, r.ts("expires")?)))
         .transpose()
-}
-
-/// Turns a pending session into `user`'s session under the fresh cookie value `key`: the
-/// pending cookie's value stops naming anything (no session fixation).
-pub async fn log_in(
-    conn: &mut AnyConnection,
-    uuid: Uuid,
-    key: &str,
-    user: i64,
-    idp_session: Option<Uuid>,
-    data: &serde_json::Value,
-    expires: DateTime<Utc>,
-) -> Result<()> {
-    sql::execute(
-        conn,
-        "UPDATE proxy_sessions SET key_hash = $1, user_id = $2, idp_session = $3, session_data = $4, expires = $5 WHERE uuid = $6",
-        vec![secret::token_hash(key).into(), user.into(), idp_session.into(), Value::from(data), expires.into(), uuid.into()],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Ends every outpost session of `user`; returns how many.

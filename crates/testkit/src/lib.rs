@@ -802,6 +802,12 @@ pub struct EchoApp {
 impl EchoApp {
     /// Starts the echo application.
     pub async fn start() -> anyhow::Result<EchoApp> {
+        Self::start_echoing(&["x-authentik-"]).await
+    }
+
+    /// Starts an echo application that answers with the headers whose lowercase names start
+    /// with one of `prefixes` (e.g. `cookie:` to see what reached the application).
+    pub async fn start_echoing(prefixes: &'static [&'static str]) -> anyhow::Result<EchoApp> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let task = tokio::spawn(async move {
@@ -818,7 +824,10 @@ impl EchoApp {
                     let request = String::from_utf8_lossy(&buf[..n]);
                     let lines: Vec<&str> = request
                         .lines()
-                        .filter(|l| l.to_ascii_lowercase().starts_with("x-authentik-"))
+                        .filter(|l| {
+                            let l = l.to_ascii_lowercase();
+                            prefixes.iter().any(|p| l.starts_with(p))
+                        })
                         .collect();
                     let body = format!(
                         "<!doctype html><title>app</title><pre id=headers>{}</pre>",

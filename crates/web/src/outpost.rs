@@ -14,6 +14,7 @@ use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_flow::RequestInfo;
 use gatehouse_outpost::headers::{identity_headers, Identity, Meta};
+use gatehouse_outpost::pending::{Pending, Refusal};
 use gatehouse_outpost::{redirect, BoxFuture, Identified, CALLBACK};
 use gatehouse_proto::outposts::{
     ClientInfo, IdentityHeader, LoginBegin, LoginBegun, LoginComplete, LoginCompleted,
@@ -32,7 +33,7 @@ use crate::oidc::Keyring;
 /// The name the embedded outpost reports in `X-authentik-meta-outpost`.
 pub const EMBEDDED_NAME: &str = "gatehouse Embedded Outpost";
 
-/// How long a started login may take before its pending session expires.
+/// How long a started login may take before its pending state expires.
 const PENDING_MINUTES: i64 = 15;
 
 /// Which proxy providers an outpost serves.
@@ -353,8 +354,9 @@ impl Sessions {
         })
     }
 
-    /// Starts a login: a pending session (cookie value returned once) and the authorize URL.
-    /// The return URL is checked again here: the server never relies on an outpost for that.
+    /// Starts a login: the pending cookie's value and the authorize URL whose state is sealed
+    /// with it ([`gatehouse_outpost::pending`]); no row is written. The return URL is checked
+    /// here: the server never relies on an outpost for that.
     pub async fn begin(&self, begin: &LoginBegin) -> ApiResult<LoginBegun> {
         let mut conn = self.store.conn().await?;
         let p = self.proxy(&mut conn, begin.provider).await?;
@@ -365,16 +367,16 @@ impl Sessions {
             &p.settings.cookie_domain,
         )
         .unwrap_or_else(|| p.settings.external_host.clone());
+        // Nothing is written: the login in progress is sealed into the state with the cookie.
         let key = secret::new_token();
-        let login_state = secret::new_token();
-        proxy_sessions::create(
-            &mut conn,
+        let login_state = gatehouse_outpost::pending::seal(
             &key,
-            p.provider.id,
-            &json!({"state": login_state, "rd": target}),
-            Utc::now() + chrono::Duration::minutes(PENDING_MINUTES),
-        )
-        .await?;
+            &Pending {
+                provider: p.provider.id,
+                return_to: target,
+                expires: (Utc::now() + chrono::Duration::minutes(PENDING_MINUTES)).timestamp(),
+            },
+        );
         let authorize_url = crate::oidc::url_with(
             &format!("{}/application/o/authorize/", self.external_url),
             &[
@@ -392,7 +394,7 @@ impl Sessions {
         })
     }
 
-    /// Completes a login at the callback: the state must be the pending session's, the code
+    /// Completes a login at the callback: the state must be sealed with the pending cookie, the code
     /// unused and issued to this provider for its callback. A replayed code revokes what it
     /// produced.
     pub async fn complete(&self, complete: &LoginComplete) -> ApiResult<LoginCompleted> {
@@ -412,18 +414,20 @@ impl Sessions {
         let mut tx = self.store.begin().await?;
         let p = self.proxy(&mut tx, complete.provider).await?;
         let now = Utc::now();
-        let Some(pending) = proxy_sessions::find(&mut tx, &complete.cookie, now).await? else {
-            return refused("The login took too long or was already completed.");
-        };
-        let expected = pending.data["state"].as_str().unwrap_or_default();
-        if pending.provider != p.provider.id
-            || pending.user.is_some()
-            || !secret::constant_time_eq(&complete.state, expected)
-        {
-            return refused(
-                "The login answer does not belong to this browser's login (state mismatch).",
-            );
-        }
+        let pending =
+            match gatehouse_outpost::pending::open(
+                &complete.cookie,
+                &complete.state,
+                now.timestamp(),
+            ) {
+                Ok(pending) if pending.provider == p.provider.id => pending,
+                Err(Refusal::Expired) => {
+                    return refused("The login took too long or was already completed.")
+                }
+                _ => return refused(
+                    "The login answer does not belong to this browser's login (state mismatch).",
+                ),
+            };
         let grant = match oauth::redeem_code(&mut tx, &complete.code, now).await? {
             Redeemed::Valid { grant, .. }
                 if grant.provider == p.provider.id && grant.redirect_uri == p.callback() =>
@@ -464,10 +468,10 @@ impl Sessions {
         let id_token = signer.sign(Value::Object(claims)).await?;
         // A fresh value: the pending one may have been planted by someone else (#13 item 2).
         let fresh = secret::new_token();
-        proxy_sessions::log_in(
+        proxy_sessions::create(
             &mut tx,
-            pending.uuid,
             &fresh,
+            p.provider.id,
             user.id,
             grant.session,
             &json!({"id_token": id_token}),
@@ -475,10 +479,14 @@ impl Sessions {
         )
         .await?;
         gatehouse_store::commit(tx).await?;
-        let target = pending.data["rd"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| p.settings.external_host.clone());
+        // Checked again: the sealed state is only as trustworthy as the browser holding it.
+        let target = redirect::safe_return(
+            &pending.return_to,
+            &p.settings.external_host,
+            p.settings.mode,
+            &p.settings.cookie_domain,
+        )
+        .unwrap_or_else(|| p.settings.external_host.clone());
         Ok(LoginCompleted {
             return_to: Some(target),
             cookie: Some(fresh),

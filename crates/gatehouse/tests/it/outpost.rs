@@ -173,9 +173,11 @@ pub(crate) async fn nginx_journey(nginx: &Nginx, app_url: &str, shots: &str) -> 
     );
     assert!(headers.contains("X-authentik-groups: Family"), "{headers}");
 
-    // sign_out ends the outpost session; the next visit needs a login again.
+    // sign_out asks first; its button ends the outpost session and the next visit needs a
+    // login again.
     c.goto(&format!("{app_url}/outpost.goauthentik.io/sign_out"))
         .await?;
+    browser.submit().await?;
     c.goto(&format!("{app_url}/")).await?;
     browser.element(Locator::Id("uid_field")).await?;
     browser.close().await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_testkit::{
-    browse_until, with_server, Cuttable, EchoApp, Nginx, TestOutpost, TestServer,
+    browse_until, with_server, Cuttable, EchoApp, Nginx, TestDb, TestOutpost, TestServer,
 };
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -451,6 +451,207 @@ async fn a_server_answering_503_does_not_enable_break_glass() -> anyhow::Result<
         let signed_in = start_while_degraded(&outpost, &rescue(RESCUE)).await?;
         assert_eq!(signed_in.status(), 302, "unreachable: break-glass works");
         outpost.stop().await?;
+        server.stop().await
+    })
+    .await
+}
+
+/// The outpost sessions stored.
+async fn proxy_session_rows(db: &TestDb) -> anyhow::Result<usize> {
+    let store = gatehouse_store::Store::connect(&db.url).await?;
+    let mut conn = store.conn().await?;
+    Ok(
+        gatehouse_store::sql::fetch_all(&mut conn, "SELECT uuid FROM proxy_sessions", vec![])
+            .await?
+            .len(),
+    )
+}
+
+/// An anonymous flood (#13, low items): 1,000 forward-auth hits and `start`s write no row; a
+/// completed login writes one.
+#[tokio::test]
+async fn a_thousand_anonymous_hits_write_no_rows() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let family = protect(&server, &server.url).await?;
+    user(&server, "alice@example.com", json!([family["pk"]])).await?;
+    let http = no_redirects()?;
+    for n in 0..1_000 {
+        let r = if n % 2 == 0 {
+            http.get(format!(
+                "{}/outpost.goauthentik.io/start?rd=%2Fhome",
+                server.url
+            ))
+            .send()
+            .await?
+        } else {
+            http.get(format!(
+                "{}/outpost.goauthentik.io/auth/traefik",
+                server.url
+            ))
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", server.url.trim_start_matches("http://"))
+            .header("X-Forwarded-Uri", format!("/page/{n}"))
+            .send()
+            .await?
+        };
+        assert_eq!(r.status(), 302, "hit {n} is sent to log in");
+    }
+    assert_eq!(
+        proxy_session_rows(&db).await?,
+        0,
+        "anonymous hits wrote rows"
+    );
+    let http = gatehouse_testkit::cookie_client()?;
+    crate::outpost::outpost_login(&server, &http).await?;
+    assert_eq!(decision(&server, &http).await?, 200);
+    assert_eq!(
+        proxy_session_rows(&db).await?,
+        1,
+        "a login writes its session"
+    );
+    server.stop().await
+}
+
+/// Proxy mode (#13, low items) passes the application its own cookies but neither the
+/// visitor's Gatehouse session cookie nor an app password Gatehouse intercepted.
+#[tokio::test]
+async fn proxy_mode_keeps_gatehouse_cookies_and_intercepted_passwords_from_the_app(
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    with_server(|server| async move {
+        let echo =
+            EchoApp::start_echoing(&["cookie:", "authorization:", "x-authentik-username"]).await?;
+        let external = format!("http://app.proxy.test:{}", server.port());
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        let (status, provider) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Proxied", "mode": "proxy", "external_host": external,
+                       "internal_host": format!("http://127.0.0.1:{}", echo.port),
+                       "intercept_header_auth": true,
+                       "authorization_flow": flow, "invalidation_flow": invalidation}),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "{provider}");
+        server
+            .post(
+                "/core/applications/",
+                json!({"name": "Proxied", "slug": "proxied", "provider": provider["pk"]}),
+            )
+            .await?;
+        user(&server, "alice@example.com", json!([])).await?;
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        jar.add_cookie_str("app_pref=dark", &external.parse()?);
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve("app.proxy.test", ([127, 0, 0, 1], 0).into())
+            .build()?;
+        let page = format!("{external}/hello");
+        assert_eq!(status_until(&http, &page, 302).await?, 302);
+        browse_until(
+            &http,
+            &server,
+            &page,
+            ("alice@example.com", PASSWORD),
+            |l| l == page,
+        )
+        .await?;
+        let body = http.get(&page).send().await?.text().await?;
+        let session =
+            gatehouse_outpost::cookie_name(provider["client_id"].as_str().unwrap_or_default());
+        assert!(body.contains("alice@example.com"), "signed in: {body}");
+        assert!(
+            body.contains("app_pref=dark"),
+            "the app's own cookie passes: {body}"
+        );
+        assert!(
+            !body.contains(&session),
+            "the Gatehouse session cookie must not reach the app: {body}"
+        );
+
+        let (_, users) = server
+            .get("/core/users/?username=alice@example.com")
+            .await?;
+        let (status, token) = server
+            .post(
+                "/core/tokens/",
+                json!({"identifier": "alice-app-password", "intent": "app_password",
+                       "user": users["results"][0]["pk"]}),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "{token}");
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "alice@example.com:{}",
+            token["key"].as_str().unwrap_or_default()
+        ));
+        let r = no_redirects()?
+            .get(format!("http://127.0.0.1:{}/hello", server.port()))
+            .header("Host", format!("app.proxy.test:{}", server.port()))
+            .header("Authorization", format!("Basic {basic}"))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "the app password passes");
+        let body = r.text().await?;
+        assert!(body.contains("alice@example.com"), "{body}");
+        assert!(
+            !body.to_ascii_lowercase().contains("authorization:"),
+            "the intercepted app password must not reach the app: {body}"
+        );
+        server.stop().await
+    })
+    .await
+}
+
+/// Logout CSRF (#13, low items): another site's GET of `sign_out` (an image tag) or its POST
+/// without the page's token signs nobody out; the confirmation page's button does.
+#[tokio::test]
+async fn sign_out_needs_the_confirmation_pages_post() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let family = protect(&server, &server.url).await?;
+        user(&server, "alice@example.com", json!([family["pk"]])).await?;
+        let http = gatehouse_testkit::cookie_client()?;
+        crate::outpost::outpost_login(&server, &http).await?;
+        let sign_out = format!("{}/outpost.goauthentik.io/sign_out", server.url);
+        let page = http.get(&sign_out).send().await?;
+        assert_eq!(page.status(), 200, "a GET only asks");
+        let html = page.text().await?;
+        assert!(html.contains("Sign out of App?"), "{html}");
+        assert_eq!(
+            decision(&server, &http).await?,
+            200,
+            "still signed in after the GET"
+        );
+        let forged = http
+            .post(&sign_out)
+            .header("Origin", "https://evil.example.com")
+            .form(&[("token", "guess")])
+            .send()
+            .await?;
+        assert_eq!(forged.status(), 403);
+        assert!(forged
+            .text()
+            .await?
+            .contains("did not come from this application"));
+        assert_eq!(
+            decision(&server, &http).await?,
+            200,
+            "still signed in after a forged POST"
+        );
+        let token = html
+            .split("name=\"token\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let done = http
+            .post(&sign_out)
+            .form(&[("token", token.as_str())])
+            .send()
+            .await?;
+        assert_eq!(done.status(), 302, "the page's own POST signs out");
+        assert_eq!(decision(&server, &http).await?, 401, "signed out");
         server.stop().await
     })
     .await

@@ -75,7 +75,7 @@ pub(super) fn routes(mut api: Api) -> Api {
     .op(
         Method::POST,
         "/outposts/proxy/sessions/begin/",
-        "Start a login: a pending session and the authorize URL (outpost token)",
+        "Start a login: the pending cookie and the authorize URL, nothing stored (outpost token)",
         begin_login,
         Some(&begin),
         Reply::Object(begun),
