@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`kinds`]: closed sets of values (user types, flow designations, proxy modes, …) shared by the
 //!   store, the API and the declarative config, spelled exactly as Authentik spells them.
+//! - [`client_address`]: which address a request comes from when trusted proxies sit in front
+//!   (`X-Forwarded-For`, `Forwarded`), for throttles, reputation, events and policies.
 //! - [`duration`]: Authentik's duration strings (`weeks=4`, `hours=1;minutes=30`).
 //! - [`secret`]: random tokens, their hashes at rest, and argon2id password hashing.
 //! - [`validate`]: field rules (slugs, names, emails, URLs) with messages that name the fix.
@@ -11,6 +13,7 @@
 //! Nothing here speaks HTTP or SQL; `gatehouse-store` persists these values and `gatehouse-web`
 //! serves them.
 
+pub mod client_address;
 pub mod duration;
 pub mod kinds;
 pub mod presets;

@@ -13,7 +13,8 @@
 //! - `stages`: one file per stage kind behind one trait (its challenge, its response, next /
 //!   retry / deny); a new stage kind is a new file plus a line in its registry.
 //! - `state`: the plain data of a run ([`FlowRun`], [`Challenge`], [`Response`], [`Outcome`]).
-//! - [`throttle`]: per (identifier, IP) and per-IP rate limits with back-off, never a lock-out.
+//! - [`throttle`]: failed attempts per account and per client address, with back-off, never a
+//!   lock-out.
 
 pub mod policy;
 pub mod run;

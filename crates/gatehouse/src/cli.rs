@@ -180,6 +180,10 @@ pub struct ServeArgs {
     /// Address for the Prometheus /metrics listener, or `off` [default: 0.0.0.0:9300].
     #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Reverse proxies (CIDRs or addresses, comma- or space-separated) whose X-Forwarded-For /
+    /// Forwarded headers name the client; from anyone else they are ignored [default: none].
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// How long unfinished logins (anonymous visitors, bots) are kept [default: hours=2].
     #[arg(long, env = "GATEHOUSE_FLOW_STATE_AGE")]
     pub flow_state_age: Option<String>,

@@ -35,6 +35,8 @@ pub struct SettingsFile {
     pub outpost_break_glass: Option<Vec<String>>,
     /// Address of the /metrics listener, or `off`.
     pub metrics_listen: Option<String>,
+    /// Reverse proxies (CIDRs or addresses) whose forwarding headers name the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// Log output format.
@@ -73,6 +75,8 @@ pub struct Settings {
     pub outpost_break_glass: Vec<(String, String)>,
     /// Address of the /metrics listener; `None` when off.
     pub metrics_listen: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
 }
 
 /// Reads a settings file, naming the file, line and key of any error.
@@ -156,6 +160,16 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     let outpost_break_glass = break_glass(&break_glass_entries)?;
     let metrics_listen =
         metrics_address(args.metrics_listen.clone().or(file.metrics_listen), &listen)?;
+    let proxy_entries: Vec<String> = match args.trusted_proxies.clone() {
+        Some(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.trusted_proxies.unwrap_or_default(),
+    };
+    let trusted_proxies = gatehouse_core::client_address::TrustedProxies::parse(&proxy_entries)
+        .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
     Ok(Settings {
         listen,
         database,
@@ -168,6 +182,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         outpost_cache_mb,
         outpost_break_glass,
         metrics_listen,
+        trusted_proxies,
     })
 }
 

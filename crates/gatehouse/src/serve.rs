@@ -97,6 +97,7 @@ pub async fn run(
             outpost_recheck: settings.outpost_recheck.to_std().unwrap_or_default(),
             outpost_cache_bytes: settings.outpost_cache_mb << 20,
             break_glass: settings.outpost_break_glass.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
         },
     )
     .context("setting up the login sources' HTTP client")?;

@@ -281,6 +281,7 @@ impl TestServer {
             outpost_cache_mb: 256,
             outpost_break_glass: Vec::new(),
             metrics_listen: None,
+            trusted_proxies: Default::default(),
         };
         configure(&mut settings);
         let metrics = TcpListener::bind("127.0.0.1:0").await?;

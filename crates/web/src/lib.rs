@@ -53,6 +53,9 @@ pub struct Settings {
     pub outpost_cache_bytes: u64,
     /// Break-glass users (username, argon2id hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
+    /// The reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client; from anyone
+    /// else those headers are ignored.
+    pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
 }
 
 /// Shared state of every handler.
@@ -182,6 +185,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.outpost.clone(),
             gatehouse_outpost::proxy_mode,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.settings.trusted_proxies.clone()),
+            extract::client_address,
         ))
         .with_state(state)
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{audit, blocking, user_login, Entry, Stage, Step, Visit};
 use crate::state::{Challenge, Response};
+use crate::throttle::{retry_message, Attempt};
 use crate::{Error, Result};
 
 /// Longest accepted password.
@@ -69,11 +70,9 @@ impl Stage for Password {
         if password.is_empty() {
             return Ok(again(vec!["Enter your password.".into()]));
         }
-        if let Err(wait) = engine.throttle.attempt(&identifier, &req.ip) {
-            return Ok(again(vec![format!(
-                "Too many attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            )]));
+        let attempt = Attempt::new(run.pending_user, &identifier, &req.ip);
+        if let Err(wait) = engine.throttle.check(&attempt) {
+            return Ok(again(vec![retry_message(wait)]));
         }
         let user = match run.pending_user {
             Some(id) => Some(users::get(conn, id).await?),
@@ -89,6 +88,7 @@ impl Stage for Password {
             blocking(move || secret::verify_password(&candidate, &hash).unwrap_or(false)).await?;
         let ok = verified && stored.is_some() && user.as_ref().is_some_and(|u| u.fields.is_active);
         if !ok {
+            engine.throttle.failed(&attempt);
             reputation::record_failure(conn, &identifier, &req.ip, Utc::now()).await?;
             audit(
                 conn,

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{audit, Entry, Stage, Step, Visit};
 use crate::state::{Challenge, Response};
+use crate::throttle::{retry_message, Attempt};
 use crate::Result;
 
 /// The message for a wrong TOTP or recovery code.
@@ -59,14 +60,9 @@ impl Stage for Totp {
                 "No user to check a code for; start again.".into(),
             ));
         };
-        if let Err(wait) = engine.throttle.attempt(&format!("totp:{user_id}"), &req.ip) {
-            return Ok(Step::retry(
-                Challenge::Totp,
-                format!(
-                    "Too many attempts. Try again in {} seconds.",
-                    wait.as_secs().max(1)
-                ),
-            ));
+        let attempt = Attempt::new(Some(user_id), "", &req.ip);
+        if let Err(wait) = engine.throttle.check(&attempt) {
+            return Ok(Step::retry(Challenge::Totp, retry_message(wait)));
         }
         if code.contains('-')
             && devices::use_recovery_code(conn, user_id, &secret::token_hash(&code.to_lowercase()))
@@ -87,6 +83,7 @@ impl Stage for Totp {
                 }
             }
         }
+        engine.throttle.failed(&attempt);
         let user = users::get(conn, user_id).await.ok();
         reputation::record_failure(
             conn,

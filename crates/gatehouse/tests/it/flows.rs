@@ -21,8 +21,19 @@ async fn start(
     http: &reqwest::Client,
     query: &str,
 ) -> anyhow::Result<(String, String)> {
+    start_with_headers(server, http, query, &reqwest::header::HeaderMap::new()).await
+}
+
+/// Starts the flow with extra request headers; returns (flow cookie, csrf token).
+async fn start_with_headers(
+    server: &TestServer,
+    http: &reqwest::Client,
+    query: &str,
+    headers: &reqwest::header::HeaderMap,
+) -> anyhow::Result<(String, String)> {
     let response = http
         .get(format!("{}{FLOW}{query}", server.url))
+        .headers(headers.clone())
         .send()
         .await?;
     let cookie = response
@@ -202,20 +213,7 @@ async fn unknown_flows_and_unauthenticated_user_pages_answer_clearly() -> anyhow
 
 /// Logs in over plain HTTP; returns the session cookie (`gatehouse_session=…`).
 async fn http_login(server: &TestServer, username: &str, password: &str) -> anyhow::Result<String> {
-    let http = client()?;
-    let (cookie, csrf) = start(server, &http, "").await?;
-    let post = |fields: Vec<(&'static str, String)>| {
-        http.post(format!("{}{FLOW}", server.url))
-            .header(COOKIE, &cookie)
-            .form(&fields)
-            .send()
-    };
-    post(vec![
-        ("uid_field", username.to_owned()),
-        ("csrf", csrf.clone()),
-    ])
-    .await?;
-    let r = post(vec![("password", password.to_owned()), ("csrf", csrf)]).await?;
+    let r = login_attempt(server, &[], username, password).await?;
     anyhow::ensure!(
         r.status() == 302,
         "login of {username} failed: {}",
@@ -231,6 +229,38 @@ async fn http_login(server: &TestServer, username: &str, password: &str) -> anyh
         .ok_or_else(|| anyhow::anyhow!("no session cookie"))
 }
 
+/// One login over plain HTTP, each request carrying `headers` (e.g. a proxy's
+/// `X-Forwarded-For`); returns the answer to the password: 302 when it was right.
+pub(crate) async fn login_attempt(
+    server: &TestServer,
+    headers: &[(&str, &str)],
+    username: &str,
+    password: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let http = client()?;
+    let mut extra = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        extra.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+            value.parse()?,
+        );
+    }
+    let (cookie, csrf) = start_with_headers(server, &http, "", &extra).await?;
+    let post = |fields: Vec<(&'static str, String)>| {
+        http.post(format!("{}{FLOW}", server.url))
+            .headers(extra.clone())
+            .header(COOKIE, &cookie)
+            .form(&fields)
+            .send()
+    };
+    post(vec![
+        ("uid_field", username.to_owned()),
+        ("csrf", csrf.clone()),
+    ])
+    .await?;
+    Ok(post(vec![("password", password.to_owned()), ("csrf", csrf)]).await?)
+}
+
 async fn user_page_status(server: &TestServer, cookie: &str) -> anyhow::Result<u16> {
     Ok(client()?
         .get(format!("{}/if/user/", server.url))
@@ -241,7 +271,7 @@ async fn user_page_status(server: &TestServer, cookie: &str) -> anyhow::Result<u
         .as_u16())
 }
 
-async fn user_with_password(server: &TestServer, username: &str) -> anyhow::Result<i64> {
+pub(crate) async fn user_with_password(server: &TestServer, username: &str) -> anyhow::Result<i64> {
     let (status, user) = server
         .post(
             "/core/users/",

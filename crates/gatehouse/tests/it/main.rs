@@ -11,6 +11,7 @@ mod doctor;
 mod enrollment;
 mod feed;
 mod flows;
+mod login_attacks;
 mod oidc;
 mod outpost;
 mod outpost_attacks;

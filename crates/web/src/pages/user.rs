@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
+use gatehouse_flow::throttle::{retry_message, Attempt};
 use gatehouse_store::providers::ProviderKind;
 use gatehouse_store::{applications, providers, sessions, sql, users, Conn, Filter, ListSpec};
 use serde::Deserialize;
@@ -565,18 +566,9 @@ async fn password_change(
                 StatusCode::BAD_REQUEST,
             ));
         }
-        if let Err(wait) = state
-            .engine
-            .throttle
-            .attempt(&current.user.fields.username, &peer.ip().to_string())
-        {
-            return Ok(retry(
-                &format!(
-                    "Too many attempts. Try again in {} seconds.",
-                    wait.as_secs().max(1)
-                ),
-                StatusCode::TOO_MANY_REQUESTS,
-            ));
+        let attempt = Attempt::new(Some(current.user.id), "", &peer.ip().to_string());
+        if let Err(wait) = state.engine.throttle.check(&attempt) {
+            return Ok(retry(&retry_message(wait), StatusCode::TOO_MANY_REQUESTS));
         }
         let mut tx = state.store.begin().await?;
         let stored = gatehouse_store::users::password_hash(&mut tx, current.user.id).await?;
@@ -590,6 +582,7 @@ async fn password_change(
             None => false,
         };
         if !verified {
+            state.engine.throttle.failed(&attempt);
             return Ok(retry(
                 "The current password is not right.",
                 StatusCode::BAD_REQUEST,
