@@ -19,6 +19,9 @@ pub struct Admin {
     pub user: User,
     /// The token used.
     pub token: Token,
+    /// Gatehouse's own external URL: the rules of some resources are about it (a proxy
+    /// provider must not claim it as the application's host).
+    pub external_url: String,
 }
 
 /// The token in `Authorization: Bearer <key>`, if it is a valid, unexpired API token of an
@@ -73,7 +76,11 @@ impl FromRequestParts<AppState> for Admin {
         if !users::is_superuser(&mut conn, user.id).await? {
             return Err(ApiError::PermissionDenied);
         }
-        Ok(Admin { user, token })
+        Ok(Admin {
+            user,
+            token,
+            external_url: state.settings.external_url.clone(),
+        })
     }
 }
 

@@ -656,3 +656,60 @@ async fn sign_out_needs_the_confirmation_pages_post() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// A proxy provider whose external host is Gatehouse's own address (T6, #13 low items) is
+/// refused, through the API and in a declarative plan, with the fix; forward_domain, whose
+/// external host is the shared login host, is not.
+#[tokio::test]
+async fn a_proxy_provider_claiming_gatehouses_own_address_is_refused_with_the_fix(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        for mode in ["forward_single", "proxy"] {
+            let (status, body) = server
+                .post(
+                    "/providers/proxy/",
+                    json!({"name": format!("Own {mode}"), "mode": mode,
+                           "external_host": format!("{}/", server.external_url),
+                           "internal_host": "http://127.0.0.1:9",
+                           "authorization_flow": flow, "invalidation_flow": invalidation}),
+                )
+                .await?;
+            assert_eq!(status, 400, "{mode}: {body}");
+            let message = crate::errors(&body, "external_host");
+            assert!(
+                message.contains("Gatehouse's own address")
+                    && message.contains("the application's own host"),
+                "{mode}: {message}"
+            );
+        }
+        let (status, body) = server
+            .post(
+                "/providers/proxy/",
+                json!({"name": "Domain", "mode": "forward_domain",
+                       "external_host": server.external_url, "cookie_domain": "localhost",
+                       "authorization_flow": flow, "invalidation_flow": invalidation}),
+            )
+            .await?;
+        assert_eq!(status, 201, "forward_domain may use the login host: {body}");
+
+        let doc = format!(
+            "proxy_providers:\n  - name: P\n    external_host: {}\n    authorization_flow: default-provider-authorization-implicit-consent\n    invalidation_flow: default-provider-invalidation-flow\n",
+            server.external_url
+        );
+        let (status, body) = server
+            .post(
+                "/declarative/plan/",
+                json!({"document": doc, "source": "homelab.yaml", "env": {}}),
+            )
+            .await?;
+        assert_eq!(status, 400, "{body}");
+        let message = crate::errors(&body, "document");
+        assert!(
+            message.starts_with("homelab.yaml:2") && message.contains("Gatehouse's own address"),
+            "{message}"
+        );
+        server.stop().await
+    })
+    .await
+}

@@ -326,6 +326,7 @@ pub(crate) fn proxy_defaults() -> ProviderFields {
 
 async fn oauth2_fields(
     conn: &mut Conn,
+    _admin: &Admin,
     current: Option<&ProviderFields>,
     req: &OAuth2ProviderRequest,
     full: bool,
@@ -427,6 +428,7 @@ async fn oauth2_fields(
 
 async fn proxy_fields(
     conn: &mut Conn,
+    admin: &Admin,
     current: Option<&ProviderFields>,
     req: &ProxyProviderRequest,
     full: bool,
@@ -481,6 +483,9 @@ async fn proxy_fields(
         ) {
             errors.add(field, message);
         }
+        if let Some(message) = claims_gatehouse(x.mode, &x.external_host, &admin.external_url) {
+            errors.add("external_host", message);
+        }
     }
     if let Some(Some(_)) = req.certificate {
         errors.add("certificate", "Gatehouse does not manage TLS certificates; terminate TLS at the proxy and leave this empty.");
@@ -488,6 +493,19 @@ async fn proxy_fields(
     merged.kind = ProviderKind::Proxy(x);
     errors.finish()?;
     Ok(merged)
+}
+
+/// Why a proxy provider may not have `external_host` in `mode`: it is Gatehouse's own
+/// address, where the outpost's callback would land on Gatehouse's home page (T6, #13 low
+/// items). forward_domain is exempt: its external host is the shared login host by design.
+fn claims_gatehouse(mode: ProxyMode, external_host: &str, external_url: &str) -> Option<String> {
+    use gatehouse_outpost::hosts::authority;
+    let own = authority(external_url)?;
+    (mode != ProxyMode::ForwardDomain && authority(external_host).as_deref() == Some(&own)).then(|| {
+        format!(
+            "`{external_host}` is Gatehouse's own address ({external_url}): the login would come back to Gatehouse's home page instead of the application. Use the application's own host (e.g. https://app.example.com), routed to the application's ingress (forward_single) or to Gatehouse for proxy mode."
+        )
+    })
 }
 
 async fn get_kind(conn: &mut Conn, id: i64, kind: &'static str) -> ApiResult<store::Provider> {
@@ -585,13 +603,14 @@ macro_rules! provider_resource {
 
             async fn write(
                 conn: &mut Conn,
-                _admin: &Admin,
+                admin: &Admin,
                 current: Option<Self>,
                 req: $req,
                 full: bool,
             ) -> ApiResult<Self> {
                 let current = current.map(|c| c.0);
-                let fields = $fields(conn, current.as_ref().map(|c| &c.fields), &req, full).await?;
+                let fields =
+                    $fields(conn, admin, current.as_ref().map(|c| &c.fields), &req, full).await?;
                 let mappings = req.property_mappings.as_deref();
                 Ok($ty(
                     write_kind(conn, current.as_ref(), fields, mappings).await?
