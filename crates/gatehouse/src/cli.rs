@@ -203,6 +203,11 @@ pub struct ServeArgs {
     /// whitespace-separated `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
     #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]
     pub outpost_break_glass: Option<String>,
+    /// File holding the server's secret key (at least 32 characters); every replica needs the
+    /// same key. GATEHOUSE_SECRET_KEY gives the key itself [default: <data-dir>/secret.key,
+    /// generated on first start].
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// How to reach a running server.

@@ -77,6 +77,77 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
+    /// Where the server's secret key comes from.
+    pub secret_key: SecretKeySource,
+}
+
+/// Where the server's secret key comes from: every replica must end up with the same key, so
+/// an operator gives it (environment or file); a lone server may let it be generated.
+#[derive(Clone)]
+pub enum SecretKeySource {
+    /// Given in `GATEHOUSE_SECRET_KEY` (already checked).
+    Given(std::sync::Arc<gatehouse_sealing::SecretKey>),
+    /// A file: read it, or when it does not exist yet, write a fresh key there (mode 0600).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretKeySource::Given(key) => write!(f, "Given({})", key.id()),
+            SecretKeySource::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+impl SecretKeySource {
+    /// The key, generating the file on first start. Errors name the file or the variable and
+    /// what to do.
+    pub fn load(&self) -> anyhow::Result<std::sync::Arc<gatehouse_sealing::SecretKey>> {
+        let path = match self {
+            SecretKeySource::Given(key) => return Ok(key.clone()),
+            SecretKeySource::File(path) => path,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let text = gatehouse_sealing::SecretKey::generate_text()?;
+                write_private(path, &text).with_context(|| {
+                    format!("cannot write a new secret key to {}", path.display())
+                })?;
+                tracing::info!(file = %path.display(), "generated the server's secret key; back it up with the database, and give every replica the same key (GATEHOUSE_SECRET_KEY)");
+                text
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot read the secret key file {}: {e}; fix its permissions or point --secret-key-file elsewhere",
+                    path.display()
+                ))
+            }
+        };
+        let key = gatehouse_sealing::SecretKey::from_text(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "secret key file {}: {e}; put a key of at least 32 characters there (e.g. `openssl rand -base64 32`)",
+                path.display()
+            )
+        })?;
+        Ok(std::sync::Arc::new(key))
+    }
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 /// Reads a settings file, naming the file, line and key of any error.
@@ -170,7 +241,21 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     };
     let trusted_proxies = gatehouse_core::client_address::TrustedProxies::parse(&proxy_entries)
         .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
+    let secret_key = match std::env::var("GATEHOUSE_SECRET_KEY") {
+        Ok(text) if !text.is_empty() => {
+            let key = gatehouse_sealing::SecretKey::from_text(&text).map_err(|e| {
+                anyhow::anyhow!("GATEHOUSE_SECRET_KEY: {e}; give a key of at least 32 characters (e.g. `openssl rand -base64 32`)")
+            })?;
+            SecretKeySource::Given(std::sync::Arc::new(key))
+        }
+        _ => SecretKeySource::File(
+            args.secret_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("secret.key")),
+        ),
+    };
     Ok(Settings {
+        secret_key,
         listen,
         database,
         data_dir,

@@ -85,6 +85,7 @@ pub async fn run(
         .migrate()
         .await
         .context("applying database migrations")?;
+    let secret_key = settings.secret_key.load()?;
     let outcome = bootstrap::run(&store, &bootstrap)
         .await
         .context("seeding the database")?;
@@ -98,6 +99,7 @@ pub async fn run(
             outpost_cache_bytes: settings.outpost_cache_mb << 20,
             break_glass: settings.outpost_break_glass.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            break_glass_secret: secret_key.derive("outpost break-glass cookie").to_vec(),
         },
     )
     .context("setting up the login sources' HTTP client")?;

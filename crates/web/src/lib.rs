@@ -56,6 +56,9 @@ pub struct Settings {
     /// The reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client; from anyone
     /// else those headers are ignored.
     pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
+    /// The embedded outpost's break-glass cookie key, derived from the server's secret key so
+    /// that every replica given the same key accepts the same cookie.
+    pub break_glass_secret: Vec<u8>,
 }
 
 /// Shared state of every handler.
@@ -105,8 +108,7 @@ impl AppState {
             gatehouse_outpost::Settings {
                 grace: settings.outpost_grace,
                 break_glass: settings.break_glass.clone(),
-                // No server secret yet: a key drawn at start, per process.
-                break_glass_secret: None,
+                break_glass_secret: Some(settings.break_glass_secret.clone()),
                 recheck: settings.outpost_recheck,
                 cache_bytes: settings.outpost_cache_bytes,
             },
