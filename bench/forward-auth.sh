@@ -23,13 +23,13 @@ trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 GH=$(port); HELLO=$(port); HELLO_ID=$(port); NGX_GH=$(port); NGX_STATIC=$(port); NGX_ID=$(port)
 
-GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$tmp/data GATEHOUSE_LOG=warn \
+GATEHOUSE_BOOTSTRAP_TOKEN=bench-token-0123456789abcdef0123456789 GATEHOUSE_DATA_DIR=$tmp/data GATEHOUSE_LOG=warn \
     target/release/gatehouse serve --listen "127.0.0.1:$GH" --metrics-listen off >"$tmp/gatehouse.log" 2>&1 &
 pids+=($!)
 target/release/gatehouse-bench hello "127.0.0.1:$HELLO" &
 pids+=($!)
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$GH/-/health/ready/" && break; sleep 0.1; done
-cookie=$(target/release/gatehouse-bench session "http://127.0.0.1:$GH" bench-token app.bench.test)
+cookie=$(target/release/gatehouse-bench session "http://127.0.0.1:$GH" bench-token-0123456789abcdef0123456789 app.bench.test)
 # A diagnostic baseline: the same hyper server answering with Gatehouse's identity headers
 # (about 1.3 KB, mostly the X-authentik-jwt), to show what the answer's size costs by itself.
 curl -sf -o /dev/null -D "$tmp/identity.txt" -H "Host: app.bench.test" -H "X-Original-URI: /" -H "Cookie: $cookie" \

@@ -18,10 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$tmp GATEHOUSE_LOG=warn \
+GATEHOUSE_BOOTSTRAP_TOKEN=bench-token-0123456789abcdef0123456789 GATEHOUSE_DATA_DIR=$tmp GATEHOUSE_LOG=warn \
     target/release/gatehouse serve --listen "127.0.0.1:$port" --metrics-listen off >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/-/health/ready/" && break; sleep 0.1; done
 for algorithm in ES256 RS256; do
-    target/release/gatehouse-bench oidc "http://127.0.0.1:$port" bench-token "$SECONDS_RUN" "$CHAINS" "$algorithm"
+    target/release/gatehouse-bench oidc "http://127.0.0.1:$port" bench-token-0123456789abcdef0123456789 "$SECONDS_RUN" "$CHAINS" "$algorithm"
 done

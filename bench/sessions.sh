@@ -76,7 +76,7 @@ run_db() {
     local gh metrics
     gh=$(port); metrics=$(port)
     METRICS=http://127.0.0.1:$metrics
-    GATEHOUSE_BOOTSTRAP_TOKEN=bench-token GATEHOUSE_DATA_DIR=$dir/data GATEHOUSE_LOG=warn \
+    GATEHOUSE_BOOTSTRAP_TOKEN=bench-token-0123456789abcdef0123456789 GATEHOUSE_DATA_DIR=$dir/data GATEHOUSE_LOG=warn \
         GATEHOUSE_DATABASE_URL=$url GATEHOUSE_OUTPOST_RECHECK=$RECHECK \
         "$BIN"/gatehouse serve --listen "127.0.0.1:$gh" --metrics-listen "127.0.0.1:$metrics" \
         >"$dir/gatehouse.log" 2>&1 &
@@ -87,7 +87,7 @@ run_db() {
     read -r idle_rss idle_anon < <(mem "$server")
     echo "== $db: idle gatehouse serve: RSS ${idle_rss} MB, anonymous ${idle_anon} MB (target RSS < 30 MB)"
     local cookie
-    cookie=$("$BIN"/gatehouse-bench session "http://127.0.0.1:$gh" bench-token app.bench.test)
+    cookie=$("$BIN"/gatehouse-bench session "http://127.0.0.1:$gh" bench-token-0123456789abcdef0123456789 app.bench.test)
     echo "$cookie" >"$dir/cookies"
     local have=1 base="" n
     printf '%-9s %12s %10s %9s %9s %10s %8s %8s\n' N "decisions/s" p99 "RSS MB" "anon MB" "db reads" ratio errors

@@ -80,6 +80,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    bootstrap.check().map_err(anyhow::Error::msg)?;
     let store = open_store(&settings).await?;
     store
         .migrate()

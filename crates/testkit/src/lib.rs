@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The API token every test server is bootstrapped with.
-pub const TOKEN: &str = "test-bootstrap-token-0123456789";
+pub const TOKEN: &str = "test-bootstrap-token-0123456789abcdef";
 
 /// A database that exists for one test.
 pub struct TestDb {

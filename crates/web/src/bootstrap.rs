@@ -22,6 +22,24 @@ pub struct BootstrapSettings {
     pub email: Option<String>,
 }
 
+/// The shortest `GATEHOUSE_BOOTSTRAP_TOKEN` accepted: it is an admin API key, so it must be at
+/// least as hard to guess as the 32-byte keys Gatehouse makes itself.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+impl BootstrapSettings {
+    /// Refuses a bootstrap token too short to be a secret, naming the fix.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.token {
+            Some(token) if token.chars().count() < MIN_TOKEN_CHARS => Err(format!(
+                "GATEHOUSE_BOOTSTRAP_TOKEN has {} characters; it must have at least {MIN_TOKEN_CHARS}. \
+                 Make one with `openssl rand -hex 32`.",
+                token.chars().count()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What start-up should tell the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -1,6 +1,6 @@
 //! Attacks on the login flow (#13): spoofed forwarding headers, one address locking everyone
 //! out behind an ingress, many addresses guessing one account, and correct sign-ins that must
-//! never be throttled.
+//! never be throttled; and a guessable bootstrap token.
 
 use gatehouse_testkit::{TestDb, TestServer, TOKEN};
 use gatehouse_web::bootstrap::BootstrapSettings;
@@ -191,4 +191,40 @@ async fn correct_sign_ins_in_a_row_are_never_throttled() -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+#[tokio::test]
+async fn a_guessable_bootstrap_token_stops_start_up_with_the_fix() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().to_str().unwrap_or_default();
+    let serve = |token: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+            ])
+            .args(["--data-dir", data])
+            .env("GATEHOUSE_BOOTSTRAP_TOKEN", token)
+            .env_remove("GATEHOUSE_DATABASE_URL")
+            .env_remove("GATEHOUSE_CONFIG")
+            .kill_on_drop(true)
+            .output()
+    };
+    for token in ["x", &"a".repeat(31)] {
+        let out = tokio::time::timeout(std::time::Duration::from_secs(60), serve(token)).await??;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "a {}-character token was accepted",
+            token.len()
+        );
+        assert!(
+            stderr.contains("GATEHOUSE_BOOTSTRAP_TOKEN") && stderr.contains("at least 32"),
+            "{stderr}"
+        );
+    }
+    Ok(())
 }

@@ -96,6 +96,24 @@ async fn first_start_seeds_admin_default_flows_and_embedded_outpost() -> anyhow:
     server.stop().await
 }
 
+/// Asserts the headers every page carries: never cached, never framed, no foreign scripts.
+fn assert_hardened(response: &reqwest::Response, what: &str) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("cache-control"), "no-store", "{what}");
+    assert_eq!(header("x-frame-options"), "DENY", "{what}");
+    assert!(
+        header("content-security-policy").contains("frame-ancestors 'none'"),
+        "{what}"
+    );
+}
+
 #[tokio::test]
 async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
@@ -109,6 +127,7 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
 
     let page = server.http.get(&link).send().await?;
     assert_eq!(page.status(), 200);
+    assert_hardened(&page, "the set-up form");
     assert!(page.text().await?.contains("Choose a password"));
 
     let mismatch = server
@@ -135,6 +154,8 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
         .send()
         .await?;
     assert_eq!(done.status(), 200);
+    // The page shows the admin API token: never cached or framed (#13).
+    assert_hardened(&done, "the page showing the API token");
     let html = done.text().await?;
     let api_token = html
         .split("<code id=token>")
@@ -153,6 +174,7 @@ async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyh
 
     let reused = server.http.get(&link).send().await?;
     assert_eq!(reused.status(), 403, "a set-up link works once");
+    assert_hardened(&reused, "the used link's refusal");
     assert!(gatehouse_web::bootstrap::setup_link(&store, &server.url)
         .await?
         .is_none());

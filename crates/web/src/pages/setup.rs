@@ -4,7 +4,7 @@
 
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
-use axum::response::Html;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
@@ -38,12 +38,10 @@ struct SetupForm {
     password_repeat: String,
 }
 
-/// The set-up page in the one layout (without the headers of [`super::page`], as ever).
-fn page(title: &str, body: &impl Template) -> Html<String> {
-    Html(super::layout(title, body, false).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the set-up page could not be rendered");
-        "The page could not be built; the server log has the details.".into()
-    }))
+/// The set-up page in the one layout, with the headers every page carries: it shows the admin
+/// API token once, so it must never be cached, framed or run scripts from elsewhere.
+fn page(title: &str, body: &impl Template) -> Response {
+    super::page(StatusCode::OK, title, body)
 }
 
 /// Why a set-up link cannot be used (`templates/setup_invalid.html`).
@@ -78,7 +76,7 @@ struct Done<'a> {
 struct Failed;
 
 /// Why a set-up token cannot be used; shown to the visitor.
-async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCode, Html<String>)> {
+async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCode, Response)> {
     let invalid = |why: &str| {
         (
             StatusCode::FORBIDDEN,
@@ -115,7 +113,7 @@ async fn check(state: &AppState, token: &str) -> Result<tokens::Token, (StatusCo
 async fn show(
     State(state): State<AppState>,
     Query(q): Query<TokenQuery>,
-) -> Result<Html<String>, (StatusCode, Html<String>)> {
+) -> Result<Response, (StatusCode, Response)> {
     check(&state, &q.token).await?;
     Ok(page(
         "Set up Gatehouse",
@@ -129,7 +127,7 @@ async fn show(
 async fn submit(
     State(state): State<AppState>,
     Form(f): Form<SetupForm>,
-) -> Result<Html<String>, (StatusCode, Html<String>)> {
+) -> Result<Response, (StatusCode, Response)> {
     let setup = check(&state, &f.token).await?;
     let retry = |msg: &str| {
         (
