@@ -12,6 +12,7 @@ mod enrollment;
 mod feed;
 mod flows;
 mod oidc;
+mod oidc_attacks;
 mod outpost;
 mod schema;
 mod sdk;
