@@ -8,6 +8,7 @@ use std::sync::Arc;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::secret;
+use gatehouse_store::applications::Application;
 use gatehouse_store::oauth;
 use gatehouse_store::providers::{OAuth2Settings, Provider};
 use gatehouse_store::scope_mappings::ScopeMapping;
@@ -41,8 +42,9 @@ pub struct Client {
     pub provider: Provider,
     /// Its OAuth2 settings.
     pub settings: OAuth2Settings,
-    /// The slug of its application (the issuer's path).
-    pub slug: String,
+    /// Its application: the slug is the issuer's path, the policy bindings decide who may
+    /// keep refreshing.
+    pub application: Application,
     /// The scope mappings the provider selected.
     pub mappings: Vec<ScopeMapping>,
 }
@@ -101,6 +103,10 @@ pub struct Issue<'a> {
     pub code_hash: Option<&'a str>,
     /// The refresh family to continue (a refresh grant) instead of starting one.
     pub family: Option<Uuid>,
+    /// The IdP session the grant came from: ending it ends these tokens.
+    pub session: Option<Uuid>,
+    /// When that session authenticated (the ID token's `auth_time`).
+    pub auth_time: Option<DateTime<Utc>>,
 }
 
 /// Tokens signed but not stored yet. Minting needs only reads and signatures, so the write
@@ -122,7 +128,7 @@ impl Issue<'_> {
     ) -> Result<Minted> {
         let client = self.client;
         let now = Utc::now();
-        let iss = issuer(external_url, &client.slug);
+        let iss = issuer(external_url, &client.application.fields.slug);
         let client_id = client.provider.fields.client_id.clone();
         let lifetime = seconds(&client.provider.fields.access_token_validity, 300);
         let expires = now + Duration::seconds(lifetime);
@@ -150,10 +156,8 @@ impl Issue<'_> {
                 id.insert("azp".into(), client_id.clone().into());
                 id.insert("exp".into(), expires.timestamp().into());
                 id.insert("iat".into(), now.timestamp().into());
-                id.insert(
-                    "auth_time".into(),
-                    u.last_login.unwrap_or(now).timestamp().into(),
-                );
+                let auth_time = self.auth_time.or(u.last_login).unwrap_or(now);
+                id.insert("auth_time".into(), auth_time.timestamp().into());
                 if !self.nonce.is_empty() {
                     id.insert("nonce".into(), self.nonce.into());
                 }
@@ -197,30 +201,23 @@ impl Issue<'_> {
 
     /// Stores what [`Issue::mint`] made; the answer to send is what it returns.
     pub async fn store(&self, conn: &mut Conn, minted: Minted) -> Result<TokenResponse> {
-        let provider = self.client.provider.id;
-        oauth::record_access_token(
-            conn,
-            &minted.jti,
-            provider,
-            self.user.map(|u| u.id),
-            self.scope,
-            self.code_hash,
-            minted.expires,
-        )
-        .await?;
-        if let (Some(token), Some(user)) = (&minted.response.refresh_token, self.user) {
-            oauth::add_refresh_token(
-                conn,
-                token,
-                self.family.unwrap_or_else(Uuid::new_v4),
-                provider,
-                user.id,
-                self.scope,
-                self.nonce,
-                self.code_hash,
-                minted.refresh_expires,
-            )
-            .await?;
+        let issued = oauth::Issued {
+            provider: self.client.provider.id,
+            user: self.user.map(|u| u.id),
+            session: self.session,
+            scope: self.scope,
+            code_hash: self.code_hash,
+        };
+        oauth::record_access_token(conn, &minted.jti, issued, minted.expires).await?;
+        if let Some(token) = &minted.response.refresh_token {
+            let new = oauth::NewRefresh {
+                family: self.family.unwrap_or_else(Uuid::new_v4),
+                issued,
+                nonce: self.nonce,
+                auth_time: self.auth_time,
+                expires: minted.refresh_expires,
+            };
+            oauth::add_refresh_token(conn, token, new).await?;
         }
         Ok(minted.response)
     }

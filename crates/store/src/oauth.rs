@@ -1,4 +1,8 @@
-//! OAuth2 state: authorization codes (single use, stored hashed) and remembered consents.
+//! OAuth2 state: authorization codes (single use, stored hashed), remembered consents, signing
+//! keys, and the issued access and refresh tokens. Every token remembers the IdP session it was
+//! issued in: [`end_session_tokens`] (called by `sessions::revoke`) and [`end_user_tokens`]
+//! (called where a password is set, a user deactivated or all their sessions revoked) end them,
+//! so logout and credential changes reach the relying parties' refresh tokens too.
 
 use chrono::{DateTime, Utc};
 use gatehouse_core::secret;
@@ -29,6 +33,8 @@ pub struct CodeGrant {
     pub code_challenge_method: String,
     /// Expiry.
     pub expires: DateTime<Utc>,
+    /// When the session it came from authenticated (the ID token's `auth_time`).
+    pub auth_time: Option<DateTime<Utc>>,
 }
 
 /// Stores a new authorization code for `grant`.
@@ -51,6 +57,7 @@ pub async fn create_code(conn: &mut AnyConnection, code: &str, grant: &CodeGrant
             ),
             ("created", sql::now().into()),
             ("expires", grant.expires.into()),
+            ("auth_time", grant.auth_time.into()),
             ("used", false.into()),
         ],
         None,
@@ -255,6 +262,7 @@ pub async fn redeem_code(
         code_challenge: row.text("code_challenge")?,
         code_challenge_method: row.text("code_challenge_method")?,
         expires: row.ts("expires")?,
+        auth_time: row.opt_ts("auth_time")?,
     };
     let claimed = sql::execute(
         conn,
@@ -312,14 +320,27 @@ pub async fn revoke_from_code(conn: &mut AnyConnection, code_hash: &str) -> Resu
     Ok(())
 }
 
+/// What every token of one issuance shares: whom it was issued to, in which IdP session, for
+/// what, and from which authorization code.
+#[derive(Debug, Clone, Copy)]
+pub struct Issued<'a> {
+    /// The provider (client).
+    pub provider: i64,
+    /// The user; `None` for client credentials.
+    pub user: Option<i64>,
+    /// The IdP session the grant came from; ending it ends the tokens.
+    pub session: Option<Uuid>,
+    /// Granted scopes, space-separated.
+    pub scope: &'a str,
+    /// The authorization code they come from, so a replay of it can revoke them.
+    pub code_hash: Option<&'a str>,
+}
+
 /// Records an issued access token.
 pub async fn record_access_token(
     conn: &mut AnyConnection,
     jti: &str,
-    provider: i64,
-    user: Option<i64>,
-    scope: &str,
-    code_hash: Option<&str>,
+    issued: Issued<'_>,
     expires: DateTime<Utc>,
 ) -> Result<()> {
     sql::insert(
@@ -327,10 +348,11 @@ pub async fn record_access_token(
         "access_tokens",
         vec![
             ("jti", jti.into()),
-            ("provider_id", provider.into()),
-            ("user_id", user.into()),
-            ("scope", scope.into()),
-            ("code_hash", code_hash.map(str::to_owned).into()),
+            ("provider_id", issued.provider.into()),
+            ("user_id", issued.user.into()),
+            ("session_uuid", issued.session.into()),
+            ("scope", issued.scope.into()),
+            ("code_hash", issued.code_hash.map(str::to_owned).into()),
             ("created", sql::now().into()),
             ("expires", expires.into()),
             ("revoked", false.into()),
@@ -375,6 +397,10 @@ pub struct RefreshToken {
     pub provider: i64,
     /// User.
     pub user: i64,
+    /// The IdP session the family started in (carried through rotations).
+    pub session: Option<Uuid>,
+    /// When that session authenticated.
+    pub auth_time: Option<DateTime<Utc>>,
     /// Scopes.
     pub scope: String,
     /// Nonce of the original authorization.
@@ -387,32 +413,42 @@ pub struct RefreshToken {
     pub revoked: bool,
 }
 
-/// Stores a refresh token (by hash) in `family`.
-#[allow(clippy::too_many_arguments)]
+/// A refresh token to store: its family, the issuance it belongs to and the family's facts.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefresh<'a> {
+    /// The family it starts or continues.
+    pub family: Uuid,
+    /// Whom and what it was issued for (`user` is required).
+    pub issued: Issued<'a>,
+    /// Nonce of the original authorization.
+    pub nonce: &'a str,
+    /// When the session authenticated.
+    pub auth_time: Option<DateTime<Utc>>,
+    /// Expiry.
+    pub expires: DateTime<Utc>,
+}
+
+/// Stores a refresh token (by hash).
 pub async fn add_refresh_token(
     conn: &mut AnyConnection,
     token: &str,
-    family: Uuid,
-    provider: i64,
-    user: i64,
-    scope: &str,
-    nonce: &str,
-    code_hash: Option<&str>,
-    expires: DateTime<Utc>,
+    new: NewRefresh<'_>,
 ) -> Result<()> {
     sql::insert(
         conn,
         "refresh_tokens",
         vec![
             ("token_hash", secret::token_hash(token).into()),
-            ("family", family.into()),
-            ("provider_id", provider.into()),
-            ("user_id", user.into()),
-            ("scope", scope.into()),
-            ("nonce", nonce.into()),
-            ("code_hash", code_hash.map(str::to_owned).into()),
+            ("family", new.family.into()),
+            ("provider_id", new.issued.provider.into()),
+            ("user_id", new.issued.user.into()),
+            ("session_uuid", new.issued.session.into()),
+            ("auth_time", new.auth_time.into()),
+            ("scope", new.issued.scope.into()),
+            ("nonce", new.nonce.into()),
+            ("code_hash", new.issued.code_hash.map(str::to_owned).into()),
             ("created", sql::now().into()),
-            ("expires", expires.into()),
+            ("expires", new.expires.into()),
             ("used", false.into()),
             ("revoked", false.into()),
         ],
@@ -438,6 +474,8 @@ pub async fn find_refresh_token(
             family: r.uuid("family")?,
             provider: r.int("provider_id")?,
             user: r.int("user_id")?,
+            session: r.opt_uuid("session_uuid")?,
+            auth_time: r.opt_ts("auth_time")?,
             scope: r.text("scope")?,
             nonce: r.text("nonce")?,
             expires: r.ts("expires")?,
@@ -447,7 +485,6 @@ pub async fn find_refresh_token(
     })
     .transpose()
 }
-
 /// Marks refresh token `token` rotated; false when it already was (a reuse) or its family has
 /// been revoked meanwhile.
 pub async fn rotate_refresh_token(conn: &mut AnyConnection, token: &str) -> Result<bool> {
@@ -468,5 +505,33 @@ pub async fn revoke_family(conn: &mut AnyConnection, family: Uuid) -> Result<()>
         vec![true.into(), family.into()],
     )
     .await?;
+    Ok(())
+}
+
+/// Ends the tokens issued in IdP session `session`: its access tokens and the refresh families
+/// that started in it (offline ones too: the session was ended on purpose, not by expiry).
+pub async fn end_session_tokens(conn: &mut AnyConnection, session: Uuid) -> Result<()> {
+    end_tokens_where(conn, "session_uuid", session.into()).await
+}
+
+/// Ends every token of `user`, whatever session it came from: their password changed, they
+/// were deactivated, or all their sessions were revoked.
+pub async fn end_user_tokens(conn: &mut AnyConnection, user: i64) -> Result<()> {
+    end_tokens_where(conn, "user_id", user.into()).await
+}
+
+async fn end_tokens_where(
+    conn: &mut AnyConnection,
+    column: &'static str,
+    value: sql::Value,
+) -> Result<()> {
+    for table in ["access_tokens", "refresh_tokens"] {
+        sql::execute(
+            conn,
+            &format!("UPDATE {table} SET revoked = $1 WHERE {column} = $2 AND revoked = $3"),
+            vec![true.into(), value.clone(), false.into()],
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! IdP sessions: one row per logged-in browser, found by the SHA-256 of the cookie value.
 //! Deleting the row is revocation; every process sharing the database sees it on the next lookup.
+//! Revoking a session also ends the OAuth tokens issued in it; a session that merely expires
+//! (and is reaped) leaves them, so `offline_access` refresh tokens outlive the browser session.
 
 use chrono::{DateTime, Utc};
 use gatehouse_core::secret;
@@ -97,8 +99,9 @@ pub async fn of_user(conn: &mut AnyConnection, user: i64) -> Result<Vec<Session>
     .await
 }
 
-/// Ends session `uuid` (no-op when already gone).
+/// Ends session `uuid` (no-op when already gone), with the OAuth tokens issued in it.
 pub async fn revoke(conn: &mut AnyConnection, uuid: Uuid) -> Result<bool> {
+    crate::oauth::end_session_tokens(conn, uuid).await?;
     if let Some(s) = sql::find::<Session>(conn, "uuid", uuid.into()).await? {
         crate::changes::append(conn, crate::changes::ChangeKind::User(s.user)).await?;
     }
@@ -111,8 +114,9 @@ pub async fn revoke(conn: &mut AnyConnection, uuid: Uuid) -> Result<bool> {
         > 0)
 }
 
-/// Ends every session of `user`; returns how many.
+/// Ends every session of `user`, and every OAuth token they hold; returns how many sessions.
 pub async fn revoke_all(conn: &mut AnyConnection, user: i64) -> Result<u64> {
+    crate::oauth::end_user_tokens(conn, user).await?;
     crate::changes::append(conn, crate::changes::ChangeKind::User(user)).await?;
     sql::execute(
         conn,

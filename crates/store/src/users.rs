@@ -112,9 +112,13 @@ pub async fn create_with_uuid(
     sql::get(conn, id).await
 }
 
-/// Replaces the administrator-set fields of user `id`.
+/// Replaces the administrator-set fields of user `id`; deactivating them ends their OAuth
+/// tokens (whichever surface deactivates: API, declarative file, CLI).
 pub async fn update(conn: &mut AnyConnection, id: i64, fields: &UserFields) -> Result<User> {
     crate::changes::append(conn, crate::changes::ChangeKind::User(id)).await?;
+    if !fields.is_active {
+        crate::oauth::end_user_tokens(conn, id).await?;
+    }
     sql::update(conn, "users", User::WHAT, "id", id.into(), columns(fields)).await?;
     sql::get(conn, id).await
 }
@@ -135,13 +139,15 @@ pub async fn find_by_username(conn: &mut AnyConnection, username: &str) -> Resul
     sql::find(conn, "username", username.into()).await
 }
 
-/// Stores a new password hash (argon2id PHC string) and records when it changed.
+/// Stores a new password hash (argon2id PHC string) and records when it changed. A new
+/// password ends every OAuth token of the user: whoever held the old one may hold those too.
 pub async fn set_password_hash(
     conn: &mut AnyConnection,
     id: i64,
     hash: Option<&str>,
 ) -> Result<()> {
     crate::changes::append(conn, crate::changes::ChangeKind::User(id)).await?;
+    crate::oauth::end_user_tokens(conn, id).await?;
     sql::update(
         conn,
         "users",
@@ -154,6 +160,18 @@ pub async fn set_password_hash(
         ],
     )
     .await
+}
+
+/// Replaces the hash of the same password with a stronger one (at login, when the hashing
+/// parameters changed): not a password change, so tokens and the change date stay.
+pub async fn upgrade_password_hash(conn: &mut AnyConnection, id: i64, hash: &str) -> Result<()> {
+    sql::execute(
+        conn,
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        vec![hash.into(), id.into()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The stored password hash of user `id`, if a password is set.

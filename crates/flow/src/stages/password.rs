@@ -105,7 +105,7 @@ impl Stage for Password {
                 let rehashed = blocking(move || secret::hash_password(&password))
                     .await?
                     .map_err(|e| Error::Internal(e.to_string()))?;
-                users::set_password_hash(conn, u.id, Some(&rehashed)).await?;
+                users::upgrade_password_hash(conn, u.id, &rehashed).await?;
             }
         }
         reputation::record_success(conn, &identifier, &req.ip).await?;

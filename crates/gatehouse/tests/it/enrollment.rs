@@ -418,7 +418,8 @@ async fn open(url: &str) -> anyhow::Result<(reqwest::Client, u16, String)> {
     Ok((http, status, response.text().await?))
 }
 
-fn csrf_of(page: &str) -> String {
+/// The anti-forgery token of the form on `page`.
+pub(crate) fn csrf_of(page: &str) -> String {
     page.split("name=csrf value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())

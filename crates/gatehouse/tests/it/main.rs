@@ -13,6 +13,7 @@ mod feed;
 mod flows;
 mod login_attacks;
 mod oidc;
+mod oidc_attacks;
 mod outpost;
 mod outpost_attacks;
 mod schema;

@@ -11,17 +11,18 @@ use openidconnect::{
 use reqwest::header::LOCATION;
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-struct App {
-    provider: i64,
-    client_id: String,
-    client_secret: String,
-    callback: String,
-    issuer: String,
+/// A registered relying party: its provider and client credentials, callback and issuer.
+pub(crate) struct App {
+    pub(crate) provider: i64,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) callback: String,
+    pub(crate) issuer: String,
 }
 
-async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
+pub(crate) async fn setup(server: &TestServer, client_type: &str) -> anyhow::Result<App> {
     let (_, user) = server.post("/core/users/", json!({"username": "alice@example.com", "name": "Alice Example", "email": "alice@example.com"})).await?;
     server
         .post(
@@ -161,7 +162,7 @@ async fn code_flow(
     Ok((tokens, nonce))
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
         .ok()?
@@ -284,7 +285,7 @@ async fn openidconnect_relying_party_completes_the_whole_lifecycle() -> anyhow::
     .await
 }
 
-async fn token_request(
+pub(crate) async fn token_request(
     server: &TestServer,
     app: &App,
     form: &[(&str, &str)],
@@ -311,7 +312,7 @@ async fn fresh_code(server: &TestServer, app: &App, extra: &str) -> anyhow::Resu
 }
 
 /// Exchanges `code` as a confidential client presenting `secret`: (status, body).
-async fn redeem(
+pub(crate) async fn redeem(
     server: &TestServer,
     app: &App,
     code: &str,
@@ -326,7 +327,7 @@ async fn redeem(
 }
 
 /// The `error` of an OAuth error answer, with its status.
-fn oauth_error(answer: &(u16, Value)) -> (u16, Option<&str>) {
+pub(crate) fn oauth_error(answer: &(u16, Value)) -> (u16, Option<&str>) {
     (answer.0, answer.1["error"].as_str())
 }
 

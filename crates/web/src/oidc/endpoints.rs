@@ -16,6 +16,7 @@ use base64::Engine;
 use chrono::Utc;
 use gatehouse_core::kinds::{ClientType, SigningAlgorithm};
 use gatehouse_core::secret;
+use gatehouse_flow::policy::Verdict;
 use gatehouse_oidc::keys::{self, Signer};
 use gatehouse_oidc::tokens::{issuer, pkce_ok, AccessClaims, Client, Issue};
 use gatehouse_oidc::user_claims;
@@ -176,7 +177,7 @@ impl Clients {
         let client = Arc::new(Client {
             provider,
             settings,
-            slug: app.fields.slug,
+            application: app,
             mappings,
         });
         if let Ok(mut known) = self.known.write() {
@@ -288,7 +289,9 @@ fn invalid_grant(description: &str) -> Response {
 /// rotating the refresh token, storing the new tokens) are one short transaction.
 pub(super) async fn token(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
     let Some(form) = parse_form(&body) else {
@@ -307,7 +310,10 @@ pub(super) async fn token(
             .await?;
         match field("grant_type") {
             "authorization_code" => authorization_code(&state, &client, &signer, &form).await,
-            "refresh_token" => refresh(&state, &client, &signer, field("refresh_token")).await,
+            "refresh_token" => {
+                let request = session::request_info(&headers, peer, &axum::http::Method::POST, &uri);
+                refresh(&state, &client, &signer, field("refresh_token"), &request).await
+            }
             "client_credentials" => {
                 if client.settings.client_type != ClientType::Confidential {
                     return Ok(oauth_error(
@@ -328,6 +334,8 @@ pub(super) async fn token(
                     nonce: "",
                     code_hash: None,
                     family: None,
+                    session: None,
+                    auth_time: None,
                 };
                 let mut conn = state.store.conn().await?;
                 let minted = issue.mint(&mut conn, &state.settings.external_url, &signer).await?;
@@ -394,6 +402,8 @@ async fn authorization_code(
                         nonce: &grant.nonce,
                         code_hash: Some(&code_hash),
                         family: None,
+                        session: grant.session,
+                        auth_time: grant.auth_time,
                     };
                     let minted = issue
                         .mint(&mut tx, &state.settings.external_url, signer)
@@ -410,11 +420,14 @@ async fn authorization_code(
 /// The refresh_token grant. The presented token is checked and the new tokens minted on a
 /// pooled connection; the transaction then rotates it only if it is still unused (a lost race
 /// or a replay is a reuse: the family is revoked and the minted tokens are thrown away).
+/// A family ended with its session, by a password change or deactivation is `revoked`; the
+/// application's policy bindings are evaluated again, so losing access ends refreshing too.
 async fn refresh(
     state: &AppState,
     client: &Client,
     signer: &Arc<Signer>,
     presented: &str,
+    request: &gatehouse_flow::RequestInfo,
 ) -> Result<Response, ApiError> {
     let mut conn = state.store.conn().await?;
     let Some(r) = oauth::find_refresh_token(&mut conn, presented).await? else {
@@ -447,6 +460,13 @@ async fn refresh(
     if !user.fields.is_active {
         return Ok(invalid_grant("The user is deactivated."));
     }
+    if let Verdict::Fail(message) =
+        super::access_verdict(&mut conn, &client.application, &user, request).await?
+    {
+        return Ok(invalid_grant(&format!(
+            "The user may no longer use this application: {message}"
+        )));
+    }
     let issue = Issue {
         client,
         user: Some(&user),
@@ -454,6 +474,8 @@ async fn refresh(
         nonce: &r.nonce,
         code_hash: None,
         family: Some(r.family),
+        session: r.session,
+        auth_time: r.auth_time,
     };
     let minted = issue
         .mint(&mut conn, &state.settings.external_url, signer)
@@ -573,15 +595,19 @@ async fn presented_token<'f>(
         .map(|client| (token, keys, client)))
 }
 
-/// `/application/o/introspect/` (RFC 7662).
+/// `/application/o/introspect/` (RFC 7662). A token whose user is deactivated or no longer
+/// passes the application's policy bindings is inactive, like one whose session ended.
 pub(super) async fn introspect(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
     let Some(form) = parse_form(&body) else {
         return not_a_form();
     };
+    let request = session::request_info(&headers, peer, &axum::http::Method::POST, &uri);
     let result: Result<Response, ApiError> = async {
         let (token, keys, client) = match presented_token(&state, &headers, &form).await? {
             Ok(q) => q,
@@ -589,7 +615,10 @@ pub(super) async fn introspect(
         };
         let mut conn = state.store.conn().await?;
         if let Some((claims, provider)) = live_access_token(&mut conn, &state, &keys, token).await? {
-            if provider.id == client.provider.id {
+            let user = user_id_of(&mut conn, &claims.jti).await?;
+            if provider.id == client.provider.id
+                && still_allowed(&mut conn, &client, user, &request).await?
+            {
                 return Ok(Json(json!({
                     "active": true, "scope": claims.scope, "client_id": claims.aud, "sub": claims.sub,
                     "exp": claims.exp, "iat": claims.iat, "iss": claims.iss, "token_type": "Bearer",
@@ -598,7 +627,12 @@ pub(super) async fn introspect(
             }
         }
         if let Some(r) = oauth::find_refresh_token(&mut conn, token).await? {
-            if r.provider == client.provider.id && !r.revoked && !r.used && r.expires > Utc::now() {
+            if r.provider == client.provider.id
+                && !r.revoked
+                && !r.used
+                && r.expires > Utc::now()
+                && still_allowed(&mut conn, &client, Some(r.user), &request).await?
+            {
                 return Ok(Json(json!({
                     "active": true, "scope": r.scope, "client_id": client.provider.fields.client_id,
                     "exp": r.expires.timestamp(), "token_type": "refresh_token",
@@ -610,6 +644,25 @@ pub(super) async fn introspect(
     }
     .await;
     result.map(no_store).unwrap_or_else(server_error)
+}
+
+/// Whether a token of `user` (`None`: client credentials) for `client` still stands: the user
+/// is active and passes the application's policy bindings.
+async fn still_allowed(
+    conn: &mut Conn,
+    client: &Client,
+    user: Option<i64>,
+    request: &gatehouse_flow::RequestInfo,
+) -> Result<bool, ApiError> {
+    let Some(id) = user else {
+        return Ok(true);
+    };
+    let user = users::get(conn, id).await?;
+    Ok(user.fields.is_active
+        && !matches!(
+            super::access_verdict(conn, &client.application, &user, request).await?,
+            Verdict::Fail(_)
+        ))
 }
 
 /// `/application/o/revoke/` (RFC 7009): always 200, whether or not the token was known.

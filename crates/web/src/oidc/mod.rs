@@ -251,17 +251,7 @@ async fn handle(
         return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
     };
     let req = session::request_info(headers, peer, &axum::http::Method::GET, uri);
-    let ctx = Context {
-        user: Some(&current.user),
-        identifier: None,
-        request: &req,
-        flow: None,
-        invitation: None,
-    };
-    let (verdict, _) =
-        policy::evaluate_target(&mut conn, app.uuid, app.fields.policy_engine_mode, ctx)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let verdict = access_verdict(&mut conn, &app, &current.user, &req).await?;
     if let Verdict::Fail(message) = verdict {
         return Ok(error_page(
             StatusCode::FORBIDDEN,
@@ -312,6 +302,7 @@ async fn handle(
             code_challenge: challenge.chars().take(128).collect(),
             code_challenge_method: method.to_owned(),
             expires: Utc::now() + Duration::seconds(validity),
+            auth_time: Some(current.session.created),
         },
     )
     .await?;
@@ -324,6 +315,27 @@ async fn handle(
         [(LOCATION, url_with(&redirect_uri, &pairs))],
     )
         .into_response())
+}
+
+/// Whether the application's policy bindings let `user` in. Asked at authorize and again at
+/// every refresh, so a user who lost access cannot keep a token set alive.
+async fn access_verdict(
+    conn: &mut Conn,
+    app: &applications::Application,
+    user: &gatehouse_store::users::User,
+    request: &gatehouse_flow::RequestInfo,
+) -> Result<Verdict, ApiError> {
+    let ctx = Context {
+        user: Some(user),
+        identifier: None,
+        request,
+        flow: None,
+        invitation: None,
+    };
+    let (verdict, _) = policy::evaluate_target(conn, app.uuid, app.fields.policy_engine_mode, ctx)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(verdict)
 }
 
 /// Whether the provider's authorization flow asks for consent that `user` has not given yet

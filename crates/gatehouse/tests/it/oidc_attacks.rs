@@ -1,0 +1,203 @@
+//! Attacks on the OIDC provider from the security review (issue #13): tokens that outlive the
+//! login they came from, redirect URIs that send codes to another host, cross-site logout, and
+//! tokens presented where another kind is expected. Each test performs the attack and asserts
+//! what the attacker would see.
+
+use gatehouse_testkit::{browse_until, cookie_client, url_encode, with_server, TestServer};
+use reqwest::header::LOCATION;
+use serde_json::{json, Value};
+
+use crate::enrollment::csrf_of;
+use crate::oidc::{oauth_error, query_param, redeem, setup, token_request, App, PASSWORD};
+
+/// A browser that logged in as alice and authorized `app` for `openid offline_access`, with
+/// the token set its code was exchanged for. The browser keeps its session cookie.
+async fn logged_in_with_tokens(
+    server: &TestServer,
+    app: &App,
+) -> anyhow::Result<(reqwest::Client, Value)> {
+    let browser = cookie_client()?;
+    let start = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access",
+        server.external_url,
+        app.client_id,
+        url_encode(&app.callback)
+    );
+    let response = browse_until(
+        &browser,
+        server,
+        &start,
+        ("alice@example.com", PASSWORD),
+        |l| l.starts_with(&app.callback),
+    )
+    .await?;
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let code =
+        query_param(location, "code").ok_or_else(|| anyhow::anyhow!("no code in {location}"))?;
+    let (status, tokens) = redeem(server, app, &code, &app.client_secret).await?;
+    anyhow::ensure!(status == 200, "{tokens}");
+    Ok((browser, tokens))
+}
+
+/// The refresh grant with `refresh_token`: (status, body).
+async fn refresh(
+    server: &TestServer,
+    app: &App,
+    refresh_token: &str,
+) -> anyhow::Result<(u16, Value)> {
+    token_request(
+        server,
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+        &app.client_secret,
+    )
+    .await
+}
+
+/// Introspects `token` as the confidential client `app`.
+async fn introspect(server: &TestServer, app: &App, token: &str) -> anyhow::Result<Value> {
+    Ok(reqwest::Client::new()
+        .post(format!("{}/application/o/introspect/", server.url))
+        .basic_auth(&app.client_id, Some(&app.client_secret))
+        .form(&[("token", token)])
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+fn text<'a>(tokens: &'a Value, name: &str) -> &'a str {
+    tokens[name].as_str().unwrap_or_default()
+}
+
+/// Asserts the token set `tokens` is dead: refreshing is `invalid_grant` and introspection
+/// calls both its access and refresh token inactive.
+async fn assert_ended(
+    server: &TestServer,
+    app: &App,
+    tokens: &Value,
+    after: &str,
+) -> anyhow::Result<()> {
+    let refreshed = refresh(server, app, text(tokens, "refresh_token")).await?;
+    assert_eq!(
+        oauth_error(&refreshed),
+        (400, Some("invalid_grant")),
+        "refreshing after {after}: {}",
+        refreshed.1
+    );
+    for kind in ["access_token", "refresh_token"] {
+        let answer = introspect(server, app, text(tokens, kind)).await?;
+        assert_eq!(answer, json!({"active": false}), "the {kind} after {after}");
+    }
+    Ok(())
+}
+
+/// Asserts the token set is alive before the attack, so the test shows the change.
+async fn assert_alive(server: &TestServer, app: &App, tokens: &Value) -> anyhow::Result<()> {
+    for kind in ["access_token", "refresh_token"] {
+        let answer = introspect(server, app, text(tokens, kind)).await?;
+        assert_eq!(answer["active"], true, "the fresh {kind}: {answer}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn refresh_tokens_end_with_the_session_at_end_session() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (browser, tokens) = logged_in_with_tokens(&server, &app).await?;
+        assert_alive(&server, &app, &tokens).await?;
+        let end = browser
+            .get(format!(
+                "{}/application/o/grafana/end-session/?id_token_hint={}",
+                server.url,
+                text(&tokens, "id_token")
+            ))
+            .send()
+            .await?;
+        assert_eq!(end.status(), 200);
+        assert_ended(&server, &app, &tokens, "end-session").await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_end_when_the_password_changes_on_the_user_page() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (browser, tokens) = logged_in_with_tokens(&server, &app).await?;
+        assert_alive(&server, &app, &tokens).await?;
+        let page = browser
+            .get(format!("{}/if/user/password/", server.url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let changed = browser
+            .post(format!("{}/if/user/password/", server.url))
+            .form(&[
+                ("csrf", csrf_of(&page).as_str()),
+                ("current", PASSWORD),
+                ("password", "a brand new password"),
+                ("password_repeat", "a brand new password"),
+            ])
+            .send()
+            .await?;
+        assert_eq!(changed.status(), 200);
+        assert_ended(&server, &app, &tokens, "a password change").await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refresh_is_refused_once_the_application_binds_a_group_the_user_is_not_in(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (_, tokens) = logged_in_with_tokens(&server, &app).await?;
+        assert_alive(&server, &app, &tokens).await?;
+        let (_, group) = server
+            .post("/core/groups/", json!({"name": "Billing"}))
+            .await?;
+        let (_, application) = server.get("/core/applications/grafana/").await?;
+        let (status, binding) = server
+            .post(
+                "/policies/bindings/",
+                json!({"target": application["pk"], "group": group["pk"], "order": 0}),
+            )
+            .await?;
+        assert_eq!(status, 201, "{binding}");
+        assert_ended(&server, &app, &tokens, "binding a group alice is not in").await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_end_when_the_user_is_deactivated() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (_, tokens) = logged_in_with_tokens(&server, &app).await?;
+        assert_alive(&server, &app, &tokens).await?;
+        let (_, users) = server
+            .get("/core/users/?username=alice@example.com")
+            .await?;
+        let pk = &users["results"][0]["pk"];
+        let (status, user) = server
+            .patch(&format!("/core/users/{pk}/"), json!({"is_active": false}))
+            .await?;
+        assert_eq!(status, 200, "{user}");
+        assert_ended(&server, &app, &tokens, "deactivation").await?;
+        server.stop().await
+    })
+    .await
+}
