@@ -282,9 +282,7 @@ impl TestServer {
             outpost_break_glass: Vec::new(),
             metrics_listen: None,
             trusted_proxies: Default::default(),
-            secret_key: gatehouse::config::SecretKeySource::File(
-                db.dir.path().join("secret.key"),
-            ),
+            secret_key: gatehouse::config::SecretKeySource::File(db.dir.path().join("secret.key")),
         };
         configure(&mut settings);
         let metrics = TcpListener::bind("127.0.0.1:0").await?;
