@@ -2,7 +2,7 @@
 //! under `fuzz/corpus/<target>/seeds.txt`, a generator of adversarial URLs around an allowed
 //! origin, and the path normalisation an upstream may apply. Each test binary includes this file
 //! with `#[path]`, so the attack strings are written once; a binary uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::panic)]
 
 use proptest::prelude::*;
 

@@ -1,6 +1,8 @@
 //! Property tests of the declarative file parser (issue #13, fuzzing): arbitrary text and
 //! mangled real documents give a typed error or a document, never a panic. The seed corpus
 //! `fuzz/corpus/declarative/` and the examples run first; `PROPTEST_CASES` bounds the rest.
+// Test code: a failed unwrap is a failed test (helpers sit outside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 

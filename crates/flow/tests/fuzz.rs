@@ -2,6 +2,8 @@
 //! fuzzing): `next` after a flow, and CEL policies run with arbitrary user and request
 //! attributes. The seed corpora `fuzz/corpus/next/` and `fuzz/corpus/cel/` run first;
 //! `PROPTEST_CASES` bounds the generated cases.
+// Test code: a failed unwrap is a failed test (helpers sit outside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../../fuzz/attack.rs"]
 mod attack;

@@ -2,6 +2,8 @@
 //! redirect URIs, strict and regex, against adversarial URLs around the registered origin, and
 //! PKCE and arbitrary patterns never panicking. The seed corpus `fuzz/corpus/redirect_uri/`
 //! runs first; `PROPTEST_CASES` bounds the generated cases.
+// Test code: a failed unwrap is a failed test (helpers sit outside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../../fuzz/attack.rs"]
 mod attack;

@@ -3,6 +3,8 @@
 //! the real router with a backend that knows no session, so nothing may pass but a skip path,
 //! and every login must return to the provider's own origin. The seed corpora under
 //! `fuzz/corpus/` run first as explicit cases; `PROPTEST_CASES` bounds the generated ones.
+// Test code: a failed unwrap is a failed test (helpers sit outside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../../fuzz/attack.rs"]
 mod attack;
@@ -145,7 +147,11 @@ fn assert_same_origin(returns: &[String], input: &str) {
 /// A login never passes without a session: the answer is a login (401 for nginx, 302 for
 /// Traefik) or a refusal, and its return URL is on the provider's origin.
 fn forwarded_case(h: &Harness, host: &str, uri: &str, original_url: &str) {
-    let proto = if uri.len() % 2 == 0 { "https" } else { "http" };
+    let proto = if uri.len().is_multiple_of(2) {
+        "https"
+    } else {
+        "http"
+    };
     let traefik = h.get(
         "/outpost.goauthentik.io/auth/traefik",
         &[
