@@ -1,5 +1,5 @@
 //! Where a login may return to (`rd`): relative values resolve against the provider's external
-//! host; absolute ones must name exactly that host (forward_domain: a host under the cookie
+//! host; absolute ones must name exactly that origin (scheme, host and port) (forward_domain: a host under the cookie
 //! domain), over http(s), without user info. Anything else is ignored — never followed.
 
 use gatehouse_core::kinds::ProxyMode;
@@ -33,7 +33,8 @@ pub fn safe_return(
             host == domain || host.ends_with(&format!(".{domain}"))
         }
         _ => {
-            Some(host.as_str()) == base.host_str()
+            target.scheme() == base.scheme()
+                && Some(host.as_str()) == base.host_str()
                 && target.port_or_known_default() == base.port_or_known_default()
         }
     };
