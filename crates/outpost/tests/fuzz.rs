@@ -245,7 +245,6 @@ fn skip_case(h: &Harness, path: &str) {
 }
 
 #[test]
-#[ignore = "enabled when the #13 fix for skip-path bypass (matched on the normalised path, raw one forwarded) merges"]
 fn skip_path_seeds_that_climb_out_are_not_skipped() {
     let h = Harness::new("^/public/");
     for seed in seeds("skip_path") {
@@ -329,7 +328,6 @@ proptest! {
 
     /// Skip-path matching never matches a path that normalises to a protected one.
     #[test]
-    #[ignore = "enabled when the #13 fix for skip-path bypass (matched on the normalised path, raw one forwarded) merges"]
     fn skip_path_never_matches_a_path_that_climbs_out(path in traversal_path("/public/")) {
         skip_case(harness_with_skip(), &path);
     }
