@@ -281,11 +281,7 @@ async fn start_while_degraded(
 ) -> anyhow::Result<reqwest::Response> {
     let http = no_redirects()?;
     for _ in 0..50 {
-        let r = http
-            .get(start_url(outpost))
-            .header("Authorization", authorization)
-            .send()
-            .await?;
+        let r = start_with(&http, outpost, authorization).await?;
         let to_idp = r
             .headers()
             .get(LOCATION)
@@ -297,6 +293,19 @@ async fn start_while_degraded(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("the outpost never noticed the outage")
+}
+
+/// One `start` request carrying `authorization` (a break-glass attempt).
+async fn start_with(
+    http: &reqwest::Client,
+    outpost: &TestOutpost,
+    authorization: &str,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(http
+        .get(start_url(outpost))
+        .header("Authorization", authorization)
+        .send()
+        .await?)
 }
 
 /// The forward-auth decision of the outpost's Traefik endpoint for `cookie`.
@@ -380,19 +389,11 @@ async fn the_break_glass_attempt_after_the_free_wrong_ones_is_throttled() -> any
         assert_eq!(first.status(), 401, "a wrong password is refused");
         let http = no_redirects()?;
         for n in 1..gatehouse_outpost::break_glass::FREE_ATTEMPTS {
-            let r = http
-                .get(start_url(&outpost))
-                .header("Authorization", rescue(&format!("guess-{n}")))
-                .send()
-                .await?;
+            let r = start_with(&http, &outpost, &rescue(&format!("guess-{n}"))).await?;
             assert_eq!(r.status(), 401, "wrong password {n}");
         }
         for password in ["guess-again", RESCUE] {
-            let r = http
-                .get(start_url(&outpost))
-                .header("Authorization", rescue(password))
-                .send()
-                .await?;
+            let r = start_with(&http, &outpost, &rescue(password)).await?;
             assert_eq!(r.status(), 429, "throttled after the free attempts");
             assert!(r.headers().contains_key("retry-after"));
             assert!(r
@@ -417,11 +418,7 @@ async fn a_server_answering_503_does_not_enable_break_glass() -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(600)).await;
         let http = no_redirects()?;
         for _ in 0..3 {
-            let r = http
-                .get(start_url(&outpost))
-                .header("Authorization", rescue(RESCUE))
-                .send()
-                .await?;
+            let r = start_with(&http, &outpost, &rescue(RESCUE)).await?;
             assert_eq!(r.status(), 503, "an overloaded server is not an outage");
             assert!(r.headers().get(SET_COOKIE).is_none());
             let r = http
