@@ -16,13 +16,22 @@ async fn logged_in_with_tokens(
     server: &TestServer,
     app: &App,
 ) -> anyhow::Result<(reqwest::Client, Value)> {
+    let (browser, location) = authorization_response(server, app).await?;
+    let code =
+        query_param(&location, "code").ok_or_else(|| anyhow::anyhow!("no code in {location}"))?;
+    let (status, tokens) = redeem(server, app, &code, &app.client_secret).await?;
+    anyhow::ensure!(status == 200, "{tokens}");
+    Ok((browser, tokens))
+}
+
+/// A browser that logged in as alice at `app`'s authorize URL, and the redirect back to the
+/// application that ended it.
+async fn authorization_response(
+    server: &TestServer,
+    app: &App,
+) -> anyhow::Result<(reqwest::Client, String)> {
     let browser = cookie_client()?;
-    let start = format!(
-        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access",
-        server.external_url,
-        app.client_id,
-        url_encode(&app.callback)
-    );
+    let start = authorize_url(server, app, "code");
     let response = browse_until(
         &browser,
         server,
@@ -35,12 +44,19 @@ async fn logged_in_with_tokens(
         .headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let code =
-        query_param(location, "code").ok_or_else(|| anyhow::anyhow!("no code in {location}"))?;
-    let (status, tokens) = redeem(server, app, &code, &app.client_secret).await?;
-    anyhow::ensure!(status == 200, "{tokens}");
-    Ok((browser, tokens))
+        .unwrap_or_default()
+        .to_owned();
+    Ok((browser, location))
+}
+
+/// `app`'s authorize URL asking for `openid offline_access` with `response_type`.
+fn authorize_url(server: &TestServer, app: &App, response_type: &str) -> String {
+    format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type={response_type}&scope=openid%20offline_access&state=s-1",
+        server.external_url,
+        app.client_id,
+        url_encode(&app.callback)
+    )
 }
 
 /// The refresh grant with `refresh_token`: (status, body).
@@ -197,6 +213,55 @@ async fn refresh_tokens_end_when_the_user_is_deactivated() -> anyhow::Result<()>
             .await?;
         assert_eq!(status, 200, "{user}");
         assert_ended(&server, &app, &tokens, "deactivation").await?;
+        server.stop().await
+    })
+    .await
+}
+
+/// Mix-up defence (RFC 9207, RFC 9700 §4.4; #13 L8): every authorization response, success
+/// or error, names its issuer in `iss`, and discovery says so, so a client registered at
+/// several servers can refuse a code that did not come from the one it asked.
+#[tokio::test]
+async fn authorization_responses_name_their_issuer() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (browser, location) = authorization_response(&server, &app).await?;
+        assert!(query_param(&location, "code").is_some(), "{location}");
+        assert_eq!(query_param(&location, "state").as_deref(), Some("s-1"));
+        assert_eq!(
+            query_param(&location, "iss"),
+            Some(app.issuer.clone()),
+            "{location}"
+        );
+        let refused = browser
+            .get(authorize_url(&server, &app, "token"))
+            .send()
+            .await?;
+        let location = refused
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(
+            query_param(location, "error").as_deref(),
+            Some("unsupported_response_type"),
+            "{location}"
+        );
+        assert_eq!(
+            query_param(location, "iss"),
+            Some(app.issuer.clone()),
+            "{location}"
+        );
+        let discovery: Value =
+            reqwest::get(format!("{}.well-known/openid-configuration", app.issuer))
+                .await?
+                .json()
+                .await?;
+        assert_eq!(
+            discovery["authorization_response_iss_parameter_supported"],
+            true
+        );
+        assert_eq!(discovery["issuer"], app.issuer.as_str());
         server.stop().await
     })
     .await

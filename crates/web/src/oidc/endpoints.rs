@@ -116,6 +116,7 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "preferred_username", "email", "email_verified", "groups"],
         "request_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()
 }

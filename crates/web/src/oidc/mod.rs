@@ -63,21 +63,35 @@ fn bad_request(message: &str) -> Response {
     )
 }
 
-/// An RFC 6749 error sent back to the (already validated) redirect URI.
-fn redirect_error(
-    redirect_uri: &str,
-    error: &str,
-    description: &str,
-    state: Option<&str>,
-) -> Response {
-    let mut target = url_with(
-        redirect_uri,
-        &[("error", error), ("error_description", description)],
-    );
-    if let Some(state) = state {
-        target = url_with(&target, &[("state", state)]);
+/// Where an authorization response goes: the validated redirect URI with the client's
+/// `state` and the issuer. RFC 9207 puts `iss` on every response, success or error, so a
+/// client that talks to several authorization servers can tell which one answered (its
+/// defence against mix-up attacks, RFC 9700 §4.4).
+struct Reply<'a> {
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+    issuer: String,
+}
+
+impl Reply<'_> {
+    /// Redirects with `pairs`, then `state` and `iss`.
+    fn send(&self, pairs: &[(&str, &str)]) -> Response {
+        let mut all = pairs.to_vec();
+        if let Some(state) = self.state {
+            all.push(("state", state));
+        }
+        all.push(("iss", &self.issuer));
+        (
+            StatusCode::FOUND,
+            [(LOCATION, url_with(self.redirect_uri, &all))],
+        )
+            .into_response()
     }
-    (StatusCode::FOUND, [(LOCATION, target)]).into_response()
+
+    /// An RFC 6749 error response.
+    fn error(&self, error: &str, description: &str) -> Response {
+        self.send(&[("error", error), ("error_description", description)])
+    }
 }
 
 async fn authorize(
@@ -172,39 +186,37 @@ async fn handle(
             "The redirect URI `{redirect_uri}` is not registered for this application. Register it exactly in the provider's redirect URIs."
         )));
     }
-    let rp_state = param("state");
+    let Some(app) = applications::find_by_provider(&mut conn, provider.id).await? else {
+        return Ok(bad_request(
+            "This provider is not assigned to an application yet.",
+        ));
+    };
+    let reply = Reply {
+        redirect_uri: &redirect_uri,
+        state: param("state"),
+        issuer: issuer(&state.settings.external_url, &app.fields.slug),
+    };
     if param("response_type") != Some("code") {
-        return Ok(redirect_error(
-            &redirect_uri,
+        return Ok(reply.error(
             "unsupported_response_type",
             "Only response_type=code is supported.",
-            rp_state,
         ));
     }
     let challenge = param("code_challenge").unwrap_or_default();
     let method =
         param("code_challenge_method").unwrap_or(if challenge.is_empty() { "" } else { "plain" });
     if public && challenge.is_empty() {
-        return Ok(redirect_error(
-            &redirect_uri,
+        return Ok(reply.error(
             "invalid_request",
             "Public clients must use PKCE (code_challenge with S256).",
-            rp_state,
         ));
     }
     if !challenge.is_empty() && method != "S256" {
-        return Ok(redirect_error(
-            &redirect_uri,
+        return Ok(reply.error(
             "invalid_request",
             "Only the S256 code_challenge_method is supported.",
-            rp_state,
         ));
     }
-    let Some(app) = applications::find_by_provider(&mut conn, provider.id).await? else {
-        return Ok(bad_request(
-            "This provider is not assigned to an application yet.",
-        ));
-    };
     // The built-in scopes, and those the provider's scope mappings bring; others are dropped.
     let mapped = scope_mappings::of_provider(&mut conn, provider.id).await?;
     let scopes: Vec<String> = param("scope")
@@ -229,11 +241,9 @@ async fn handle(
     };
     let Some(current) = current.filter(|_| !prompt.contains(&"login") && !stale) else {
         if prompt.contains(&"none") {
-            return Ok(redirect_error(
-                &redirect_uri,
+            return Ok(reply.error(
                 "login_required",
                 "The user must log in, and prompt=none forbids asking.",
-                rp_state,
             ));
         }
         // Come back without prompt=login, so the fresh login is not asked for again.
@@ -306,15 +316,7 @@ async fn handle(
         },
     )
     .await?;
-    let mut pairs = vec![("code", code.as_str())];
-    if let Some(s) = rp_state {
-        pairs.push(("state", s));
-    }
-    Ok((
-        StatusCode::FOUND,
-        [(LOCATION, url_with(&redirect_uri, &pairs))],
-    )
-        .into_response())
+    Ok(reply.send(&[("code", &code)]))
 }
 
 /// Whether the application's policy bindings let `user` in. Asked at authorize and again at
