@@ -603,23 +603,42 @@ async fn prompt_none_without_a_session_reports_login_required() -> anyhow::Resul
 async fn a_public_client_redeems_its_code_with_the_pkce_verifier_alone() -> anyhow::Result<()> {
     with_server(|server| async move {
         let app = setup(&server, "public").await?;
-        // A public client redeems its code with the PKCE verifier and no secret.
-        let code = fresh_code(&server, &app, "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256").await?;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", app.callback.as_str()),
-            ("client_id", app.client_id.as_str()),
-            ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-        ];
-        let r = reqwest::Client::new().post(format!("{}/application/o/token/", server.url)).form(&form).send().await?;
-        let status = r.status();
-        let body: Value = r.json().await?;
+        let (status, body) = public_client_tokens(&server, &app).await?;
         assert_eq!(status, 200, "{body}");
         assert!(body["id_token"].is_string(), "{body}");
         server.stop().await
     })
     .await
+}
+
+/// The public client `app` logs alice in and redeems its code with the PKCE verifier and no
+/// secret: (status, body).
+pub(crate) async fn public_client_tokens(
+    server: &TestServer,
+    app: &App,
+) -> anyhow::Result<(u16, Value)> {
+    let code = fresh_code(
+        server,
+        app,
+        "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+    )
+    .await?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", app.callback.as_str()),
+        ("client_id", app.client_id.as_str()),
+        (
+            "code_verifier",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        ),
+    ];
+    let r = reqwest::Client::new()
+        .post(format!("{}/application/o/token/", server.url))
+        .form(&form)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await?))
 }
 
 /// The kid in a JWT's header.

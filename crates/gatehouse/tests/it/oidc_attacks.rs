@@ -8,7 +8,9 @@ use reqwest::header::LOCATION;
 use serde_json::{json, Value};
 
 use crate::enrollment::csrf_of;
-use crate::oidc::{oauth_error, query_param, redeem, setup, token_request, App, PASSWORD};
+use crate::oidc::{
+    oauth_error, public_client_tokens, query_param, redeem, setup, token_request, App, PASSWORD,
+};
 
 /// A browser that logged in as alice and authorized `app` for `openid offline_access`, with
 /// the token set its code was exchanged for. The browser keeps its session cookie.
@@ -262,6 +264,38 @@ async fn authorization_responses_name_their_issuer() -> anyhow::Result<()> {
             true
         );
         assert_eq!(discovery["issuer"], app.issuer.as_str());
+        server.stop().await
+    })
+    .await
+}
+
+/// A public client's id is no secret, so it must not open introspection (RFC 7662 §2.1; #13
+/// L8): with only the id, anyone could learn whose a live token is and what it may do.
+#[tokio::test]
+async fn a_public_client_id_alone_cannot_introspect_a_live_token() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "public").await?;
+        let (status, tokens) = public_client_tokens(&server, &app).await?;
+        assert_eq!(status, 200, "{tokens}");
+        let r = reqwest::Client::new()
+            .post(format!("{}/application/o/introspect/", server.url))
+            .form(&[
+                ("token", text(&tokens, "access_token")),
+                ("client_id", app.client_id.as_str()),
+            ])
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await?;
+        assert_eq!(
+            oauth_error(&(status, body.clone())),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        assert!(
+            body.get("sub").is_none() && body.get("active").is_none(),
+            "{body}"
+        );
         server.stop().await
     })
     .await

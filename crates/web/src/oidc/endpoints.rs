@@ -614,6 +614,15 @@ pub(super) async fn introspect(
             Ok(q) => q,
             Err(r) => return Ok(r),
         };
+        // RFC 7662 §2.1: the caller must be authorised. A public client's id is no secret, so
+        // with it alone anyone could probe tokens; only confidential clients introspect.
+        if client.settings.client_type == ClientType::Public {
+            return Ok(oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Public clients cannot introspect tokens: use a confidential client (with its client_secret) for the resource server.",
+            ));
+        }
         let mut conn = state.store.conn().await?;
         if let Some((claims, provider)) = live_access_token(&mut conn, &state, &keys, token).await? {
             let user = user_id_of(&mut conn, &claims.jti).await?;
