@@ -110,10 +110,16 @@ enum KeyPair {
 pub struct Signer {
     kid: String,
     algorithm: SigningAlgorithm,
-    /// The encoded JOSE header, the same for every token this key signs.
+    /// The encoded JOSE header of ID tokens and other JWTs (`typ: JWT`).
     header: String,
+    /// The encoded header of access tokens (`typ: at+jwt`, RFC 9068 §2.1), so that neither
+    /// kind of token passes where the other is expected.
+    access_header: String,
     pair: KeyPair,
 }
+
+/// The JOSE `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 impl Signer {
     fn parse(kid: &str, algorithm: SigningAlgorithm, pem: &str) -> Result<Signer, String> {
@@ -145,19 +151,24 @@ impl Signer {
                 )
             }
         };
-        let header = json!({"alg": algorithm.as_str(), "kid": kid, "typ": "JWT"});
+        let header = |typ: &str| {
+            let header = json!({"alg": algorithm.as_str(), "kid": kid, "typ": typ});
+            b64(header.to_string().as_bytes())
+        };
         Ok(Signer {
             kid: kid.to_owned(),
             algorithm,
-            header: b64(header.to_string().as_bytes()),
+            header: header("JWT"),
+            access_header: header(ACCESS_TOKEN_TYPE),
             pair,
         })
     }
 
-    /// The JWS compact form of `claims`: header, payload and signature, base64url-encoded.
-    fn encode(&self, claims: &Value) -> Result<String> {
+    /// The JWS compact form of `claims` under `header`: header, payload and signature,
+    /// base64url-encoded.
+    fn encode(&self, header: &str, claims: &Value) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(internal)?;
-        let mut token = format!("{}.{}", self.header, b64(&payload));
+        let mut token = format!("{header}.{}", b64(&payload));
         let rng = ring::rand::SystemRandom::new();
         let signature = match &self.pair {
             KeyPair::Es256(pair) => pair
@@ -185,11 +196,27 @@ impl Signer {
     /// Signs `claims` as a JWT. RSA signatures take about a millisecond, so they run off the
     /// async workers; ECDSA ones are cheaper than the hand-over.
     pub async fn sign(self: &Arc<Self>, claims: Value) -> Result<String> {
+        self.sign_with(false, claims).await
+    }
+
+    /// Signs `claims` as an access token (`typ: at+jwt`).
+    pub async fn sign_access(self: &Arc<Self>, claims: Value) -> Result<String> {
+        self.sign_with(true, claims).await
+    }
+
+    async fn sign_with(self: &Arc<Self>, access: bool, claims: Value) -> Result<String> {
+        let header = move |signer: &Signer| {
+            if access {
+                signer.access_header.clone()
+            } else {
+                signer.header.clone()
+            }
+        };
         match self.algorithm {
-            SigningAlgorithm::Es256 => self.encode(&claims),
+            SigningAlgorithm::Es256 => self.encode(&header(self), &claims),
             SigningAlgorithm::Rs256 => {
                 let signer = Arc::clone(self);
-                tokio::task::spawn_blocking(move || signer.encode(&claims))
+                tokio::task::spawn_blocking(move || signer.encode(&header(&signer), &claims))
                     .await
                     .map_err(internal)?
             }
@@ -345,10 +372,15 @@ impl Keyring {
 }
 
 impl Loaded {
-    /// Verifies a JWT signed by one of the published keys (signature, expiry and issuer);
-    /// `None` when it does not verify.
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+    /// Verifies an access token signed by one of the published keys (type `at+jwt`,
+    /// signature, expiry and issuer); `None` when it does not verify, so an ID token or any
+    /// other JWT of ours never passes as an access token.
+    pub fn verify_access<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return None;
+        }
+        let kid = header.kid?;
         let (algorithm, decoding) = self.verifiers.get(&kid)?;
         let mut validation = Validation::new(*algorithm);
         validation.validate_aud = false;
@@ -370,7 +402,7 @@ mod tests {
             let (pem, jwk) = generate(*algorithm).map_err(|e| e.to_string())?;
             let signer = Signer::parse("k1", *algorithm, &pem)?;
             let token = signer
-                .encode(&json!({"iss": "https://id.example.com/", "exp": 4_000_000_000i64, "sub": "alice"}))
+                .encode(&signer.header, &json!({"iss": "https://id.example.com/", "exp": 4_000_000_000i64, "sub": "alice"}))
                 .map_err(|e| e.to_string())?;
             let text = |k: &str| jwk[k].as_str().unwrap_or_default().to_owned();
             let decoding = match algorithm {

@@ -179,7 +179,7 @@ impl Issue<'_> {
             extra: claims,
         };
         let access_token = signer
-            .sign(serde_json::to_value(&access).map_err(|e| Error::Internal(e.to_string()))?)
+            .sign_access(serde_json::to_value(&access).map_err(|e| Error::Internal(e.to_string()))?)
             .await?;
         let refresh_token =
             (self.user.is_some() && scopes.contains(&"offline_access")).then(secret::new_token);

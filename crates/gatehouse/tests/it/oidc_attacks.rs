@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::enrollment::csrf_of;
 use crate::oidc::{
-    oauth_error, public_client_tokens, query_param, redeem, setup, token_request, App, PASSWORD,
+    oauth_error, public_client_tokens, query_param, redeem, setup, token_request, userinfo, App,
+    PASSWORD,
 };
 
 /// A browser that logged in as alice and authorized `app` for `openid offline_access`, with
@@ -296,6 +297,32 @@ async fn a_public_client_id_alone_cannot_introspect_a_live_token() -> anyhow::Re
             body.get("sub").is_none() && body.get("active").is_none(),
             "{body}"
         );
+        server.stop().await
+    })
+    .await
+}
+
+/// Access tokens are typed `at+jwt` (RFC 9068 §2.1; #13 L8) and ID tokens `JWT`, and an ID
+/// token presented as a bearer token opens nothing: a relying party's front end that leaks
+/// its ID token does not hand out API access.
+#[tokio::test]
+async fn access_and_id_tokens_are_typed_and_an_id_token_is_no_access_token() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (_, tokens) = logged_in_with_tokens(&server, &app).await?;
+        let typ = |name: &str| {
+            jsonwebtoken::decode_header(text(&tokens, name))
+                .ok()
+                .and_then(|h| h.typ)
+        };
+        assert_eq!(typ("access_token").as_deref(), Some("at+jwt"));
+        assert_eq!(typ("id_token").as_deref(), Some("JWT"));
+        let (status, body) = userinfo(&server, text(&tokens, "access_token")).await?;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = userinfo(&server, text(&tokens, "id_token")).await?;
+        assert_eq!(status, 401, "an ID token is no access token: {body}");
+        let answer = introspect(&server, &app, text(&tokens, "id_token")).await?;
+        assert_eq!(answer, json!({"active": false}));
         server.stop().await
     })
     .await

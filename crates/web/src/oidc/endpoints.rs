@@ -513,7 +513,7 @@ async fn live_access_token(
         return Ok(None);
     };
     let iss = issuer(&state.settings.external_url, &app.fields.slug);
-    let Some(claims) = keys.verify::<AccessClaims>(token, &iss) else {
+    let Some(claims) = keys.verify_access::<AccessClaims>(token, &iss) else {
         return Ok(None);
     };
     if !oauth::access_token_live(conn, &claims.jti).await? {
