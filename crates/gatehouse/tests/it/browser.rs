@@ -458,7 +458,7 @@ async fn explicit_consent_is_shown_once_then_remembered_and_implicit_never() -> 
         browser.submit().await?;
         let url = c.current_url().await?.to_string();
         assert!(
-            url.starts_with(&format!("{explicit_cb}?code=")) && url.ends_with("&state=xyz"),
+            url.starts_with(&format!("{explicit_cb}?code=")) && url.contains("&state=xyz&iss="),
             "{url}"
         );
 
