@@ -327,3 +327,53 @@ async fn access_and_id_tokens_are_typed_and_an_id_token_is_no_access_token() -> 
     })
     .await
 }
+
+/// The ID token's `auth_time` is when the browser's own session authenticated (#13 L6), not
+/// the user's latest login anywhere: a relying party enforcing `max_age` must not be told a
+/// day-old session is fresh because the same person just signed in on another device. Both
+/// the code exchange and the refresh grant keep the session's time.
+#[tokio::test]
+async fn auth_time_is_the_sessions_own_login_not_the_users_latest() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (first_browser, first) = logged_in_with_tokens(&server, &app).await?;
+        let auth_time = |tokens: &Value| {
+            jsonwebtoken::dangerous::insecure_decode::<Value>(text(tokens, "id_token"))
+                .map(|d| d.claims["auth_time"].as_i64())
+                .ok()
+                .flatten()
+        };
+        let first_login = auth_time(&first).ok_or_else(|| anyhow::anyhow!("no auth_time"))?;
+        // auth_time has whole seconds: the second login must land in a later one.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let (_, second) = logged_in_with_tokens(&server, &app).await?;
+        let second_login = auth_time(&second).ok_or_else(|| anyhow::anyhow!("no auth_time"))?;
+        assert!(
+            second_login > first_login,
+            "{first_login} then {second_login}"
+        );
+
+        // The first browser authorizes again on its old session, without a new login.
+        let again = first_browser
+            .get(authorize_url(&server, &app, "code").replace(&server.external_url, &server.url))
+            .send()
+            .await?;
+        let location = again
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let code = query_param(&location, "code")
+            .ok_or_else(|| anyhow::anyhow!("no silent code for the live session: {location}"))?;
+        let (status, tokens) = redeem(&server, &app, &code, &app.client_secret).await?;
+        assert_eq!(status, 200, "{tokens}");
+        assert_eq!(auth_time(&tokens), Some(first_login), "code exchange");
+
+        let (status, refreshed) = refresh(&server, &app, text(&first, "refresh_token")).await?;
+        assert_eq!(status, 200, "{refreshed}");
+        assert_eq!(auth_time(&refreshed), Some(first_login), "refresh grant");
+        server.stop().await
+    })
+    .await
+}
