@@ -1,6 +1,7 @@
 //! The authenticator validation stage: a TOTP code from one of the pending user's devices, or a
 //! single-use recovery code. Each TOTP step is accepted once (no replay). Passed without asking
-//! when the user has no device, or when a passkey (user-verifying) authenticated the run.
+//! when the user has no device. A passkey login is one factor: it passes this stage only when the
+//! server counts a (always user-verified) passkey as two factors.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -22,7 +23,7 @@ pub(crate) struct Totp;
 #[async_trait]
 impl Stage for Totp {
     async fn enter(&self, visit: Visit<'_>) -> Result<Entry> {
-        if visit.run.via_passkey {
+        if visit.run.via_passkey && visit.engine.passkey_counts_as_two_factors {
             return Ok(Entry::Pass);
         }
         let has_device = match visit.run.pending_user {
