@@ -15,6 +15,8 @@ use crate::Result;
 pub struct TotpDevice {
     /// Primary key.
     pub uuid: Uuid,
+    /// Its number (the API's `pk`).
+    pub id: i64,
     /// Owner.
     pub user: i64,
     /// Label.
@@ -35,6 +37,7 @@ impl Entity for TotpDevice {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(TotpDevice {
             uuid: row.uuid("uuid")?,
+            id: row.int("id")?,
             user: row.int("user_id")?,
             name: row.text("name")?,
             secret: row.text("secret")?,
@@ -98,6 +101,8 @@ pub async fn use_totp_step(conn: &mut AnyConnection, device: Uuid, step: i64) ->
 pub struct Passkey {
     /// Primary key.
     pub uuid: Uuid,
+    /// Its number (the API's `pk`).
+    pub id: i64,
     /// Owner.
     pub user: i64,
     /// Label.
@@ -118,6 +123,7 @@ impl Entity for Passkey {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(Passkey {
             uuid: row.uuid("uuid")?,
+            id: row.int("id")?,
             user: row.int("user_id")?,
             name: row.text("name")?,
             credential_id: row.text("credential_id")?,
@@ -207,6 +213,35 @@ impl DeviceKind {
             DeviceKind::Totp => TotpDevice::WHAT,
             DeviceKind::Passkey => Passkey::WHAT,
         }
+    }
+
+    /// The model name audit events give it (Authentik's).
+    pub fn model_name(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "totpdevice",
+            DeviceKind::Passkey => "webauthndevice",
+        }
+    }
+
+    /// What pages call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "Authenticator app",
+            DeviceKind::Passkey => "Passkey",
+        }
+    }
+
+    /// Its segment in page URLs (`/if/user/devices/<segment>/<id>/remove`).
+    pub fn segment(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "totp",
+            DeviceKind::Passkey => "passkey",
+        }
+    }
+
+    /// The kind a URL segment names.
+    pub fn from_segment(segment: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.segment() == segment)
     }
 }
 
@@ -304,6 +339,53 @@ pub async fn remove(conn: &mut AnyConnection, kind: DeviceKind, id: i64) -> Resu
         set_recovery_codes(conn, found.user, &[]).await?;
     }
     Ok(())
+}
+
+/// How many ways `user` has to sign in on their own: a password, each passkey, each login-source
+/// connection. An authenticator app is never one (it only adds to a password).
+pub async fn sign_in_ways(conn: &mut AnyConnection, user: &crate::users::User) -> Result<usize> {
+    let passkeys = devices(conn, DeviceKind::Passkey, Some(user.id)).await?.len();
+    let sources = crate::sources::connections_of(conn, user.id).await?.len();
+    Ok(passkeys + sources + usize::from(user.has_password))
+}
+
+/// Whether removing `device` would leave its owner `user` no way to sign in.
+pub async fn is_last_way_in(
+    conn: &mut AnyConnection,
+    user: &crate::users::User,
+    device: &Device,
+) -> Result<bool> {
+    Ok(device.kind == DeviceKind::Passkey && sign_in_ways(conn, user).await? < 2)
+}
+
+/// Records `action` (`model_created`, `model_updated`, `model_deleted`) on `device` by `actor`
+/// from `app` in the audit log, in Authentik's shape, with the owner when it is someone else.
+pub async fn audit(
+    conn: &mut AnyConnection,
+    action: &str,
+    app: &str,
+    actor: &crate::users::User,
+    device: &Device,
+    client_ip: Option<String>,
+) -> Result<()> {
+    let mut context = serde_json::json!({"model": {
+        "app": "gatehouse",
+        "model_name": device.kind.model_name(),
+        "pk": device.id.to_string(),
+        "name": device.name,
+    }});
+    if device.user != actor.id {
+        context["owner"] = device.user.into();
+    }
+    crate::events::record(
+        conn,
+        action,
+        app,
+        crate::events::user_info(Some(actor)),
+        context,
+        client_ip,
+    )
+    .await
 }
 
 /// Replaces the recovery codes of `user` with `code_hashes` (SHA-256 of each code).

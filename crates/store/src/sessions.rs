@@ -32,6 +32,15 @@ pub struct Session {
     pub authenticated_at: Option<DateTime<Utc>>,
 }
 
+impl Session {
+    /// Whether its user proved a factor no longer than `window` before `now`: what adding or
+    /// removing a factor asks for, so that the cookie alone is not enough.
+    pub fn authenticated_within(&self, now: DateTime<Utc>, window: chrono::Duration) -> bool {
+        self.authenticated_at
+            .is_some_and(|at| at <= now && now - at <= window)
+    }
+}
+
 impl Entity for Session {
     const WHAT: &'static str = "session";
     const SELECT: &'static str = "SELECT * FROM sessions";

@@ -73,16 +73,8 @@ impl Stage for Totp {
             audit(conn, "recovery_code_used", Some(&user), json!({}), req).await?;
             return Ok(Step::Next);
         }
-        for device in devices::totp_of(conn, user_id).await? {
-            let Ok(totp) = totp_for(&device.secret) else {
-                continue;
-            };
-            if let Some(step) = totp.check_current(&code) {
-                let step = i64::try_from(step).unwrap_or(i64::MAX);
-                if devices::use_totp_step(conn, device.uuid, step).await? {
-                    return Ok(Step::Next);
-                }
-            }
+        if check_code(conn, user_id, &code).await? {
+            return Ok(Step::Next);
         }
         engine.throttle.failed(&attempt);
         let user = users::get(conn, user_id).await.ok();
@@ -103,6 +95,23 @@ impl Stage for Totp {
         .await?;
         Ok(Step::retry(Challenge::Totp, BAD_CODE))
     }
+}
+
+/// Whether `code` is the current code of one of `user`'s TOTP devices, not used before; a match
+/// is recorded, so the same code never passes twice.
+pub async fn check_code(conn: &mut gatehouse_store::Conn, user: i64, code: &str) -> Result<bool> {
+    for device in devices::totp_of(conn, user).await? {
+        let Ok(totp) = totp_for(&device.secret) else {
+            continue;
+        };
+        if let Some(step) = totp.check_current(code) {
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            if devices::use_totp_step(conn, device.uuid, step).await? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A TOTP checker for a base32 secret (SHA1, 6 digits, 30 s, one step of skew).

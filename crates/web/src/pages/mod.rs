@@ -7,6 +7,7 @@ pub mod flow;
 pub mod passkey;
 pub mod setup;
 pub mod source;
+pub mod reauth;
 pub mod user;
 
 pub use askama::Template;
