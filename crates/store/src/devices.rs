@@ -344,7 +344,9 @@ pub async fn remove(conn: &mut AnyConnection, kind: DeviceKind, id: i64) -> Resu
 /// How many ways `user` has to sign in on their own: a password, each passkey, each login-source
 /// connection. An authenticator app is never one (it only adds to a password).
 pub async fn sign_in_ways(conn: &mut AnyConnection, user: &crate::users::User) -> Result<usize> {
-    let passkeys = devices(conn, DeviceKind::Passkey, Some(user.id)).await?.len();
+    let passkeys = devices(conn, DeviceKind::Passkey, Some(user.id))
+        .await?
+        .len();
     let sources = crate::sources::connections_of(conn, user.id).await?.len();
     Ok(passkeys + sources + usize::from(user.has_password))
 }

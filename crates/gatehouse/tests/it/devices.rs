@@ -34,7 +34,11 @@ async fn age_proofs(db: &TestDb) -> anyhow::Result<()> {
 }
 
 /// GET `path` with `cookie`: (status, Location, body).
-async fn get(server: &TestServer, cookie: &str, path: &str) -> anyhow::Result<(u16, String, String)> {
+async fn get(
+    server: &TestServer,
+    cookie: &str,
+    path: &str,
+) -> anyhow::Result<(u16, String, String)> {
     let r = client()?
         .get(format!("{}{path}", server.url))
         .header(COOKIE, cookie)
@@ -130,8 +134,8 @@ async fn user_page_csrf(server: &TestServer, cookie: &str) -> anyhow::Result<Str
 }
 
 #[tokio::test]
-async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
-) -> anyhow::Result<()> {
+async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app() -> anyhow::Result<()>
+{
     let db = TestDb::new().await?;
     let server = TestServer::start(&db).await?;
     let pk = user_with_password(&server, "alice@example.com").await?;
@@ -147,7 +151,10 @@ async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
         json!({"csrf": csrf}),
     )
     .await?;
-    assert_eq!(status, 403, "a passkey ceremony started for a stolen cookie: {body}");
+    assert_eq!(
+        status, 403,
+        "a passkey ceremony started for a stolen cookie: {body}"
+    );
     assert!(body.get("publicKey").is_none(), "{body}");
     assert_eq!(
         body["reauth"], "/if/user/reauth/?next=%2Fif%2Fuser%2Fpasskeys%2F",
@@ -180,7 +187,10 @@ async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
     .await?;
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("Confirm it"), "{page}");
-    assert!(devices_of(&server, pk).await?.is_empty(), "no device was added");
+    assert!(
+        devices_of(&server, pk).await?.is_empty(),
+        "no device was added"
+    );
 
     // A wrong password does not help; the right one does.
     let (_, _, form) = get(&server, &cookie, "/if/user/reauth/?next=/if/user/totp/").await?;
@@ -189,7 +199,11 @@ async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
         &server,
         &cookie,
         "/if/user/reauth/",
-        &[("csrf", &csrf), ("next", "/if/user/totp/"), ("password", "wrong")],
+        &[
+            ("csrf", &csrf),
+            ("next", "/if/user/totp/"),
+            ("password", "wrong"),
+        ],
     )
     .await?;
     assert_eq!(status, 400);
@@ -198,7 +212,11 @@ async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
         &server,
         &cookie,
         "/if/user/reauth/",
-        &[("csrf", &csrf), ("next", "/if/user/totp/"), ("password", "correct horse")],
+        &[
+            ("csrf", &csrf),
+            ("next", "/if/user/totp/"),
+            ("password", "correct horse"),
+        ],
     )
     .await?;
     assert_eq!((status, location.as_str()), (303, "/if/user/totp/"));
@@ -228,8 +246,7 @@ async fn a_stolen_session_cookie_cannot_add_a_passkey_or_an_authenticator_app(
 }
 
 #[tokio::test]
-async fn removing_a_device_needs_a_recent_proof_and_the_last_passkey_stays() -> anyhow::Result<()>
-{
+async fn removing_a_device_needs_a_recent_proof_and_the_last_passkey_stays() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     let server = TestServer::start(&db).await?;
     let pk = user_with_password(&server, "alice@example.com").await?;
@@ -246,14 +263,25 @@ async fn removing_a_device_needs_a_recent_proof_and_the_last_passkey_stays() -> 
     age_proofs(&db).await?;
     let (status, _, page) = post_form(&server, &cookie, &remove, &[("csrf", &csrf)]).await?;
     assert_eq!(status, 403, "{page}");
-    assert!(page.contains("/if/user/reauth/?next=%2Fif%2Fuser%2F"), "{page}");
-    assert_eq!(devices_of(&server, pk).await?.len(), 1, "the device is still there");
+    assert!(
+        page.contains("/if/user/reauth/?next=%2Fif%2Fuser%2F"),
+        "{page}"
+    );
+    assert_eq!(
+        devices_of(&server, pk).await?.len(),
+        1,
+        "the device is still there"
+    );
 
     let (status, _, _) = post_form(
         &server,
         &cookie,
         "/if/user/reauth/",
-        &[("csrf", &csrf), ("next", "/if/user/"), ("password", "correct horse")],
+        &[
+            ("csrf", &csrf),
+            ("next", "/if/user/"),
+            ("password", "correct horse"),
+        ],
     )
     .await?;
     assert_eq!(status, 303);
@@ -268,7 +296,10 @@ async fn removing_a_device_needs_a_recent_proof_and_the_last_passkey_stays() -> 
 
     // A passkey-only user's one passkey is their only way in: it stays, with a message.
     let (status, bob) = server
-        .post("/core/users/", json!({"username": "bob@example.com", "name": "Bob"}))
+        .post(
+            "/core/users/",
+            json!({"username": "bob@example.com", "name": "Bob"}),
+        )
         .await?;
     assert_eq!(status, 201, "{bob}");
     let bob = bob["pk"].as_i64().unwrap_or_default();
@@ -418,8 +449,14 @@ async fn authentik_client_sdk_lists_renames_and_deletes_authenticators() -> anyh
     }
     let store = Store::connect(&db.url).await?;
     let mut conn = store.conn().await?;
-    gatehouse_store::devices::add_passkey(&mut conn, pk, "Laptop", "credential-a", "{\"secret\":1}")
-        .await?;
+    gatehouse_store::devices::add_passkey(
+        &mut conn,
+        pk,
+        "Laptop",
+        "credential-a",
+        "{\"secret\":1}",
+    )
+    .await?;
     drop(conn);
     let (status, token) = server
         .post(
@@ -433,7 +470,10 @@ async fn authentik_client_sdk_lists_renames_and_deletes_authenticators() -> anyh
     let python = std::env::var("GATEHOUSE_TEST_PYTHON").context(
         "GATEHOUSE_TEST_PYTHON is not set: run scripts/test, which installs authentik-client into target/test-venv",
     )?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/authenticators_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/authenticators_check.py"
+    );
     let output = tokio::process::Command::new(&python)
         .args([script, &server.url, TOKEN, key, &pk.to_string()])
         .output()
@@ -441,17 +481,68 @@ async fn authentik_client_sdk_lists_renames_and_deletes_authenticators() -> anyh
         .with_context(|| format!("running {python}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK check failed\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "SDK check failed\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("authenticators check passed"), "{stdout}");
 
     // What the SDK did is what the server holds.
     let left = devices_of(&server, pk).await?;
     assert_eq!(left.len(), 2, "{left:?}");
-    assert!(left.iter().any(|d| d["name"] == "Renamed by admin"), "{left:?}");
+    assert!(
+        left.iter().any(|d| d["name"] == "Renamed by admin"),
+        "{left:?}"
+    );
     let (_, raw) = server.get("/authenticators/admin/webauthn/").await?;
     let (_, totp) = server.get("/authenticators/admin/totp/").await?;
     for body in [raw.to_string(), totp.to_string()] {
-        assert!(!body.contains("secret") && !body.contains("credential"), "{body}");
+        assert!(
+            !body.contains("secret") && !body.contains("credential"),
+            "{body}"
+        );
     }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_the_devices_but_lists_them_each_removable_at_once(
+) -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let pk = user_with_password(&server, "alice@example.com").await?;
+    let cookie = http_login(&server, "alice@example.com", "correct horse").await?;
+    let (status, page) = add_totp(&server, &cookie).await?;
+    assert_eq!(status, 200, "{page}");
+    // The session is old by the time the password changes (a password that leaked, say).
+    age_proofs(&db).await?;
+    let csrf = user_page_csrf(&server, &cookie).await?;
+    let (status, _, page) = post_form(
+        &server,
+        &cookie,
+        "/if/user/password/",
+        &[
+            ("csrf", &csrf),
+            ("current", "correct horse"),
+            ("password", "a brand new password"),
+            ("password_repeat", "a brand new password"),
+        ],
+    )
+    .await?;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Remove any you do not recognise"), "{page}");
+    let device = devices_of(&server, pk).await?[0]["pk"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let remove = format!("/if/user/devices/totp/{device}/remove");
+    assert!(
+        page.contains(&remove),
+        "the page offers the remove button: {page}"
+    );
+    // The current password was just given: that is the proof, no second prompt.
+    let (status, location, _) = post_form(&server, &cookie, &remove, &[("csrf", &csrf)]).await?;
+    assert_eq!((status, location.as_str()), (303, "/if/user/"));
+    assert!(devices_of(&server, pk).await?.is_empty());
     server.stop().await
 }

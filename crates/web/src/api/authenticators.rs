@@ -106,7 +106,11 @@ impl Scope for Admin {
 /// `device` as `all/` shows it.
 fn summary(device: &devices::Device) -> Device {
     let (app, model, verbose) = match device.kind {
-        DeviceKind::Totp => ("authentik_stages_authenticator_totp", "TOTPDevice", "TOTP Device"),
+        DeviceKind::Totp => (
+            "authentik_stages_authenticator_totp",
+            "TOTPDevice",
+            "TOTP Device",
+        ),
         DeviceKind::Passkey => (
             "authentik_stages_authenticator_webauthn",
             "WebAuthnDevice",
@@ -156,7 +160,8 @@ fn select(mut found: Vec<devices::Device>, spec: &ListSpec) -> Listed<devices::D
         });
     }
     let count = i64::try_from(found.len()).unwrap_or(i64::MAX);
-    let skip = usize::try_from((spec.page - 1).saturating_mul(spec.page_size)).unwrap_or(usize::MAX);
+    let skip =
+        usize::try_from((spec.page - 1).saturating_mul(spec.page_size)).unwrap_or(usize::MAX);
     let take = usize::try_from(spec.page_size).unwrap_or(usize::MAX);
     Listed {
         count,
@@ -184,7 +189,10 @@ async fn list<K: Kind, S: Scope>(
 ) -> ApiResult<Json<Paginated<K::Wire>>> {
     let spec = query.spec(&RULES)?;
     let mut conn = state.store.conn().await?;
-    let listed = select(devices::devices(&mut conn, K::KIND, scope.owner()).await?, &spec);
+    let listed = select(
+        devices::devices(&mut conn, K::KIND, scope.owner()).await?,
+        &spec,
+    );
     let mut results = Vec::with_capacity(listed.items.len());
     for device in &listed.items {
         results.push(render::<K>(&mut conn, device).await?);
@@ -234,8 +242,15 @@ async fn rename<K: Kind>(
     if let Some(name) = name {
         devices::rename(&mut tx, K::KIND, id, &name).await?;
         device.name = name;
-        devices::audit(&mut tx, "model_updated", "gatehouse.api", scope.actor(), &device, None)
-            .await?;
+        devices::audit(
+            &mut tx,
+            "model_updated",
+            "gatehouse.api",
+            scope.actor(),
+            &device,
+            None,
+        )
+        .await?;
     }
     let body = render::<K>(&mut tx, &device).await?;
     gatehouse_store::commit(tx).await?;
@@ -274,7 +289,15 @@ async fn remove<K: Kind, S: Scope>(
         ));
     }
     devices::remove(&mut tx, K::KIND, id).await?;
-    devices::audit(&mut tx, "model_deleted", "gatehouse.api", scope.actor(), &device, None).await?;
+    devices::audit(
+        &mut tx,
+        "model_deleted",
+        "gatehouse.api",
+        scope.actor(),
+        &device,
+        None,
+    )
+    .await?;
     gatehouse_store::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,9 +5,9 @@
 
 pub mod flow;
 pub mod passkey;
+pub mod reauth;
 pub mod setup;
 pub mod source;
-pub mod reauth;
 pub mod user;
 
 pub use askama::Template;

@@ -126,7 +126,9 @@ async fn render(
     error: Option<&str>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.store.conn().await?;
-    let totp = !devices::totp_of(&mut conn, current.user.id).await?.is_empty();
+    let totp = !devices::totp_of(&mut conn, current.user.id)
+        .await?
+        .is_empty();
     let passkeys = !devices::devices(&mut conn, DeviceKind::Passkey, Some(current.user.id))
         .await?
         .is_empty();
@@ -324,7 +326,8 @@ pub(super) async fn passkey_finish(
         let mut tx = state.store.begin().await?;
         let stored =
             devices::passkey_by_credential(&mut tx, &credential_key(&credential_id)).await?;
-        let Some(stored) = stored.filter(|p| p.user == current.user.id && handle == current.user.uuid)
+        let Some(stored) =
+            stored.filter(|p| p.user == current.user.id && handle == current.user.uuid)
         else {
             return Ok(fail(
                 StatusCode::BAD_REQUEST,
@@ -336,7 +339,9 @@ pub(super) async fn passkey_finish(
         match state.passkeys.finish_login(&name, &credential, passkey) {
             Ok(updated) => {
                 let text = match updated {
-                    Some(p) => serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?,
+                    Some(p) => {
+                        serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?
+                    }
                     None => stored.credential.clone(),
                 };
                 devices::update_passkey(&mut tx, stored.uuid, &text).await?;

@@ -13,8 +13,8 @@ use axum::Router;
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_flow::throttle::{retry_message, Attempt};
-use gatehouse_store::providers::ProviderKind;
 use gatehouse_store::devices::{self, DeviceKind};
+use gatehouse_store::providers::ProviderKind;
 use gatehouse_store::{applications, providers, sessions, sql, users, Conn, Filter, ListSpec};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -31,10 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
         .route("/if/user/sources/{id}/remove", post(remove_source))
         .route("/if/user/totp/", get(totp_form).post(totp_confirm))
-        .route(
-            "/if/user/devices/{kind}/{id}/remove",
-            post(remove_device),
-        )
+        .route("/if/user/devices/{kind}/{id}/remove", post(remove_device))
         .route(
             super::reauth::PATH,
             get(super::reauth::form).post(super::reauth::confirm),
@@ -418,7 +415,15 @@ async fn remove_device(
             ));
         }
         devices::remove(&mut tx, device.kind, device.id).await?;
-        devices::audit(&mut tx, "model_deleted", "gatehouse.user", &current.user, &device, Some(peer.ip().to_string())).await?;
+        devices::audit(
+            &mut tx,
+            "model_deleted",
+            "gatehouse.user",
+            &current.user,
+            &device,
+            Some(peer.ip().to_string()),
+        )
+        .await?;
         gatehouse_store::commit(tx).await?;
         Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
     }
