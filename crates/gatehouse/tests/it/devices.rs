@@ -546,3 +546,56 @@ async fn a_password_change_keeps_the_devices_but_lists_them_each_removable_at_on
     assert!(devices_of(&server, pk).await?.is_empty());
     server.stop().await
 }
+
+#[tokio::test]
+async fn a_passkey_of_the_user_confirms_it_is_them_when_the_session_is_old() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let browser = Browser::start().await?;
+    let c = &browser.client;
+    let pk = create_user(&server, "alice@example.com").await?;
+    browser.add_virtual_authenticator().await?;
+    login(&browser, &server, "alice@example.com", PASSWORD, None).await?;
+    c.goto(&format!("{}/if/user/passkeys/", server.external_url))
+        .await?;
+    browser
+        .element(Locator::Id("passkey-add"))
+        .await?
+        .click()
+        .await?;
+    browser.element(Locator::Css("#passkeys li")).await?;
+
+    age_proofs(&db).await?;
+    // Adding a second passkey now sends the browser to confirm first.
+    c.goto(&format!("{}/if/user/passkeys/", server.external_url))
+        .await?;
+    browser
+        .element(Locator::Id("passkey-add"))
+        .await?
+        .click()
+        .await?;
+    browser.element(Locator::Id("passkey-reauth")).await?;
+    browser.screenshot("reauth-1-confirm").await?;
+    let url = c.current_url().await?.to_string();
+    assert!(url.contains("/if/user/reauth/?next="), "{url}");
+    browser
+        .element(Locator::Id("passkey-reauth"))
+        .await?
+        .click()
+        .await?;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_url(&format!("{}/if/user/passkeys/", server.external_url).parse()?)
+        .await?;
+    // The proof is fresh again: the authenticator-app set-up opens instead of the prompt.
+    c.goto(&format!("{}/if/user/totp/", server.external_url))
+        .await?;
+    browser.element(Locator::Id("secret")).await?;
+    assert_eq!(
+        c.current_url().await?.as_str(),
+        format!("{}/if/user/totp/", server.external_url)
+    );
+    assert_eq!(devices_of(&server, pk).await?.len(), 1);
+    browser.close().await?;
+    server.stop().await
+}
