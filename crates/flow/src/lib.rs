@@ -24,7 +24,7 @@ pub mod throttle;
 
 pub use run::Engine;
 pub use stages::password::BAD_CREDENTIALS;
-pub use stages::totp::{totp_for, BAD_CODE};
+pub use stages::totp::{check_code as check_totp_code, totp_for, BAD_CODE};
 pub use state::{
     AppContext, Challenge, FlowRun, InvitationContext, Outcome, PasskeyEnrollment,
     PendingSourceLogin, PlannedStage, PromptField, RequestInfo, Response, SourceButton,

@@ -26,6 +26,9 @@ pub struct Engine {
     pub throttle: Throttle,
     /// How long an unfinished flow run is kept.
     pub state_age: Duration,
+    /// Whether a passkey login (user-verified) also passes TOTP stages. Off by default, as in
+    /// Authelia: a passkey is one factor, and a stage asking for a second one still asks.
+    pub passkey_counts_as_two_factors: bool,
 }
 
 impl Default for Engine {
@@ -33,6 +36,7 @@ impl Default for Engine {
         Engine {
             throttle: Throttle::default(),
             state_age: Duration::hours(2),
+            passkey_counts_as_two_factors: false,
         }
     }
 }

@@ -208,6 +208,14 @@ pub struct ServeArgs {
     /// generated on first start].
     #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// How recently a user must have logged in or confirmed a factor to add or remove a passkey
+    /// or authenticator app on their page [default: minutes=5].
+    #[arg(long, env = "GATEHOUSE_REAUTH_MAX_AGE")]
+    pub reauth_max_age: Option<String>,
+    /// Let a passkey login (always user-verified) pass TOTP stages too, counting the passkey as
+    /// two factors [default: false: a passkey is one factor].
+    #[arg(long, env = "GATEHOUSE_PASSKEY_COUNTS_AS_TWO_FACTORS")]
+    pub passkey_counts_as_two_factors: Option<bool>,
 }
 
 /// How to reach a running server.

@@ -37,6 +37,10 @@ pub struct SettingsFile {
     pub metrics_listen: Option<String>,
     /// Reverse proxies (CIDRs or addresses) whose forwarding headers name the client.
     pub trusted_proxies: Option<Vec<String>>,
+    /// How recently a user must have proved a factor to add or remove one, e.g. `minutes=5`.
+    pub reauth_max_age: Option<String>,
+    /// Whether a passkey login (always user-verified) also passes TOTP stages.
+    pub passkey_counts_as_two_factors: Option<bool>,
 }
 
 /// Log output format.
@@ -79,6 +83,12 @@ pub struct Settings {
     pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
     /// Where the server's secret key comes from.
     pub secret_key: SecretKeySource,
+    /// How recently a user must have proved a factor (logged in or re-authenticated) to add or
+    /// remove a passkey or authenticator app.
+    pub reauth_max_age: chrono::Duration,
+    /// Whether a passkey login, which always verifies the user (PIN or biometrics), also passes
+    /// TOTP stages; off by default: a passkey is one factor.
+    pub passkey_counts_as_two_factors: bool,
 }
 
 /// Where the server's secret key comes from: every replica must end up with the same key, so
@@ -223,6 +233,15 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         args.outpost_recheck.clone().or(file.outpost_recheck),
         "minutes=1",
     )?;
+    let reauth_max_age = duration(
+        "re-authentication window",
+        args.reauth_max_age.clone().or(file.reauth_max_age),
+        "minutes=5",
+    )?;
+    let passkey_counts_as_two_factors = args
+        .passkey_counts_as_two_factors
+        .or(file.passkey_counts_as_two_factors)
+        .unwrap_or(false);
     let outpost_cache_mb = cache_mb(args.outpost_cache_mb.or(file.outpost_cache_mb))?;
     let break_glass_entries: Vec<String> = match args.outpost_break_glass.clone() {
         Some(text) => text.split_whitespace().map(str::to_owned).collect(),
@@ -268,6 +287,8 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         outpost_break_glass,
         metrics_listen,
         trusted_proxies,
+        reauth_max_age,
+        passkey_counts_as_two_factors,
     })
 }
 

@@ -101,6 +101,8 @@ pub async fn run(
             break_glass: settings.outpost_break_glass.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             break_glass_secret: secret_key.derive("outpost break-glass cookie").to_vec(),
+            reauth_max_age: settings.reauth_max_age,
+            passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
         },
     )
     .context("setting up the login sources' HTTP client")?;

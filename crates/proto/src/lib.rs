@@ -10,12 +10,14 @@
 //!
 //! # Layout
 //! - [`page`]: the pagination envelope.
+//! - [`authenticators`]: passkeys and TOTP devices (never their secrets).
 //! - [`core`]: users, groups, applications, tokens.
 //! - [`providers`]: OAuth2 and proxy providers.
 //! - [`flows`]: flows, policy bindings, invitations.
 //! - [`sources`], [`outposts`], [`events`].
 //! - [`declarative`]: plan/apply of the declarative config.
 
+pub mod authenticators;
 pub mod core;
 pub mod declarative;
 pub mod events;

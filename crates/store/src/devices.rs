@@ -1,5 +1,6 @@
 //! Second factors and passkeys: TOTP devices (with the last accepted time step, so a code
 //! cannot be replayed) and WebAuthn credentials (stored as the library's serialised passkey).
+//! [`Device`] is what the user page and the API show of either kind: never a secret or a key.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -14,6 +15,8 @@ use crate::Result;
 pub struct TotpDevice {
     /// Primary key.
     pub uuid: Uuid,
+    /// Its number (the API's `pk`).
+    pub id: i64,
     /// Owner.
     pub user: i64,
     /// Label.
@@ -34,6 +37,7 @@ impl Entity for TotpDevice {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(TotpDevice {
             uuid: row.uuid("uuid")?,
+            id: row.int("id")?,
             user: row.int("user_id")?,
             name: row.text("name")?,
             secret: row.text("secret")?,
@@ -85,8 +89,8 @@ pub async fn add_totp(
 pub async fn use_totp_step(conn: &mut AnyConnection, device: Uuid, step: i64) -> Result<bool> {
     let changed = sql::execute(
         conn,
-        "UPDATE totp_devices SET last_step = $1 WHERE uuid = $2 AND last_step < $1",
-        vec![step.into(), device.into()],
+        "UPDATE totp_devices SET last_step = $1, last_used = $2 WHERE uuid = $3 AND last_step < $1",
+        vec![step.into(), sql::now().into(), device.into()],
     )
     .await?;
     Ok(changed > 0)
@@ -97,6 +101,8 @@ pub async fn use_totp_step(conn: &mut AnyConnection, device: Uuid, step: i64) ->
 pub struct Passkey {
     /// Primary key.
     pub uuid: Uuid,
+    /// Its number (the API's `pk`).
+    pub id: i64,
     /// Owner.
     pub user: i64,
     /// Label.
@@ -117,6 +123,7 @@ impl Entity for Passkey {
     fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(Passkey {
             uuid: row.uuid("uuid")?,
+            id: row.int("id")?,
             user: row.int("user_id")?,
             name: row.text("name")?,
             credential_id: row.text("credential_id")?,
@@ -177,6 +184,208 @@ pub async fn update_passkey(conn: &mut AnyConnection, uuid: Uuid, credential: &s
             ("credential", credential.into()),
             ("last_used", sql::now().into()),
         ],
+    )
+    .await
+}
+
+/// The two kinds of authenticator a user can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// An authenticator app (TOTP): a second factor only.
+    Totp,
+    /// A passkey (WebAuthn): a way to sign in on its own.
+    Passkey,
+}
+
+impl DeviceKind {
+    /// Both kinds, in the order lists show them.
+    pub const ALL: [DeviceKind; 2] = [DeviceKind::Passkey, DeviceKind::Totp];
+
+    fn table(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "totp_devices",
+            DeviceKind::Passkey => "webauthn_devices",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => TotpDevice::WHAT,
+            DeviceKind::Passkey => Passkey::WHAT,
+        }
+    }
+
+    /// The model name audit events give it (Authentik's).
+    pub fn model_name(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "totpdevice",
+            DeviceKind::Passkey => "webauthndevice",
+        }
+    }
+
+    /// What pages call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "Authenticator app",
+            DeviceKind::Passkey => "Passkey",
+        }
+    }
+
+    /// Its segment in page URLs (`/if/user/devices/<segment>/<id>/remove`).
+    pub fn segment(self) -> &'static str {
+        match self {
+            DeviceKind::Totp => "totp",
+            DeviceKind::Passkey => "passkey",
+        }
+    }
+
+    /// The kind a URL segment names.
+    pub fn from_segment(segment: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.segment() == segment)
+    }
+}
+
+/// What may be shown of a device of either kind: no secret, no public key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Which kind.
+    pub kind: DeviceKind,
+    /// Its number, unique within its kind (the API's `pk`).
+    pub id: i64,
+    /// Owner.
+    pub user: i64,
+    /// Label.
+    pub name: String,
+    /// When it was added.
+    pub created: DateTime<Utc>,
+    /// When it last signed someone in or passed a second-factor stage.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+fn device_from(kind: DeviceKind, row: &AnyRow) -> Result<Device> {
+    Ok(Device {
+        kind,
+        id: row.int("id")?,
+        user: row.int("user_id")?,
+        name: row.text("name")?,
+        created: row.ts("created")?,
+        last_used: row.opt_ts("last_used")?,
+    })
+}
+
+/// The devices of `kind`, of `user` or (`None`) of everyone, oldest first.
+pub async fn devices(
+    conn: &mut AnyConnection,
+    kind: DeviceKind,
+    user: Option<i64>,
+) -> Result<Vec<Device>> {
+    let (filter, values) = match user {
+        Some(u) => ("WHERE user_id = $1", vec![u.into()]),
+        None => ("", Vec::new()),
+    };
+    let sql = format!(
+        "SELECT id, user_id, name, created, last_used FROM {} {filter} ORDER BY created, id",
+        kind.table()
+    );
+    sql::fetch_all(conn, &sql, values)
+        .await?
+        .iter()
+        .map(|row| device_from(kind, row))
+        .collect()
+}
+
+/// The devices of both kinds of `user` or (`None`) of everyone: passkeys, then TOTP devices.
+pub async fn all_devices(conn: &mut AnyConnection, user: Option<i64>) -> Result<Vec<Device>> {
+    let mut out = Vec::new();
+    for kind in DeviceKind::ALL {
+        out.extend(devices(conn, kind, user).await?);
+    }
+    Ok(out)
+}
+
+/// The device of `kind` numbered `id`, if any.
+pub async fn device(conn: &mut AnyConnection, kind: DeviceKind, id: i64) -> Result<Option<Device>> {
+    let sql = format!(
+        "SELECT id, user_id, name, created, last_used FROM {} WHERE id = $1",
+        kind.table()
+    );
+    sql::fetch_optional(conn, &sql, vec![id.into()])
+        .await?
+        .map(|row| device_from(kind, &row))
+        .transpose()
+}
+
+/// Renames the device of `kind` numbered `id`.
+pub async fn rename(conn: &mut AnyConnection, kind: DeviceKind, id: i64, name: &str) -> Result<()> {
+    sql::update(
+        conn,
+        kind.table(),
+        kind.what(),
+        "id",
+        id.into(),
+        vec![("name", name.into())],
+    )
+    .await
+}
+
+/// Deletes the device of `kind` numbered `id`. With the user's last TOTP device go their
+/// recovery codes, which stand in for it: a new authenticator app brings new ones.
+pub async fn remove(conn: &mut AnyConnection, kind: DeviceKind, id: i64) -> Result<()> {
+    let Some(found) = device(conn, kind, id).await? else {
+        return Err(crate::Error::NotFound { what: kind.what() });
+    };
+    sql::delete(conn, kind.table(), kind.what(), "id", id.into()).await?;
+    if kind == DeviceKind::Totp && devices(conn, kind, Some(found.user)).await?.is_empty() {
+        set_recovery_codes(conn, found.user, &[]).await?;
+    }
+    Ok(())
+}
+
+/// How many ways `user` has to sign in on their own: a password, each passkey, each login-source
+/// connection. An authenticator app is never one (it only adds to a password).
+pub async fn sign_in_ways(conn: &mut AnyConnection, user: &crate::users::User) -> Result<usize> {
+    let passkeys = devices(conn, DeviceKind::Passkey, Some(user.id))
+        .await?
+        .len();
+    let sources = crate::sources::connections_of(conn, user.id).await?.len();
+    Ok(passkeys + sources + usize::from(user.has_password))
+}
+
+/// Whether removing `device` would leave its owner `user` no way to sign in.
+pub async fn is_last_way_in(
+    conn: &mut AnyConnection,
+    user: &crate::users::User,
+    device: &Device,
+) -> Result<bool> {
+    Ok(device.kind == DeviceKind::Passkey && sign_in_ways(conn, user).await? < 2)
+}
+
+/// Records `action` (`model_created`, `model_updated`, `model_deleted`) on `device` by `actor`
+/// from `app` in the audit log, in Authentik's shape, with the owner when it is someone else.
+pub async fn audit(
+    conn: &mut AnyConnection,
+    action: &str,
+    app: &str,
+    actor: &crate::users::User,
+    device: &Device,
+    client_ip: Option<String>,
+) -> Result<()> {
+    let mut context = serde_json::json!({"model": {
+        "app": "gatehouse",
+        "model_name": device.kind.model_name(),
+        "pk": device.id.to_string(),
+        "name": device.name,
+    }});
+    if device.user != actor.id {
+        context["owner"] = device.user.into();
+    }
+    crate::events::record(
+        conn,
+        action,
+        app,
+        crate::events::user_info(Some(actor)),
+        context,
+        client_ip,
     )
     .await
 }

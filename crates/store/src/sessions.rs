@@ -27,6 +27,18 @@ pub struct Session {
     pub last_ip: String,
     /// Browser at login.
     pub user_agent: String,
+    /// When the user last proved a factor in this session (the login, or a re-authentication);
+    /// `None` for sessions older than the record. Changing factors needs a recent one.
+    pub authenticated_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// Whether its user proved a factor no longer than `window` before `now`: what adding or
+    /// removing a factor asks for, so that the cookie alone is not enough.
+    pub fn authenticated_within(&self, now: DateTime<Utc>, window: chrono::Duration) -> bool {
+        self.authenticated_at
+            .is_some_and(|at| at <= now && now - at <= window)
+    }
 }
 
 impl Entity for Session {
@@ -42,6 +54,7 @@ impl Entity for Session {
             expires: row.ts("expires")?,
             last_ip: row.text("last_ip")?,
             user_agent: row.text("user_agent")?,
+            authenticated_at: row.opt_ts("authenticated_at")?,
         })
     }
 }
@@ -64,6 +77,7 @@ pub async fn create(
             ("key_hash", secret::token_hash(key).into()),
             ("user_id", user.into()),
             ("created", sql::now().into()),
+            ("authenticated_at", sql::now().into()),
             ("expires", expires.into()),
             ("last_ip", ip.chars().take(64).collect::<String>().into()),
             (
@@ -86,6 +100,19 @@ pub async fn find_by_key(
     let found: Option<Session> =
         sql::find(conn, "key_hash", secret::token_hash(key).into()).await?;
     Ok(found.filter(|s| s.expires > now))
+}
+
+/// Records that the user of session `uuid` proved a factor again just now (re-authentication).
+pub async fn mark_authenticated(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
+    sql::update(
+        conn,
+        "sessions",
+        Session::WHAT,
+        "uuid",
+        uuid.into(),
+        vec![("authenticated_at", sql::now().into())],
+    )
+    .await
 }
 
 /// The sessions of `user`, newest first.

@@ -283,6 +283,8 @@ impl TestServer {
             metrics_listen: None,
             trusted_proxies: Default::default(),
             secret_key: gatehouse::config::SecretKeySource::File(db.dir.path().join("secret.key")),
+            reauth_max_age: chrono::Duration::minutes(5),
+            passkey_counts_as_two_factors: false,
         };
         configure(&mut settings);
         let metrics = TcpListener::bind("127.0.0.1:0").await?;

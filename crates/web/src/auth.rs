@@ -1,5 +1,6 @@
 //! Bearer-token authentication for the API: `Authorization: Bearer <key>` names an API token by
-//! its hash; the token's user must be active, and superuser for admin endpoints ([`Admin`]).
+//! its hash; the token's user must be active, and superuser for admin endpoints ([`Admin`]);
+//! endpoints about the caller's own things take any such user ([`Caller`]).
 //! Standalone outposts call the outpost API with their own token ([`OutpostCaller`]).
 
 use axum::extract::FromRequestParts;
@@ -81,6 +82,25 @@ impl FromRequestParts<AppState> for Admin {
             token,
             external_url: state.settings.external_url.clone(),
         })
+    }
+}
+
+/// Any active user calling the API with a valid token, for endpoints about their own things
+/// (their authenticator devices).
+pub struct Caller {
+    /// The caller.
+    pub user: User,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (_, user) = bearer(parts, state).await?;
+        Ok(Caller { user })
     }
 }
 

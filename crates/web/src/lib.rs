@@ -59,6 +59,11 @@ pub struct Settings {
     /// The embedded outpost's break-glass cookie key, derived from the server's secret key so
     /// that every replica given the same key accepts the same cookie.
     pub break_glass_secret: Vec<u8>,
+    /// How recently the user of a session must have proved a factor to add or remove one (a
+    /// stolen cookie alone must not change the user's factors).
+    pub reauth_max_age: chrono::Duration,
+    /// Whether a passkey login also passes TOTP stages (a passkey counted as two factors).
+    pub passkey_counts_as_two_factors: bool,
 }
 
 /// Shared state of every handler.
@@ -119,6 +124,7 @@ impl AppState {
             store,
             engine: Arc::new(gatehouse_flow::Engine {
                 state_age: settings.flow_state_age,
+                passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
                 ..Default::default()
             }),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),

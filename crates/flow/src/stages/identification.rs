@@ -138,7 +138,8 @@ async fn challenge(
     })
 }
 
-/// A passkey proved `user`: the password (and second-factor) stages are passed.
+/// A passkey proved `user`: the password stage is passed; a TOTP stage still asks unless the
+/// server counts a passkey as two factors.
 pub(crate) async fn passkey(visit: Visit<'_>, user: &users::User) -> Result<Step> {
     if !user.fields.is_active {
         return Ok(Step::Deny("This account is deactivated.".into()));

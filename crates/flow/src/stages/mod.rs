@@ -12,7 +12,8 @@
 //!   picks the pending user (or, in a sign-up, how the new person identifies).
 //! - [`invitation`]: validates `?itoken=` and puts the invitation's fixed data in the context.
 //! - [`password`]: checks the pending user's password, throttled.
-//! - [`totp`]: a TOTP or recovery code, skipped without a device or after a passkey.
+//! - [`totp`]: a TOTP or recovery code, skipped without a device (or after a passkey, when a
+//!   passkey counts as two factors).
 //! - [`prompt`]: fields to fill in (enrollment, profile); passwords kept only as hashes.
 //! - [`user_write`]: creates or updates the pending user from the prompt data.
 //! - [`user_login`]: starts the session, only after an authentication stage succeeded.

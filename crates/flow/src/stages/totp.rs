@@ -1,6 +1,7 @@
 //! The authenticator validation stage: a TOTP code from one of the pending user's devices, or a
 //! single-use recovery code. Each TOTP step is accepted once (no replay). Passed without asking
-//! when the user has no device, or when a passkey (user-verifying) authenticated the run.
+//! when the user has no device. A passkey login is one factor: it passes this stage only when the
+//! server counts a (always user-verified) passkey as two factors.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -22,7 +23,7 @@ pub(crate) struct Totp;
 #[async_trait]
 impl Stage for Totp {
     async fn enter(&self, visit: Visit<'_>) -> Result<Entry> {
-        if visit.run.via_passkey {
+        if visit.run.via_passkey && visit.engine.passkey_counts_as_two_factors {
             return Ok(Entry::Pass);
         }
         let has_device = match visit.run.pending_user {
@@ -72,16 +73,8 @@ impl Stage for Totp {
             audit(conn, "recovery_code_used", Some(&user), json!({}), req).await?;
             return Ok(Step::Next);
         }
-        for device in devices::totp_of(conn, user_id).await? {
-            let Ok(totp) = totp_for(&device.secret) else {
-                continue;
-            };
-            if let Some(step) = totp.check_current(&code) {
-                let step = i64::try_from(step).unwrap_or(i64::MAX);
-                if devices::use_totp_step(conn, device.uuid, step).await? {
-                    return Ok(Step::Next);
-                }
-            }
+        if check_code(conn, user_id, &code).await? {
+            return Ok(Step::Next);
         }
         engine.throttle.failed(&attempt);
         let user = users::get(conn, user_id).await.ok();
@@ -102,6 +95,23 @@ impl Stage for Totp {
         .await?;
         Ok(Step::retry(Challenge::Totp, BAD_CODE))
     }
+}
+
+/// Whether `code` is the current code of one of `user`'s TOTP devices, not used before; a match
+/// is recorded, so the same code never passes twice.
+pub async fn check_code(conn: &mut gatehouse_store::Conn, user: i64, code: &str) -> Result<bool> {
+    for device in devices::totp_of(conn, user).await? {
+        let Ok(totp) = totp_for(&device.secret) else {
+            continue;
+        };
+        if let Some(step) = totp.check_current(code) {
+            let step = i64::try_from(step).unwrap_or(i64::MAX);
+            if devices::use_totp_step(conn, device.uuid, step).await? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A TOTP checker for a base32 secret (SHA1, 6 digits, 30 s, one step of skew).

@@ -7,9 +7,9 @@ use gatehouse_testkit::{with_server, Browser, TestServer};
 use serde_json::json;
 use std::time::Duration;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-async fn create_user(server: &TestServer, username: &str) -> anyhow::Result<i64> {
+pub(crate) async fn create_user(server: &TestServer, username: &str) -> anyhow::Result<i64> {
     let (status, user) = server
         .post(
             "/core/users/",
@@ -28,7 +28,7 @@ async fn create_user(server: &TestServer, username: &str) -> anyhow::Result<i64>
     Ok(pk)
 }
 
-async fn login(
+pub(crate) async fn login(
     browser: &Browser,
     server: &TestServer,
     username: &str,

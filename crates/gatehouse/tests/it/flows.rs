@@ -9,7 +9,7 @@ use serde_json::json;
 
 const FLOW: &str = "/if/flow/default-authentication-flow/";
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .redirect(Policy::none())
         .build()?)
@@ -212,7 +212,11 @@ async fn unknown_flows_and_unauthenticated_user_pages_answer_clearly() -> anyhow
 }
 
 /// Logs in over plain HTTP; returns the session cookie (`gatehouse_session=…`).
-async fn http_login(server: &TestServer, username: &str, password: &str) -> anyhow::Result<String> {
+pub(crate) async fn http_login(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let r = login_attempt(server, &[], username, password).await?;
     anyhow::ensure!(
         r.status() == 302,

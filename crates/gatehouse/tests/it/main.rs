@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod declarative;
 mod deploy;
+mod devices;
 mod doctor;
 mod enrollment;
 mod feed;

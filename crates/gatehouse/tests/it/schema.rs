@@ -23,6 +23,13 @@ const REQUIRED: &[(&str, &str)] = &[
     ("GET", "/api/v3/events/events/"),
     ("POST", "/api/v3/declarative/plan/"),
     ("POST", "/api/v3/declarative/apply/"),
+    ("GET", "/api/v3/authenticators/all/"),
+    ("GET", "/api/v3/authenticators/admin/all/"),
+    ("GET", "/api/v3/authenticators/webauthn/"),
+    ("DELETE", "/api/v3/authenticators/webauthn/{id}/"),
+    ("PATCH", "/api/v3/authenticators/totp/{id}/"),
+    ("GET", "/api/v3/authenticators/admin/webauthn/"),
+    ("DELETE", "/api/v3/authenticators/admin/totp/{id}/"),
 ];
 
 #[tokio::test]

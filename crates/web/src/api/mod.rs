@@ -7,6 +7,7 @@
 //! requests into store fields, validating on the way.
 
 mod applications;
+mod authenticators;
 mod declarative;
 
 mod events;
@@ -53,6 +54,8 @@ pub(crate) enum Reply {
     Created(String),
     /// 200 with a page of objects of the named schema.
     List(String),
+    /// 200 with a plain array (no pagination) of the named schema.
+    Array(String),
     /// 204 without a body.
     Empty,
     /// 200 with a stream of server-sent events, the first of the named schema.
@@ -143,6 +146,7 @@ pub fn router() -> (Router<AppState>, OpenApiDocument) {
     let api = applications::routes(api);
     let api = tokens::routes(api);
     let api = sessions::routes(api);
+    let api = authenticators::routes(api.tag("authenticators"));
     let api = providers::routes(api.tag("providers"));
     let api = keys::routes(api.tag("oauth2"));
     let api = scope_mappings::routes(api.tag("propertymappings"));

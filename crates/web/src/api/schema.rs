@@ -69,6 +69,10 @@ impl OpenApiDocument {
                                        "autocomplete": {"type": "object"}}});
                     ("200", Some(list))
                 }
+                Reply::Array(name) => (
+                    "200",
+                    Some(json!({"type": "array", "items": schema_ref(name)})),
+                ),
                 Reply::Empty => ("204", None),
                 Reply::Stream(name) => ("200", Some(schema_ref(name))),
             };

@@ -5,6 +5,7 @@
 
 pub mod flow;
 pub mod passkey;
+pub mod reauth;
 pub mod setup;
 pub mod source;
 pub mod user;

@@ -1,5 +1,6 @@
-//! Passkey ceremonies in the browser: adding a passkey on the user page and logging in with one
-//! from the identification stage. The pages post JSON to these endpoints from a few lines of
+//! Passkey ceremonies in the browser: adding a passkey on the user page (only with a recent
+//! proof of another factor, [`super::reauth`]) and logging in with one from the identification
+//! stage. The pages post JSON to these endpoints from a few lines of
 //! script (WebAuthn needs JavaScript); everything else on the pages works without it.
 
 use axum::body::Bytes;
@@ -10,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_core::secret;
 use gatehouse_flow::Outcome;
-use gatehouse_store::{devices, flow_states, users};
+use gatehouse_store::devices::{self, DeviceKind};
+use gatehouse_store::{flow_states, users};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -131,7 +133,8 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 devices::update_passkey(&mut tx, stored.uuid, &text).await?;
             }
-            Ok(None) => {}
+            // Same credential, but the login is its latest use.
+            Ok(None) => devices::update_passkey(&mut tx, stored.uuid, &stored.credential).await?,
             Err(e) => return Ok(fail(StatusCode::BAD_REQUEST, e.to_string())),
         }
         let outcome = call
@@ -311,6 +314,9 @@ pub async fn register_page(State(state): State<AppState>, headers: HeaderMap) ->
     wide_page(StatusCode::OK, "Passkeys", &body)
 }
 
+/// The session adding a passkey and the ceremony's name: refused without the page's
+/// anti-forgery token, or without a recent proof of a factor (a stolen cookie alone must not
+/// add a way in).
 async fn registering(
     state: &AppState,
     headers: &HeaderMap,
@@ -326,6 +332,9 @@ async fn registering(
             StatusCode::FORBIDDEN,
             "The request did not come from your user page (security token missing or wrong).",
         ));
+    }
+    if !super::reauth::recent(state, &current) {
+        return Err(super::reauth::needed_json("/if/user/passkeys/"));
     }
     Ok((current, secret::token_hash(key)))
 }
@@ -413,7 +422,7 @@ pub async fn register_finish(
         let text =
             serde_json::to_string(&passkey).map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut tx = state.store.begin().await?;
-        devices::add_passkey(
+        let added = devices::add_passkey(
             &mut tx,
             current.user.id,
             &name,
@@ -421,6 +430,17 @@ pub async fn register_finish(
             &text,
         )
         .await?;
+        if let Some(device) = devices::device(&mut tx, DeviceKind::Passkey, added.id).await? {
+            devices::audit(
+                &mut tx,
+                "model_created",
+                "gatehouse.user",
+                &current.user,
+                &device,
+                None,
+            )
+            .await?;
+        }
         gatehouse_store::commit(tx).await?;
         Ok(())
     }

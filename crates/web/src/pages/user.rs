@@ -1,5 +1,6 @@
-//! `/if/user/`: what a logged-in user may open (applications whose policy bindings pass) and
-//! their sessions, each revocable.
+//! `/if/user/`: what a logged-in user may open (applications whose policy bindings pass), their
+//! sessions, each revocable, and their ways to sign in: passkeys and authenticator apps, listed
+//! with a remove button. Adding or removing one needs a recent proof ([`super::reauth`]).
 
 use std::net::SocketAddr;
 
@@ -12,12 +13,13 @@ use axum::Router;
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_flow::throttle::{retry_message, Attempt};
+use gatehouse_store::devices::{self, DeviceKind};
 use gatehouse_store::providers::ProviderKind;
 use gatehouse_store::{applications, providers, sessions, sql, users, Conn, Filter, ListSpec};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{error_page, page, wide_page, Hint, Template};
+use super::{error_page, page, reauth, wide_page, Hint, Template};
 use crate::error::ApiError;
 use crate::session::{self, Current};
 use crate::AppState;
@@ -29,6 +31,19 @@ pub fn router() -> Router<AppState> {
         .route("/if/user/sessions/{uuid}/revoke", post(revoke))
         .route("/if/user/sources/{id}/remove", post(remove_source))
         .route("/if/user/totp/", get(totp_form).post(totp_confirm))
+        .route("/if/user/devices/{kind}/{id}/remove", post(remove_device))
+        .route(
+            super::reauth::PATH,
+            get(super::reauth::form).post(super::reauth::confirm),
+        )
+        .route(
+            "/if/user/reauth/passkey/begin",
+            post(super::reauth::passkey_begin),
+        )
+        .route(
+            "/if/user/reauth/passkey/finish",
+            post(super::reauth::passkey_finish),
+        )
         .route(
             "/if/user/password/",
             get(password_form).post(password_change),
@@ -144,10 +159,8 @@ struct UserBody<'a> {
     /// How the user is greeted: their name, else their username.
     name: &'a str,
     apps: &'a [Tile],
-    /// How many authenticator apps they have.
-    totp: usize,
-    /// How many passkeys they have.
-    passkeys: usize,
+    /// Their passkeys and authenticator apps.
+    devices: &'a [DeviceRow],
     sessions: &'a [sessions::Session],
     /// The session of this browser, marked in the list.
     this_session: &'a Uuid,
@@ -168,13 +181,21 @@ struct Connected {
     removable: bool,
 }
 
-/// How many ways to sign in `user` has besides their login-source connections: a password,
-/// passkeys.
-async fn other_ways(conn: &mut Conn, user: &users::User) -> Result<usize, ApiError> {
-    let passkeys = gatehouse_store::devices::passkeys_of(conn, user.id)
-        .await?
-        .len();
-    Ok(passkeys + usize::from(user.has_password))
+/// A passkey or authenticator app as the user page lists it (`templates/devices.html`).
+struct DeviceRow {
+    device: devices::Device,
+    /// Whether removing it leaves the user another way to sign in.
+    removable: bool,
+}
+
+/// The rows of `user`'s devices, each saying whether it may be removed.
+async fn device_rows(conn: &mut Conn, user: &users::User) -> Result<Vec<DeviceRow>, ApiError> {
+    let mut rows = Vec::new();
+    for device in devices::all_devices(conn, Some(user.id)).await? {
+        let removable = !devices::is_last_way_in(conn, user, &device).await?;
+        rows.push(DeviceRow { device, removable });
+    }
+    Ok(rows)
 }
 
 async fn show(
@@ -192,15 +213,10 @@ async fn show(
         let mut conn = state.store.conn().await?;
         let apps = visible_applications(&mut conn, &current, &req).await?;
         let my_sessions = sessions::of_user(&mut conn, current.user.id).await?;
-        let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id)
-            .await?
-            .len();
-        let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id)
-            .await?
-            .len();
+        let rows = device_rows(&mut conn, &current.user).await?;
         let connections =
             gatehouse_store::sources::connections_of(&mut conn, current.user.id).await?;
-        let others = other_ways(&mut conn, &current.user).await?;
+        let ways = devices::sign_in_ways(&mut conn, &current.user).await?;
         let usable = gatehouse_store::sources::usable(&mut conn).await?;
         let mut connected = Vec::new();
         for c in &connections {
@@ -211,7 +227,7 @@ async fn show(
             connected.push(Connected {
                 id: c.id,
                 name,
-                removable: others + connections.len() > 1,
+                removable: ways > 1,
             });
         }
         let connectable: Vec<_> = usable
@@ -226,8 +242,7 @@ async fn show(
                 &user.name
             },
             apps: &apps,
-            totp,
-            passkeys,
+            devices: &rows,
             sessions: &my_sessions,
             this_session: &current.session.uuid,
             csrf: &csrf_token(&headers),
@@ -324,7 +339,7 @@ async fn remove_source(
                 Hint::link("/if/user/", "Back"),
             ));
         };
-        if mine.len() + other_ways(&mut tx, &current.user).await? < 2 {
+        if devices::sign_in_ways(&mut tx, &current.user).await? < 2 {
             return Ok(error_page(
                 StatusCode::BAD_REQUEST,
                 "Still needed",
@@ -353,6 +368,72 @@ async fn remove_source(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The login source could not be removed.",
+            "Try again in a moment.",
+        )
+    })
+}
+
+/// Removes one of the user's passkeys or authenticator apps: only with a recent proof, and
+/// never their last way to sign in.
+async fn remove_device(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let Some(current) = session::current(&state, &headers).await? else {
+            return Ok(login_redirect());
+        };
+        if !csrf_accepted(&headers, &form.csrf) {
+            return Ok(form_refused("/if/user/"));
+        }
+        if !reauth::recent(&state, &current) {
+            return Ok(reauth::needed_page("/if/user/"));
+        }
+        let mut tx = state.store.begin().await?;
+        let found = match DeviceKind::from_segment(&kind) {
+            Some(kind) => devices::device(&mut tx, kind, id).await?,
+            None => None,
+        };
+        let Some(device) = found.filter(|d| d.user == current.user.id) else {
+            return Ok(error_page(
+                StatusCode::NOT_FOUND,
+                "No such device",
+                "That passkey or authenticator app does not exist or is not yours.",
+                Hint::link("/if/user/", "Back"),
+            ));
+        };
+        if devices::is_last_way_in(&mut tx, &current.user, &device).await? {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Still needed",
+                "This passkey is your only way to sign in, so it stays.",
+                Hint::link("/if/user/passkeys/", "Add another passkey")
+                    .then(" or connect a login source first, then remove this one."),
+            ));
+        }
+        devices::remove(&mut tx, device.kind, device.id).await?;
+        devices::audit(
+            &mut tx,
+            "model_deleted",
+            "gatehouse.user",
+            &current.user,
+            &device,
+            Some(peer.ip().to_string()),
+        )
+        .await?;
+        gatehouse_store::commit(tx).await?;
+        Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "removing a device failed");
+        error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The device could not be removed.",
             "Try again in a moment.",
         )
     })
@@ -413,6 +494,10 @@ async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Respons
         let Some(current) = session::current(&state, &headers).await? else {
             return Ok(login_redirect());
         };
+        if !reauth::recent(&state, &current) {
+            let to = reauth::url("/if/user/totp/");
+            return Ok((StatusCode::SEE_OTHER, [(LOCATION, to.as_str())]).into_response());
+        }
         let secret = totp_rs::Secret::generate().to_base32();
         let csrf = csrf_token(&headers);
         let body = totp_page(&current.user.fields.username, &secret, &csrf, None)?;
@@ -443,6 +528,7 @@ const RECOVERY_CODES: usize = 10;
 
 async fn totp_confirm(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<TotpForm>,
 ) -> Response {
@@ -456,6 +542,9 @@ async fn totp_confirm(
                 Hint::link("/if/user/totp/", "Start the set-up again").then("."),
             ));
         }
+        if !reauth::recent(&state, &current) {
+            return Ok(reauth::needed_page("/if/user/totp/"));
+        }
         let Ok(totp) = gatehouse_flow::totp_for(&form.secret) else {
             return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid key", "secret: the key is not valid base32.", Hint::link("/if/user/totp/", "Start again").then(".")));
         };
@@ -465,12 +554,15 @@ async fn totp_confirm(
             return Ok(wide_page(StatusCode::BAD_REQUEST, "Authenticator app", &body));
         };
         let mut tx = state.store.begin().await?;
-        let first = gatehouse_store::devices::totp_of(&mut tx, current.user.id).await?.is_empty();
-        gatehouse_store::devices::add_totp(&mut tx, current.user.id, "Authenticator app", &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        let first = devices::totp_of(&mut tx, current.user.id).await?.is_empty();
+        let added = devices::add_totp(&mut tx, current.user.id, DeviceKind::Totp.label(), &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        if let Some(device) = devices::device(&mut tx, DeviceKind::Totp, added.id).await? {
+            devices::audit(&mut tx, "model_created", "gatehouse.user", &current.user, &device, Some(peer.ip().to_string())).await?;
+        }
         let codes: Vec<String> = if first { (0..RECOVERY_CODES).map(|_| secret::new_recovery_code()).collect() } else { Vec::new() };
         if first {
             let hashes: Vec<String> = codes.iter().map(|c| secret::token_hash(c)).collect();
-            gatehouse_store::devices::set_recovery_codes(&mut tx, current.user.id, &hashes).await?;
+            devices::set_recovery_codes(&mut tx, current.user.id, &hashes).await?;
         }
         gatehouse_store::commit(tx).await?;
         Ok(page(StatusCode::OK, "Authenticator app added", &TotpAdded { codes: &codes }))
@@ -508,13 +600,17 @@ struct PasswordBody<'a> {
     error: Option<&'a str>,
 }
 
-/// The password was changed.
+/// The password was changed (`templates/password_changed.html`): other browsers were logged
+/// out, and the user's passkeys and authenticator apps are listed to check, each removable at
+/// once (the change was a fresh proof). They stay: a password change is often routine, and
+/// removing a second factor because the first changed would weaken the account; if the password
+/// leaked, a device someone else added shows up here.
 #[derive(Template)]
-#[template(
-    source = "<h1>Password changed</h1><p>Other browsers were logged out.</p><p><a href=\"/if/user/\">Back to your page</a></p>",
-    ext = "html"
-)]
-struct PasswordChanged;
+#[template(path = "password_changed.html")]
+struct PasswordChanged<'a> {
+    devices: &'a [DeviceRow],
+    csrf: &'a str,
+}
 
 async fn password_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session::current(&state, &headers).await {
@@ -571,17 +667,7 @@ async fn password_change(
             return Ok(retry(&retry_message(wait), StatusCode::TOO_MANY_REQUESTS));
         }
         let mut tx = state.store.begin().await?;
-        let stored = gatehouse_store::users::password_hash(&mut tx, current.user.id).await?;
-        let given = form.current.clone();
-        let verified = match stored {
-            Some(hash) => tokio::task::spawn_blocking(move || {
-                secret::verify_password(&given, &hash).unwrap_or(false)
-            })
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-            None => false,
-        };
-        if !verified {
+        if !reauth::password_matches(&mut tx, current.user.id, &form.current).await? {
             state.engine.throttle.failed(&attempt);
             return Ok(retry(
                 "The current password is not right.",
@@ -590,6 +676,7 @@ async fn password_change(
         }
         let hash = crate::api::users::hash_password(form.password.clone()).await?;
         gatehouse_store::users::set_password_hash(&mut tx, current.user.id, Some(&hash)).await?;
+        sessions::mark_authenticated(&mut tx, current.session.uuid).await?;
         // Other browsers logged in with the old password are logged out.
         for other in sessions::of_user(&mut tx, current.user.id).await? {
             if other.uuid != current.session.uuid {
@@ -605,9 +692,17 @@ async fn password_change(
             Some(peer.ip().to_string()),
         )
         .await?;
+        let rows = device_rows(&mut tx, &current.user).await?;
         gatehouse_store::commit(tx).await?;
         state.changed();
-        Ok(page(StatusCode::OK, "Password changed", &PasswordChanged))
+        Ok(page(
+            StatusCode::OK,
+            "Password changed",
+            &PasswordChanged {
+                devices: &rows,
+                csrf: &csrf,
+            },
+        ))
     }
     .await;
     result.unwrap_or_else(|e| {
