@@ -847,7 +847,10 @@ async fn logout_request(
         (Some(sub), Some(c)) => *sub == gatehouse_oidc::claims::subject(&c.user, settings.sub_mode),
         _ => false,
     };
-    let names_client = subject.is_some() || field("client_id") == client_id;
+    // A `client_id` sent with the hint must be the hint's client (RP-Initiated Logout §2).
+    let named = field("client_id");
+    let names_client =
+        (named.is_empty() || named == client_id) && (subject.is_some() || named == client_id);
     let asked = field("post_logout_redirect_uri");
     let return_to = match asked {
         "" => None,
