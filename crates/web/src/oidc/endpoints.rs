@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::Utc;
-use gatehouse_core::kinds::{ClientType, RedirectUriType, SigningAlgorithm};
+use gatehouse_core::kinds::{ClientType, RedirectUriType, SigningAlgorithm, SubMode};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::Verdict;
 use gatehouse_oidc::keys::{self, Signer};
@@ -826,16 +826,18 @@ async fn logout_request(
         Some(id) => Some(providers::get(conn, id).await?),
         None => None,
     };
-    let Some((provider, settings)) = provider.and_then(|p| match p.fields.kind.clone() {
-        ProviderKind::OAuth2(settings) => Some((p, settings)),
-        ProviderKind::Proxy(_) => None,
-    }) else {
+    let Some(provider) = provider else {
         return Ok(Err(crate::pages::error_page(
             StatusCode::NOT_FOUND,
             "No such application",
-            &format!("No OAuth2 application has the slug `{slug}`."),
+            &format!("No application with a provider has the slug `{slug}`."),
             "Check the logout link of the application that sent you here.",
         )));
+    };
+    // A proxy provider registers no post-logout URIs; its ID tokens use the default subject.
+    let (sub_mode, settings) = match &provider.fields.kind {
+        ProviderKind::OAuth2(settings) => (settings.sub_mode, Some(settings)),
+        ProviderKind::Proxy(_) => (SubMode::HashedUserId, None),
     };
     let client_id = provider.fields.client_id.clone();
     let subject = keys.id_token_subject(
@@ -844,7 +846,7 @@ async fn logout_request(
         &client_id,
     );
     let hint_for_session = match (&subject, current) {
-        (Some(sub), Some(c)) => *sub == gatehouse_oidc::claims::subject(&c.user, settings.sub_mode),
+        (Some(sub), Some(c)) => *sub == gatehouse_oidc::claims::subject(&c.user, sub_mode),
         _ => false,
     };
     // A `client_id` sent with the hint must be the hint's client (RP-Initiated Logout §2).
@@ -854,7 +856,9 @@ async fn logout_request(
     let asked = field("post_logout_redirect_uri");
     let return_to = match asked {
         "" => None,
-        uri if super::redirect_allowed(&settings, RedirectUriType::Logout, uri) => {
+        uri if settings
+            .is_some_and(|s| super::redirect_allowed(s, RedirectUriType::Logout, uri)) =>
+        {
             Some(uri.to_owned())
         }
         uri => {
