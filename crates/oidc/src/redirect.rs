@@ -410,10 +410,9 @@ mod tests {
 
     #[test]
     fn strict_entries_must_be_absolute_urls() {
-        assert_eq!(
-            check(MatchingMode::Strict, "https://rp.example.com/cb"),
-            Ok(())
-        );
+        for ok in ["https://rp.example.com/cb", "app.immich:///oauth-callback"] {
+            assert_eq!(check(MatchingMode::Strict, ok), Ok(()), "{ok}");
+        }
         for bad in [
             "/cb",
             "rp.example.com/cb",

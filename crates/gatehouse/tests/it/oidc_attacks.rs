@@ -433,6 +433,10 @@ async fn a_regex_redirect_uri_sends_codes_only_to_its_own_origin() -> anyhow::Re
     .await
 }
 
+/// A request another site can make the browser send: what it is, its parameters, and the
+/// status it must get.
+type Attempt<'a> = (&'a str, Vec<(&'a str, String)>, u16);
+
 /// The value of the hidden field `name` of a confirmation page.
 fn hidden_field(page: &str, name: &str) -> String {
     page.split(&format!("name=\"{name}\" value=\""))
@@ -454,7 +458,7 @@ async fn end_session_from_another_site_logs_nobody_out_and_goes_nowhere_unregist
         let hint = text(&tokens, "id_token");
         let access_token = text(&tokens, "access_token");
         // What another site can make the browser send: links, image tags, auto-posted forms.
-        let attempts: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+        let attempts: Vec<Attempt> = vec![
             ("a bare GET", vec![], 200),
             (
                 "an unregistered post_logout_redirect_uri",

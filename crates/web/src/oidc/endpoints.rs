@@ -851,8 +851,7 @@ async fn logout_request(
     };
     // A `client_id` sent with the hint must be the hint's client (RP-Initiated Logout §2).
     let named = field("client_id");
-    let names_client =
-        (named.is_empty() || named == client_id) && (subject.is_some() || named == client_id);
+    let names_client = named == client_id || (named.is_empty() && subject.is_some());
     let asked = field("post_logout_redirect_uri");
     let return_to = match asked {
         "" => None,
