@@ -226,6 +226,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// What a registered redirect URI is for (Authentik's `redirect_uri_type`): authorization
+    /// responses never go to a post-logout URI, nor end-session to a callback.
+    RedirectUriType, "redirect URI type" {
+        /// Where authorization responses (codes and errors) go.
+        Authorization = "authorization",
+        /// Where end-session may return the browser (`post_logout_redirect_uri`).
+        Logout = "logout",
+    }
+}
+
+string_enum! {
     /// How an OIDC provider signs its tokens. RS256 is what every relying party accepts without
     /// configuration; ES256 is much faster to sign and what busy token endpoints should use.
     SigningAlgorithm, "signing algorithm" {

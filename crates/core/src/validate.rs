@@ -116,24 +116,6 @@ mod tests {
     }
 }
 
-/// Checks one redirect URI: an absolute URI for strict matching, a compilable pattern for regex.
-pub fn redirect_uri(mode: crate::kinds::MatchingMode, url: &str) -> Result<(), String> {
-    match mode {
-        crate::kinds::MatchingMode::Strict => {
-            if url.contains("://") && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{url}` is not an absolute URI, e.g. https://app.example.com/callback."
-                ))
-            }
-        }
-        crate::kinds::MatchingMode::Regex => regex::Regex::new(url)
-            .map(|_| ())
-            .map_err(|e| format!("`{url}` is not a valid regular expression: {e}")),
-    }
-}
-
 /// Percent-encodes a value for a URL query.
 pub fn url_encode(value: &str) -> String {
     value

@@ -34,6 +34,9 @@ pub struct AppContext {
     pub name: String,
     /// Scopes requested.
     pub scopes: Vec<String>,
+    /// Ask for consent even when it was given before (the client sent `prompt=consent`).
+    #[serde(default)]
+    pub ask_again: bool,
 }
 
 /// One stage of the plan.

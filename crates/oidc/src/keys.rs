@@ -389,6 +389,32 @@ impl Loaded {
             .ok()
             .map(|d| d.claims)
     }
+
+    /// The subject of an ID token this provider issued to `client_id` under `issuer`, signed
+    /// by one of the published keys: the `id_token_hint` of end-session, which proves the
+    /// logout request comes from that client for that user. An expired ID token still counts
+    /// (OpenID Connect RP-Initiated Logout 1.0 §2: the hint is often older than its
+    /// lifetime); an access token never does.
+    pub fn id_token_subject(&self, token: &str, issuer: &str, client_id: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Hint {
+            sub: String,
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.typ.as_deref() == Some(ACCESS_TOKEN_TYPE) {
+            return None;
+        }
+        let kid = header.kid?;
+        let (algorithm, decoding) = self.verifiers.get(&kid)?;
+        let mut validation = Validation::new(*algorithm);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[client_id]);
+        jsonwebtoken::decode::<Hint>(token, decoding, &validation)
+            .ok()
+            .map(|d| d.claims.sub)
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 mod attack;
 
 use attack::{adversarial_url, origin_of, seeds};
-use gatehouse_core::kinds::{ClientType, IssuerMode, MatchingMode, SigningAlgorithm, SubMode};
-use gatehouse_oidc::redirect_allowed;
+use gatehouse_core::kinds::{
+    ClientType, IssuerMode, MatchingMode, RedirectUriType, SigningAlgorithm, SubMode,
+};
+use gatehouse_oidc::redirect::{check, redirect_allowed};
 use gatehouse_oidc::tokens::pkce_ok;
 use gatehouse_store::providers::{OAuth2Settings, RedirectUri};
 use proptest::prelude::*;
@@ -33,6 +35,7 @@ fn settings(uris: &[(MatchingMode, &str)]) -> OAuth2Settings {
             .map(|(matching_mode, url)| RedirectUri {
                 matching_mode: *matching_mode,
                 url: (*url).to_owned(),
+                redirect_uri_type: RedirectUriType::Authorization,
             })
             .collect(),
     }
@@ -41,14 +44,18 @@ fn settings(uris: &[(MatchingMode, &str)]) -> OAuth2Settings {
 /// A strict redirect URI matches itself only, byte for byte.
 fn strict_case(uri: &str) {
     let s = settings(&[(MatchingMode::Strict, STRICT)]);
-    assert_eq!(redirect_allowed(&s, uri), uri == STRICT, "{uri:?}");
+    assert_eq!(
+        redirect_allowed(&s, RedirectUriType::Authorization, uri),
+        uri == STRICT,
+        "{uri:?}"
+    );
 }
 
-/// What the issue #13 regex fix must hold: a regex redirect URI never accepts a URL whose
+/// What the issue #13 regex fix holds: a regex redirect URI never accepts a URL whose
 /// scheme, host or port differ from the pattern's.
 fn regex_case(uri: &str) {
     let s = settings(&[(MatchingMode::Regex, REGEX)]);
-    if redirect_allowed(&s, uri) {
+    if redirect_allowed(&s, RedirectUriType::Authorization, uri) {
         assert_eq!(
             origin_of(uri),
             origin_of(REGEX_ORIGIN),
@@ -65,7 +72,6 @@ fn strict_redirect_uri_seeds_match_only_themselves() {
 }
 
 #[test]
-#[ignore = "enabled when the #13 fix for regex redirect URIs (match scheme/host/port exactly) merges"]
 fn regex_redirect_uri_seeds_stay_on_the_registered_origin() {
     for seed in seeds("redirect_uri") {
         regex_case(&seed);
@@ -81,7 +87,6 @@ proptest! {
 
     /// A regex redirect URI never leads to another origin.
     #[test]
-    #[ignore = "enabled when the #13 fix for regex redirect URIs (match scheme/host/port exactly) merges"]
     fn regex_redirect_uri_never_leaves_the_registered_origin(uri in adversarial_url(REGEX_ORIGIN)) {
         regex_case(&uri);
     }
@@ -90,7 +95,9 @@ proptest! {
     #[test]
     fn arbitrary_patterns_never_panic(pattern in ".{0,40}", uri in ".{0,80}") {
         let s = settings(&[(MatchingMode::Regex, &pattern), (MatchingMode::Strict, &pattern)]);
-        let _ = redirect_allowed(&s, &uri);
+        let _ = check(MatchingMode::Regex, &pattern);
+        let _ = check(MatchingMode::Strict, &pattern);
+        let _ = redirect_allowed(&s, RedirectUriType::Authorization, &uri);
     }
 
     /// PKCE checks answer for any challenge, method and verifier, and only the right

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse_core::kinds::{
-    ClientType, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
+    ClientType, IssuerMode, MatchingMode, ProxyMode, RedirectUriType, SigningAlgorithm, SubMode,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -49,9 +49,10 @@ pub struct RedirectUri {
     pub matching_mode: MatchingMode,
     /// URI or pattern.
     pub url: String,
-    /// `authorization` (the only kind Gatehouse uses).
+    /// `authorization` (where codes go; the default) or `logout` (where end-session may
+    /// return the browser), as in Authentik 2026.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect_uri_type: Option<String>,
+    pub redirect_uri_type: Option<RedirectUriType>,
 }
 
 /// An OAuth2/OIDC provider.

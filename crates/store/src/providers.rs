@@ -4,7 +4,7 @@
 //! the table of its kind.
 
 use gatehouse_core::kinds::{
-    ClientType, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
+    ClientType, IssuerMode, MatchingMode, ProxyMode, RedirectUriType, SigningAlgorithm, SubMode,
 };
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -20,6 +20,8 @@ pub struct RedirectUri {
     pub matching_mode: MatchingMode,
     /// The URI or pattern.
     pub url: String,
+    /// Authorization callback or post-logout return.
+    pub redirect_uri_type: RedirectUriType,
 }
 
 /// Settings only OAuth2/OIDC providers have.
@@ -239,6 +241,7 @@ async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> R
                         ("position", position.into()),
                         ("matching_mode", uri.matching_mode.as_str().into()),
                         ("url", uri.url.clone().into()),
+                        ("redirect_uri_type", uri.redirect_uri_type.as_str().into()),
                     ],
                     None,
                 )
@@ -283,7 +286,7 @@ async fn complete(conn: &mut AnyConnection, mut provider: Provider) -> Result<Pr
     if let ProviderKind::OAuth2(o) = &mut provider.fields.kind {
         let rows = sql::fetch_all(
             conn,
-            "SELECT matching_mode, url FROM oauth2_redirect_uris WHERE provider_id = $1 ORDER BY position",
+            "SELECT matching_mode, url, redirect_uri_type FROM oauth2_redirect_uris WHERE provider_id = $1 ORDER BY position",
             vec![provider.id.into()],
         )
         .await?;
@@ -293,6 +296,7 @@ async fn complete(conn: &mut AnyConnection, mut provider: Provider) -> Result<Pr
                 Ok(RedirectUri {
                     matching_mode: r.parsed("matching_mode")?,
                     url: r.text("url")?,
+                    redirect_uri_type: r.parsed("redirect_uri_type")?,
                 })
             })
             .collect::<Result<_>>()?;

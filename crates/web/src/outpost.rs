@@ -23,7 +23,8 @@ use gatehouse_proto::outposts::{
 use gatehouse_store::oauth::{self, Redeemed};
 use gatehouse_store::providers::{Provider, ProviderKind, ProxySettings};
 use gatehouse_store::{
-    applications, groups, providers, proxy_sessions, tokens, users, Conn, Filter, ListSpec, Store,
+    applications, groups, providers, proxy_sessions, sessions, tokens, users, Conn, Filter,
+    ListSpec, Store,
 };
 use serde_json::{json, Value};
 
@@ -496,16 +497,22 @@ impl Sessions {
     }
 
     /// Ends every outpost session of the cookie's user, on every outpost (the change feed
-    /// tells them at once), and names the end-session URL the browser goes on to.
+    /// tells them at once), and the IdP session the cookie's login came from; names the
+    /// end-session URL the browser goes on to.
     pub async fn sign_out(&self, sign_out: &SignOut) -> ApiResult<SignedOut> {
         let mut tx = self.store.begin().await?;
         let p = self.proxy(&mut tx, sign_out.provider).await?;
         if let Some(cookie) = &sign_out.cookie {
-            if let Some(user) = proxy_sessions::find(&mut tx, cookie, Utc::now())
-                .await?
-                .and_then(|s| s.user)
-            {
-                proxy_sessions::end_all_of(&mut tx, user).await?;
+            if let Some(session) = proxy_sessions::find(&mut tx, cookie, Utc::now()).await? {
+                if let Some(user) = session.user {
+                    proxy_sessions::end_all_of(&mut tx, user).await?;
+                }
+                // The sign-out page's POST confirmed it, so the IdP session the login came
+                // from ends here too: end-session, where the browser goes next, asks for a
+                // confirmation when it has a session to end.
+                if let Some(idp) = session.idp_session {
+                    sessions::revoke(&mut tx, idp).await?;
+                }
             }
         }
         gatehouse_store::commit(tx).await?;

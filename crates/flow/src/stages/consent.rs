@@ -1,6 +1,7 @@
 //! The consent stage: asks the signed-in user to share the requested scopes with the
-//! application being authorised, unless they allowed all of them before. What they allow is
-//! remembered per user and application, and recorded as an audit event.
+//! application being authorised, unless they allowed all of them before and the client did not
+//! ask for the screen again (`prompt=consent`). What they allow is remembered per user and
+//! application, and recorded as an audit event.
 
 use async_trait::async_trait;
 use gatehouse_store::{oauth, users};
@@ -22,7 +23,7 @@ impl Stage for Consent {
         let granted = oauth::consented_scopes(visit.conn, user, app.uuid)
             .await?
             .unwrap_or_default();
-        if app.scopes.iter().all(|s| granted.contains(s)) {
+        if !app.ask_again && app.scopes.iter().all(|s| granted.contains(s)) {
             return Ok(Entry::Pass);
         }
         Ok(Entry::Ask(Challenge::Consent {

@@ -5,8 +5,9 @@
 use gatehouse_testkit::{browse_until, cookie_client, with_server, TestServer};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::header::LOCATION;
 use serde_json::{json, Value};
@@ -43,7 +44,9 @@ pub(crate) async fn setup(server: &TestServer, client_type: &str) -> anyhow::Res
         .post(
             "/providers/oauth2/",
             json!({"name": "Grafana", "client_type": client_type, "authorization_flow": flow, "invalidation_flow": invalidation,
-                   "redirect_uris": [{"matching_mode": "strict", "url": callback}], "logout_uri": format!("{}/logged-out", server.external_url)}),
+                   "redirect_uris": [{"matching_mode": "strict", "url": callback},
+                                     {"matching_mode": "strict", "url": format!("{}/logged-out", server.external_url), "redirect_uri_type": "logout"}],
+                   "logout_uri": format!("{}/logged-out", server.external_url)}),
         )
         .await?;
     anyhow::ensure!(status == 201, "{provider}");
@@ -269,17 +272,44 @@ async fn openidconnect_relying_party_completes_the_whole_lifecycle() -> anyhow::
             .await?;
         assert_eq!(live["active"], true, "{live}");
 
-        let end = reqwest::Client::builder()
+        // RP-initiated logout as the library sends it, from discovery: with the ID token as
+        // hint, the browser returns to the registered post-logout URI with the state.
+        let logout =
+            ProviderMetadataWithLogout::discover_async(IssuerUrl::new(app.issuer.clone())?, &http)
+                .await?
+                .additional_metadata()
+                .end_session_endpoint
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("discovery names no end_session_endpoint"))?;
+        let back = format!("{}/logged-out", server.external_url);
+        let back_url = PostLogoutRedirectUrl::new(back.clone())?;
+        let request = || {
+            LogoutRequest::from(logout.clone())
+                .set_post_logout_redirect_uri(back_url.clone())
+                .set_state(CsrfToken::new("bye-1".into()))
+        };
+        let local = |u: url::Url| u.as_str().replace(&server.external_url, &server.url);
+        let no_redirects = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .build()?
-            .get(format!(
-                "{}/application/o/grafana/end-session/?post_logout_redirect_uri={}",
-                server.url,
-                gatehouse_testkit::url_encode(&format!("{}/logged-out", server.external_url))
-            ))
+            .build()?;
+        let end = no_redirects
+            .get(local(request().set_id_token_hint(id_token).http_get_url()))
             .send()
             .await?;
         assert_eq!(end.status(), 302);
+        let location = end
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(location, format!("{back}?state=bye-1"));
+        // Without the hint (and without client_id) the request names no client: no redirect.
+        let unnamed = no_redirects
+            .get(local(request().http_get_url()))
+            .send()
+            .await?;
+        assert_eq!(unnamed.status(), 200);
+        assert!(unnamed.headers().get(LOCATION).is_none());
         server.stop().await
     })
     .await

@@ -377,3 +377,290 @@ async fn auth_time_is_the_sessions_own_login_not_the_users_latest() -> anyhow::R
     })
     .await
 }
+
+/// Where `response` redirects, empty when it does not.
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether `browser` is still signed in: authorize answers `app` with a code at once.
+async fn still_signed_in(
+    server: &TestServer,
+    app: &App,
+    browser: &reqwest::Client,
+) -> anyhow::Result<bool> {
+    let url = authorize_url(server, app, "code").replace(&server.external_url, &server.url);
+    let response = browser.get(url).send().await?;
+    Ok(location(&response).starts_with(&format!("{}?code=", app.callback)))
+}
+
+/// An OAuth2 provider and application `slug` with one redirect URI `(mode, url)` and the
+/// default flow with `consent` ("explicit" or "implicit"); returns the client id.
+async fn client_with(
+    server: &TestServer,
+    slug: &str,
+    consent: &str,
+    redirect: (&str, &str),
+) -> anyhow::Result<String> {
+    let (flow, invalidation) = crate::provider_flows(server, consent).await?;
+    let (status, provider) = server
+        .post(
+            "/providers/oauth2/",
+            json!({"name": slug, "client_type": "confidential", "authorization_flow": flow,
+                   "invalidation_flow": invalidation,
+                   "redirect_uris": [{"matching_mode": redirect.0, "url": redirect.1}]}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{provider}");
+    let (status, app) = server
+        .post(
+            "/core/applications/",
+            json!({"name": slug, "slug": slug, "provider": provider["pk"]}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{app}");
+    Ok(text(&provider, "client_id").to_owned())
+}
+
+#[tokio::test]
+async fn a_regex_redirect_uri_sends_codes_only_to_its_own_origin() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        setup(&server, "confidential").await?;
+        let client_id =
+            client_with(&server, "rp2", "implicit", ("regex", r"https://rp2\.example\.com.*"))
+                .await?;
+        let authorize = |redirect: &str| {
+            format!(
+                "{}/application/o/authorize/?client_id={client_id}&redirect_uri={}&response_type=code&scope=openid&state=s-1",
+                server.url,
+                url_encode(redirect)
+            )
+        };
+        // Alice signs in through a URL on the registered origin: the code comes back there.
+        let browser = cookie_client()?;
+        let signed_in = browse_until(
+            &browser,
+            &server,
+            &authorize("https://rp2.example.com/cb"),
+            ("alice@example.com", PASSWORD),
+            |l| l.starts_with("https://rp2.example.com/"),
+        )
+        .await?;
+        let back = location(&signed_in);
+        assert!(back.starts_with("https://rp2.example.com/cb?code="), "{back}");
+        // The same signed-in browser, lured to look-alike redirect URIs: no code leaves.
+        for attack in [
+            "https://rp2.example.com.evil.net/steal",
+            "https://rp2.example.com@evil.net/",
+            "https://rp2.example.com:444/",
+            "http://rp2.example.com/cb",
+        ] {
+            let response = browser.get(authorize(attack)).send().await?;
+            assert_eq!(response.status(), 400, "{attack}");
+            assert_eq!(location(&response), "", "{attack} must not be redirected to");
+            let page = response.text().await?;
+            assert!(page.contains("is not registered"), "{attack}: {page}");
+        }
+        // A pattern that could name another host is refused when it is registered.
+        let (flow, invalidation) = crate::provider_flows(&server, "implicit").await?;
+        let (status, body) = server
+            .post(
+                "/providers/oauth2/",
+                json!({"name": "wildcard", "authorization_flow": flow, "invalidation_flow": invalidation,
+                       "redirect_uris": [{"matching_mode": "regex", "url": r"https://.*\.example\.com/cb"}]}),
+            )
+            .await?;
+        assert_eq!(status, 400, "{body}");
+        let message = crate::errors(&body, "redirect_uris");
+        assert!(message.contains("literal origin"), "{body}");
+        server.stop().await
+    })
+    .await
+}
+
+/// A request another site can make the browser send: what it is, its parameters, and the
+/// status it must get.
+type Attempt<'a> = (&'a str, Vec<(&'a str, String)>, u16);
+
+/// The value of the hidden field `name` of a confirmation page.
+fn hidden_field(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn end_session_from_another_site_logs_nobody_out_and_goes_nowhere_unregistered(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let (browser, tokens) = logged_in_with_tokens(&server, &app).await?;
+        assert_alive(&server, &app, &tokens).await?;
+        let end = format!("{}/application/o/grafana/end-session/", server.url);
+        let registered = format!("{}/logged-out", server.external_url);
+        let hint = text(&tokens, "id_token");
+        let access_token = text(&tokens, "access_token");
+        // What another site can make the browser send: links, image tags, auto-posted forms.
+        let attempts: Vec<Attempt> = vec![
+            ("a bare GET", vec![], 200),
+            (
+                "an unregistered post_logout_redirect_uri",
+                vec![(
+                    "post_logout_redirect_uri",
+                    "https://rp2.example.com.evil.net/steal".into(),
+                )],
+                400,
+            ),
+            (
+                "a look-alike of the registered URI with the real hint",
+                vec![
+                    ("id_token_hint", hint.into()),
+                    (
+                        "post_logout_redirect_uri",
+                        format!("{registered}.evil.net/"),
+                    ),
+                ],
+                400,
+            ),
+            (
+                "the client_id and registered URI without a hint",
+                vec![
+                    ("client_id", app.client_id.clone()),
+                    ("post_logout_redirect_uri", registered.clone()),
+                ],
+                200,
+            ),
+            (
+                "an access token as the hint",
+                vec![("id_token_hint", access_token.into())],
+                200,
+            ),
+        ];
+        for (what, query, status) in &attempts {
+            for post in [false, true] {
+                let request = if post {
+                    browser.post(&end).form(query)
+                } else {
+                    browser.get(&end).query(query)
+                };
+                let response = request.send().await?;
+                let method = if post { "POST" } else { "GET" };
+                assert_eq!(response.status(), *status, "{method} with {what}");
+                assert_eq!(location(&response), "", "{method} with {what} redirected");
+                assert!(
+                    still_signed_in(&server, &app, &browser).await?,
+                    "{method} with {what} logged the browser out"
+                );
+            }
+        }
+        assert_alive(&server, &app, &tokens).await?;
+
+        // The confirmation page's own POST logs out and returns to the registered URI.
+        let page = browser
+            .get(&end)
+            .query(&[
+                ("client_id", app.client_id.as_str()),
+                ("post_logout_redirect_uri", registered.as_str()),
+                ("state", "st-1"),
+            ])
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(page.contains("<form method=post"), "{page}");
+        let csrf = hidden_field(&page, "csrf");
+        assert!(!csrf.is_empty(), "{page}");
+        let confirmed = browser
+            .post(&end)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("client_id", app.client_id.as_str()),
+                ("post_logout_redirect_uri", registered.as_str()),
+                ("state", "st-1"),
+            ])
+            .send()
+            .await?;
+        assert_eq!(confirmed.status(), 302);
+        assert_eq!(location(&confirmed), format!("{registered}?state=st-1"));
+        assert!(!still_signed_in(&server, &app, &browser).await?);
+        assert_ended(&server, &app, &tokens, "the confirmed logout").await?;
+        server.stop().await
+    })
+    .await
+}
+
+#[tokio::test]
+async fn prompt_none_reports_consent_required_and_prompt_consent_shows_the_screen(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let app = setup(&server, "confidential").await?;
+        let callback = format!("{}/test-callback/forgejo", server.external_url);
+        let client_id = client_with(&server, "forgejo", "explicit", ("strict", &callback)).await?;
+        let (browser, _) = authorization_response(&server, &app).await?;
+        let authorize = |prompt: &str| {
+            format!(
+                "{}/application/o/authorize/?client_id={client_id}&redirect_uri={}&response_type=code&scope=openid&state=s-1{prompt}",
+                server.url,
+                url_encode(&callback)
+            )
+        };
+        let consent_flow = "/if/flow/default-provider-authorization-explicit-consent/";
+
+        // Silent authentication before consent: an error at the client, never a screen.
+        let silent = browser.get(authorize("&prompt=none")).send().await?;
+        let to = location(&silent);
+        assert!(
+            to.starts_with(&format!("{callback}?error=consent_required&")) && to.contains("&state=s-1&iss="),
+            "{to}"
+        );
+
+        // Consent once.
+        let asked = browser.get(authorize("")).send().await?;
+        assert!(location(&asked).starts_with(consent_flow), "{}", location(&asked));
+        let screen_url = format!("{}{}", server.url, location(&asked));
+        let screen = browser.get(&screen_url).send().await?.text().await?;
+        assert!(screen.contains("name=action value=allow"), "{screen}");
+        let allowed = browser
+            .post(screen_url.split('?').next().unwrap_or_default())
+            .form(&[("csrf", csrf_of(&screen).as_str()), ("action", "allow")])
+            .send()
+            .await?;
+        let back = format!("{}{}", server.url, location(&allowed));
+        let code = browser.get(&back).send().await?;
+        assert!(location(&code).starts_with(&format!("{callback}?code=")), "{}", location(&code));
+
+        // Remembered: silent authentication now gets a code...
+        let silent = browser.get(authorize("&prompt=none")).send().await?;
+        assert!(location(&silent).starts_with(&format!("{callback}?code=")), "{}", location(&silent));
+        // ...and prompt=consent still shows the screen.
+        let again = browser.get(authorize("&prompt=consent")).send().await?;
+        assert!(location(&again).starts_with(consent_flow), "{}", location(&again));
+        let screen = browser
+            .get(format!("{}{}", server.url, location(&again)))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(screen.contains("name=action value=allow"), "prompt=consent: {screen}");
+
+        // prompt=login asks for the login again despite the session.
+        let login = browser.get(authorize("&prompt=login")).send().await?;
+        assert!(location(&login).starts_with("/if/flow/default-authentication-flow/"), "{}", location(&login));
+        let form = browser
+            .get(format!("{}{}", server.url, location(&login)))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(form.contains("name=uid_field"), "prompt=login: {form}");
+        server.stop().await
+    })
+    .await
+}

@@ -1,7 +1,8 @@
 //! `providers/oauth2/` and `providers/proxy/`: the two kinds of provider, sharing integer ids.
 
 use gatehouse_core::kinds::{
-    ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, SigningAlgorithm, SubMode,
+    ClientType, FlowDesignation, IssuerMode, MatchingMode, ProxyMode, RedirectUriType,
+    SigningAlgorithm, SubMode,
 };
 use gatehouse_core::{secret, validate};
 use gatehouse_proto::providers::{
@@ -105,7 +106,7 @@ fn wire_uri(u: &store::RedirectUri) -> RedirectUri {
     RedirectUri {
         matching_mode: u.matching_mode,
         url: u.url.clone(),
-        redirect_uri_type: Some("authorization".into()),
+        redirect_uri_type: Some(u.redirect_uri_type),
     }
 }
 
@@ -166,7 +167,7 @@ async fn render_proxy(conn: &mut Conn, p: &store::Provider) -> ApiResult<ProxyPr
                 "{}{OUTPOST_CALLBACK}",
                 x.external_host.trim_end_matches('/')
             ),
-            redirect_uri_type: Some("authorization".into()),
+            redirect_uri_type: Some(RedirectUriType::Authorization),
         }],
         cookie_domain: x.cookie_domain.clone(),
         jwt_federation_sources: Vec::new(),
@@ -381,6 +382,9 @@ async fn oauth2_fields(
             .map(|u| store::RedirectUri {
                 matching_mode: u.matching_mode,
                 url: u.url.clone(),
+                redirect_uri_type: u
+                    .redirect_uri_type
+                    .unwrap_or(RedirectUriType::Authorization),
             })
             .collect();
     }
@@ -388,7 +392,7 @@ async fn oauth2_fields(
     for uri in &o.redirect_uris {
         errors.check(
             "redirect_uris",
-            validate::redirect_uri(uri.matching_mode, &uri.url),
+            gatehouse_oidc::redirect::check(uri.matching_mode, &uri.url).map_err(|e| e.to_string()),
         );
     }
     if o.client_type == ClientType::Confidential && merged.client_secret.len() < 16 {

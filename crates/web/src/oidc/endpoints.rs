@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::Utc;
-use gatehouse_core::kinds::{ClientType, SigningAlgorithm};
+use gatehouse_core::kinds::{ClientType, RedirectUriType, SigningAlgorithm, SubMode};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::Verdict;
 use gatehouse_oidc::keys::{self, Signer};
@@ -714,54 +714,181 @@ pub(super) async fn revoke(
 )]
 struct LoggedOut;
 
-/// `/application/o/<slug>/end-session/`: ends the IdP session, then returns to the RP's
-/// registered post-logout URI when it sent one.
+/// What an end-session request is about, once its parameters are checked: the application's
+/// client, whether the request proves it comes from that client for the visitor's session,
+/// and where the browser may go afterwards.
+struct Logout {
+    /// The client id of the application's provider.
+    client_id: String,
+    /// The `id_token_hint` is an ID token of ours for this client and the visitor's user: the
+    /// relying party itself asks, so no confirmation is needed.
+    hint_for_session: bool,
+    /// The request names this client (a valid hint, or `client_id`), so its registered
+    /// post-logout URI may be used.
+    names_client: bool,
+    /// The registered `post_logout_redirect_uri`, when one was sent.
+    return_to: Option<String>,
+}
+
+/// `/application/o/<slug>/end-session/` (OpenID Connect RP-Initiated Logout 1.0), on GET or
+/// POST. The session ends at once only when the request carries a valid `id_token_hint` for
+/// it; otherwise (a link, another site's image tag or form) the visitor gets a confirmation
+/// page whose POST, with the session's anti-forgery token, ends it (#13 L2). The browser is
+/// then sent to `post_logout_redirect_uri` only when that is registered for the client as a
+/// `logout` redirect URI and the request named the client (by the hint or `client_id`); an
+/// unregistered one is refused before anything ends (#13 item 5), as Keycloak and Authentik do.
 pub(super) async fn end_session(
     State(state): State<AppState>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path(slug): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
 ) -> Response {
+    let params = if method == axum::http::Method::POST {
+        parse_form(&body).unwrap_or_default()
+    } else {
+        query
+    };
+    let field = |k: &str| field(&params, k);
     let result: Result<Response, ApiError> = async {
-        // Read the session before taking a connection for the transaction: holding one pooled
-        // connection while waiting for another can exhaust the pool under load.
+        // Keys and session are read before taking a connection: holding one pooled connection
+        // while waiting for another can exhaust the pool under load.
+        let hint = field("id_token_hint");
+        let keys = state.keys.for_token(&state.store, hint).await?;
         let current = session::current(&state, &headers).await?;
-        let mut tx = state.store.begin().await?;
-        if let Some(current) = current {
-            sessions::revoke(&mut tx, current.session.uuid).await?;
-        }
-        let mut target = None;
-        if let (Some(uri), Some(app)) = (
-            params.get("post_logout_redirect_uri"),
-            applications::find_by_slug(&mut tx, &slug).await?,
-        ) {
-            if let Some(id) = app.fields.provider {
-                if let ProviderKind::OAuth2(settings) =
-                    providers::get(&mut tx, id).await?.fields.kind
-                {
-                    if settings.logout_uri == *uri || super::redirect_allowed(&settings, uri) {
-                        target = Some(match params.get("state") {
-                            Some(s) => super::url_with(uri, &[("state", s)]),
-                            None => uri.clone(),
-                        });
-                    }
-                }
+        let logout = {
+            let mut conn = state.store.conn().await?;
+            match logout_request(&mut conn, &state, &keys, &slug, &params, current.as_ref()).await?
+            {
+                Ok(logout) => logout,
+                Err(refused) => return Ok(refused),
             }
+        };
+        let target = logout
+            .return_to
+            .as_deref()
+            .filter(|_| logout.names_client)
+            .map(|uri| match field("state") {
+                "" => uri.to_owned(),
+                s => super::url_with(uri, &[("state", s)]),
+            });
+        let confirmed = method == axum::http::Method::POST
+            && !field("csrf").is_empty()
+            && crate::pages::user::csrf_accepted(&headers, field("csrf"));
+        let Some(current) = current else {
+            // Nothing to end.
+            return Ok(logged_out(&state, target));
+        };
+        if !logout.hint_for_session && !confirmed {
+            let csrf = crate::pages::user::csrf_token(&headers);
+            let mut fields = vec![("csrf", csrf.as_str())];
+            if logout.names_client {
+                fields.push(("client_id", logout.client_id.as_str()));
+            }
+            if let Some(uri) = &logout.return_to {
+                fields.push(("post_logout_redirect_uri", uri.as_str()));
+            }
+            if !field("state").is_empty() {
+                fields.push(("state", field("state")));
+            }
+            return Ok(gatehouse_html::confirm_page(
+                "Log out",
+                "Log out of Gatehouse? This ends your session for every application.",
+                &format!("/application/o/{slug}/end-session/"),
+                &fields,
+                "Log out",
+            ));
         }
+        let mut tx = state.store.begin().await?;
+        sessions::revoke(&mut tx, current.session.uuid).await?;
         gatehouse_store::commit(tx).await?;
         state.changed();
-        let secure = session::secure(&state);
-        let mut response = match target {
-            Some(t) => (StatusCode::FOUND, [(LOCATION, t)]).into_response(),
-            None => page(StatusCode::OK, "Logged out", &LoggedOut),
-        };
-        response
-            .headers_mut()
-            .append(SET_COOKIE, clear_cookie(SESSION_COOKIE, secure));
-        Ok(response)
+        Ok(logged_out(&state, target))
     }
     .await;
     result.unwrap_or_else(server_error)
+}
+
+/// Checks an end-session request against the application `slug`: `Err` is the page refusing
+/// it (no such application, an unregistered `post_logout_redirect_uri`).
+async fn logout_request(
+    conn: &mut Conn,
+    state: &AppState,
+    keys: &keys::Loaded,
+    slug: &str,
+    params: &HashMap<String, String>,
+    current: Option<&session::Current>,
+) -> Result<Result<Logout, Response>, ApiError> {
+    let field = |k: &str| field(params, k);
+    let app = applications::find_by_slug(conn, slug).await?;
+    let provider = match app.as_ref().and_then(|a| a.fields.provider) {
+        Some(id) => Some(providers::get(conn, id).await?),
+        None => None,
+    };
+    let Some(provider) = provider else {
+        return Ok(Err(crate::pages::error_page(
+            StatusCode::NOT_FOUND,
+            "No such application",
+            &format!("No application with a provider has the slug `{slug}`."),
+            "Check the logout link of the application that sent you here.",
+        )));
+    };
+    // A proxy provider registers no post-logout URIs; its ID tokens use the default subject.
+    let (sub_mode, settings) = match &provider.fields.kind {
+        ProviderKind::OAuth2(settings) => (settings.sub_mode, Some(settings)),
+        ProviderKind::Proxy(_) => (SubMode::HashedUserId, None),
+    };
+    let client_id = provider.fields.client_id.clone();
+    let subject = keys.id_token_subject(
+        field("id_token_hint"),
+        &issuer(&state.settings.external_url, slug),
+        &client_id,
+    );
+    let hint_for_session = match (&subject, current) {
+        (Some(sub), Some(c)) => *sub == gatehouse_oidc::claims::subject(&c.user, sub_mode),
+        _ => false,
+    };
+    // A `client_id` sent with the hint must be the hint's client (RP-Initiated Logout §2).
+    let named = field("client_id");
+    let names_client = named == client_id || (named.is_empty() && subject.is_some());
+    let asked = field("post_logout_redirect_uri");
+    let return_to = match asked {
+        "" => None,
+        uri if settings
+            .is_some_and(|s| super::redirect_allowed(s, RedirectUriType::Logout, uri)) =>
+        {
+            Some(uri.to_owned())
+        }
+        uri => {
+            return Ok(Err(crate::pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid logout request",
+                &format!("The post_logout_redirect_uri `{uri}` is not registered for this application; nothing was logged out."),
+                "Its administrator can register it as a redirect URI of type `logout`.",
+            )))
+        }
+    };
+    Ok(Ok(Logout {
+        client_id,
+        hint_for_session,
+        names_client,
+        return_to,
+    }))
+}
+
+/// After a logout (or when there was no session): to `target`, or the logged-out page; the
+/// session cookie is cleared either way.
+fn logged_out(state: &AppState, target: Option<String>) -> Response {
+    let mut response = match target {
+        Some(t) => (StatusCode::FOUND, [(LOCATION, t)]).into_response(),
+        None => page(StatusCode::OK, "Logged out", &LoggedOut),
+    };
+    response.headers_mut().append(
+        SET_COOKIE,
+        clear_cookie(SESSION_COOKIE, session::secure(state)),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{Duration, Utc};
-use gatehouse_core::kinds::{ClientType, MatchingMode, StageKind};
+use gatehouse_core::kinds::{ClientType, MatchingMode, RedirectUriType, StageKind};
 use gatehouse_core::secret;
 use gatehouse_flow::policy::{self, Context, Verdict};
 use gatehouse_store::providers::{OAuth2Settings, ProviderKind};
@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/application/o/{slug}/jwks/", get(endpoints::jwks))
         .route(
             "/application/o/{slug}/end-session/",
-            get(endpoints::end_session),
+            get(endpoints::end_session).post(endpoints::end_session),
         )
 }
 
@@ -160,6 +160,7 @@ async fn handle(
                     logout_uri: String::new(),
                     redirect_uris: vec![providers::RedirectUri {
                         matching_mode: MatchingMode::Strict,
+                        redirect_uri_type: RedirectUriType::Authorization,
                         url: format!(
                             "{}{}",
                             x.external_host.trim_end_matches('/'),
@@ -172,16 +173,17 @@ async fn handle(
             ),
         };
     let settings = &settings;
-    let redirect_uri = match param("redirect_uri") {
-        Some(r) => r.to_owned(),
-        None if settings.redirect_uris.len() == 1
-            && settings.redirect_uris[0].matching_mode == MatchingMode::Strict =>
-        {
-            settings.redirect_uris[0].url.clone()
-        }
-        None => return Ok(bad_request("redirect_uri is missing.")),
+    let callbacks: Vec<&providers::RedirectUri> = settings
+        .redirect_uris
+        .iter()
+        .filter(|r| r.redirect_uri_type == RedirectUriType::Authorization)
+        .collect();
+    let redirect_uri = match (param("redirect_uri"), callbacks.as_slice()) {
+        (Some(r), _) => r.to_owned(),
+        (None, [only]) if only.matching_mode == MatchingMode::Strict => only.url.clone(),
+        (None, _) => return Ok(bad_request("redirect_uri is missing.")),
     };
-    if !redirect_allowed(settings, &redirect_uri) {
+    if !redirect_allowed(settings, RedirectUriType::Authorization, &redirect_uri) {
         return Ok(bad_request(&format!(
             "The redirect URI `{redirect_uri}` is not registered for this application. Register it exactly in the provider's redirect URIs."
         )));
@@ -225,11 +227,28 @@ async fn handle(
         .filter(|s| SCOPES.contains(s) || mapped.iter().any(|m| m.fields.scope_name == *s))
         .map(str::to_owned)
         .collect();
-    let here = format!("{}?{}", uri.path(), uri.query().unwrap_or_default());
     let prompt: Vec<&str> = param("prompt")
         .unwrap_or_default()
         .split_whitespace()
         .collect();
+    if prompt.contains(&"none") && prompt.len() > 1 {
+        return Ok(reply.error(
+            "invalid_request",
+            "prompt=none cannot be combined with other prompt values.",
+        ));
+    }
+    // Where a login or consent screen returns to: this request without `prompt`, so the
+    // screen the client asked for is not asked for again.
+    let again: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "prompt")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let here = format!(
+        "{}?{}",
+        uri.path(),
+        serde_urlencoded::to_string(&again).unwrap_or_default()
+    );
     let login_flow = match provider.fields.authentication_flow {
         Some(f) => sql::get::<flows::Flow>(&mut conn, f).await?.fields.slug,
         None => "default-authentication-flow".to_owned(),
@@ -246,18 +265,7 @@ async fn handle(
                 "The user must log in, and prompt=none forbids asking.",
             ));
         }
-        // Come back without prompt=login, so the fresh login is not asked for again.
-        let again: Vec<(&str, &str)> = params
-            .iter()
-            .filter(|(k, _)| k.as_str() != "prompt")
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let next = format!(
-            "{}?{}",
-            uri.path(),
-            serde_urlencoded::to_string(&again).unwrap_or_default()
-        );
-        let target = url_with(&format!("/if/flow/{login_flow}/"), &[("next", &next)]);
+        let target = url_with(&format!("/if/flow/{login_flow}/"), &[("next", &here)]);
         return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
     };
     let req = session::request_info(headers, peer, &axum::http::Method::GET, uri);
@@ -270,24 +278,35 @@ async fn handle(
             "Ask your administrator for access.",
         ));
     }
+    let ask_again = prompt.contains(&"consent");
     if needs_consent(
         &mut conn,
         provider.fields.authorization_flow,
         current.user.id,
         app.uuid,
         &scopes,
+        ask_again,
     )
     .await?
     {
+        // OIDC Core §3.1.2.6: silent authentication never shows a screen.
+        if prompt.contains(&"none") {
+            return Ok(reply.error(
+                "consent_required",
+                "The user has not allowed this application yet, and prompt=none forbids asking.",
+            ));
+        }
         let flow = sql::get::<flows::Flow>(&mut conn, provider.fields.authorization_flow).await?;
-        let target = url_with(
-            &format!("/if/flow/{}/", flow.fields.slug),
-            &[
-                ("next", &here),
-                ("application", &app.fields.slug),
-                ("scope", &scopes.join(" ")),
-            ],
-        );
+        let scope = scopes.join(" ");
+        let mut query = vec![
+            ("next", here.as_str()),
+            ("application", app.fields.slug.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        if ask_again {
+            query.push(("prompt", "consent"));
+        }
+        let target = url_with(&format!("/if/flow/{}/", flow.fields.slug), &query);
         return Ok((StatusCode::FOUND, [(LOCATION, target)]).into_response());
     }
     let code = secret::new_token();
@@ -340,14 +359,17 @@ async fn access_verdict(
     Ok(verdict)
 }
 
-/// Whether the provider's authorization flow asks for consent that `user` has not given yet
-/// for these scopes. Flows without a consent stage (implicit consent) never do.
+/// Whether the provider's authorization flow asks for consent: always when the client asked
+/// for the screen again (`ask_again`, from `prompt=consent`), otherwise when `user` has not
+/// given it yet for these scopes. Flows without a consent stage (implicit consent: the
+/// administrator consented for everyone) never do.
 async fn needs_consent(
     conn: &mut Conn,
     flow: uuid::Uuid,
     user: i64,
     app: uuid::Uuid,
     scopes: &[String],
+    ask_again: bool,
 ) -> Result<bool, ApiError> {
     let mut has_consent_stage = false;
     for binding in flows::stage_bindings(conn, flow).await? {
@@ -360,8 +382,8 @@ async fn needs_consent(
             has_consent_stage = true;
         }
     }
-    if !has_consent_stage {
-        return Ok(false);
+    if !has_consent_stage || ask_again {
+        return Ok(has_consent_stage);
     }
     let granted = oauth::consented_scopes(conn, user, app)
         .await?

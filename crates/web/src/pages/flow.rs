@@ -203,6 +203,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                             .take(32)
                             .map(|s| s.chars().take(64).collect())
                             .collect(),
+                        ask_again: param("prompt") == Some("consent"),
                     }),
                 None => None,
             };

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_core::kinds::ProxyMode;
+use gatehouse_core::kinds::{ProxyMode, RedirectUriType};
 use gatehouse_declarative::document::{
     ApplicationEntry, BindingEntry, Document, FlowEntry, FlowStageEntry, GroupEntry,
     OAuth2ProviderEntry, OutpostEntry, PolicyEntry, ProxyProviderEntry, ScopeMappingEntry,
@@ -42,6 +42,12 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Failure> {
 fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
+}
+
+/// A redirect URI's type as the file spells it: `authorization`, the default, left out, so a
+/// file that never names it matches what is stored.
+fn named_type(kind: Option<RedirectUriType>) -> Option<RedirectUriType> {
+    kind.filter(|k| *k != RedirectUriType::Authorization)
 }
 
 /// Sorts bindings so that file order within one `order` value does not matter.
@@ -644,7 +650,7 @@ pub(super) async fn oauth2_provider(
                 "client_type": o.client_type,
                 "client_id": p.fields.client_id,
                 "client_secret": p.fields.client_secret,
-                "redirect_uris": o.redirect_uris.iter().map(|u| RedirectUri { matching_mode: u.matching_mode, url: u.url.clone(), redirect_uri_type: None }).collect::<Vec<_>>(),
+                "redirect_uris": o.redirect_uris.iter().map(|u| RedirectUri { matching_mode: u.matching_mode, url: u.url.clone(), redirect_uri_type: named_type(Some(u.redirect_uri_type)) }).collect::<Vec<_>>(),
                 "access_code_validity": o.access_code_validity,
                 "access_token_validity": p.fields.access_token_validity,
                 "refresh_token_validity": p.fields.refresh_token_validity,
@@ -661,7 +667,7 @@ pub(super) async fn oauth2_provider(
     let mut entry = entry.clone();
     if let Some(uris) = &mut entry.redirect_uris {
         for u in uris.iter_mut() {
-            u.redirect_uri_type = None;
+            u.redirect_uri_type = named_type(u.redirect_uri_type);
         }
     }
     // Stored selections come back ordered by name; the order in the file carries no meaning.
