@@ -6,11 +6,13 @@
 //! to start a session unless an authentication stage succeeded for the pending user — so skipping
 //! a password stage can never log anyone in.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::kinds::{FlowAuthentication, PolicyEngineMode, StageKind};
 use gatehouse_core::secret;
 use gatehouse_store::flows::{self, Flow};
-use gatehouse_store::{sessions, sql, users, Conn};
+use gatehouse_store::{sessions, sql, users, Conn, SecretKey};
 
 use crate::policy::{self, Context, Verdict};
 use crate::stages::{self, identification, invitation, Entry, Step, Visit};
@@ -26,13 +28,17 @@ pub struct Engine {
     pub throttle: Throttle,
     /// How long an unfinished flow run is kept.
     pub state_age: Duration,
+    /// The store's secret key: stages open sealed secrets (TOTP seeds, sources' secrets).
+    pub sealing: Arc<SecretKey>,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// An engine whose unfinished runs are kept for `state_age`, opening secrets with `sealing`.
+    pub fn new(sealing: Arc<SecretKey>, state_age: Duration) -> Engine {
         Engine {
             throttle: Throttle::default(),
-            state_age: Duration::hours(2),
+            state_age,
+            sealing,
         }
     }
 }

@@ -57,8 +57,12 @@ fn warn_if_volatile(dir: &Path) {
     }
 }
 
-/// Connects to the database named in `settings`, creating the SQLite directory if needed.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// Connects to the database named in `settings` with the secret key `key`, creating the SQLite
+/// directory if needed.
+pub async fn open_store(
+    settings: &Settings,
+    key: std::sync::Arc<gatehouse_store::SecretKey>,
+) -> anyhow::Result<Store> {
     if settings.database.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
@@ -68,7 +72,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         })?;
         warn_if_volatile(&settings.data_dir);
     }
-    Ok(Store::connect(&settings.database).await?)
+    Ok(Store::connect(&settings.database, key).await?)
 }
 
 /// Runs the server on `listener` until `shutdown` resolves.
@@ -81,12 +85,23 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     bootstrap.check().map_err(anyhow::Error::msg)?;
-    let store = open_store(&settings).await?;
+    let secret_key = settings.secret_key.load()?;
+    let store = open_store(&settings, secret_key.clone()).await?;
     store
         .migrate()
         .await
         .context("applying database migrations")?;
-    let secret_key = settings.secret_key.load()?;
+    // Before anything reads a secret: a different key is refused here, with the fix, rather
+    // than failing every login later; secrets still in plain text (from before sealing) are
+    // sealed in the same transaction.
+    let sealed = store.adopt_key().await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            key_id = secret_key.id(),
+            "sealed secrets stored in plain text with the server's secret key"
+        );
+    }
     let outcome = bootstrap::run(&store, &bootstrap)
         .await
         .context("seeding the database")?;
@@ -114,7 +129,7 @@ pub async fn run(
         }
         // The rotation alert's gauge; `key list` and `key rotate` keep it current.
         match keys.1.conn().await {
-            Ok(mut conn) => match gatehouse_store::oauth::all_keys(&mut conn).await {
+            Ok(mut conn) => match gatehouse_store::oauth::all_keys(&mut conn, keys.1.key()).await {
                 Ok(all) => keys.2.show_signing_keys(&all),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the signing keys for the metrics")

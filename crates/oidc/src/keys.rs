@@ -91,7 +91,7 @@ async fn create(store: &Store, algorithm: SigningAlgorithm) -> Result<String> {
     jwk["use"] = "sig".into();
     jwk["alg"] = algorithm.as_str().into();
     let mut tx = store.begin().await?;
-    oauth::add_key(&mut tx, &kid, algorithm.as_str(), &pem, &jwk).await?;
+    oauth::add_key(&mut tx, store.key(), &kid, algorithm.as_str(), &pem, &jwk).await?;
     gatehouse_store::commit(tx).await?;
     tracing::info!(kid = %kid, algorithm = %algorithm, "created a new signing key");
     Ok(kid)
@@ -263,7 +263,7 @@ impl Keyring {
     /// Reads every published key and swaps the result in. The caller holds `reload`.
     async fn load(&self, store: &Store) -> Result<Arc<Loaded>> {
         let mut conn = store.conn().await?;
-        let rows = oauth::published_keys(&mut conn, Utc::now()).await?;
+        let rows = oauth::published_keys(&mut conn, store.key(), Utc::now()).await?;
         drop(conn);
         let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();

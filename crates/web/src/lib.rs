@@ -114,13 +114,14 @@ impl AppState {
             },
             metrics.outpost.clone(),
         );
+        let engine = Arc::new(gatehouse_flow::Engine::new(
+            store.key().clone(),
+            settings.flow_state_age,
+        ));
         Ok(AppState {
             metrics,
             store,
-            engine: Arc::new(gatehouse_flow::Engine {
-                state_age: settings.flow_state_age,
-                ..Default::default()
-            }),
+            engine,
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             outpost: Arc::new(outpost),
             changes,

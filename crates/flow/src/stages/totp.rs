@@ -26,7 +26,7 @@ impl Stage for Totp {
             return Ok(Entry::Pass);
         }
         let has_device = match visit.run.pending_user {
-            Some(id) => !devices::totp_of(visit.conn, id).await?.is_empty(),
+            Some(id) => !devices::totp_of(visit.conn, &visit.engine.sealing, id).await?.is_empty(),
             None => false,
         };
         Ok(if has_device {
@@ -72,7 +72,7 @@ impl Stage for Totp {
             audit(conn, "recovery_code_used", Some(&user), json!({}), req).await?;
             return Ok(Step::Next);
         }
-        for device in devices::totp_of(conn, user_id).await? {
+        for device in devices::totp_of(conn, &engine.sealing, user_id).await? {
             let Ok(totp) = totp_for(&device.secret) else {
                 continue;
             };

@@ -5,6 +5,7 @@ use gatehouse_store::events;
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::Api;
 use crate::auth::Admin;
@@ -40,11 +41,11 @@ impl Resource for events::Event {
     type Wire = Event;
     type Request = Event;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         // Newest first unless the caller asked otherwise.
         if spec.ordering == [("created", false)] {
@@ -53,7 +54,7 @@ impl Resource for events::Event {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _settings: &Settings) -> ApiResult<Event> {
+    async fn render(&self, _conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Event> {
         Ok(Event {
             pk: self.uuid,
             user: self.user.clone(),
@@ -69,6 +70,7 @@ impl Resource for events::Event {
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: Event,

@@ -7,6 +7,7 @@ use gatehouse_core::validate;
 use gatehouse_proto::flows::{Flow, FlowRequest};
 use gatehouse_store::{flows, policies, sql, Conn, ListSpec, Listed};
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -132,22 +133,23 @@ impl Resource for flows::Flow {
     type Wire = Flow;
     type Request = FlowRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &String) -> ApiResult<Self> {
         flows::find_by_slug(conn, key)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("flow with slug `{key}`")))
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Flow> {
+    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Flow> {
         render(conn, self).await
     }
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: FlowRequest,

@@ -9,6 +9,7 @@ use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 use uuid::Uuid;
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::users::audit;
 use super::validate::{or, Errors};
@@ -181,20 +182,21 @@ impl Resource for groups::Group {
     type Wire = Group;
     type Request = GroupRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(groups::get_by_uuid(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Group> {
+    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Group> {
         render(conn, self).await
     }
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: GroupRequest,

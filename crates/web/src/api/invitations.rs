@@ -10,6 +10,7 @@ use gatehouse_proto::flows::{Invitation, InvitationRequest, InvitationUse};
 use gatehouse_store::{flows, invitations, sql, users, Conn, Filter, ListSpec, Listed};
 use uuid::Uuid;
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::Errors;
 use super::Api;
@@ -71,11 +72,11 @@ impl Resource for invitations::Invitation {
     type Wire = Invitation;
     type Request = InvitationRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         let asks_ended = spec
             .filters
@@ -87,7 +88,7 @@ impl Resource for invitations::Invitation {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, settings: &Settings) -> ApiResult<Invitation> {
+    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, settings: &Settings) -> ApiResult<Invitation> {
         let flow = link_flow(conn, self).await?;
         let creator = users::get(conn, self.fields.created_by).await?;
         let uses = invitations::uses(conn, self.uuid)
@@ -122,6 +123,7 @@ impl Resource for invitations::Invitation {
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         admin: &Admin,
         current: Option<Self>,
         req: InvitationRequest,

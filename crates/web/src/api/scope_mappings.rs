@@ -6,6 +6,7 @@ use gatehouse_store::scope_mappings::{self, ScopeMappingFields};
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -42,15 +43,15 @@ impl Resource for scope_mappings::ScopeMapping {
     type Wire = ScopeMapping;
     type Request = ScopeMappingRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _settings: &Settings) -> ApiResult<ScopeMapping> {
+    async fn render(&self, _conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<ScopeMapping> {
         Ok(ScopeMapping {
             pk: self.uuid,
             managed: None,
@@ -67,6 +68,7 @@ impl Resource for scope_mappings::ScopeMapping {
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: ScopeMappingRequest,

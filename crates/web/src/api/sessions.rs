@@ -8,6 +8,7 @@ use gatehouse_store::sessions::{self, Session};
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
+use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::Api;
 use crate::auth::Admin;
@@ -78,17 +79,18 @@ impl Resource for Session {
     type Wire = AuthenticatedSession;
     type Request = AuthenticatedSession;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
     async fn render(
         &self,
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _settings: &Settings,
     ) -> ApiResult<AuthenticatedSession> {
         let mut agent = unparsed();
@@ -109,6 +111,7 @@ impl Resource for Session {
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: AuthenticatedSession,

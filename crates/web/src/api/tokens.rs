@@ -10,6 +10,7 @@ use gatehouse_core::{secret, validate};
 use gatehouse_proto::core::{CreatedToken, Token, TokenRequest};
 use gatehouse_store::{sql, tokens, users, Conn, Filter, ListSpec, Listed};
 
+use gatehouse_store::SecretKey;
 use super::resource::{remove, Operations, Resource};
 use super::users::audit;
 use super::validate::Errors;
@@ -95,11 +96,11 @@ impl Resource for tokens::Token {
     type Wire = Token;
     type Request = TokenRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &String) -> ApiResult<Self> {
         find(conn, key).await
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
         // Set-up links are recovery tokens; they are not the API's business.
         let mut spec = spec.clone();
         spec.filters.push(Filter::NotEquals(
@@ -109,12 +110,13 @@ impl Resource for tokens::Token {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Token> {
+    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Token> {
         render(conn, self).await
     }
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: TokenRequest,

@@ -92,6 +92,7 @@ pub struct Tile {
 /// Applications `current` may open, with their launch URLs.
 pub async fn visible_applications(
     conn: &mut Conn,
+    sealing: &gatehouse_store::SecretKey,
     current: &Current,
     req: &gatehouse_flow::RequestInfo,
 ) -> Result<Vec<Tile>, ApiError> {
@@ -123,7 +124,7 @@ pub async fn visible_applications(
         let mut launch = app.fields.meta_launch_url.clone();
         if launch.is_empty() {
             if let Some(id) = app.fields.provider {
-                if let ProviderKind::Proxy(x) = providers::get(conn, id).await?.fields.kind {
+                if let ProviderKind::Proxy(x) = providers::get(conn, sealing, id).await?.fields.kind {
                     launch = x.external_host;
                 }
             }
@@ -190,9 +191,9 @@ async fn show(
         };
         let req = session::request_info(&headers, peer, &method, &uri);
         let mut conn = state.store.conn().await?;
-        let apps = visible_applications(&mut conn, &current, &req).await?;
+        let apps = visible_applications(&mut conn, state.store.key(), &current, &req).await?;
         let my_sessions = sessions::of_user(&mut conn, current.user.id).await?;
-        let totp = gatehouse_store::devices::totp_of(&mut conn, current.user.id)
+        let totp = gatehouse_store::devices::totp_of(&mut conn, state.store.key(), current.user.id)
             .await?
             .len();
         let passkeys = gatehouse_store::devices::passkeys_of(&mut conn, current.user.id)
@@ -201,10 +202,10 @@ async fn show(
         let connections =
             gatehouse_store::sources::connections_of(&mut conn, current.user.id).await?;
         let others = other_ways(&mut conn, &current.user).await?;
-        let usable = gatehouse_store::sources::usable(&mut conn).await?;
+        let usable = gatehouse_store::sources::usable(&mut conn, state.store.key()).await?;
         let mut connected = Vec::new();
         for c in &connections {
-            let name = sql::get::<gatehouse_store::sources::Source>(&mut conn, c.source)
+            let name = gatehouse_store::sources::get(&mut conn, state.store.key(), c.source)
                 .await?
                 .fields
                 .name;
@@ -465,8 +466,8 @@ async fn totp_confirm(
             return Ok(wide_page(StatusCode::BAD_REQUEST, "Authenticator app", &body));
         };
         let mut tx = state.store.begin().await?;
-        let first = gatehouse_store::devices::totp_of(&mut tx, current.user.id).await?.is_empty();
-        gatehouse_store::devices::add_totp(&mut tx, current.user.id, "Authenticator app", &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        let first = gatehouse_store::devices::totp_of(&mut tx, state.store.key(), current.user.id).await?.is_empty();
+        gatehouse_store::devices::add_totp(&mut tx, state.store.key(), current.user.id, "Authenticator app", &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
         let codes: Vec<String> = if first { (0..RECOVERY_CODES).map(|_| secret::new_recovery_code()).collect() } else { Vec::new() };
         if first {
             let hashes: Vec<String> = codes.iter().map(|c| secret::token_hash(c)).collect();
