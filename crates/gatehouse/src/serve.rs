@@ -119,13 +119,15 @@ pub async fn run(
         },
     )
     .context("setting up the login sources' HTTP client")?;
-    // Signing keys load (and on first start, are made) in the background: RSA key generation
-    // must not delay readiness, and a token request arriving first simply waits for it.
+    // Signing keys load (and on first start, are made) in the background while the listener
+    // already answers liveness; readiness waits for them, and a token request arriving first
+    // waits for its key too. A failure (database briefly away) is retried: readiness stays
+    // off meanwhile instead of for good.
     let keys = (state.keys.clone(), store.clone(), state.metrics.clone());
     tokio::spawn(async move {
-        if let Err(e) = keys.0.prepare(&keys.1).await {
-            tracing::error!(error = %e, "could not load or make the OIDC signing keys");
-            return;
+        while let Err(e) = keys.0.prepare(&keys.1).await {
+            tracing::error!(error = %e, "could not load or make the OIDC signing keys; retrying in {} s", KEYS_RETRY.as_secs());
+            tokio::time::sleep(KEYS_RETRY).await;
         }
         // The rotation alert's gauge; `key list` and `key rotate` keep it current.
         match keys.1.conn().await {
@@ -194,6 +196,9 @@ pub async fn run(
     tracing::info!("gatehouse stopped");
     Ok(())
 }
+
+/// How long to wait before trying again to load or make the signing keys.
+const KEYS_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often expired sessions and flow states are deleted and idle throttle keys forgotten.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);

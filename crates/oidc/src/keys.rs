@@ -237,6 +237,9 @@ pub struct Loaded {
 pub struct Keyring {
     loaded: RwLock<Option<Arc<Loaded>>>,
     reload: tokio::sync::Mutex<()>,
+    /// Set once [`Keyring::prepare`] found or made a key of every algorithm: readiness waits
+    /// for it, so no request reaches a replica still generating its first RSA key.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl Keyring {
@@ -310,7 +313,14 @@ impl Keyring {
         for algorithm in SigningAlgorithm::ALL {
             self.signer(store, *algorithm).await?;
         }
+        self.prepared
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Whether every algorithm's signing key is loaded ([`Keyring::prepare`] finished).
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The key that signs for `algorithm`, made now when there is none. Making a key writes in

@@ -36,6 +36,20 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The secret key file servers on this database use (made by the first start).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("secret.key")
+    }
+
+    /// The store, opened directly with the servers' secret key (start a server first): for
+    /// tests that look at or change rows behind the server's back.
+    pub async fn store(&self) -> anyhow::Result<gatehouse_store::Store> {
+        let text = std::fs::read_to_string(self.key_file())
+            .context("reading the servers' secret key (start a server first)")?;
+        let key = gatehouse_store::SecretKey::from_text(&text)?;
+        Ok(gatehouse_store::Store::connect(&self.url, std::sync::Arc::new(key)).await?)
+    }
+
     /// A fresh, empty database of the kind the environment selects.
     pub async fn new() -> anyhow::Result<TestDb> {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
@@ -282,7 +296,7 @@ impl TestServer {
             outpost_break_glass: Vec::new(),
             metrics_listen: None,
             trusted_proxies: Default::default(),
-            secret_key: gatehouse::config::SecretKeySource::File(db.dir.path().join("secret.key")),
+            secret_key: gatehouse::config::SecretKeySource::File(db.key_file()),
         };
         configure(&mut settings);
         let metrics = TcpListener::bind("127.0.0.1:0").await?;
@@ -313,7 +327,7 @@ impl TestServer {
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
-        for _ in 0..200 {
+        for _ in 0..400 {
             if let Ok(r) = self
                 .http
                 .get(format!("{}/-/health/ready/", self.url))
@@ -326,7 +340,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("server at {} did not become ready within 5 s", self.url)
+        bail!("server at {} did not become ready within 10 s", self.url)
     }
 
     /// Stops the server and waits until it has finished.
@@ -440,7 +454,7 @@ impl TestOutpost {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("outpost at {} did not become ready within 5 s", outpost.url)
+        bail!("outpost at {} did not become ready within 10 s", outpost.url)
     }
 
     /// Stops the outpost and waits until it has finished.

@@ -45,10 +45,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let settings = config::resolve(&args.serve)?;
             serve::init_tracing(settings.log_format);
             // Migrating reads no secret: a throwaway key, so `migrate` needs none configured.
-            let key = gatehouse_sealing::SecretKey::from_text(
-                &gatehouse_sealing::SecretKey::generate_text()?,
-            )?;
-            let store = serve::open_store(&settings, std::sync::Arc::new(key)).await?;
+            let key = std::sync::Arc::new(gatehouse_sealing::SecretKey::generate()?);
+            let store = serve::open_store(&settings, key).await?;
             let pending = store.pending_migrations().await?;
             if args.check {
                 if pending.is_empty() {
