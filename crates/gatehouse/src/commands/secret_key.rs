@@ -57,7 +57,16 @@ pub(super) async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     }
     let moved = rotate_store(&store, new.key()).await;
     store.close().await;
-    let moved = moved?;
+    let moved = match moved {
+        Ok(moved) => moved,
+        Err(e) => {
+            // Nothing was re-sealed, so a staged key would only block the next attempt.
+            if let NewKey::Replace { staged, .. } = &new {
+                let _ = std::fs::remove_file(staged);
+            }
+            return Err(e);
+        }
+    };
     match &new {
         NewKey::Given(key) => println!(
             "re-sealed {moved} secret(s) with secret key {}; set GATEHOUSE_SECRET_KEY to the new key on every server before starting them",

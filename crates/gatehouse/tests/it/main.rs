@@ -17,6 +17,7 @@ mod oidc_attacks;
 mod outpost;
 mod outpost_attacks;
 mod schema;
+mod sealing;
 mod sdk;
 mod server;
 mod sources;
