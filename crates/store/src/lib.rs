@@ -8,7 +8,6 @@
 //!   every entity module reuses, with the mapping of database errors to [`Error`].
 //! - one module per entity of SPEC §2 (`users`, `groups`, `flows`, …): its record type, its
 //!   writable fields, and the queries that are not generic.
-//!
 //! - [`sealed`]: the secret columns, sealed with the server's secret key; entity modules seal on
 //!   write and open on read, so callers see plain text only.
 //!

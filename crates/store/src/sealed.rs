@@ -108,6 +108,25 @@ pub async fn recorded_key(conn: &mut AnyConnection) -> Result<Option<String>> {
     row.map(|r| r.text("key_id")).transpose()
 }
 
+/// Records `key` unless a key is recorded already (another replica starting at the same time
+/// may have won), then checks that the recorded key is `key`.
+async fn record_first_key(conn: &mut AnyConnection, key: &SecretKey) -> Result<()> {
+    sql::execute(
+        conn,
+        "INSERT INTO secret_key (singleton, key_id, recorded) VALUES (1, $1, $2) ON CONFLICT (singleton) DO NOTHING",
+        vec![key.id().into(), sql::now().into()],
+    )
+    .await?;
+    match recorded_key(conn).await? {
+        Some(recorded) if recorded != key.id() => Err(Error::WrongSecretKey {
+            recorded,
+            configured: key.id().to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the recorded key with `key` (after a rotation).
 async fn record_key(conn: &mut AnyConnection, key: &SecretKey) -> Result<()> {
     sql::execute(conn, "DELETE FROM secret_key", Vec::new()).await?;
     sql::execute(
@@ -119,21 +138,32 @@ async fn record_key(conn: &mut AnyConnection, key: &SecretKey) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites every non-empty value of `column` through `rewrite` (row key, stored value).
+/// Rewrites every non-empty value of `column` (only those in plain text when `plain_only`)
+/// through `rewrite` (row key, stored value).
 async fn rewrite_column(
     conn: &mut AnyConnection,
     column: SealedColumn,
+    plain_only: bool,
     mut rewrite: impl FnMut(&str, &str) -> Result<Option<String>>,
 ) -> Result<u64> {
     let rows = sql::fetch_all(
         conn,
         &format!(
-            "SELECT {row} AS row_key, {col} AS stored FROM {table} WHERE {col} <> ''",
+            "SELECT {row} AS row_key, {col} AS stored FROM {table} WHERE {col} <> ''{plain}",
             row = column.row,
             col = column.column,
-            table = column.table
+            table = column.table,
+            plain = if plain_only {
+                format!(" AND {} NOT LIKE $1", column.column)
+            } else {
+                String::new()
+            },
         ),
-        Vec::new(),
+        if plain_only {
+            vec![format!("{}%", gatehouse_sealing::PREFIX).into()]
+        } else {
+            Vec::new()
+        },
     )
     .await?;
     let mut changed = 0;
@@ -170,11 +200,11 @@ pub async fn adopt_key(conn: &mut AnyConnection, key: &SecretKey) -> Result<u64>
             })
         }
         Some(_) => {}
-        None => record_key(conn, key).await?,
+        None => record_first_key(conn, key).await?,
     }
     let mut sealed = 0;
     for column in COLUMNS {
-        sealed += rewrite_column(conn, column, |row, stored| {
+        sealed += rewrite_column(conn, column, true, |row, stored| {
             if gatehouse_sealing::is_sealed(stored) {
                 return Ok(None);
             }
@@ -199,7 +229,7 @@ pub async fn rotate_key(conn: &mut AnyConnection, old: &SecretKey, new: &SecretK
     }
     let mut moved = 0;
     for column in COLUMNS {
-        moved += rewrite_column(conn, column, |row, stored| {
+        moved += rewrite_column(conn, column, false, |row, stored| {
             let plain = if gatehouse_sealing::is_sealed(stored) {
                 open(old, column, row, stored)?
             } else {

@@ -140,6 +140,25 @@ async fn secrets_are_sealed_in_the_database_and_clients_still_authenticate() -> 
         )
         .await?;
     assert_eq!(status, 201, "{source}");
+    // A TOTP device, added the way the account page adds one.
+    let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let store = db.store().await?;
+    let mut tx = store.begin().await?;
+    let admin = gatehouse_store::users::find_by_username(&mut tx, gatehouse_web::bootstrap::ADMIN)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no admin user"))?;
+    gatehouse_store::devices::add_totp(&mut tx, store.key(), admin.id, "Phone", seed, 0).await?;
+    gatehouse_store::commit(tx).await?;
+    let mut conn = store.conn().await?;
+    let devices = gatehouse_store::devices::totp_of(&mut conn, store.key(), admin.id).await?;
+    assert_eq!(devices.first().map(|d| d.secret.as_str()), Some(seed));
+    drop(conn);
+    store.close().await;
+    let seeds = raw(&db, "SELECT secret AS v FROM totp_devices").await?;
+    assert!(
+        seeds.len() == 1 && seeds.iter().all(|s| gatehouse_sealing::is_sealed(s) && !s.contains(seed)),
+        "{seeds:?}"
+    );
 
     let stored = stored_secret(&db, &app.client_id).await?;
     assert!(
