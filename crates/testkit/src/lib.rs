@@ -454,7 +454,10 @@ impl TestOutpost {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("outpost at {} did not become ready within 10 s", outpost.url)
+        bail!(
+            "outpost at {} did not become ready within 10 s",
+            outpost.url
+        )
     }
 
     /// Stops the outpost and waits until it has finished.

@@ -150,7 +150,10 @@ impl Sessions {
         };
         let mut conn = self.store.conn().await?;
         let mut configs = Vec::new();
-        for provider in providers::list(&mut conn, self.store.key(), &spec).await?.items {
+        for provider in providers::list(&mut conn, self.store.key(), &spec)
+            .await?
+            .items
+        {
             let ProviderKind::Proxy(settings) = provider.fields.kind.clone() else {
                 continue;
             };

@@ -43,7 +43,14 @@ impl Stage for Identification {
         }
         let identifier = run.identifier.clone().unwrap_or_default();
         Ok(Entry::Ask(
-            challenge(visit.conn, &visit.engine.sealing, visit.stage, run, identifier).await?,
+            challenge(
+                visit.conn,
+                &visit.engine.sealing,
+                visit.stage,
+                run,
+                identifier,
+            )
+            .await?,
         ))
     }
 
@@ -76,7 +83,14 @@ impl Stage for Identification {
             } else {
                 "Choose one of the ways to continue below."
             };
-            let challenge = challenge(visit.conn, &visit.engine.sealing, visit.stage, visit.run, identifier).await?;
+            let challenge = challenge(
+                visit.conn,
+                &visit.engine.sealing,
+                visit.stage,
+                visit.run,
+                identifier,
+            )
+            .await?;
             return Ok(Step::retry(challenge, message));
         }
         let user = users::find_for_login(visit.conn, &identifier).await?;

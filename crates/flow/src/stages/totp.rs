@@ -26,7 +26,9 @@ impl Stage for Totp {
             return Ok(Entry::Pass);
         }
         let has_device = match visit.run.pending_user {
-            Some(id) => !devices::totp_of(visit.conn, &visit.engine.sealing, id).await?.is_empty(),
+            Some(id) => !devices::totp_of(visit.conn, &visit.engine.sealing, id)
+                .await?
+                .is_empty(),
             None => false,
         };
         Ok(if has_device {

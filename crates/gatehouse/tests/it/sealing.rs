@@ -71,10 +71,20 @@ async fn other_client(server: &TestServer) -> anyhow::Result<App> {
         )
         .await?;
     anyhow::ensure!(status == 201, "{provider}");
+    let (status, app) = server
+        .post(
+            "/core/applications/",
+            json!({"name": "Wiki", "slug": "wiki", "provider": provider["pk"]}),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{app}");
     Ok(App {
         provider: provider["pk"].as_i64().unwrap_or_default(),
         client_id: provider["client_id"].as_str().unwrap_or_default().into(),
-        client_secret: provider["client_secret"].as_str().unwrap_or_default().into(),
+        client_secret: provider["client_secret"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
         callback: String::new(),
         issuer: String::new(),
     })
@@ -112,7 +122,13 @@ async fn assert_start_refused(db: &TestDb, key: &str) -> anyhow::Result<()> {
     let out = gatehouse(
         db,
         Some(key),
-        &["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ],
     )
     .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -156,7 +172,10 @@ async fn secrets_are_sealed_in_the_database_and_clients_still_authenticate() -> 
     store.close().await;
     let seeds = raw(&db, "SELECT secret AS v FROM totp_devices").await?;
     assert!(
-        seeds.len() == 1 && seeds.iter().all(|s| gatehouse_sealing::is_sealed(s) && !s.contains(seed)),
+        seeds.len() == 1
+            && seeds
+                .iter()
+                .all(|s| gatehouse_sealing::is_sealed(s) && !s.contains(seed)),
         "{seeds:?}"
     );
 
@@ -189,7 +208,10 @@ async fn secrets_are_sealed_in_the_database_and_clients_still_authenticate() -> 
         client_credentials(&server, &app, &app.client_secret).await?,
         (200, true)
     );
-    assert_eq!(client_credentials(&server, &app, "not-the-secret").await?.1, false);
+    assert_eq!(
+        client_credentials(&server, &app, "not-the-secret").await?.1,
+        false
+    );
     server.stop().await
 }
 
@@ -199,6 +221,10 @@ async fn a_client_secret_copied_into_another_row_does_not_open() -> anyhow::Resu
     let server = TestServer::start(&db).await?;
     let app = setup(&server, "confidential").await?;
     let other = other_client(&server).await?;
+    assert_eq!(
+        client_credentials(&server, &other, &other.client_secret).await?,
+        (200, true)
+    );
     // The attack: whoever can write the database but not read the key copies a client's
     // sealed secret into another client's row, hoping to log in as that client with it.
     let sealed = stored_secret(&db, &app.client_id).await?;
@@ -209,6 +235,8 @@ async fn a_client_secret_copied_into_another_row_does_not_open() -> anyhow::Resu
     )
     .await?;
     assert_eq!(changed, 1);
+    // Past the token endpoint's one-second client cache, so the row is read again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     for secret in [&app.client_secret, &other.client_secret] {
         let (status, token) = client_credentials(&server, &other, secret).await?;
         assert!(!token && status >= 400, "moved secret opened: {status}");
@@ -255,7 +283,10 @@ async fn secrets_stored_in_plain_text_before_sealing_are_sealed_at_start() -> an
     sql::execute(
         &mut conn,
         "UPDATE providers SET client_secret = $1 WHERE client_id = $2",
-        vec![app.client_secret.clone().into(), app.client_id.clone().into()],
+        vec![
+            app.client_secret.clone().into(),
+            app.client_id.clone().into(),
+        ],
     )
     .await?;
     sql::execute(&mut conn, "DELETE FROM secret_key", Vec::new()).await?;
@@ -267,7 +298,10 @@ async fn secrets_stored_in_plain_text_before_sealing_are_sealed_at_start() -> an
     let stored = stored_secret(&db, &app.client_id).await?;
     assert!(gatehouse_sealing::is_sealed(&stored), "{stored}");
     let pems = raw(&db, "SELECT private_pem AS v FROM signing_keys").await?;
-    assert!(pems.iter().all(|p| gatehouse_sealing::is_sealed(p)), "{pems:?}");
+    assert!(
+        pems.iter().all(|p| gatehouse_sealing::is_sealed(p)),
+        "{pems:?}"
+    );
     assert_eq!(
         client_credentials(&server, &app, &app.client_secret).await?,
         (200, true)
@@ -297,7 +331,9 @@ async fn rotating_the_secret_key_reseals_everything_and_the_old_key_is_refused(
     kept.push(".old");
     assert_eq!(std::fs::read_to_string(&kept)?, old);
     let after = stored_secret(&db, &app.client_id).await?;
-    let new_id = gatehouse_sealing::SecretKey::from_text(&new)?.id().to_owned();
+    let new_id = gatehouse_sealing::SecretKey::from_text(&new)?
+        .id()
+        .to_owned();
     assert_ne!(after, before);
     assert_eq!(gatehouse_sealing::sealed_by(&after), Some(new_id.as_str()));
 
@@ -331,7 +367,10 @@ async fn a_rotation_that_fails_changes_nothing() -> anyhow::Result<()> {
 
     let out = gatehouse(&db, None, &["secret-key", "rotate"]).await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a rotation over a damaged value succeeded");
+    assert!(
+        !out.status.success(),
+        "a rotation over a damaged value succeeded"
+    );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     let mut after = raw(&db, snapshot).await?;
     before.sort();

@@ -5,7 +5,6 @@ use gatehouse_core::validate;
 use gatehouse_proto::core::{Application, ApplicationRequest};
 use gatehouse_store::{applications, providers, sql, Conn, ListSpec, Listed};
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -13,6 +12,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -165,7 +165,9 @@ async fn fields(
         );
     }
     if let Some(id) = merged.provider {
-        if let Err(gatehouse_store::Error::NotFound { .. }) = providers::get(conn, sealing, id).await {
+        if let Err(gatehouse_store::Error::NotFound { .. }) =
+            providers::get(conn, sealing, id).await
+        {
             errors.add(
                 "provider",
                 format!("Invalid pk \"{id}\" - object does not exist."),
@@ -187,11 +189,20 @@ impl Resource for applications::Application {
         find(conn, key).await
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, sealing: &SecretKey, _settings: &Settings) -> ApiResult<Application> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Application> {
         render(conn, sealing, self).await
     }
 
@@ -203,7 +214,14 @@ impl Resource for applications::Application {
         req: ApplicationRequest,
         full: bool,
     ) -> ApiResult<Self> {
-        let fields = fields(conn, sealing, current.as_ref().map(|c| &c.fields), &req, full).await?;
+        let fields = fields(
+            conn,
+            sealing,
+            current.as_ref().map(|c| &c.fields),
+            &req,
+            full,
+        )
+        .await?;
         Ok(match current {
             Some(c) => applications::update(conn, c.uuid, &fields).await?,
             None => applications::create(conn, &fields).await?,

@@ -5,13 +5,13 @@ use gatehouse_store::events;
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::Api;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -45,7 +45,11 @@ impl Resource for events::Event {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         // Newest first unless the caller asked otherwise.
         if spec.ordering == [("created", false)] {
@@ -54,7 +58,12 @@ impl Resource for events::Event {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Event> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Event> {
         Ok(Event {
             pk: self.uuid,
             user: self.user.clone(),

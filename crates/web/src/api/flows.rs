@@ -7,7 +7,6 @@ use gatehouse_core::validate;
 use gatehouse_proto::flows::{Flow, FlowRequest};
 use gatehouse_store::{flows, policies, sql, Conn, ListSpec, Listed};
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -15,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -139,11 +139,20 @@ impl Resource for flows::Flow {
             .ok_or_else(|| ApiError::NotFound(format!("flow with slug `{key}`")))
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Flow> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Flow> {
         render(conn, self).await
     }
 

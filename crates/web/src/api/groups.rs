@@ -9,7 +9,6 @@ use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::users::audit;
 use super::validate::{or, Errors};
@@ -19,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::AppState;
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -186,11 +186,20 @@ impl Resource for groups::Group {
         Ok(groups::get_by_uuid(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Group> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Group> {
         render(conn, self).await
     }
 

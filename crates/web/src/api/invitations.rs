@@ -10,7 +10,6 @@ use gatehouse_proto::flows::{Invitation, InvitationRequest, InvitationUse};
 use gatehouse_store::{flows, invitations, sql, users, Conn, Filter, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::Errors;
 use super::Api;
@@ -18,6 +17,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -76,7 +76,11 @@ impl Resource for invitations::Invitation {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         let asks_ended = spec
             .filters
@@ -88,7 +92,12 @@ impl Resource for invitations::Invitation {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, settings: &Settings) -> ApiResult<Invitation> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        settings: &Settings,
+    ) -> ApiResult<Invitation> {
         let flow = link_flow(conn, self).await?;
         let creator = users::get(conn, self.fields.created_by).await?;
         let uses = invitations::uses(conn, self.uuid)

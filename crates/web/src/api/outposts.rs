@@ -7,7 +7,6 @@ use gatehouse_store::outposts::{self, OutpostFields};
 use gatehouse_store::{providers, sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -15,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -51,7 +51,11 @@ impl Resource for outposts::Outpost {
         Ok(outposts::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let listed = sql::list::<outposts::Outpost>(conn, spec).await?;
         let mut items = Vec::with_capacity(listed.items.len());
         for o in listed.items {
@@ -63,7 +67,12 @@ impl Resource for outposts::Outpost {
         })
     }
 
-    async fn render(&self, conn: &mut Conn, sealing: &SecretKey, _settings: &Settings) -> ApiResult<Outpost> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Outpost> {
         let mut providers_obj = Vec::with_capacity(self.fields.providers.len());
         for id in &self.fields.providers {
             let p = providers::get(conn, sealing, *id).await?;

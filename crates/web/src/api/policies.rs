@@ -5,7 +5,6 @@ use gatehouse_store::policies::{self, Binding, BindingFields, Subject};
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -13,6 +12,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -175,11 +175,20 @@ impl Resource for Binding {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<PolicyBinding> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<PolicyBinding> {
         render(conn, self).await
     }
 

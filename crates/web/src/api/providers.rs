@@ -16,7 +16,6 @@ use gatehouse_store::{
 };
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -24,6 +23,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -597,7 +597,11 @@ macro_rules! provider_resource {
                 Ok($ty(get_kind(conn, sealing, *key, $kind).await?))
             }
 
-            async fn list(conn: &mut Conn, sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+            async fn list(
+                conn: &mut Conn,
+                sealing: &SecretKey,
+                spec: &ListSpec,
+            ) -> ApiResult<Listed<Self>> {
                 let listed = list_kind(conn, sealing, spec, $kind).await?;
                 Ok(Listed {
                     count: listed.count,
@@ -605,7 +609,12 @@ macro_rules! provider_resource {
                 })
             }
 
-            async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<$wire> {
+            async fn render(
+                &self,
+                conn: &mut Conn,
+                _sealing: &SecretKey,
+                _settings: &Settings,
+            ) -> ApiResult<$wire> {
                 $render(conn, &self.0).await
             }
 
@@ -621,9 +630,14 @@ macro_rules! provider_resource {
                 let fields =
                     $fields(conn, admin, current.as_ref().map(|c| &c.fields), &req, full).await?;
                 let mappings = req.property_mappings.as_deref();
-                Ok($ty(
-                    write_kind(conn, sealing, current.as_ref(), fields, mappings).await?
-                ))
+                Ok($ty(write_kind(
+                    conn,
+                    sealing,
+                    current.as_ref(),
+                    fields,
+                    mappings,
+                )
+                .await?))
             }
 
             async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {

@@ -81,7 +81,10 @@ async fn list<R: Resource>(
     let listed = R::list(&mut conn, state.store.key(), &spec).await?;
     let mut results = Vec::with_capacity(listed.items.len());
     for item in &listed.items {
-        results.push(item.render(&mut conn, state.store.key(), &state.settings).await?);
+        results.push(
+            item.render(&mut conn, state.store.key(), &state.settings)
+                .await?,
+        );
     }
     Ok(Json(page(&spec, &listed, results)))
 }
@@ -93,7 +96,10 @@ async fn read<R: Resource>(
 ) -> ApiResult<Json<R::Wire>> {
     let mut conn = state.store.conn().await?;
     let item = R::find(&mut conn, state.store.key(), &key).await?;
-    Ok(Json(item.render(&mut conn, state.store.key(), &state.settings).await?))
+    Ok(Json(
+        item.render(&mut conn, state.store.key(), &state.settings)
+            .await?,
+    ))
 }
 
 async fn write<R: Resource>(
@@ -116,7 +122,9 @@ async fn write<R: Resource>(
     let item = R::write(&mut tx, state.store.key(), admin, current, req, full).await?;
     let (pk, name) = item.label();
     audit(&mut tx, admin, action, R::MODEL, pk, &name).await?;
-    let body = item.render(&mut tx, state.store.key(), &state.settings).await?;
+    let body = item
+        .render(&mut tx, state.store.key(), &state.settings)
+        .await?;
     gatehouse_store::commit(tx).await?;
     Ok(body)
 }

@@ -6,7 +6,6 @@ use gatehouse_store::scope_mappings::{self, ScopeMappingFields};
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -14,6 +13,7 @@ use crate::auth::Admin;
 use crate::error::ApiResult;
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -47,11 +47,20 @@ impl Resource for scope_mappings::ScopeMapping {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<ScopeMapping> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<ScopeMapping> {
         Ok(ScopeMapping {
             pk: self.uuid,
             managed: None,

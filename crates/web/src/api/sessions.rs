@@ -8,13 +8,13 @@ use gatehouse_store::sessions::{self, Session};
 use gatehouse_store::{sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::Api;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -83,7 +83,11 @@ impl Resource for Session {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 

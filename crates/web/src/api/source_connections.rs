@@ -6,7 +6,6 @@ use gatehouse_proto::sources::{UserOAuthSourceConnection, UserOAuthSourceConnect
 use gatehouse_store::sources::{self, Connection, Source};
 use gatehouse_store::{sql, users, Conn, ListSpec, Listed};
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::Errors;
 use super::Api;
@@ -14,6 +13,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -55,7 +55,11 @@ impl Resource for Connection {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 

@@ -9,7 +9,6 @@ use gatehouse_store::sources::{self, Source, SourceFields};
 use gatehouse_store::{flows, sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
@@ -17,6 +16,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -164,11 +164,20 @@ impl Resource for Source {
             .ok_or_else(|| ApiError::NotFound(format!("source with slug `{key}`")))
     }
 
-    async fn list(conn: &mut Conn, sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sources::list(conn, sealing, spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _sealing: &SecretKey, settings: &Settings) -> ApiResult<OAuthSource> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        settings: &Settings,
+    ) -> ApiResult<OAuthSource> {
         Ok(render(self, settings))
     }
 

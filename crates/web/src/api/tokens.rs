@@ -10,7 +10,6 @@ use gatehouse_core::{secret, validate};
 use gatehouse_proto::core::{CreatedToken, Token, TokenRequest};
 use gatehouse_store::{sql, tokens, users, Conn, Filter, ListSpec, Listed};
 
-use gatehouse_store::SecretKey;
 use super::resource::{remove, Operations, Resource};
 use super::users::audit;
 use super::validate::Errors;
@@ -19,6 +18,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::{AppState, Settings};
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -100,7 +100,11 @@ impl Resource for tokens::Token {
         find(conn, key).await
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         // Set-up links are recovery tokens; they are not the API's business.
         let mut spec = spec.clone();
         spec.filters.push(Filter::NotEquals(
@@ -110,7 +114,12 @@ impl Resource for tokens::Token {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<Token> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Token> {
         render(conn, self).await
     }
 

@@ -11,7 +11,6 @@ use serde_json::json;
 
 pub(crate) use gatehouse_oidc::uid;
 
-use gatehouse_store::SecretKey;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::{must_be_empty, Api, Reply};
@@ -20,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::AppState;
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -205,11 +205,20 @@ impl Resource for users::User {
         Ok(users::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, _sealing: &SecretKey, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _sealing: &SecretKey, _settings: &Settings) -> ApiResult<User> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<User> {
         render(conn, self).await
     }
 

@@ -549,7 +549,10 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
             return Ok(invalid());
         };
         let ProviderKind::OAuth2(settings) =
-            providers::get(&mut conn, state.store.key(), provider.id).await?.fields.kind
+            providers::get(&mut conn, state.store.key(), provider.id)
+                .await?
+                .fields
+                .kind
         else {
             return Ok(invalid());
         };
@@ -738,7 +741,10 @@ pub(super) async fn end_session(
         ) {
             if let Some(id) = app.fields.provider {
                 if let ProviderKind::OAuth2(settings) =
-                    providers::get(&mut tx, state.store.key(), id).await?.fields.kind
+                    providers::get(&mut tx, state.store.key(), id)
+                        .await?
+                        .fields
+                        .kind
                 {
                     if settings.logout_uri == *uri || super::redirect_allowed(&settings, uri) {
                         target = Some(match params.get("state") {

@@ -124,7 +124,8 @@ pub async fn visible_applications(
         let mut launch = app.fields.meta_launch_url.clone();
         if launch.is_empty() {
             if let Some(id) = app.fields.provider {
-                if let ProviderKind::Proxy(x) = providers::get(conn, sealing, id).await?.fields.kind {
+                if let ProviderKind::Proxy(x) = providers::get(conn, sealing, id).await?.fields.kind
+                {
                     launch = x.external_host;
                 }
             }

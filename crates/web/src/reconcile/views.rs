@@ -848,7 +848,12 @@ pub(super) async fn application(
         Some(a) => {
             let f = &a.fields;
             let provider = match f.provider {
-                Some(id) => store_providers::get(run.conn, run.sealing, id).await?.fields.name,
+                Some(id) => {
+                    store_providers::get(run.conn, run.sealing, id)
+                        .await?
+                        .fields
+                        .name
+                }
                 None => String::new(),
             };
             Some(json!(ApplicationEntry {
@@ -900,9 +905,10 @@ pub(super) async fn application(
         group: desired.group,
         meta_hide: desired.meta_hide,
     };
-    let app = applications::Application::write(run.conn, run.sealing, run.admin, existing, request, true)
-        .await
-        .map_err(|e| run.locate("applications", key, e))?;
+    let app =
+        applications::Application::write(run.conn, run.sealing, run.admin, existing, request, true)
+            .await
+            .map_err(|e| run.locate("applications", key, e))?;
     if let Some(bindings) = &desired.bindings {
         if serde_json::to_value(bindings).map_err(internal)? != current_bindings {
             run.replace_bindings("applications", key, Target::Application(app.uuid), bindings)
@@ -1012,7 +1018,12 @@ pub(super) async fn outpost(run: &mut Run<'_>, entry: &OutpostEntry) -> Result<(
         Some(o) => {
             let mut names = Vec::new();
             for id in &o.fields.providers {
-                names.push(store_providers::get(run.conn, run.sealing, *id).await?.fields.name);
+                names.push(
+                    store_providers::get(run.conn, run.sealing, *id)
+                        .await?
+                        .fields
+                        .name,
+                );
             }
             Some(json!(OutpostEntry {
                 name: o.fields.name.clone(),
