@@ -161,7 +161,7 @@ impl Clients {
         }
         let mut conn = state.store.conn().await?;
         let Some(provider) =
-            providers::find_by_client_id(&mut conn, state.store.key(), &client_id).await?
+            providers::find_by_client_id(&mut conn, state.store.key(), client_id).await?
         else {
             return Ok(Ok(None));
         };
