@@ -257,7 +257,9 @@ async fn sessions(
 ) -> anyhow::Result<()> {
     use gatehouse_store::{sql, users as store_users, Value};
     let (name, value) = cookie.split_once('=').context("COOKIE is name=value")?;
-    let store = gatehouse_store::Store::connect(db).await?;
+    // Outpost sessions hold no sealed secret: a throwaway key will do.
+    let key = std::sync::Arc::new(gatehouse_store::SecretKey::generate()?);
+    let store = gatehouse_store::Store::connect(db, key).await?;
     let mut conn = store.conn().await?;
     let template = gatehouse_store::proxy_sessions::find(&mut conn, value, chrono::Utc::now())
         .await?

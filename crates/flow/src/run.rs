@@ -6,11 +6,13 @@
 //! to start a session unless an authentication stage succeeded for the pending user — so skipping
 //! a password stage can never log anyone in.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::kinds::{FlowAuthentication, PolicyEngineMode, StageKind};
 use gatehouse_core::secret;
 use gatehouse_store::flows::{self, Flow};
-use gatehouse_store::{sessions, sql, users, Conn};
+use gatehouse_store::{sessions, sql, users, Conn, SecretKey};
 
 use crate::policy::{self, Context, Verdict};
 use crate::stages::{self, identification, invitation, Entry, Step, Visit};
@@ -29,14 +31,20 @@ pub struct Engine {
     /// Whether a passkey login (user-verified) also passes TOTP stages. Off by default, as in
     /// Authelia: a passkey is one factor, and a stage asking for a second one still asks.
     pub passkey_counts_as_two_factors: bool,
+    /// The store's secret key: stages open sealed secrets (TOTP seeds, sources' secrets).
+    pub sealing: Arc<SecretKey>,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// An engine whose unfinished runs are kept for `state_age`, opening secrets with `sealing`;
+    /// a passkey counts as one factor until the caller sets
+    /// [`Engine::passkey_counts_as_two_factors`].
+    pub fn new(sealing: Arc<SecretKey>, state_age: Duration) -> Engine {
         Engine {
             throttle: Throttle::default(),
-            state_age: Duration::hours(2),
+            state_age,
             passkey_counts_as_two_factors: false,
+            sealing,
         }
     }
 }

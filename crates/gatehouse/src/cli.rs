@@ -45,6 +45,9 @@ pub enum Command {
     /// Break-glass access for outages of the database.
     #[command(subcommand)]
     BreakGlass(BreakGlassCommand),
+    /// The server's secret key, which seals the secrets stored in the database.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
     /// Show what applying a declarative config file would change.
     Plan(DeclarativeArgs),
     /// Apply a declarative config file in one transaction.
@@ -626,6 +629,28 @@ pub enum ConfigCommand {
         #[arg(env = "GATEHOUSE_CONFIG")]
         file: PathBuf,
     },
+}
+
+/// `gatehouse secret-key …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretKeyCommand {
+    /// Re-seal every stored secret with a new key, offline: stop every server first. Reads the
+    /// current key as `serve` does (GATEHOUSE_SECRET_KEY or the key file). The new key comes
+    /// from GATEHOUSE_NEW_SECRET_KEY or --new-key-file (a missing file is created with a fresh
+    /// key); with neither, and a key file in use, a fresh key replaces the file and the old one
+    /// is kept beside it as `<file>.old`. All in one transaction: a failure changes nothing.
+    Rotate(RotateArgs),
+}
+
+/// Arguments of `secret-key rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Which database and current key.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// File holding the new key; created with a fresh key when missing.
+    #[arg(long)]
+    pub new_key_file: Option<PathBuf>,
 }
 
 /// Arguments of `migrate`.

@@ -114,12 +114,28 @@ impl SecretKeySource {
     /// The key, generating the file on first start. Errors name the file or the variable and
     /// what to do.
     pub fn load(&self) -> anyhow::Result<std::sync::Arc<gatehouse_sealing::SecretKey>> {
+        self.read(true)
+    }
+
+    /// The key, which must exist already (for `secret-key rotate`: a missing file there means
+    /// the wrong data directory, not a first start).
+    pub fn load_existing(&self) -> anyhow::Result<std::sync::Arc<gatehouse_sealing::SecretKey>> {
+        self.read(false)
+    }
+
+    fn read(&self, generate: bool) -> anyhow::Result<std::sync::Arc<gatehouse_sealing::SecretKey>> {
         let path = match self {
             SecretKeySource::Given(key) => return Ok(key.clone()),
             SecretKeySource::File(path) => path,
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !generate => {
+                return Err(anyhow::anyhow!(
+                    "the secret key file {} does not exist; point --data-dir or --secret-key-file at the key this database was used with, or set GATEHOUSE_SECRET_KEY",
+                    path.display()
+                ))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = gatehouse_sealing::SecretKey::generate_text()?;
                 write_private(path, &text).with_context(|| {
@@ -146,7 +162,7 @@ impl SecretKeySource {
 }
 
 /// Writes `text` to a new file only its owner can read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

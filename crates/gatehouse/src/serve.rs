@@ -57,8 +57,12 @@ fn warn_if_volatile(dir: &Path) {
     }
 }
 
-/// Connects to the database named in `settings`, creating the SQLite directory if needed.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// Connects to the database named in `settings` with the secret key `key`, creating the SQLite
+/// directory if needed.
+pub async fn open_store(
+    settings: &Settings,
+    key: std::sync::Arc<gatehouse_store::SecretKey>,
+) -> anyhow::Result<Store> {
     if settings.database.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
@@ -68,7 +72,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
         })?;
         warn_if_volatile(&settings.data_dir);
     }
-    Ok(Store::connect(&settings.database).await?)
+    Ok(Store::connect(&settings.database, key).await?)
 }
 
 /// Runs the server on `listener` until `shutdown` resolves.
@@ -81,12 +85,23 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     bootstrap.check().map_err(anyhow::Error::msg)?;
-    let store = open_store(&settings).await?;
+    let secret_key = settings.secret_key.load()?;
+    let store = open_store(&settings, secret_key.clone()).await?;
     store
         .migrate()
         .await
         .context("applying database migrations")?;
-    let secret_key = settings.secret_key.load()?;
+    // Before anything reads a secret: a different key is refused here, with the fix, rather
+    // than failing every login later; secrets still in plain text (from before sealing) are
+    // sealed in the same transaction.
+    let sealed = store.adopt_key().await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            key_id = secret_key.id(),
+            "sealed secrets stored in plain text with the server's secret key"
+        );
+    }
     let outcome = bootstrap::run(&store, &bootstrap)
         .await
         .context("seeding the database")?;
@@ -106,17 +121,19 @@ pub async fn run(
         },
     )
     .context("setting up the login sources' HTTP client")?;
-    // Signing keys load (and on first start, are made) in the background: RSA key generation
-    // must not delay readiness, and a token request arriving first simply waits for it.
+    // Signing keys load (and on first start, are made) in the background while the listener
+    // already answers liveness; readiness waits for them, and a token request arriving first
+    // waits for its key too. A failure (database briefly away) is retried: readiness stays
+    // off meanwhile instead of for good.
     let keys = (state.keys.clone(), store.clone(), state.metrics.clone());
     tokio::spawn(async move {
-        if let Err(e) = keys.0.prepare(&keys.1).await {
-            tracing::error!(error = %e, "could not load or make the OIDC signing keys");
-            return;
+        while let Err(e) = keys.0.prepare(&keys.1).await {
+            tracing::error!(error = %e, "could not load or make the OIDC signing keys; retrying in {} s", KEYS_RETRY.as_secs());
+            tokio::time::sleep(KEYS_RETRY).await;
         }
         // The rotation alert's gauge; `key list` and `key rotate` keep it current.
         match keys.1.conn().await {
-            Ok(mut conn) => match gatehouse_store::oauth::all_keys(&mut conn).await {
+            Ok(mut conn) => match gatehouse_store::oauth::all_keys(&mut conn, keys.1.key()).await {
                 Ok(all) => keys.2.show_signing_keys(&all),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the signing keys for the metrics")
@@ -181,6 +198,9 @@ pub async fn run(
     tracing::info!("gatehouse stopped");
     Ok(())
 }
+
+/// How long to wait before trying again to load or make the signing keys.
+const KEYS_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often expired sessions and flow states are deleted and idle throttle keys forgotten.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);

@@ -91,7 +91,7 @@ async fn create(store: &Store, algorithm: SigningAlgorithm) -> Result<String> {
     jwk["use"] = "sig".into();
     jwk["alg"] = algorithm.as_str().into();
     let mut tx = store.begin().await?;
-    oauth::add_key(&mut tx, &kid, algorithm.as_str(), &pem, &jwk).await?;
+    oauth::add_key(&mut tx, store.key(), &kid, algorithm.as_str(), &pem, &jwk).await?;
     gatehouse_store::commit(tx).await?;
     tracing::info!(kid = %kid, algorithm = %algorithm, "created a new signing key");
     Ok(kid)
@@ -237,6 +237,9 @@ pub struct Loaded {
 pub struct Keyring {
     loaded: RwLock<Option<Arc<Loaded>>>,
     reload: tokio::sync::Mutex<()>,
+    /// Set once [`Keyring::prepare`] found or made a key of every algorithm: readiness waits
+    /// for it, so no request reaches a replica still generating its first RSA key.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl Keyring {
@@ -263,7 +266,7 @@ impl Keyring {
     /// Reads every published key and swaps the result in. The caller holds `reload`.
     async fn load(&self, store: &Store) -> Result<Arc<Loaded>> {
         let mut conn = store.conn().await?;
-        let rows = oauth::published_keys(&mut conn, Utc::now()).await?;
+        let rows = oauth::published_keys(&mut conn, store.key(), Utc::now()).await?;
         drop(conn);
         let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();
@@ -310,7 +313,14 @@ impl Keyring {
         for algorithm in SigningAlgorithm::ALL {
             self.signer(store, *algorithm).await?;
         }
+        self.prepared
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// Whether every algorithm's signing key is loaded ([`Keyring::prepare`] finished).
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The key that signs for `algorithm`, made now when there is none. Making a key writes in

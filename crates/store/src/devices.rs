@@ -7,8 +7,9 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
+use crate::sealed::{self, TOTP_SEED};
 use crate::sql::{self, Entity, RowExt};
-use crate::Result;
+use crate::{Result, SecretKey};
 
 /// A TOTP authenticator of a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,26 +48,38 @@ impl Entity for TotpDevice {
     }
 }
 
-/// The confirmed TOTP devices of `user`.
-pub async fn totp_of(conn: &mut AnyConnection, user: i64) -> Result<Vec<TotpDevice>> {
-    sql::select(
+/// The confirmed TOTP devices of `user`, their seeds opened.
+pub async fn totp_of(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    user: i64,
+) -> Result<Vec<TotpDevice>> {
+    sql::select::<TotpDevice>(
         conn,
         "WHERE user_id = $1 AND confirmed = $2",
         vec![user.into(), true.into()],
         "created",
     )
-    .await
+    .await?
+    .into_iter()
+    .map(|mut d| {
+        d.secret = sealed::open(key, TOTP_SEED, &d.uuid.to_string(), &d.secret)?;
+        Ok(d)
+    })
+    .collect()
 }
 
 /// Adds a confirmed TOTP device.
 pub async fn add_totp(
     conn: &mut AnyConnection,
+    key: &SecretKey,
     user: i64,
     name: &str,
     secret: &str,
     step: i64,
 ) -> Result<TotpDevice> {
     let uuid = Uuid::new_v4();
+    let sealed = sealed::seal(key, TOTP_SEED, &uuid.to_string(), secret)?;
     sql::insert(
         conn,
         "totp_devices",
@@ -74,7 +87,7 @@ pub async fn add_totp(
             ("uuid", uuid.into()),
             ("user_id", user.into()),
             ("name", name.into()),
-            ("secret", secret.into()),
+            ("secret", sealed.into()),
             ("confirmed", true.into()),
             ("created", sql::now().into()),
             ("last_step", step.into()),
@@ -82,7 +95,9 @@ pub async fn add_totp(
         None,
     )
     .await?;
-    sql::get(conn, uuid).await
+    let mut device: TotpDevice = sql::get(conn, uuid).await?;
+    device.secret = secret.to_owned();
+    Ok(device)
 }
 
 /// Records `step` as used on `device` if it is newer than the last one; false for a replay.

@@ -8,6 +8,8 @@
 //!   every entity module reuses, with the mapping of database errors to [`Error`].
 //! - one module per entity of SPEC §2 (`users`, `groups`, `flows`, …): its record type, its
 //!   writable fields, and the queries that are not generic.
+//! - [`sealed`]: the secret columns, sealed with the server's secret key; entity modules seal on
+//!   write and open on read, so callers see plain text only.
 //!
 //! Entity functions take a `&mut AnyConnection`, so callers compose them inside one transaction
 //! ([`Store::begin`]) or run them on a pooled connection ([`Store::conn`]).
@@ -31,6 +33,7 @@ pub mod providers;
 pub mod proxy_sessions;
 pub mod reputation;
 pub mod scope_mappings;
+pub mod sealed;
 pub mod sessions;
 pub mod sources;
 pub mod sql;
@@ -46,6 +49,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Notify;
 
+pub use gatehouse_sealing::SecretKey;
 pub use sql::{Filter, ListSpec, Listed, Value};
 pub use sqlx::AnyConnection as Conn;
 
@@ -137,6 +141,24 @@ pub enum Error {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A sealed secret did not open (another key, altered, or moved from another row), or
+    /// could not be sealed.
+    #[error("secret {place} cannot be opened: {source}")]
+    Sealed {
+        /// Table, column and row, e.g. `providers.client_secret of client_id `abc``.
+        place: String,
+        /// Why.
+        #[source]
+        source: gatehouse_sealing::Error,
+    },
+    /// The database's secrets were sealed with another secret key than the configured one.
+    #[error("the database's secrets are sealed with secret key {recorded}, but the configured key is {configured}: start with the key this database was used with (GATEHOUSE_SECRET_KEY, or the secret.key file in the data directory), e.g. restore it from the backup taken with the database")]
+    WrongSecretKey {
+        /// The key id the database records.
+        recorded: String,
+        /// The configured key's id.
+        configured: String,
+    },
 }
 
 impl Error {
@@ -190,6 +212,9 @@ pub struct Store {
     writer: Option<AnyPool>,
     /// The URL connected to, for the change listener's own connection (PostgreSQL).
     url: String,
+    /// The server's secret key: seals and opens the secret columns ([`sealed`]). Held here,
+    /// not process-wide, so servers with different keys can share a process (tests).
+    key: Arc<SecretKey>,
     /// This process's feed reader ([`Feed`]).
     feed: Arc<Feed>,
 }
@@ -227,9 +252,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://FILE` or `postgres://…`), creating an SQLite file if needed.
-    /// Does not migrate; call [`Store::migrate`].
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// Connects to `url` (`sqlite://FILE` or `postgres://…`), creating an SQLite file if needed;
+    /// `key` seals and opens the secret columns. Does not migrate; call [`Store::migrate`], then
+    /// [`Store::adopt_key`].
+    pub async fn connect(url: &str, key: Arc<SecretKey>) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let bad = |reason: String| Error::BadUrl {
             url: redact_url(url),
@@ -296,6 +322,7 @@ impl Store {
             backend,
             writer,
             url,
+            key,
             feed: Arc::new(Feed {
                 committed: Notify::new(),
                 read: tokio::sync::watch::channel(None).0,
@@ -376,6 +403,33 @@ impl Store {
             .map(|m| m.version)
             .filter(|v| !applied.contains(v))
             .collect())
+    }
+
+    /// The secret key sealed columns are sealed with: entity functions that read or write a
+    /// secret take it.
+    pub fn key(&self) -> &Arc<SecretKey> {
+        &self.key
+    }
+
+    /// Checks the configured key against the one the database records (refusing another with
+    /// [`Error::WrongSecretKey`]), records it on first start, and seals any secret still in
+    /// plain text — all in one transaction. Returns how many values it sealed. `serve` runs it
+    /// after migrating and before serving.
+    pub async fn adopt_key(&self) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let sealed = sealed::adopt_key(&mut tx, &self.key).await?;
+        commit(tx).await?;
+        Ok(sealed)
+    }
+
+    /// Moves every sealed secret from this store's key to `new` and records `new`, in one
+    /// transaction: on any failure nothing changes. Returns how many values moved. The store
+    /// keeps its old key; connect again with `new` to use the database afterwards.
+    pub async fn rotate_key(&self, new: &SecretKey) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let moved = sealed::rotate_key(&mut tx, &self.key, new).await?;
+        commit(tx).await?;
+        Ok(moved)
     }
 
     /// Answers when the database does (for readiness checks).

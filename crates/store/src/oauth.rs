@@ -9,8 +9,9 @@ use gatehouse_core::secret;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
+use crate::sealed::{self, SIGNING_KEY};
 use crate::sql::{self, RowExt};
-use crate::Result;
+use crate::{Result, SecretKey};
 
 /// What an authorization code stands for.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +131,7 @@ pub struct SigningKey {
     pub kid: String,
     /// `ES256` or `RS256`.
     pub algorithm: String,
-    /// PKCS#8 PEM of the private key.
+    /// PKCS#8 PEM of the private key (sealed at rest, plain here).
     pub private_pem: String,
     /// The public key as a JWK (JSON).
     pub public_jwk: serde_json::Value,
@@ -142,11 +143,13 @@ pub struct SigningKey {
     pub published_until: Option<DateTime<Utc>>,
 }
 
-fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
+fn signing_key(key: &SecretKey, row: &sqlx::any::AnyRow) -> Result<SigningKey> {
+    let kid = row.text("kid")?;
+    let private_pem = sealed::open(key, SIGNING_KEY, &kid, &row.text("private_pem")?)?;
     Ok(SigningKey {
-        kid: row.text("kid")?,
+        kid,
         algorithm: row.text("algorithm")?,
-        private_pem: row.text("private_pem")?,
+        private_pem,
         public_jwk: row.json("public_jwk")?,
         created: row.ts("created")?,
         retired: row.opt_ts("retired")?,
@@ -155,7 +158,11 @@ fn signing_key(row: &sqlx::any::AnyRow) -> Result<SigningKey> {
 }
 
 /// Keys that sign now (not retired), newest first.
-pub async fn active_keys(conn: &mut AnyConnection, algorithm: &str) -> Result<Vec<SigningKey>> {
+pub async fn active_keys(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    algorithm: &str,
+) -> Result<Vec<SigningKey>> {
     sql::fetch_all(
         conn,
         "SELECT * FROM signing_keys WHERE retired IS NULL AND algorithm = $1 ORDER BY created DESC",
@@ -163,13 +170,14 @@ pub async fn active_keys(conn: &mut AnyConnection, algorithm: &str) -> Result<Ve
     )
     .await?
     .iter()
-    .map(signing_key)
+    .map(|row| signing_key(key, row))
     .collect()
 }
 
 /// Keys to publish at `now`: active ones and retired ones whose tokens may still be alive.
 pub async fn published_keys(
     conn: &mut AnyConnection,
+    key: &SecretKey,
     now: DateTime<Utc>,
 ) -> Result<Vec<SigningKey>> {
     sql::fetch_all(
@@ -179,12 +187,12 @@ pub async fn published_keys(
     )
     .await?
     .iter()
-    .map(signing_key)
+    .map(|row| signing_key(key, row))
     .collect()
 }
 
 /// Every key ever made, newest first (for the operator's listing).
-pub async fn all_keys(conn: &mut AnyConnection) -> Result<Vec<SigningKey>> {
+pub async fn all_keys(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<SigningKey>> {
     sql::fetch_all(
         conn,
         "SELECT * FROM signing_keys ORDER BY created DESC",
@@ -192,7 +200,7 @@ pub async fn all_keys(conn: &mut AnyConnection) -> Result<Vec<SigningKey>> {
     )
     .await?
     .iter()
-    .map(signing_key)
+    .map(|row| signing_key(key, row))
     .collect()
 }
 
@@ -214,6 +222,7 @@ pub async fn retire_keys(
 /// Stores a new signing key.
 pub async fn add_key(
     conn: &mut AnyConnection,
+    key: &SecretKey,
     kid: &str,
     algorithm: &str,
     private_pem: &str,
@@ -225,7 +234,10 @@ pub async fn add_key(
         vec![
             ("kid", kid.into()),
             ("algorithm", algorithm.into()),
-            ("private_pem", private_pem.into()),
+            (
+                "private_pem",
+                sealed::seal(key, SIGNING_KEY, kid, private_pem)?.into(),
+            ),
             ("public_jwk", public_jwk.into()),
             ("created", sql::now().into()),
         ],

@@ -10,8 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
+use crate::sealed::{self, PROVIDER_SECRET};
 use crate::sql::{self, Entity, ListSpec, Listed, RowExt, Value};
-use crate::Result;
+use crate::{Result, SecretKey};
 
 /// One allowed redirect URI of an OAuth2 client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +113,7 @@ pub struct ProviderFields {
     pub kind: ProviderKind,
 }
 
-/// A stored provider.
+/// A stored provider. The client secret is plain text here: sealed on write, opened on read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provider {
     /// Integer primary key (the API's `pk`).
@@ -174,15 +175,16 @@ impl Entity for Provider {
     }
 }
 
-fn base_columns(f: &ProviderFields) -> Vec<(&'static str, Value)> {
-    vec![
+fn base_columns(key: &SecretKey, f: &ProviderFields) -> Result<Vec<(&'static str, Value)>> {
+    let secret = sealed::seal(key, PROVIDER_SECRET, &f.client_id, &f.client_secret)?;
+    Ok(vec![
         ("name", f.name.clone().into()),
         ("kind", f.kind.tag().into()),
         ("authorization_flow", f.authorization_flow.into()),
         ("invalidation_flow", f.invalidation_flow.into()),
         ("authentication_flow", f.authentication_flow.into()),
         ("client_id", f.client_id.clone().into()),
-        ("client_secret", f.client_secret.clone().into()),
+        ("client_secret", secret.into()),
         (
             "access_token_validity",
             f.access_token_validity.clone().into(),
@@ -192,7 +194,7 @@ fn base_columns(f: &ProviderFields) -> Vec<(&'static str, Value)> {
             f.refresh_token_validity.clone().into(),
         ),
         ("last_updated", sql::now().into()),
-    ]
+    ])
 }
 
 async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> Result<()> {
@@ -282,7 +284,14 @@ async fn write_kind(conn: &mut AnyConnection, id: i64, kind: &ProviderKind) -> R
     Ok(())
 }
 
-async fn complete(conn: &mut AnyConnection, mut provider: Provider) -> Result<Provider> {
+/// Opens the sealed client secret and reads the redirect URIs.
+async fn complete(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    mut provider: Provider,
+) -> Result<Provider> {
+    let f = &mut provider.fields;
+    f.client_secret = sealed::open(key, PROVIDER_SECRET, &f.client_id, &f.client_secret)?;
     if let ProviderKind::OAuth2(o) = &mut provider.fields.kind {
         let rows = sql::fetch_all(
             conn,
@@ -305,18 +314,23 @@ async fn complete(conn: &mut AnyConnection, mut provider: Provider) -> Result<Pr
 }
 
 /// Creates a provider of either kind.
-pub async fn create(conn: &mut AnyConnection, fields: &ProviderFields) -> Result<Provider> {
-    let id = sql::insert(conn, "providers", base_columns(fields), Some("id"))
+pub async fn create(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    fields: &ProviderFields,
+) -> Result<Provider> {
+    let id = sql::insert(conn, "providers", base_columns(key, fields)?, Some("id"))
         .await?
         .unwrap_or_default();
     write_kind(conn, id, &fields.kind).await?;
     crate::changes::append(conn, crate::changes::ChangeKind::Provider(id)).await?;
-    get(conn, id).await
+    get(conn, key, id).await
 }
 
 /// Replaces provider `id` (its kind may not change; callers check).
 pub async fn update(
     conn: &mut AnyConnection,
+    key: &SecretKey,
     id: i64,
     fields: &ProviderFields,
 ) -> Result<Provider> {
@@ -327,11 +341,11 @@ pub async fn update(
         Provider::WHAT,
         "id",
         id.into(),
-        base_columns(fields),
+        base_columns(key, fields)?,
     )
     .await?;
     write_kind(conn, id, &fields.kind).await?;
-    get(conn, id).await
+    get(conn, key, id).await
 }
 
 /// Deletes provider `id`; its application keeps existing without a provider.
@@ -341,25 +355,45 @@ pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<()> {
 }
 
 /// Provider `id` with its redirect URIs.
-pub async fn get(conn: &mut AnyConnection, id: i64) -> Result<Provider> {
+pub async fn get(conn: &mut AnyConnection, key: &SecretKey, id: i64) -> Result<Provider> {
     let provider = sql::get(conn, id).await?;
-    complete(conn, provider).await
+    complete(conn, key, provider).await
 }
 
 /// The provider named `name`, if any.
-pub async fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option<Provider>> {
+pub async fn find_by_name(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    name: &str,
+) -> Result<Option<Provider>> {
     match sql::find::<Provider>(conn, "p.name", name.into()).await? {
-        Some(p) => Ok(Some(complete(conn, p).await?)),
+        Some(p) => Ok(Some(complete(conn, key, p).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The provider whose OAuth2 client id is `client_id`, if any.
+pub async fn find_by_client_id(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    client_id: &str,
+) -> Result<Option<Provider>> {
+    match sql::find::<Provider>(conn, "p.client_id", client_id.into()).await? {
+        Some(p) => Ok(Some(complete(conn, key, p).await?)),
         None => Ok(None),
     }
 }
 
 /// Lists providers (callers add a `p.kind` filter for one kind).
-pub async fn list(conn: &mut AnyConnection, spec: &ListSpec) -> Result<Listed<Provider>> {
+pub async fn list(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    spec: &ListSpec,
+) -> Result<Listed<Provider>> {
     let listed = sql::list::<Provider>(conn, spec).await?;
     let mut items = Vec::with_capacity(listed.items.len());
     for p in listed.items {
-        items.push(complete(conn, p).await?);
+        items.push(complete(conn, key, p).await?);
     }
     Ok(Listed {
         count: listed.count,

@@ -5,8 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use crate::sql::{self, Entity, RowExt, Value};
-use crate::Result;
+use crate::sealed::{self, SOURCE_SECRET};
+use crate::sql::{self, Entity, ListSpec, Listed, RowExt, Value};
+use crate::{Result, SecretKey};
 
 /// The fields of an OAuth/OIDC login source.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +44,8 @@ pub struct SourceFields {
     pub additional_scopes: String,
 }
 
-/// A stored source.
+/// A stored source. The consumer secret is plain text here: sealed on write, opened on read;
+/// read sources through this module's functions, which open it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     /// Primary key.
@@ -81,8 +83,9 @@ impl Entity for Source {
     }
 }
 
-fn columns(f: &SourceFields) -> Vec<(&'static str, Value)> {
-    vec![
+fn columns(key: &SecretKey, uuid: Uuid, f: &SourceFields) -> Result<Vec<(&'static str, Value)>> {
+    let secret = sealed::seal(key, SOURCE_SECRET, &uuid.to_string(), &f.consumer_secret)?;
+    Ok(vec![
         ("slug", f.slug.clone().into()),
         ("name", f.name.clone().into()),
         ("enabled", f.enabled.into()),
@@ -92,36 +95,79 @@ fn columns(f: &SourceFields) -> Vec<(&'static str, Value)> {
         ("authentication_flow", f.authentication_flow.into()),
         ("enrollment_flow", f.enrollment_flow.into()),
         ("consumer_key", f.consumer_key.clone().into()),
-        ("consumer_secret", f.consumer_secret.clone().into()),
+        ("consumer_secret", secret.into()),
         ("authorization_url", f.authorization_url.clone().into()),
         ("access_token_url", f.access_token_url.clone().into()),
         ("profile_url", f.profile_url.clone().into()),
         ("oidc_well_known_url", f.oidc_well_known_url.clone().into()),
         ("additional_scopes", f.additional_scopes.clone().into()),
-    ]
+    ])
+}
+
+/// Opens the sealed consumer secret.
+fn opened(key: &SecretKey, mut source: Source) -> Result<Source> {
+    let f = &mut source.fields;
+    f.consumer_secret = sealed::open(
+        key,
+        SOURCE_SECRET,
+        &source.uuid.to_string(),
+        &f.consumer_secret,
+    )?;
+    Ok(source)
 }
 
 /// Creates a source.
-pub async fn create(conn: &mut AnyConnection, fields: &SourceFields) -> Result<Source> {
+pub async fn create(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    fields: &SourceFields,
+) -> Result<Source> {
     let uuid = Uuid::new_v4();
-    let mut cols = columns(fields);
+    let mut cols = columns(key, uuid, fields)?;
     cols.push(("uuid", uuid.into()));
     sql::insert(conn, "sources", cols, None).await?;
-    sql::get(conn, uuid).await
+    get(conn, key, uuid).await
 }
 
 /// Replaces source `uuid`.
-pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &SourceFields) -> Result<Source> {
+pub async fn update(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    uuid: Uuid,
+    fields: &SourceFields,
+) -> Result<Source> {
     sql::update(
         conn,
         "sources",
         Source::WHAT,
         "uuid",
         uuid.into(),
-        columns(fields),
+        columns(key, uuid, fields)?,
     )
     .await?;
-    sql::get(conn, uuid).await
+    get(conn, key, uuid).await
+}
+
+/// Source `uuid`.
+pub async fn get(conn: &mut AnyConnection, key: &SecretKey, uuid: Uuid) -> Result<Source> {
+    opened(key, sql::get(conn, uuid).await?)
+}
+
+/// Lists sources.
+pub async fn list(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    spec: &ListSpec,
+) -> Result<Listed<Source>> {
+    let listed = sql::list::<Source>(conn, spec).await?;
+    Ok(Listed {
+        count: listed.count,
+        items: listed
+            .items
+            .into_iter()
+            .map(|s| opened(key, s))
+            .collect::<Result<_>>()?,
+    })
 }
 
 /// Deletes source `uuid`.
@@ -130,19 +176,29 @@ pub async fn delete(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
 }
 
 /// The sources people can sign in with now: enabled and with a client secret, by name.
-pub async fn usable(conn: &mut AnyConnection) -> Result<Vec<Source>> {
-    sql::select(
+pub async fn usable(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<Source>> {
+    sql::select::<Source>(
         conn,
         "WHERE enabled = $1 AND consumer_secret <> ''",
         vec![true.into()],
         "name",
     )
-    .await
+    .await?
+    .into_iter()
+    .map(|s| opened(key, s))
+    .collect()
 }
 
 /// The source with slug `slug`, if any.
-pub async fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Option<Source>> {
-    sql::find(conn, "slug", slug.into()).await
+pub async fn find_by_slug(
+    conn: &mut AnyConnection,
+    key: &SecretKey,
+    slug: &str,
+) -> Result<Option<Source>> {
+    sql::find::<Source>(conn, "slug", slug.into())
+        .await?
+        .map(|s| opened(key, s))
+        .transpose()
 }
 
 /// A link between a local user and their identity at a login source (Authentik's

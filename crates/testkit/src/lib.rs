@@ -36,6 +36,20 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The secret key file servers on this database use (made by the first start).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("secret.key")
+    }
+
+    /// The store, opened directly with the servers' secret key (start a server first): for
+    /// tests that look at or change rows behind the server's back.
+    pub async fn store(&self) -> anyhow::Result<gatehouse_store::Store> {
+        let text = std::fs::read_to_string(self.key_file())
+            .context("reading the servers' secret key (start a server first)")?;
+        let key = gatehouse_store::SecretKey::from_text(&text)?;
+        Ok(gatehouse_store::Store::connect(&self.url, std::sync::Arc::new(key)).await?)
+    }
+
     /// A fresh, empty database of the kind the environment selects.
     pub async fn new() -> anyhow::Result<TestDb> {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
@@ -282,7 +296,7 @@ impl TestServer {
             outpost_break_glass: Vec::new(),
             metrics_listen: None,
             trusted_proxies: Default::default(),
-            secret_key: gatehouse::config::SecretKeySource::File(db.dir.path().join("secret.key")),
+            secret_key: gatehouse::config::SecretKeySource::File(db.key_file()),
             reauth_max_age: chrono::Duration::minutes(5),
             passkey_counts_as_two_factors: false,
         };
@@ -315,7 +329,7 @@ impl TestServer {
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
-        for _ in 0..200 {
+        for _ in 0..400 {
             if let Ok(r) = self
                 .http
                 .get(format!("{}/-/health/ready/", self.url))
@@ -328,7 +342,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("server at {} did not become ready within 5 s", self.url)
+        bail!("server at {} did not become ready within 10 s", self.url)
     }
 
     /// Stops the server and waits until it has finished.
@@ -442,7 +456,10 @@ impl TestOutpost {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("outpost at {} did not become ready within 5 s", outpost.url)
+        bail!(
+            "outpost at {} did not become ready within 10 s",
+            outpost.url
+        )
     }
 
     /// Stops the outpost and waits until it has finished.

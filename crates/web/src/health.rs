@@ -1,6 +1,6 @@
 //! Liveness and readiness: `/-/health/live/` answers while the process runs; `/-/health/ready/`
-//! only once start-up finished and the database answers, so a load balancer never routes to a
-//! replica that cannot serve.
+//! only once start-up finished, the OIDC signing keys are loaded (made, on first start) and the
+//! database answers, so a load balancer never routes to a replica that cannot serve.
 
 use std::sync::atomic::Ordering;
 
@@ -34,10 +34,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     (status, body)
 }
 
-/// Whether start-up finished and the database answers.
+/// Whether start-up finished, the signing keys are ready and the database answers.
 async fn check(state: &AppState) -> (StatusCode, Json<Value>) {
     let backend = state.store.backend().as_str();
-    if !state.started.load(Ordering::Acquire) {
+    if !state.started.load(Ordering::Acquire) || !state.keys.is_prepared() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "starting", "database": backend})),

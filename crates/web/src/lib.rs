@@ -119,14 +119,14 @@ impl AppState {
             },
             metrics.outpost.clone(),
         );
+        let engine = Arc::new(gatehouse_flow::Engine {
+            passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
+            ..gatehouse_flow::Engine::new(store.key().clone(), settings.flow_state_age)
+        });
         Ok(AppState {
             metrics,
             store,
-            engine: Arc::new(gatehouse_flow::Engine {
-                state_age: settings.flow_state_age,
-                passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
-                ..Default::default()
-            }),
+            engine,
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             outpost: Arc::new(outpost),
             changes,

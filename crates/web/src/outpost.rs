@@ -126,7 +126,7 @@ impl Sessions {
         if !self.serves(id) {
             return Err(missing());
         }
-        let provider = match providers::get(conn, id).await {
+        let provider = match providers::get(conn, self.store.key(), id).await {
             Err(gatehouse_store::Error::NotFound { .. }) => return Err(missing()),
             other => other?,
         };
@@ -151,7 +151,10 @@ impl Sessions {
         };
         let mut conn = self.store.conn().await?;
         let mut configs = Vec::new();
-        for provider in providers::list(&mut conn, &spec).await?.items {
+        for provider in providers::list(&mut conn, self.store.key(), &spec)
+            .await?
+            .items
+        {
             let ProviderKind::Proxy(settings) = provider.fields.kind.clone() else {
                 continue;
             };

@@ -43,7 +43,14 @@ impl Stage for Identification {
         }
         let identifier = run.identifier.clone().unwrap_or_default();
         Ok(Entry::Ask(
-            challenge(visit.conn, visit.stage, run, identifier).await?,
+            challenge(
+                visit.conn,
+                &visit.engine.sealing,
+                visit.stage,
+                run,
+                identifier,
+            )
+            .await?,
         ))
     }
 
@@ -76,7 +83,14 @@ impl Stage for Identification {
             } else {
                 "Choose one of the ways to continue below."
             };
-            let challenge = challenge(visit.conn, visit.stage, visit.run, identifier).await?;
+            let challenge = challenge(
+                visit.conn,
+                &visit.engine.sealing,
+                visit.stage,
+                visit.run,
+                identifier,
+            )
+            .await?;
             return Ok(Step::retry(challenge, message));
         }
         let user = users::find_for_login(visit.conn, &identifier).await?;
@@ -107,6 +121,7 @@ fn shows_passkey(stage: &PlannedStage, run: &FlowRun) -> bool {
 /// client secret is disabled and shows no button), and the passkey button.
 async fn challenge(
     conn: &mut gatehouse_store::Conn,
+    sealing: &gatehouse_store::SecretKey,
     stage: &PlannedStage,
     run: &FlowRun,
     identifier: String,
@@ -120,7 +135,7 @@ async fn challenge(
         .flatten()
         .filter_map(Value::as_str);
     for slug in slugs {
-        if let Some(source) = sources::find_by_slug(conn, slug).await? {
+        if let Some(source) = sources::find_by_slug(conn, sealing, slug).await? {
             if source.fields.enabled && !source.fields.consumer_secret.is_empty() {
                 buttons.push(SourceButton {
                     slug: source.fields.slug,

@@ -27,7 +27,9 @@ impl Stage for Totp {
             return Ok(Entry::Pass);
         }
         let has_device = match visit.run.pending_user {
-            Some(id) => !devices::totp_of(visit.conn, id).await?.is_empty(),
+            Some(id) => !devices::totp_of(visit.conn, &visit.engine.sealing, id)
+                .await?
+                .is_empty(),
             None => false,
         };
         Ok(if has_device {
@@ -73,7 +75,7 @@ impl Stage for Totp {
             audit(conn, "recovery_code_used", Some(&user), json!({}), req).await?;
             return Ok(Step::Next);
         }
-        if check_code(conn, user_id, &code).await? {
+        if check_code(conn, &engine.sealing, user_id, &code).await? {
             return Ok(Step::Next);
         }
         engine.throttle.failed(&attempt);
@@ -99,8 +101,13 @@ impl Stage for Totp {
 
 /// Whether `code` is the current code of one of `user`'s TOTP devices, not used before; a match
 /// is recorded, so the same code never passes twice.
-pub async fn check_code(conn: &mut gatehouse_store::Conn, user: i64, code: &str) -> Result<bool> {
-    for device in devices::totp_of(conn, user).await? {
+pub async fn check_code(
+    conn: &mut gatehouse_store::Conn,
+    sealing: &gatehouse_store::SecretKey,
+    user: i64,
+    code: &str,
+) -> Result<bool> {
+    for device in devices::totp_of(conn, sealing, user).await? {
         let Ok(totp) = totp_for(&device.secret) else {
             continue;
         };

@@ -5,6 +5,7 @@ mod admin;
 mod declarative;
 mod doctor;
 mod k8s;
+mod secret_key;
 
 use anyhow::bail;
 use tokio::net::TcpListener;
@@ -43,7 +44,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let settings = config::resolve(&args.serve)?;
             serve::init_tracing(settings.log_format);
-            let store = serve::open_store(&settings).await?;
+            // Migrating reads no secret: a throwaway key, so `migrate` needs none configured.
+            let key = std::sync::Arc::new(gatehouse_sealing::SecretKey::generate()?);
+            let store = serve::open_store(&settings, key).await?;
             let pending = store.pending_migrations().await?;
             if args.check {
                 if pending.is_empty() {
@@ -87,6 +90,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Flow(c) => admin::flow(c).await,
         Command::Key(c) => admin::key(c).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::SecretKey(crate::cli::SecretKeyCommand::Rotate(args)) => {
+            secret_key::rotate(args).await
+        }
         Command::K8s(c) => k8s::run(c),
         Command::Health { url } => health(&url).await,
         Command::BreakGlass(crate::cli::BreakGlassCommand::Hash { username }) => {

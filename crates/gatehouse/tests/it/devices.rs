@@ -7,7 +7,7 @@
 //! copied from a browser that logged in a while ago, as an attacker would hold it.
 
 use anyhow::Context;
-use gatehouse_store::{sql, Store};
+use gatehouse_store::sql;
 use gatehouse_testkit::fantoccini::Locator;
 use gatehouse_testkit::{Browser, TestDb, TestServer, TOKEN};
 use gatehouse_web::bootstrap::BootstrapSettings;
@@ -21,7 +21,7 @@ use crate::flows::{client, http_login, user_with_password};
 /// Moves every session's last proof of a factor an hour back: each cookie is now one whose
 /// login was long ago.
 async fn age_proofs(db: &TestDb) -> anyhow::Result<()> {
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     let mut conn = store.conn().await?;
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     sql::execute(
@@ -303,7 +303,7 @@ async fn removing_a_device_needs_a_recent_proof_and_the_last_passkey_stays() -> 
         .await?;
     assert_eq!(status, 201, "{bob}");
     let bob = bob["pk"].as_i64().unwrap_or_default();
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     let mut conn = store.conn().await?;
     let passkey =
         gatehouse_store::devices::add_passkey(&mut conn, bob, "Phone", "credential-1", "{}")
@@ -447,7 +447,7 @@ async fn authentik_client_sdk_lists_renames_and_deletes_authenticators() -> anyh
         let (status, page) = add_totp(&server, &cookie).await?;
         assert_eq!(status, 200, "{page}");
     }
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     let mut conn = store.conn().await?;
     gatehouse_store::devices::add_passkey(
         &mut conn,

@@ -90,7 +90,7 @@ async fn logged_in(
     keys_ready(&server).await?;
     let http = cookie_client()?;
     outpost_login(&server, &http).await?;
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     Ok((server, http, store))
 }
 
@@ -275,7 +275,7 @@ async fn a_standalone_outpost_resumes_the_feed_after_its_stream_drops_and_drops_
     user(&server, "alice@example.com", json!([family["pk"]])).await?;
     assign_app(&server, &instance).await?;
     let host = outpost.url.trim_start_matches("http://").to_owned();
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     let alice = |store: &Store| {
         let store = store.clone();
         async move {

@@ -19,6 +19,7 @@ mod outpost;
 mod outpost_attacks;
 mod schema;
 mod sdk;
+mod sealing;
 mod server;
 mod sources;
 mod standalone;

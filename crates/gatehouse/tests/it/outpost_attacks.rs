@@ -455,7 +455,7 @@ async fn a_server_answering_503_does_not_enable_break_glass() -> anyhow::Result<
 
 /// The outpost sessions stored.
 async fn proxy_session_rows(db: &TestDb) -> anyhow::Result<usize> {
-    let store = gatehouse_store::Store::connect(&db.url).await?;
+    let store = db.store().await?;
     let mut conn = store.conn().await?;
     Ok(
         gatehouse_store::sql::fetch_all(&mut conn, "SELECT uuid FROM proxy_sessions", vec![])

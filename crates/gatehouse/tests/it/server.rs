@@ -118,7 +118,7 @@ fn assert_hardened(response: &reqwest::Response, what: &str) {
 async fn setup_link_sets_the_admin_password_once_and_hands_out_a_token() -> anyhow::Result<()> {
     let db = TestDb::new().await?;
     let server = TestServer::start_with(&db, BootstrapSettings::default()).await?;
-    let store = gatehouse_store::Store::connect(&db.url).await?;
+    let store = db.store().await?;
     // The server issued a link at start; issue a fresh one the way a restart would.
     let link = gatehouse_web::bootstrap::setup_link(&store, &server.url)
         .await?

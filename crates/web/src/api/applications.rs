@@ -12,6 +12,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -41,10 +42,14 @@ pub(super) fn routes(api: Api) -> Api {
     )
 }
 
-async fn render(conn: &mut Conn, app: &applications::Application) -> ApiResult<Application> {
+async fn render(
+    conn: &mut Conn,
+    sealing: &SecretKey,
+    app: &applications::Application,
+) -> ApiResult<Application> {
     let f = &app.fields;
     let provider = match f.provider {
-        Some(id) => Some(providers::get(conn, id).await?),
+        Some(id) => Some(providers::get(conn, sealing, id).await?),
         None => None,
     };
     let provider_obj = match &provider {
@@ -92,6 +97,7 @@ async fn find(conn: &mut Conn, slug: &str) -> ApiResult<applications::Applicatio
 
 async fn fields(
     conn: &mut Conn,
+    sealing: &SecretKey,
     current: Option<&applications::ApplicationFields>,
     req: &ApplicationRequest,
     full: bool,
@@ -159,7 +165,9 @@ async fn fields(
         );
     }
     if let Some(id) = merged.provider {
-        if let Err(gatehouse_store::Error::NotFound { .. }) = providers::get(conn, id).await {
+        if let Err(gatehouse_store::Error::NotFound { .. }) =
+            providers::get(conn, sealing, id).await
+        {
             errors.add(
                 "provider",
                 format!("Invalid pk \"{id}\" - object does not exist."),
@@ -177,26 +185,43 @@ impl Resource for applications::Application {
     type Wire = Application;
     type Request = ApplicationRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &String) -> ApiResult<Self> {
         find(conn, key).await
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Application> {
-        render(conn, self).await
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Application> {
+        render(conn, sealing, self).await
     }
 
     async fn write(
         conn: &mut Conn,
+        sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: ApplicationRequest,
         full: bool,
     ) -> ApiResult<Self> {
-        let fields = fields(conn, current.as_ref().map(|c| &c.fields), &req, full).await?;
+        let fields = fields(
+            conn,
+            sealing,
+            current.as_ref().map(|c| &c.fields),
+            &req,
+            full,
+        )
+        .await?;
         Ok(match current {
             Some(c) => applications::update(conn, c.uuid, &fields).await?,
             None => applications::create(conn, &fields).await?,

@@ -52,7 +52,17 @@ async fn run(
     let (doc, warnings) = gatehouse_declarative::parse(&located, &req.env)
         .map_err(|e| ApiError::field("document", e.to_string()))?;
     let mut tx = state.store.begin().await?;
-    let outcome = match reconcile(&mut tx, &admin, &located, &doc, req.prune, warnings).await {
+    let outcome = match reconcile(
+        &mut tx,
+        state.store.key(),
+        &admin,
+        &located,
+        &doc,
+        req.prune,
+        warnings,
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(Failure::Document(e)) => return Err(ApiError::field("document", e.to_string())),
         Err(Failure::Server(e)) => return Err(e),

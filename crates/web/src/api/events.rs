@@ -11,6 +11,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -40,11 +41,15 @@ impl Resource for events::Event {
     type Wire = Event;
     type Request = Event;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         // Newest first unless the caller asked otherwise.
         if spec.ordering == [("created", false)] {
@@ -53,7 +58,12 @@ impl Resource for events::Event {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _settings: &Settings) -> ApiResult<Event> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Event> {
         Ok(Event {
             pk: self.uuid,
             user: self.user.clone(),
@@ -69,6 +79,7 @@ impl Resource for events::Event {
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: Event,

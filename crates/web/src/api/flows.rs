@@ -14,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -132,22 +133,32 @@ impl Resource for flows::Flow {
     type Wire = Flow;
     type Request = FlowRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &String) -> ApiResult<Self> {
         flows::find_by_slug(conn, key)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("flow with slug `{key}`")))
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Flow> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Flow> {
         render(conn, self).await
     }
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: FlowRequest,

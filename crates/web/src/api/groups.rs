@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::AppState;
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -181,20 +182,30 @@ impl Resource for groups::Group {
     type Wire = Group;
     type Request = GroupRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(groups::get_by_uuid(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Group> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Group> {
         render(conn, self).await
     }
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: GroupRequest,

@@ -17,6 +17,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -71,11 +72,15 @@ impl Resource for invitations::Invitation {
     type Wire = Invitation;
     type Request = InvitationRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let mut spec = spec.clone();
         let asks_ended = spec
             .filters
@@ -87,7 +92,12 @@ impl Resource for invitations::Invitation {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, settings: &Settings) -> ApiResult<Invitation> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        settings: &Settings,
+    ) -> ApiResult<Invitation> {
         let flow = link_flow(conn, self).await?;
         let creator = users::get(conn, self.fields.created_by).await?;
         let uses = invitations::uses(conn, self.uuid)
@@ -122,6 +132,7 @@ impl Resource for invitations::Invitation {
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         admin: &Admin,
         current: Option<Self>,
         req: InvitationRequest,

@@ -56,7 +56,7 @@ fn wire(k: oauth::SigningKey) -> ApiResult<SigningKeyInfo> {
 
 async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<SigningKeys>> {
     let mut conn = state.store.conn().await?;
-    let keys = oauth::all_keys(&mut conn).await?;
+    let keys = oauth::all_keys(&mut conn, state.store.key()).await?;
     state.metrics.show_signing_keys(&keys);
     let keys = keys.into_iter().map(wire).collect::<ApiResult<_>>()?;
     Ok(Json(SigningKeys { keys }))
@@ -83,7 +83,7 @@ async fn rotate(
         .await?;
     tracing::info!(kid = %kid, algorithm = %req.algorithm, by = %admin.user.fields.username, "rotated the signing key");
     let mut conn = state.store.conn().await?;
-    let keys = oauth::all_keys(&mut conn).await?;
+    let keys = oauth::all_keys(&mut conn, state.store.key()).await?;
     state.metrics.show_signing_keys(&keys);
     let key = keys
         .into_iter()

@@ -14,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -46,11 +47,15 @@ impl Resource for outposts::Outpost {
     type Wire = Outpost;
     type Request = OutpostRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(outposts::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         let listed = sql::list::<outposts::Outpost>(conn, spec).await?;
         let mut items = Vec::with_capacity(listed.items.len());
         for o in listed.items {
@@ -62,10 +67,15 @@ impl Resource for outposts::Outpost {
         })
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Outpost> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Outpost> {
         let mut providers_obj = Vec::with_capacity(self.fields.providers.len());
         for id in &self.fields.providers {
-            let p = providers::get(conn, *id).await?;
+            let p = providers::get(conn, sealing, *id).await?;
             providers_obj.push(super::providers::base(conn, &p).await?);
         }
         Ok(Outpost {
@@ -85,6 +95,7 @@ impl Resource for outposts::Outpost {
 
     async fn write(
         conn: &mut Conn,
+        sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: OutpostRequest,
@@ -133,7 +144,7 @@ impl Resource for outposts::Outpost {
             errors.check("name", validate::name(&fields.name));
         }
         for id in &fields.providers {
-            match providers::get(conn, *id).await {
+            match providers::get(conn, sealing, *id).await {
                 Ok(p) if p.fields.kind.tag() == "proxy" => {}
                 Ok(p) => errors.add(
                     "providers",

@@ -24,6 +24,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -512,8 +513,13 @@ fn claims_gatehouse(mode: ProxyMode, external_host: &str, external_url: &str) ->
     })
 }
 
-async fn get_kind(conn: &mut Conn, id: i64, kind: &'static str) -> ApiResult<store::Provider> {
-    let p = store::get(conn, id).await?;
+async fn get_kind(
+    conn: &mut Conn,
+    sealing: &SecretKey,
+    id: i64,
+    kind: &'static str,
+) -> ApiResult<store::Provider> {
+    let p = store::get(conn, sealing, id).await?;
     if p.fields.kind.tag() != kind {
         return Err(ApiError::NotFound(format!("{kind} provider with id {id}")));
     }
@@ -522,17 +528,19 @@ async fn get_kind(conn: &mut Conn, id: i64, kind: &'static str) -> ApiResult<sto
 
 async fn list_kind(
     conn: &mut Conn,
+    sealing: &SecretKey,
     spec: &ListSpec,
     kind: &'static str,
 ) -> ApiResult<Listed<store::Provider>> {
     let mut spec = spec.clone();
     spec.filters.push(Filter::Equals("p.kind", kind.into()));
-    Ok(store::list(conn, &spec).await?)
+    Ok(store::list(conn, sealing, &spec).await?)
 }
 
 /// Writes a provider and, when the request names them, its scope mappings (which must exist).
 async fn write_kind(
     conn: &mut Conn,
+    sealing: &SecretKey,
     current: Option<&store::Provider>,
     fields: ProviderFields,
     mappings: Option<&[Uuid]>,
@@ -553,8 +561,8 @@ async fn write_kind(
         errors.finish()?;
     }
     let written = match current {
-        Some(c) => store::update(conn, c.id, &fields).await?,
-        None => store::create(conn, &fields).await?,
+        Some(c) => store::update(conn, sealing, c.id, &fields).await?,
+        None => store::create(conn, sealing, &fields).await?,
     };
     if let Some(mappings) = mappings {
         scope_mappings::select_for_provider(conn, written.id, mappings).await?;
@@ -589,24 +597,34 @@ macro_rules! provider_resource {
             type Wire = $wire;
             type Request = $req;
 
-            async fn find(conn: &mut Conn, key: &i64) -> ApiResult<Self> {
-                Ok($ty(get_kind(conn, *key, $kind).await?))
+            async fn find(conn: &mut Conn, sealing: &SecretKey, key: &i64) -> ApiResult<Self> {
+                Ok($ty(get_kind(conn, sealing, *key, $kind).await?))
             }
 
-            async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
-                let listed = list_kind(conn, spec, $kind).await?;
+            async fn list(
+                conn: &mut Conn,
+                sealing: &SecretKey,
+                spec: &ListSpec,
+            ) -> ApiResult<Listed<Self>> {
+                let listed = list_kind(conn, sealing, spec, $kind).await?;
                 Ok(Listed {
                     count: listed.count,
                     items: listed.items.into_iter().map($ty).collect(),
                 })
             }
 
-            async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<$wire> {
+            async fn render(
+                &self,
+                conn: &mut Conn,
+                _sealing: &SecretKey,
+                _settings: &Settings,
+            ) -> ApiResult<$wire> {
                 $render(conn, &self.0).await
             }
 
             async fn write(
                 conn: &mut Conn,
+                sealing: &SecretKey,
                 admin: &Admin,
                 current: Option<Self>,
                 req: $req,
@@ -616,9 +634,14 @@ macro_rules! provider_resource {
                 let fields =
                     $fields(conn, admin, current.as_ref().map(|c| &c.fields), &req, full).await?;
                 let mappings = req.property_mappings.as_deref();
-                Ok($ty(
-                    write_kind(conn, current.as_ref(), fields, mappings).await?
-                ))
+                Ok($ty(write_kind(
+                    conn,
+                    sealing,
+                    current.as_ref(),
+                    fields,
+                    mappings,
+                )
+                .await?))
             }
 
             async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {

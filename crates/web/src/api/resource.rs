@@ -21,7 +21,7 @@ use crate::auth::Admin;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, ListQuery, ListRules};
 use crate::{AppState, Settings};
-use gatehouse_store::Conn;
+use gatehouse_store::{Conn, SecretKey};
 
 /// One kind of object served under `/api/v3/<path>/`.
 pub(crate) trait Resource: Sized + Send + Sync + 'static {
@@ -36,23 +36,30 @@ pub(crate) trait Resource: Sized + Send + Sync + 'static {
     /// The wire type of create/replace/patch bodies.
     type Request: DeserializeOwned + ToSchema + Send + Sync + 'static;
 
-    /// The stored object named by `key`.
-    fn find(conn: &mut Conn, key: &Self::Key) -> impl Future<Output = ApiResult<Self>> + Send;
+    /// The stored object named by `key`. `sealing` opens secret columns (the store's key).
+    fn find(
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        key: &Self::Key,
+    ) -> impl Future<Output = ApiResult<Self>> + Send;
     /// One page of stored objects.
     fn list(
         conn: &mut Conn,
+        sealing: &SecretKey,
         spec: &ListSpec,
     ) -> impl Future<Output = ApiResult<Listed<Self>>> + Send;
     /// The wire form of a stored object (`settings` gives the external URL for links).
     fn render(
         &self,
         conn: &mut Conn,
+        sealing: &SecretKey,
         settings: &Settings,
     ) -> impl Future<Output = ApiResult<Self::Wire>> + Send;
     /// Validates `req` and writes it: a new object when `current` is `None`, else an update
     /// (`full` for PUT, where required fields must be present).
     fn write(
         conn: &mut Conn,
+        sealing: &SecretKey,
         admin: &Admin,
         current: Option<Self>,
         req: Self::Request,
@@ -71,10 +78,13 @@ async fn list<R: Resource>(
 ) -> ApiResult<Json<Paginated<R::Wire>>> {
     let spec = query.spec(&R::RULES)?;
     let mut conn = state.store.conn().await?;
-    let listed = R::list(&mut conn, &spec).await?;
+    let listed = R::list(&mut conn, state.store.key(), &spec).await?;
     let mut results = Vec::with_capacity(listed.items.len());
     for item in &listed.items {
-        results.push(item.render(&mut conn, &state.settings).await?);
+        results.push(
+            item.render(&mut conn, state.store.key(), &state.settings)
+                .await?,
+        );
     }
     Ok(Json(page(&spec, &listed, results)))
 }
@@ -85,8 +95,11 @@ async fn read<R: Resource>(
     Path(key): Path<R::Key>,
 ) -> ApiResult<Json<R::Wire>> {
     let mut conn = state.store.conn().await?;
-    let item = R::find(&mut conn, &key).await?;
-    Ok(Json(item.render(&mut conn, &state.settings).await?))
+    let item = R::find(&mut conn, state.store.key(), &key).await?;
+    Ok(Json(
+        item.render(&mut conn, state.store.key(), &state.settings)
+            .await?,
+    ))
 }
 
 async fn write<R: Resource>(
@@ -98,7 +111,7 @@ async fn write<R: Resource>(
 ) -> ApiResult<R::Wire> {
     let mut tx = state.store.begin().await?;
     let current = match &key {
-        Some(key) => Some(R::find(&mut tx, key).await?),
+        Some(key) => Some(R::find(&mut tx, state.store.key(), key).await?),
         None => None,
     };
     let action = if current.is_some() {
@@ -106,10 +119,12 @@ async fn write<R: Resource>(
     } else {
         "model_created"
     };
-    let item = R::write(&mut tx, admin, current, req, full).await?;
+    let item = R::write(&mut tx, state.store.key(), admin, current, req, full).await?;
     let (pk, name) = item.label();
     audit(&mut tx, admin, action, R::MODEL, pk, &name).await?;
-    let body = item.render(&mut tx, &state.settings).await?;
+    let body = item
+        .render(&mut tx, state.store.key(), &state.settings)
+        .await?;
     gatehouse_store::commit(tx).await?;
     Ok(body)
 }
@@ -153,7 +168,7 @@ pub(crate) async fn remove<R: Resource>(
     Path(key): Path<R::Key>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let item = R::find(&mut tx, &key).await?;
+    let item = R::find(&mut tx, state.store.key(), &key).await?;
     let (pk, name) = item.label();
     item.delete(&mut tx, &admin).await?;
     audit(&mut tx, &admin, "model_deleted", R::MODEL, pk, &name).await?;

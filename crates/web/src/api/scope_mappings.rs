@@ -13,6 +13,7 @@ use crate::auth::Admin;
 use crate::error::ApiResult;
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -42,15 +43,24 @@ impl Resource for scope_mappings::ScopeMapping {
     type Wire = ScopeMapping;
     type Request = ScopeMappingRequest;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, _settings: &Settings) -> ApiResult<ScopeMapping> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<ScopeMapping> {
         Ok(ScopeMapping {
             pk: self.uuid,
             managed: None,
@@ -67,6 +77,7 @@ impl Resource for scope_mappings::ScopeMapping {
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: ScopeMappingRequest,

@@ -14,6 +14,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -78,17 +79,22 @@ impl Resource for Session {
     type Wire = AuthenticatedSession;
     type Request = AuthenticatedSession;
 
-    async fn find(conn: &mut Conn, key: &Uuid) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
     async fn render(
         &self,
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _settings: &Settings,
     ) -> ApiResult<AuthenticatedSession> {
         let mut agent = unparsed();
@@ -109,6 +115,7 @@ impl Resource for Session {
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: AuthenticatedSession,

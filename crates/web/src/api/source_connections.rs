@@ -13,6 +13,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -50,20 +51,25 @@ impl Resource for Connection {
     type Wire = UserOAuthSourceConnection;
     type Request = UserOAuthSourceConnectionRequest;
 
-    async fn find(conn: &mut Conn, key: &i64) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &i64) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         Ok(sql::list(conn, spec).await?)
     }
 
     async fn render(
         &self,
         conn: &mut Conn,
+        sealing: &SecretKey,
         settings: &Settings,
     ) -> ApiResult<UserOAuthSourceConnection> {
-        let source = sql::get::<Source>(conn, self.source).await?;
+        let source = sources::get(conn, sealing, self.source).await?;
         Ok(UserOAuthSourceConnection {
             pk: self.id,
             user: self.user,
@@ -78,6 +84,7 @@ impl Resource for Connection {
 
     async fn write(
         conn: &mut Conn,
+        _sealing: &SecretKey,
         admin: &Admin,
         current: Option<Self>,
         req: UserOAuthSourceConnectionRequest,

@@ -16,6 +16,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, ListRules};
 use crate::Settings;
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -157,22 +158,32 @@ impl Resource for Source {
     type Wire = OAuthSource;
     type Request = OAuthSourceRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
-        sources::find_by_slug(conn, key)
+    async fn find(conn: &mut Conn, sealing: &SecretKey, key: &String) -> ApiResult<Self> {
+        sources::find_by_slug(conn, sealing, key)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("source with slug `{key}`")))
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
-        Ok(sql::list(conn, spec).await?)
+    async fn list(
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
+        Ok(sources::list(conn, sealing, spec).await?)
     }
 
-    async fn render(&self, _conn: &mut Conn, settings: &Settings) -> ApiResult<OAuthSource> {
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        settings: &Settings,
+    ) -> ApiResult<OAuthSource> {
         Ok(render(self, settings))
     }
 
     async fn write(
         conn: &mut Conn,
+        sealing: &SecretKey,
         _admin: &Admin,
         current: Option<Self>,
         req: OAuthSourceRequest,
@@ -236,8 +247,8 @@ impl Resource for Source {
         check_flow(conn, &mut errors, "enrollment_flow", fields.enrollment_flow).await?;
         errors.finish()?;
         Ok(match current {
-            Some(c) => sources::update(conn, c.uuid, &fields).await?,
-            None => sources::create(conn, &fields).await?,
+            Some(c) => sources::update(conn, sealing, c.uuid, &fields).await?,
+            None => sources::create(conn, sealing, &fields).await?,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules};
 use crate::{AppState, Settings};
+use gatehouse_store::SecretKey;
 
 const RULES: ListRules = ListRules {
     filters: &[
@@ -95,11 +96,15 @@ impl Resource for tokens::Token {
     type Wire = Token;
     type Request = TokenRequest;
 
-    async fn find(conn: &mut Conn, key: &String) -> ApiResult<Self> {
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &String) -> ApiResult<Self> {
         find(conn, key).await
     }
 
-    async fn list(conn: &mut Conn, spec: &ListSpec) -> ApiResult<Listed<Self>> {
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
         // Set-up links are recovery tokens; they are not the API's business.
         let mut spec = spec.clone();
         spec.filters.push(Filter::NotEquals(
@@ -109,12 +114,18 @@ impl Resource for tokens::Token {
         Ok(sql::list(conn, &spec).await?)
     }
 
-    async fn render(&self, conn: &mut Conn, _settings: &Settings) -> ApiResult<Token> {
+    async fn render(
+        &self,
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<Token> {
         render(conn, self).await
     }
 
     async fn write(
         _conn: &mut Conn,
+        _sealing: &SecretKey,
         _admin: &Admin,
         _current: Option<Self>,
         _req: TokenRequest,

@@ -60,13 +60,14 @@ fn server_error(e: ApiError) -> Response {
 /// an OAuth2 one); `None` when there is no such application.
 async fn signing_algorithm_of(
     conn: &mut Conn,
+    sealing: &gatehouse_store::SecretKey,
     slug: &str,
 ) -> Result<Option<SigningAlgorithm>, ApiError> {
     let Some(app) = applications::find_by_slug(conn, slug).await? else {
         return Ok(None);
     };
     let kind = match app.fields.provider {
-        Some(id) => Some(providers::get(conn, id).await?.fields.kind),
+        Some(id) => Some(providers::get(conn, sealing, id).await?.fields.kind),
         None => None,
     };
     Ok(Some(match kind {
@@ -84,7 +85,7 @@ pub(super) async fn discovery(State(state): State<AppState>, Path(slug): Path<St
             "The database is unavailable.",
         );
     };
-    let algorithm = match signing_algorithm_of(&mut conn, &slug).await {
+    let algorithm = match signing_algorithm_of(&mut conn, state.store.key(), &slug).await {
         Ok(Some(algorithm)) => algorithm,
         Ok(None) => {
             return oauth_error(
@@ -160,7 +161,7 @@ impl Clients {
         }
         let mut conn = state.store.conn().await?;
         let Some(provider) =
-            sql::find::<Provider>(&mut conn, "p.client_id", client_id.into()).await?
+            providers::find_by_client_id(&mut conn, state.store.key(), client_id).await?
         else {
             return Ok(Ok(None));
         };
@@ -548,7 +549,10 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
             return Ok(invalid());
         };
         let ProviderKind::OAuth2(settings) =
-            providers::get(&mut conn, provider.id).await?.fields.kind
+            providers::get(&mut conn, state.store.key(), provider.id)
+                .await?
+                .fields
+                .kind
         else {
             return Ok(invalid());
         };
@@ -823,7 +827,7 @@ async fn logout_request(
     let field = |k: &str| field(params, k);
     let app = applications::find_by_slug(conn, slug).await?;
     let provider = match app.as_ref().and_then(|a| a.fields.provider) {
-        Some(id) => Some(providers::get(conn, id).await?),
+        Some(id) => Some(providers::get(conn, state.store.key(), id).await?),
         None => None,
     };
     let Some(provider) = provider else {

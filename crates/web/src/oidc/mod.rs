@@ -143,7 +143,11 @@ async fn handle(
     // Proxy providers are OAuth2 clients of Gatehouse too: their one redirect URI is the
     // outpost callback under the external host.
     let (settings, public, code_validity) =
-        match providers::get(&mut conn, provider.id).await?.fields.kind {
+        match providers::get(&mut conn, state.store.key(), provider.id)
+            .await?
+            .fields
+            .kind
+        {
             ProviderKind::OAuth2(o) => {
                 let public = o.client_type == ClientType::Public;
                 let validity = o.access_code_validity.clone();

@@ -126,7 +126,7 @@ async fn render(
     error: Option<&str>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.store.conn().await?;
-    let totp = !devices::totp_of(&mut conn, current.user.id)
+    let totp = !devices::totp_of(&mut conn, state.store.key(), current.user.id)
         .await?
         .is_empty();
     let passkeys = !devices::devices(&mut conn, DeviceKind::Passkey, Some(current.user.id))
@@ -221,7 +221,7 @@ pub(super) async fn confirm(
             password_matches(&mut tx, current.user.id, &form.password).await?
         } else {
             let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
-            gatehouse_flow::check_totp_code(&mut tx, current.user.id, &code)
+            gatehouse_flow::check_totp_code(&mut tx, state.store.key(), current.user.id, &code)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
         };

@@ -93,8 +93,12 @@ fn start_again(lead: &str) -> Hint<'_> {
 }
 
 /// The enabled source `slug`, or the page that says why there is none.
-async fn usable_source(conn: &mut Conn, slug: &str) -> Result<Result<Source, Response>, ApiError> {
-    Ok(match sources::find_by_slug(conn, slug).await? {
+async fn usable_source(
+    conn: &mut Conn,
+    sealing: &gatehouse_store::SecretKey,
+    slug: &str,
+) -> Result<Result<Source, Response>, ApiError> {
+    Ok(match sources::find_by_slug(conn, sealing, slug).await? {
         Some(s) if s.fields.enabled && !s.fields.consumer_secret.is_empty() => Ok(s),
         Some(s) => Err(error_page(
             StatusCode::NOT_FOUND,
@@ -214,7 +218,7 @@ async fn begin(
             .map(|(_, v)| v.as_str())
     };
     let mut tx = visit.state.store.begin().await?;
-    let source = match usable_source(&mut tx, slug).await? {
+    let source = match usable_source(&mut tx, visit.state.store.key(), slug).await? {
         Ok(s) => s,
         Err(page) => return Ok(page),
     };
@@ -305,7 +309,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
     // own: a replayed or second callback finds nothing, even while this one talks to the
     // upstream (no transaction is held across network calls).
     let mut tx = visit.state.store.begin().await?;
-    let source = match usable_source(&mut tx, slug).await? {
+    let source = match usable_source(&mut tx, visit.state.store.key(), slug).await? {
         Ok(s) => s,
         Err(page) => return Ok(page),
     };

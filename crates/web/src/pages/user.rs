@@ -107,6 +107,7 @@ pub struct Tile {
 /// Applications `current` may open, with their launch URLs.
 pub async fn visible_applications(
     conn: &mut Conn,
+    sealing: &gatehouse_store::SecretKey,
     current: &Current,
     req: &gatehouse_flow::RequestInfo,
 ) -> Result<Vec<Tile>, ApiError> {
@@ -138,7 +139,8 @@ pub async fn visible_applications(
         let mut launch = app.fields.meta_launch_url.clone();
         if launch.is_empty() {
             if let Some(id) = app.fields.provider {
-                if let ProviderKind::Proxy(x) = providers::get(conn, id).await?.fields.kind {
+                if let ProviderKind::Proxy(x) = providers::get(conn, sealing, id).await?.fields.kind
+                {
                     launch = x.external_host;
                 }
             }
@@ -211,16 +213,16 @@ async fn show(
         };
         let req = session::request_info(&headers, peer, &method, &uri);
         let mut conn = state.store.conn().await?;
-        let apps = visible_applications(&mut conn, &current, &req).await?;
+        let apps = visible_applications(&mut conn, state.store.key(), &current, &req).await?;
         let my_sessions = sessions::of_user(&mut conn, current.user.id).await?;
         let rows = device_rows(&mut conn, &current.user).await?;
         let connections =
             gatehouse_store::sources::connections_of(&mut conn, current.user.id).await?;
         let ways = devices::sign_in_ways(&mut conn, &current.user).await?;
-        let usable = gatehouse_store::sources::usable(&mut conn).await?;
+        let usable = gatehouse_store::sources::usable(&mut conn, state.store.key()).await?;
         let mut connected = Vec::new();
         for c in &connections {
-            let name = sql::get::<gatehouse_store::sources::Source>(&mut conn, c.source)
+            let name = gatehouse_store::sources::get(&mut conn, state.store.key(), c.source)
                 .await?
                 .fields
                 .name;
@@ -554,8 +556,8 @@ async fn totp_confirm(
             return Ok(wide_page(StatusCode::BAD_REQUEST, "Authenticator app", &body));
         };
         let mut tx = state.store.begin().await?;
-        let first = devices::totp_of(&mut tx, current.user.id).await?.is_empty();
-        let added = devices::add_totp(&mut tx, current.user.id, DeviceKind::Totp.label(), &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        let first = devices::totp_of(&mut tx, state.store.key(), current.user.id).await?.is_empty();
+        let added = devices::add_totp(&mut tx, state.store.key(), current.user.id, DeviceKind::Totp.label(), &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
         if let Some(device) = devices::device(&mut tx, DeviceKind::Totp, added.id).await? {
             devices::audit(&mut tx, "model_created", "gatehouse.user", &current.user, &device, Some(peer.ip().to_string())).await?;
         }

@@ -18,7 +18,7 @@ use gatehouse_declarative::diff::{changes, overlay};
 use gatehouse_declarative::document::{Document, Located};
 use gatehouse_declarative::Error as DocError;
 use gatehouse_proto::declarative::ConfigChange;
-use gatehouse_store::Conn;
+use gatehouse_store::{Conn, SecretKey};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -58,6 +58,8 @@ pub struct Outcome {
 /// Reconciliation state: the transaction, who asks, the document for locating errors.
 pub(crate) struct Run<'a> {
     pub(crate) conn: &'a mut Conn,
+    /// The store's key, for the secret columns.
+    pub(crate) sealing: &'a SecretKey,
     pub(crate) admin: &'a Admin,
     pub(crate) located: &'a Located,
     pub(crate) outcome: Outcome,
@@ -156,6 +158,7 @@ fn check_unique<'e>(
 /// Applies `doc` through `conn` (a transaction the caller commits or rolls back).
 pub async fn reconcile(
     conn: &mut Conn,
+    sealing: &SecretKey,
     admin: &Admin,
     located: &Located,
     doc: &Document,
@@ -213,6 +216,7 @@ pub async fn reconcile(
     )?;
     let mut run = Run {
         conn,
+        sealing,
         admin,
         located,
         outcome: Outcome {

@@ -125,7 +125,7 @@ impl Run<'_> {
         field: &str,
         name: &str,
     ) -> Result<store_providers::Provider, Failure> {
-        match store_providers::find_by_name(self.conn, name).await? {
+        match store_providers::find_by_name(self.conn, self.sealing, name).await? {
             Some(p) => Ok(p),
             None => Err(self.invalid(kind, key, Some(field), format!("no provider named `{name}`; define it under `oauth2_providers:` or `proxy_providers:`"))),
         }
@@ -311,7 +311,7 @@ pub(super) async fn group(run: &mut Run<'_>, entry: &GroupEntry) -> Result<(), F
         attributes: Some(desired.attributes.unwrap_or_default()),
         roles: None,
     };
-    groups::Group::write(run.conn, run.admin, existing, request, true)
+    groups::Group::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("groups", key, e))?;
     Ok(())
@@ -361,7 +361,7 @@ pub(super) async fn user(run: &mut Run<'_>, entry: &UserEntry) -> Result<(), Fai
         path: desired.path,
         user_type: desired.user_type,
     };
-    users::User::write(run.conn, run.admin, existing, request, true)
+    users::User::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("users", key, e))?;
     Ok(())
@@ -494,7 +494,7 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
         denied_action: desired.denied_action,
         authentication: desired.authentication,
     };
-    let flow = flows::Flow::write(run.conn, run.admin, existing, request, true)
+    let flow = flows::Flow::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("flows", key, e))?;
     let current_stages = current
@@ -576,7 +576,7 @@ pub(super) async fn scope_mapping(
         description: desired.description,
         managed: None,
     };
-    scope_mappings::ScopeMapping::write(run.conn, run.admin, existing, request, true)
+    scope_mappings::ScopeMapping::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("scope_mappings", key, e))?;
     Ok(())
@@ -615,7 +615,7 @@ pub(super) async fn oauth2_provider(
     entry: &OAuth2ProviderEntry,
 ) -> Result<(), Failure> {
     let key = entry.name.as_str();
-    let existing = store_providers::find_by_name(run.conn, key).await?;
+    let existing = store_providers::find_by_name(run.conn, run.sealing, key).await?;
     if let Some(p) = existing
         .as_ref()
         .filter(|p| p.fields.kind.tag() != "oauth2")
@@ -731,6 +731,7 @@ pub(super) async fn oauth2_provider(
     };
     OAuth2::write(
         run.conn,
+        run.sealing,
         run.admin,
         existing.map(OAuth2::from),
         request,
@@ -746,7 +747,7 @@ pub(super) async fn proxy_provider(
     entry: &ProxyProviderEntry,
 ) -> Result<(), Failure> {
     let key = entry.name.as_str();
-    let existing = store_providers::find_by_name(run.conn, key).await?;
+    let existing = store_providers::find_by_name(run.conn, run.sealing, key).await?;
     if let Some(p) = existing.as_ref().filter(|p| p.fields.kind.tag() != "proxy") {
         return Err(run.invalid(
             "proxy_providers",
@@ -832,6 +833,7 @@ pub(super) async fn proxy_provider(
     };
     Proxy::write(
         run.conn,
+        run.sealing,
         run.admin,
         existing.map(Proxy::from),
         request,
@@ -852,7 +854,12 @@ pub(super) async fn application(
         Some(a) => {
             let f = &a.fields;
             let provider = match f.provider {
-                Some(id) => store_providers::get(run.conn, id).await?.fields.name,
+                Some(id) => {
+                    store_providers::get(run.conn, run.sealing, id)
+                        .await?
+                        .fields
+                        .name
+                }
                 None => String::new(),
             };
             Some(json!(ApplicationEntry {
@@ -904,9 +911,10 @@ pub(super) async fn application(
         group: desired.group,
         meta_hide: desired.meta_hide,
     };
-    let app = applications::Application::write(run.conn, run.admin, existing, request, true)
-        .await
-        .map_err(|e| run.locate("applications", key, e))?;
+    let app =
+        applications::Application::write(run.conn, run.sealing, run.admin, existing, request, true)
+            .await
+            .map_err(|e| run.locate("applications", key, e))?;
     if let Some(bindings) = &desired.bindings {
         if serde_json::to_value(bindings).map_err(internal)? != current_bindings {
             run.replace_bindings("applications", key, Target::Application(app.uuid), bindings)
@@ -918,7 +926,7 @@ pub(super) async fn application(
 
 pub(super) async fn source(run: &mut Run<'_>, entry: &SourceEntry) -> Result<(), Failure> {
     let key = entry.slug.as_str();
-    let existing = sources::find_by_slug(run.conn, key).await?;
+    let existing = sources::find_by_slug(run.conn, run.sealing, key).await?;
     let current = match &existing {
         Some(s) => {
             let f = &s.fields;
@@ -999,7 +1007,7 @@ pub(super) async fn source(run: &mut Run<'_>, entry: &SourceEntry) -> Result<(),
         oidc_well_known_url: desired.oidc_well_known_url,
         ..Default::default()
     };
-    sources::Source::write(run.conn, run.admin, existing, request, true)
+    sources::Source::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("sources", key, e))?;
     Ok(())
@@ -1016,7 +1024,12 @@ pub(super) async fn outpost(run: &mut Run<'_>, entry: &OutpostEntry) -> Result<(
         Some(o) => {
             let mut names = Vec::new();
             for id in &o.fields.providers {
-                names.push(store_providers::get(run.conn, *id).await?.fields.name);
+                names.push(
+                    store_providers::get(run.conn, run.sealing, *id)
+                        .await?
+                        .fields
+                        .name,
+                );
             }
             Some(json!(OutpostEntry {
                 name: o.fields.name.clone(),
@@ -1048,7 +1061,7 @@ pub(super) async fn outpost(run: &mut Run<'_>, entry: &OutpostEntry) -> Result<(
         config: Some(desired.config.unwrap_or_default()),
         managed: None,
     };
-    outposts::Outpost::write(run.conn, run.admin, existing, request, true)
+    outposts::Outpost::write(run.conn, run.sealing, run.admin, existing, request, true)
         .await
         .map_err(|e| run.locate("outposts", key, e))?;
     Ok(())
