@@ -9,6 +9,7 @@
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::kinds::{FlowAuthentication, PolicyEngineMode, StageKind};
 use gatehouse_core::secret;
+use gatehouse_sealing::CarriedKey;
 use gatehouse_store::flows::{self, Flow};
 use gatehouse_store::{sessions, sql, users, Conn};
 
@@ -24,15 +25,20 @@ use crate::Result;
 pub struct Engine {
     /// Attempt limits.
     pub throttle: Throttle,
-    /// How long an unfinished flow run is kept.
+    /// How long an unfinished flow run is kept (in its row, or in its carried cookie).
     pub state_age: Duration,
+    /// Seals anonymous runs into their cookie ([`crate::keep`]).
+    pub(crate) carried: CarriedKey,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// An engine keeping unfinished runs for `state_age`, sealing anonymous ones with
+    /// `carried_subkey` (a subkey of the server's secret key, the same on every replica).
+    pub fn new(state_age: Duration, carried_subkey: &[u8; 32]) -> Engine {
         Engine {
             throttle: Throttle::default(),
-            state_age: Duration::hours(2),
+            state_age,
+            carried: CarriedKey::new(carried_subkey),
         }
     }
 }
@@ -98,16 +104,7 @@ impl Engine {
         {
             return Ok(Err(message));
         }
-        let mut stages = Vec::new();
-        for binding in flows::stage_bindings(conn, flow.uuid).await? {
-            let stage = sql::get::<flows::Stage>(conn, binding.stage).await?;
-            stages.push(PlannedStage {
-                binding: binding.uuid,
-                name: stage.fields.name,
-                kind: stage.fields.kind,
-                settings: stage.fields.settings,
-            });
-        }
+        let stages = self.plan(conn, flow.uuid).await?;
         Ok(Ok(FlowRun {
             flow: flow.uuid,
             slug: flow.fields.slug.clone(),
@@ -134,6 +131,25 @@ impl Engine {
             link_for: None,
             passkey_enrollment: None,
         }))
+    }
+
+    /// The plan of `flow` as it stands: its stages in binding order.
+    pub(crate) async fn plan(
+        &self,
+        conn: &mut Conn,
+        flow: uuid::Uuid,
+    ) -> Result<Vec<PlannedStage>> {
+        let mut stages = Vec::new();
+        for binding in flows::stage_bindings(conn, flow).await? {
+            let stage = sql::get::<flows::Stage>(conn, binding.stage).await?;
+            stages.push(PlannedStage {
+                binding: binding.uuid,
+                name: stage.fields.name,
+                kind: stage.fields.kind,
+                settings: stage.fields.settings,
+            });
+        }
+        Ok(stages)
     }
 
     /// Moves past stages that need no input and returns what to show or do next.

@@ -101,6 +101,7 @@ pub async fn run(
             break_glass: settings.outpost_break_glass.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             break_glass_secret: secret_key.derive("outpost break-glass cookie").to_vec(),
+            flow_cookie_secret: secret_key.derive("flow run cookie"),
         },
     )
     .context("setting up the login sources' HTTP client")?;

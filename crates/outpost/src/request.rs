@@ -23,8 +23,8 @@ pub fn request_host(headers: &HeaderMap) -> Option<&str> {
     header(headers, "x-forwarded-host").or_else(|| header(headers, HOST.as_str()))
 }
 
-/// The value of cookie `name` when it looks like a Gatehouse token (43 base64url characters).
-pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// The value of cookie `name`, whatever its shape (callers check it).
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -33,11 +33,18 @@ pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
-        .filter(|v| {
-            v.len() == 43
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+}
+
+/// Whether `value` is made of base64url characters only.
+pub fn is_base64url(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The value of cookie `name` when it looks like a Gatehouse token (43 base64url characters).
+pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookie_value(headers, name).filter(|v| v.len() == 43 && is_base64url(v))
 }
 
 /// Whether the request carries a cookie called `name` at all (well-formed or not).

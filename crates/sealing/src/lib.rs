@@ -9,10 +9,16 @@
 //!   outpost's break-glass cookie.
 //! - [`SecretKey::seal`] / [`SecretKey::unseal`]: AEAD with the value's place (table, column,
 //!   row) as associated data, so a sealed value copied into another row or column does not open.
+//! - [`carried`]: values the browser carries for the server (an anonymous flow run's cookie),
+//!   sealed under a purpose subkey.
 //!
 //! The stored form is `sealed:v1:KEYID:BASE64URL(nonce || ciphertext || tag)`. The key id lets
 //! start-up and a key rotation tell which key sealed a value, and tell a wrong key apart from a
 //! damaged value. The crypto is ring's; nothing here is hand-rolled beyond the framing.
+
+pub mod carried;
+
+pub use carried::CarriedKey;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

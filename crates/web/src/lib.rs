@@ -59,6 +59,9 @@ pub struct Settings {
     /// The embedded outpost's break-glass cookie key, derived from the server's secret key so
     /// that every replica given the same key accepts the same cookie.
     pub break_glass_secret: Vec<u8>,
+    /// The key anonymous flow runs are sealed with in their cookie, derived from the server's
+    /// secret key so that every replica given the same key continues the same run.
+    pub flow_cookie_secret: [u8; 32],
 }
 
 /// Shared state of every handler.
@@ -117,10 +120,10 @@ impl AppState {
         Ok(AppState {
             metrics,
             store,
-            engine: Arc::new(gatehouse_flow::Engine {
-                state_age: settings.flow_state_age,
-                ..Default::default()
-            }),
+            engine: Arc::new(gatehouse_flow::Engine::new(
+                settings.flow_state_age,
+                &settings.flow_cookie_secret,
+            )),
             passkeys: Arc::new(passkeys::Passkeys::new(&settings.external_url)),
             outpost: Arc::new(outpost),
             changes,

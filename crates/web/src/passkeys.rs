@@ -19,6 +19,10 @@ use webauthn_rs::prelude::{
 /// How long a started ceremony may take.
 const CEREMONY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The most ceremonies of one kind in progress at once: anonymous visitors can start login
+/// ceremonies without writing anything (#13 L5), so their memory is bounded too.
+const MAX_CEREMONIES: usize = 10_000;
+
 /// Why a passkey ceremony failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -31,6 +35,9 @@ pub enum PasskeyError {
     /// The browser's answer did not verify.
     #[error("the passkey could not be verified: {0}")]
     Rejected(String),
+    /// Too many ceremonies are in progress.
+    #[error("too many passkey requests are in progress; try again in a few minutes")]
+    Busy,
 }
 
 type Ceremonies<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -48,10 +55,14 @@ fn take<T>(map: &Ceremonies<T>, key: &str) -> Option<T> {
     map.remove(key).map(|(v, _)| v)
 }
 
-fn put<T>(map: &Ceremonies<T>, key: String, value: T) {
+fn put<T>(map: &Ceremonies<T>, key: String, value: T) -> Result<(), PasskeyError> {
     let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     map.retain(|_, (_, at)| at.elapsed() < CEREMONY_TIMEOUT);
+    if map.len() >= MAX_CEREMONIES && !map.contains_key(&key) {
+        return Err(PasskeyError::Busy);
+    }
     map.insert(key, (value, Instant::now()));
+    Ok(())
 }
 
 impl Passkeys {
@@ -102,7 +113,7 @@ impl Passkeys {
             serde_json::to_value(options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         options["publicKey"]["authenticatorSelection"]["residentKey"] = "required".into();
         options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = true.into();
-        put(&self.registrations, ceremony.to_owned(), state);
+        put(&self.registrations, ceremony.to_owned(), state)?;
         Ok(options)
     }
 
@@ -128,7 +139,7 @@ impl Passkeys {
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         // A modal request, not autofill: the button asks for a passkey explicitly.
         options.mediation = None;
-        put(&self.logins, ceremony.to_owned(), state);
+        put(&self.logins, ceremony.to_owned(), state)?;
         serde_json::to_value(options).map_err(|e| PasskeyError::Rejected(e.to_string()))
     }
 
