@@ -98,8 +98,8 @@ pub enum Found {
     Nothing,
     /// A cookie that gives no run.
     Stale(Stale),
-    /// The run.
-    Run(Kept),
+    /// The run (boxed: a run is large beside the other answers).
+    Run(Box<Kept>),
 }
 
 /// The sealed content of a carried run.
@@ -156,11 +156,11 @@ impl Engine {
                 .map(|(_, data)| data),
         };
         Ok(match data.and_then(|d| serde_json::from_value(d).ok()) {
-            Some(run) => Found::Run(Kept {
+            Some(run) => Found::Run(Box::new(Kept {
                 run,
                 id: cookie.to_owned(),
                 stored: true,
-            }),
+            })),
             None => Found::Stale(Stale::Interrupted),
         })
     }
@@ -194,11 +194,11 @@ impl Engine {
             return Ok(Found::Stale(Stale::Changed));
         }
         run.stages = stages;
-        Ok(Found::Run(Kept {
+        Ok(Found::Run(Box::new(Kept {
             run,
             id,
             stored: false,
-        }))
+        })))
     }
 
     /// Keeps `kept` for the next request; returns the flow cookie's value. An anonymous run is

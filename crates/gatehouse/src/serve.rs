@@ -184,8 +184,8 @@ pub async fn run(
 /// How often expired sessions and flow states are deleted and idle throttle keys forgotten.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Deletes expired sessions and unfinished flow states (anonymous visitors, bots, abandoned
-/// logins), every [`REAP_EVERY`].
+/// Deletes expired sessions and unfinished stored flow states (abandoned logins), every
+/// [`REAP_EVERY`].
 async fn reap(state: AppState) {
     let mut tick = tokio::time::interval(REAP_EVERY);
     loop {

@@ -186,3 +186,29 @@ pub fn credential_key(id: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceremonies_in_progress_are_bounded() {
+        let map: Ceremonies<()> = Mutex::new(HashMap::new());
+        for i in 0..MAX_CEREMONIES {
+            assert!(put(&map, i.to_string(), ()).is_ok());
+        }
+        assert!(matches!(
+            put(&map, "one more".into(), ()),
+            Err(PasskeyError::Busy)
+        ));
+        assert!(
+            put(&map, "7".into(), ()).is_ok(),
+            "a run restarting its own ceremony is not refused"
+        );
+        assert!(take(&map, "7").is_some());
+        assert!(
+            put(&map, "one more".into(), ()).is_ok(),
+            "a finished one frees a place"
+        );
+    }
+}

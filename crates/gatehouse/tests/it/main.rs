@@ -19,6 +19,7 @@ mod outpost_attacks;
 mod schema;
 mod sdk;
 mod server;
+mod settings;
 mod sources;
 mod standalone;
 

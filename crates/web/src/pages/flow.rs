@@ -189,7 +189,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
     };
     let mut notices = Vec::new();
     let mut kept = match found {
-        Found::Run(kept) => kept,
+        Found::Run(kept) => *kept,
         other => {
             match other {
                 Found::Stale(stale) => notices.push(stale.notice().to_owned()),

@@ -77,7 +77,7 @@ async fn flow_run(call: &Call, body: &Bytes) -> Result<(Ceremony, Kept), Respons
             "The request did not come from this login page (security token missing or wrong).",
         ));
     }
-    Ok((request, kept))
+    Ok((request, *kept))
 }
 
 /// Starts a passwordless login for the flow run in the cookie.

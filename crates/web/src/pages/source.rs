@@ -120,7 +120,7 @@ async fn current_run(
     headers: &HeaderMap,
 ) -> Result<Option<Kept>, ApiError> {
     Ok(match super::flow::load(conn, state, headers, None).await? {
-        Found::Run(kept) => Some(kept),
+        Found::Run(kept) => Some(*kept),
         Found::Nothing | Found::Stale(_) => None,
     })
 }
