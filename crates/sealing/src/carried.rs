@@ -1,6 +1,7 @@
 //! Values the browser carries for the server (a flow run in progress in its cookie): sealed
 //! with AES-256-GCM under a purpose subkey ([`crate::SecretKey::derive`]), so the browser can
-//! neither read nor alter them, and any replica given the same secret key opens them.
+//! neither read nor alter them, and any replica given the same secret key opens them. The same
+//! AEAD and framing seal stored values inside [`crate::SecretKey`].
 //!
 //! The sealed form is `BASE64URL(nonce || ciphertext || tag)`; the caller's `context` (what the
 //! value is, its format version) is the associated data, so a value sealed for one purpose never
