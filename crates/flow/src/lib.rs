@@ -1,6 +1,6 @@
 //! The flow engine: a flow run is a plan fixed at start (the flow's stages in order) plus an
-//! index and a context (pending user, identifier typed, where to go next), stored server-side
-//! under an opaque cookie. Each stage turns into a [`Challenge`] (plain data the web layer
+//! index and a context (pending user, identifier typed, where to go next), kept between requests
+//! by [`keep`]. Each stage turns into a [`Challenge`] (plain data the web layer
 //! renders) and accepts a [`Response`] (form fields) that moves the run on, asks again with
 //! errors, or denies.
 //!
@@ -13,9 +13,12 @@
 //! - `stages`: one file per stage kind behind one trait (its challenge, its response, next /
 //!   retry / deny); a new stage kind is a new file plus a line in its registry.
 //! - `state`: the plain data of a run ([`FlowRun`], [`Challenge`], [`Response`], [`Outcome`]).
+//! - [`keep`]: where a run waits between requests: an anonymous one sealed in the browser's
+//!   cookie, any other in a row.
 //! - [`throttle`]: failed attempts per account and per client address, with back-off, never a
 //!   lock-out.
 
+pub mod keep;
 pub mod policy;
 pub mod run;
 mod stages;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_core::kinds::{FlowAuthentication, PolicyEngineMode, StageKind};
 use gatehouse_core::secret;
+use gatehouse_sealing::CarriedKey;
 use gatehouse_store::flows::{self, Flow};
 use gatehouse_store::{sessions, sql, users, Conn, SecretKey};
 
@@ -26,25 +27,29 @@ use crate::Result;
 pub struct Engine {
     /// Attempt limits.
     pub throttle: Throttle,
-    /// How long an unfinished flow run is kept.
+    /// How long an unfinished flow run is kept (in its row, or in its carried cookie).
     pub state_age: Duration,
     /// Whether a passkey login (user-verified) also passes TOTP stages. Off by default, as in
     /// Authelia: a passkey is one factor, and a stage asking for a second one still asks.
     pub passkey_counts_as_two_factors: bool,
     /// The store's secret key: stages open sealed secrets (TOTP seeds, sources' secrets).
     pub sealing: Arc<SecretKey>,
+    /// Seals anonymous runs into their cookie ([`crate::keep`]).
+    pub(crate) carried: CarriedKey,
 }
 
 impl Engine {
-    /// An engine whose unfinished runs are kept for `state_age`, opening secrets with `sealing`;
-    /// a passkey counts as one factor until the caller sets
-    /// [`Engine::passkey_counts_as_two_factors`].
-    pub fn new(sealing: Arc<SecretKey>, state_age: Duration) -> Engine {
+    /// An engine keeping unfinished runs for `state_age`, opening stored secrets with
+    /// `sealing` and sealing anonymous runs with `carried_subkey` (a subkey of the server's
+    /// secret key, the same on every replica). A passkey counts as one factor until the caller
+    /// sets [`Engine::passkey_counts_as_two_factors`].
+    pub fn new(sealing: Arc<SecretKey>, state_age: Duration, carried_subkey: &[u8; 32]) -> Engine {
         Engine {
             throttle: Throttle::default(),
             state_age,
             passkey_counts_as_two_factors: false,
             sealing,
+            carried: CarriedKey::new(carried_subkey),
         }
     }
 }
@@ -110,16 +115,7 @@ impl Engine {
         {
             return Ok(Err(message));
         }
-        let mut stages = Vec::new();
-        for binding in flows::stage_bindings(conn, flow.uuid).await? {
-            let stage = sql::get::<flows::Stage>(conn, binding.stage).await?;
-            stages.push(PlannedStage {
-                binding: binding.uuid,
-                name: stage.fields.name,
-                kind: stage.fields.kind,
-                settings: stage.fields.settings,
-            });
-        }
+        let stages = self.plan(conn, flow.uuid).await?;
         Ok(Ok(FlowRun {
             flow: flow.uuid,
             slug: flow.fields.slug.clone(),
@@ -146,6 +142,25 @@ impl Engine {
             link_for: None,
             passkey_enrollment: None,
         }))
+    }
+
+    /// The plan of `flow` as it stands: its stages in binding order.
+    pub(crate) async fn plan(
+        &self,
+        conn: &mut Conn,
+        flow: uuid::Uuid,
+    ) -> Result<Vec<PlannedStage>> {
+        let mut stages = Vec::new();
+        for binding in flows::stage_bindings(conn, flow).await? {
+            let stage = sql::get::<flows::Stage>(conn, binding.stage).await?;
+            stages.push(PlannedStage {
+                binding: binding.uuid,
+                name: stage.fields.name,
+                kind: stage.fields.kind,
+                settings: stage.fields.settings,
+            });
+        }
+        Ok(stages)
     }
 
     /// Moves past stages that need no input and returns what to show or do next.

@@ -539,6 +539,11 @@ pub struct OutpostRunArgs {
     /// `username:$argon2id$…` entries (see `gatehouse break-glass hash`).
     #[arg(long, env = "GATEHOUSE_OUTPOST_BREAK_GLASS")]
     pub break_glass: Option<String>,
+    /// Reverse proxies in front of the outpost (CIDRs or addresses, comma-separated) whose
+    /// X-Forwarded-For/Forwarded name the client, for break-glass throttling and the client
+    /// address sent to the server [default: none, the TCP peer is the client].
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT")]
     pub log_format: Option<String>,

@@ -266,16 +266,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     let outpost_break_glass = break_glass(&break_glass_entries)?;
     let metrics_listen =
         metrics_address(args.metrics_listen.clone().or(file.metrics_listen), &listen)?;
-    let proxy_entries: Vec<String> = match args.trusted_proxies.clone() {
-        Some(text) => text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        None => file.trusted_proxies.unwrap_or_default(),
-    };
-    let trusted_proxies = gatehouse_core::client_address::TrustedProxies::parse(&proxy_entries)
-        .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
+    let trusted_proxies = trusted_proxies(args.trusted_proxies.clone(), file.trusted_proxies)?;
     let secret_key = match std::env::var("GATEHOUSE_SECRET_KEY") {
         Ok(text) if !text.is_empty() => {
             let key = gatehouse_sealing::SecretKey::from_text(&text).map_err(|e| {
@@ -315,6 +306,24 @@ fn listen_address(given: Option<String>) -> anyhow::Result<String> {
         bail!("listen address `{listen}` is not HOST:PORT, e.g. 0.0.0.0:9000 or 127.0.0.1:9000");
     }
     Ok(listen)
+}
+
+/// The trusted proxies from a flag or environment value (comma- or space-separated), else from
+/// the settings file's list; errors name the setting and the entry.
+fn trusted_proxies(
+    given: Option<String>,
+    file: Option<Vec<String>>,
+) -> anyhow::Result<gatehouse_core::client_address::TrustedProxies> {
+    let entries: Vec<String> = match given {
+        Some(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => file.unwrap_or_default(),
+    };
+    gatehouse_core::client_address::TrustedProxies::parse(&entries)
+        .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))
 }
 
 /// `text` (the default) or `json`.
@@ -392,6 +401,8 @@ pub struct OutpostSettings {
     pub cache_mb: u64,
     /// Break-glass users (username, argon2id PHC hash), let in only while degraded.
     pub break_glass: Vec<(String, String)>,
+    /// The reverse proxies in front of the outpost whose forwarding headers name the client.
+    pub trusted_proxies: gatehouse_core::client_address::TrustedProxies,
 }
 
 /// Resolves a standalone outpost's flags and environment, naming what is wrong and the fix.
@@ -424,6 +435,7 @@ pub fn resolve_outpost(args: &OutpostRunArgs) -> anyhow::Result<OutpostSettings>
         recheck: duration("outpost safety bound", args.recheck.clone(), "minutes=1")?,
         cache_mb: cache_mb(args.cache_mb)?,
         break_glass: break_glass(&entries)?,
+        trusted_proxies: trusted_proxies(args.trusted_proxies.clone(), None)?,
     })
 }
 

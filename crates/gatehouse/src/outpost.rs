@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use gatehouse_core::client_address::TrustedProxies;
 use gatehouse_outpost::metrics::OutpostMetrics;
 use gatehouse_outpost::remote::{self, Remote};
 use gatehouse_outpost::{Error, Outpost};
@@ -71,7 +72,7 @@ pub async fn run(
     gatehouse_outpost::fast::serve(
         listener,
         outpost.clone(),
-        router(outpost, metrics),
+        router(outpost, metrics, settings.trusted_proxies),
         shutdown,
     )
     .await
@@ -85,7 +86,7 @@ pub async fn run(
 }
 
 /// The outpost's routes, proxy mode in front, health checks, and a page for anything else.
-fn router(outpost: Arc<Outpost>, metrics: OutpostMetrics) -> Router {
+fn router(outpost: Arc<Outpost>, metrics: OutpostMetrics, trusted: TrustedProxies) -> Router {
     Router::new()
         .route("/-/health/live/", get(live))
         .route("/-/health/live", get(live))
@@ -97,6 +98,11 @@ fn router(outpost: Arc<Outpost>, metrics: OutpostMetrics) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             outpost,
             gatehouse_outpost::proxy_mode,
+        ))
+        // As in the server: behind a trusted proxy, its forwarding headers name the client.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(trusted),
+            gatehouse_outpost::request::client_address,
         ))
 }
 

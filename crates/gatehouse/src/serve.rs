@@ -118,6 +118,7 @@ pub async fn run(
             break_glass_secret: secret_key.derive("outpost break-glass cookie").to_vec(),
             reauth_max_age: settings.reauth_max_age,
             passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
+            flow_cookie_secret: secret_key.derive("flow run cookie"),
         },
     )
     .context("setting up the login sources' HTTP client")?;
@@ -205,8 +206,8 @@ const KEYS_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often expired sessions and flow states are deleted and idle throttle keys forgotten.
 const REAP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Deletes expired sessions and unfinished flow states (anonymous visitors, bots, abandoned
-/// logins), every [`REAP_EVERY`].
+/// Deletes expired sessions and unfinished stored flow states (abandoned logins), every
+/// [`REAP_EVERY`].
 async fn reap(state: AppState) {
     let mut tick = tokio::time::interval(REAP_EVERY);
     loop {

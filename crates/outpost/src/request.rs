@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use axum::http::header::{AUTHORIZATION, COOKIE, HOST, USER_AGENT};
 use axum::http::HeaderMap;
 use base64::Engine;
+use gatehouse_core::client_address::TrustedProxies;
 use gatehouse_proto::outposts::ClientInfo;
 
 /// A header's trimmed, non-empty text value.
@@ -23,8 +24,8 @@ pub fn request_host(headers: &HeaderMap) -> Option<&str> {
     header(headers, "x-forwarded-host").or_else(|| header(headers, HOST.as_str()))
 }
 
-/// The value of cookie `name` when it looks like a Gatehouse token (43 base64url characters).
-pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// The value of cookie `name`, whatever its shape (callers check it).
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -33,11 +34,18 @@ pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
-        .filter(|v| {
-            v.len() == 43
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+}
+
+/// Whether `value` is made of base64url characters only.
+pub fn is_base64url(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The value of cookie `name` when it looks like a Gatehouse token (43 base64url characters).
+pub fn read_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookie_value(headers, name).filter(|v| v.len() == 43 && is_base64url(v))
 }
 
 /// Whether the request carries a cookie called `name` at all (well-formed or not).
@@ -81,6 +89,44 @@ pub fn client_info(headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
         host: cut(HOST.as_str()),
         user_agent: cut(USER_AGENT.as_str()),
     }
+}
+
+/// The TCP peer of a request, kept beside the resolved client address for the rare reader that
+/// needs the hop itself.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpPeer(pub std::net::SocketAddr);
+
+/// Middleware over the whole router: resolves the client's address once (the TCP peer, or behind
+/// a trusted proxy the right-most untrusted `X-Forwarded-For`/`Forwarded` entry) and puts it in
+/// the request's `ConnectInfo`, so every handler — throttles (break-glass too), reputation, audit
+/// events, the outpost's policies — reads the same answer through the extractor it already uses.
+/// The server and the standalone outpost both wrap their routers in it.
+pub async fn client_address(
+    axum::extract::State(trusted): axum::extract::State<std::sync::Arc<TrustedProxies>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(axum::extract::ConnectInfo(peer)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .copied()
+    {
+        let values = |name: &str| -> Vec<&str> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        let client = trusted.client(peer.ip(), &values("x-forwarded-for"), &values("forwarded"));
+        let extensions = req.extensions_mut();
+        extensions.insert(TcpPeer(peer));
+        extensions.insert(axum::extract::ConnectInfo(SocketAddr::new(
+            client,
+            peer.port(),
+        )));
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use gatehouse_core::kinds::ProxyMode;
 use gatehouse_outpost::backend::{BoxFuture, Result};
 use gatehouse_outpost::metrics::OutpostMetrics;
+use gatehouse_outpost::pending::{self, Pending, Refusal};
 use gatehouse_outpost::redirect::safe_return;
 use gatehouse_outpost::request::{basic_credentials, read_cookie};
 use gatehouse_outpost::{Backend, Error, Outpost, Settings};
@@ -266,7 +267,59 @@ fn skip_path_matches_its_own_paths() {
     assert_eq!(status, StatusCode::OK);
 }
 
+#[test]
+fn seed_states_never_open_the_outposts_pending_login() {
+    let cookie = "c".repeat(43);
+    for seed in seeds("state") {
+        assert_eq!(
+            pending::open(&cookie, &seed, 0),
+            Err(Refusal::Mismatch),
+            "{seed}"
+        );
+    }
+}
+
 proptest! {
+    /// The outpost's OAuth state (its pending login, sealed with the pending cookie) opens only
+    /// for the browser holding that cookie, unaltered and unexpired: one character changed, cut,
+    /// extended, another cookie, arbitrary text, all refused, never a panic.
+    #[test]
+    fn outpost_state_opens_only_unaltered_for_its_cookie(
+        cookie in "[A-Za-z0-9_-]{43}",
+        other in "[A-Za-z0-9_-]{43}",
+        rd in "[ -~]{0,60}",
+        at in any::<prop::sample::Index>(),
+        c in any::<char>(),
+        junk in ".{0,200}",
+    ) {
+        let issued = Pending {
+            provider: 1,
+            return_to: format!("{APP}/{rd}"),
+            expires: 1_000,
+        };
+        let state = pending::seal(&cookie, &issued);
+        prop_assert_eq!(pending::open(&cookie, &state, 999), Ok(issued.clone()));
+        prop_assert_eq!(pending::open(&cookie, &state, 1_000), Err(Refusal::Expired));
+        if other != cookie {
+            prop_assert_eq!(pending::open(&other, &state, 999), Err(Refusal::Mismatch));
+        }
+        let i = at.index(state.len());
+        let mut changed = state.clone();
+        changed.replace_range(i..=i, &c.to_string());
+        let cut = state[..i].to_owned();
+        let extended = format!("{state}{c}");
+        for candidate in [changed, cut, extended, junk] {
+            if candidate != state {
+                prop_assert_eq!(
+                    pending::open(&cookie, &candidate, 999),
+                    Err(Refusal::Mismatch),
+                    "{:?}",
+                    candidate
+                );
+            }
+        }
+    }
+
     /// Whatever a client puts in a cookie header, only a 43-character base64url value is read.
     #[test]
     fn cookie_parser_reads_only_token_shaped_values(raw in ".{0,120}", pad in "[A-Za-z0-9_-]{43}") {

@@ -9,14 +9,19 @@
 //!   outpost's break-glass cookie.
 //! - [`SecretKey::seal`] / [`SecretKey::unseal`]: AEAD with the value's place (table, column,
 //!   row) as associated data, so a sealed value copied into another row or column does not open.
+//! - [`carried`]: values the browser carries for the server (an anonymous flow run's cookie),
+//!   sealed under a purpose subkey.
 //!
 //! The stored form is `sealed:v1:KEYID:BASE64URL(nonce || ciphertext || tag)`. The key id lets
 //! start-up and a key rotation tell which key sealed a value, and tell a wrong key apart from a
 //! damaged value. The crypto is ring's; nothing here is hand-rolled beyond the framing.
 
+pub mod carried;
+
+pub use carried::CarriedKey;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -77,7 +82,8 @@ impl Place<'_> {
 
 /// The server's secret key, ready to seal and unseal. Debug output shows only its id.
 pub struct SecretKey {
-    aead: LessSafeKey,
+    /// The AES-256-GCM key and its framing, shared with values the browser carries.
+    aead: CarriedKey,
     id: String,
     prk: hkdf::Prk,
 }
@@ -107,9 +113,8 @@ impl SecretKey {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(text.as_bytes());
         let aead_bytes = expand(&prk, b"gatehouse sealing v1 aes-256-gcm");
         let id_bytes = expand(&prk, b"gatehouse sealing v1 key id");
-        let unbound = UnboundKey::new(&AES_256_GCM, &aead_bytes).map_err(|_| Error::Damaged)?;
         Ok(SecretKey {
-            aead: LessSafeKey::new(unbound),
+            aead: CarriedKey::new(&aead_bytes),
             id: id_bytes[..8].iter().map(|b| format!("{b:02x}")).collect(),
             prk,
         })
@@ -145,25 +150,8 @@ impl SecretKey {
 
     /// Seals `plain` for `place`.
     pub fn seal(&self, place: Place<'_>, plain: &str) -> Result<String, Error> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| Error::Random)?;
-        let mut data = plain.as_bytes().to_vec();
-        self.aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(place.aad()),
-                &mut data,
-            )
-            .map_err(|_| Error::Damaged)?;
-        let mut framed = nonce.to_vec();
-        framed.extend_from_slice(&data);
-        Ok(format!(
-            "{PREFIX}{}:{}",
-            self.id,
-            URL_SAFE_NO_PAD.encode(framed)
-        ))
+        let body = self.aead.seal(&place.aad(), plain.as_bytes())?;
+        Ok(format!("{PREFIX}{}:{body}", self.id))
     }
 
     /// Opens a value sealed for `place` by this key.
@@ -175,18 +163,8 @@ impl SecretKey {
                 expected: self.id.clone(),
             });
         }
-        let framed = URL_SAFE_NO_PAD.decode(body).map_err(|_| Error::Damaged)?;
-        if framed.len() < NONCE_LEN {
-            return Err(Error::Damaged);
-        }
-        let (nonce, data) = framed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Damaged)?;
-        let mut data = data.to_vec();
-        let plain = self
-            .aead
-            .open_in_place(nonce, Aad::from(place.aad()), &mut data)
-            .map_err(|_| Error::Damaged)?;
-        String::from_utf8(plain.to_vec()).map_err(|_| Error::Damaged)
+        let plain = self.aead.open(&place.aad(), body)?;
+        String::from_utf8(plain).map_err(|_| Error::Damaged)
     }
 }
 

@@ -1,5 +1,7 @@
-//! Server-side state of running flows, keyed by the SHA-256 of an opaque cookie value. The state
-//! itself is a JSON document owned by the flow engine; rows expire and are reaped.
+//! Server-side state of the flow runs that must be kept by the server (an authenticated user, an
+//! invitation, a login source's pending state; anonymous runs travel in their cookie, see
+//! `gatehouse_flow::keep`), keyed by the SHA-256 of an opaque cookie value. The state itself is
+//! a JSON document owned by the flow engine; rows expire and are reaped.
 
 use chrono::{DateTime, Utc};
 use gatehouse_core::secret;

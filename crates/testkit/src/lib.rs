@@ -425,6 +425,7 @@ impl TestOutpost {
             recheck: chrono::Duration::minutes(1),
             cache_mb: 256,
             break_glass: Vec::new(),
+            trusted_proxies: Default::default(),
         };
         configure(&mut settings);
         let (tx, rx) = oneshot::channel::<()>();

@@ -3,11 +3,9 @@
 //! the client's address is decided ([`client_address`]).
 
 use axum::body::Bytes;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use gatehouse_core::client_address::TrustedProxies;
 use gatehouse_store::{Filter, ListSpec, Value};
 use serde::de::DeserializeOwned;
 
@@ -213,32 +211,4 @@ impl ListQuery {
 
 pub use gatehouse_outpost::request::basic_credentials;
 
-/// The TCP peer of a request, kept beside the resolved client address for the rare reader that
-/// needs the hop itself.
-#[derive(Debug, Clone, Copy)]
-pub struct TcpPeer(pub std::net::SocketAddr);
-
-/// Middleware over the whole router: resolves the client's address once (the TCP peer, or behind
-/// a trusted proxy the right-most untrusted `X-Forwarded-For`/`Forwarded` entry) and puts it in
-/// the request's `ConnectInfo`, so every handler — throttles, reputation, audit events, the
-/// outpost's policies — reads the same answer through the extractor it already uses.
-pub async fn client_address(
-    axum::extract::State(trusted): axum::extract::State<std::sync::Arc<TrustedProxies>>,
-    mut req: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let values = |name: &str| -> Vec<&str> {
-            req.headers()
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect()
-        };
-        let client = trusted.client(peer.ip(), &values("x-forwarded-for"), &values("forwarded"));
-        let extensions = req.extensions_mut();
-        extensions.insert(TcpPeer(peer));
-        extensions.insert(ConnectInfo(SocketAddr::new(client, peer.port())));
-    }
-    next.run(req).await
-}
+pub use gatehouse_outpost::request::{client_address, TcpPeer};

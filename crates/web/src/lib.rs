@@ -64,6 +64,9 @@ pub struct Settings {
     pub reauth_max_age: chrono::Duration,
     /// Whether a passkey login also passes TOTP stages (a passkey counted as two factors).
     pub passkey_counts_as_two_factors: bool,
+    /// The key anonymous flow runs are sealed with in their cookie, derived from the server's
+    /// secret key so that every replica given the same key continues the same run.
+    pub flow_cookie_secret: [u8; 32],
 }
 
 /// Shared state of every handler.
@@ -119,10 +122,13 @@ impl AppState {
             },
             metrics.outpost.clone(),
         );
-        let engine = Arc::new(gatehouse_flow::Engine {
-            passkey_counts_as_two_factors: settings.passkey_counts_as_two_factors,
-            ..gatehouse_flow::Engine::new(store.key().clone(), settings.flow_state_age)
-        });
+        let mut engine = gatehouse_flow::Engine::new(
+            store.key().clone(),
+            settings.flow_state_age,
+            &settings.flow_cookie_secret,
+        );
+        engine.passkey_counts_as_two_factors = settings.passkey_counts_as_two_factors;
+        let engine = Arc::new(engine);
         Ok(AppState {
             metrics,
             store,

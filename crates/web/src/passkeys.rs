@@ -19,6 +19,10 @@ use webauthn_rs::prelude::{
 /// How long a started ceremony may take.
 const CEREMONY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The most ceremonies of one kind in progress at once: anonymous visitors can start login
+/// ceremonies without writing anything (#13 L5), so their memory is bounded too.
+const MAX_CEREMONIES: usize = 10_000;
+
 /// Why a passkey ceremony failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -31,6 +35,9 @@ pub enum PasskeyError {
     /// The browser's answer did not verify.
     #[error("the passkey could not be verified: {0}")]
     Rejected(String),
+    /// Too many ceremonies are in progress.
+    #[error("too many passkey requests are in progress; try again in a few minutes")]
+    Busy,
 }
 
 type Ceremonies<T> = Mutex<HashMap<String, (T, Instant)>>;
@@ -48,10 +55,14 @@ fn take<T>(map: &Ceremonies<T>, key: &str) -> Option<T> {
     map.remove(key).map(|(v, _)| v)
 }
 
-fn put<T>(map: &Ceremonies<T>, key: String, value: T) {
+fn put<T>(map: &Ceremonies<T>, key: String, value: T) -> Result<(), PasskeyError> {
     let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     map.retain(|_, (_, at)| at.elapsed() < CEREMONY_TIMEOUT);
+    if map.len() >= MAX_CEREMONIES && !map.contains_key(&key) {
+        return Err(PasskeyError::Busy);
+    }
     map.insert(key, (value, Instant::now()));
+    Ok(())
 }
 
 impl Passkeys {
@@ -102,7 +113,7 @@ impl Passkeys {
             serde_json::to_value(options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         options["publicKey"]["authenticatorSelection"]["residentKey"] = "required".into();
         options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = true.into();
-        put(&self.registrations, ceremony.to_owned(), state);
+        put(&self.registrations, ceremony.to_owned(), state)?;
         Ok(options)
     }
 
@@ -128,7 +139,7 @@ impl Passkeys {
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         // A modal request, not autofill: the button asks for a passkey explicitly.
         options.mediation = None;
-        put(&self.logins, ceremony.to_owned(), state);
+        put(&self.logins, ceremony.to_owned(), state)?;
         serde_json::to_value(options).map_err(|e| PasskeyError::Rejected(e.to_string()))
     }
 
@@ -174,4 +185,30 @@ impl Passkeys {
 pub fn credential_key(id: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceremonies_in_progress_are_bounded() {
+        let map: Ceremonies<()> = Mutex::new(HashMap::new());
+        for i in 0..MAX_CEREMONIES {
+            assert!(put(&map, i.to_string(), ()).is_ok());
+        }
+        assert!(matches!(
+            put(&map, "one more".into(), ()),
+            Err(PasskeyError::Busy)
+        ));
+        assert!(
+            put(&map, "7".into(), ()).is_ok(),
+            "a run restarting its own ceremony is not refused"
+        );
+        assert!(take(&map, "7").is_some());
+        assert!(
+            put(&map, "one more".into(), ()).is_ok(),
+            "a finished one frees a place"
+        );
+    }
 }

@@ -1,6 +1,7 @@
-//! The IdP session cookie (`gatehouse_session`) and the flow cookie (`gatehouse_flow`): opaque
-//! random ids, HttpOnly, SameSite=Lax, Secure over https. A cookie that is not of the expected
-//! shape is ignored, never looked up.
+//! The IdP session cookie (`gatehouse_session`, an opaque random id) and the flow cookie
+//! (`gatehouse_flow`, an anonymous flow run sealed by the server, or a stored run's random id):
+//! HttpOnly, SameSite=Lax, Secure over https. A cookie that is not of the expected shape is
+//! ignored, never looked up.
 
 use std::net::SocketAddr;
 
@@ -18,6 +19,21 @@ pub const SESSION_COOKIE: &str = "gatehouse_session";
 pub const FLOW_COOKIE: &str = "gatehouse_flow";
 
 pub use gatehouse_outpost::request::read_cookie;
+
+/// The flow cookie's value when it has one of its two shapes: a stored run's token, or a
+/// carried run (`s1.` and base64url, no longer than a carried run may be). Anything else is
+/// ignored, never opened or looked up.
+pub fn read_flow_cookie(headers: &HeaderMap) -> Option<&str> {
+    use gatehouse_flow::keep::{CARRIED_PREFIX, MAX_CARRIED};
+    use gatehouse_outpost::request::{cookie_value, is_base64url};
+    read_cookie(headers, FLOW_COOKIE).or_else(|| {
+        cookie_value(headers, FLOW_COOKIE).filter(|v| {
+            v.len() <= MAX_CARRIED
+                && v.strip_prefix(CARRIED_PREFIX)
+                    .is_some_and(|sealed| !sealed.is_empty() && is_base64url(sealed))
+        })
+    })
+}
 
 /// A `Set-Cookie` value for `name`; `max_age` `None` makes a browser-session cookie.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {

@@ -24,8 +24,21 @@ async fn start(
     start_with_headers(server, http, query, &reqwest::header::HeaderMap::new()).await
 }
 
+/// The flow cookie (`gatehouse_flow=…`) a response sets: an anonymous run travels in it, so
+/// each answer carries the run's new state and the next request must send it back.
+pub(crate) fn flow_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gatehouse_flow="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
 /// Starts the flow with extra request headers; returns (flow cookie, csrf token).
-async fn start_with_headers(
+pub(crate) async fn start_with_headers(
     server: &TestServer,
     http: &reqwest::Client,
     query: &str,
@@ -36,15 +49,7 @@ async fn start_with_headers(
         .headers(headers.clone())
         .send()
         .await?;
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("gatehouse_flow="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_default()
-        .to_owned();
+    let cookie = flow_cookie(&response).unwrap_or_default();
     let html = response.text().await?;
     let csrf = html
         .split("name=csrf value=\"")
@@ -88,6 +93,9 @@ async fn tampered_or_unknown_flow_state_restarts_with_a_message() -> anyhow::Res
             format!("gatehouse_flow={}", "A".repeat(43)),
             "gatehouse_flow=not-a-token".to_owned(),
             "gatehouse_flow=%00%ff; gatehouse_session=garbage".to_owned(),
+            "gatehouse_flow=s1.".to_owned(),
+            format!("gatehouse_flow=s1.{}", "A".repeat(400)),
+            "gatehouse_flow=s1.!!!".to_owned(),
         ] {
             let r = http
                 .post(format!("{}{FLOW}", server.url))
@@ -154,21 +162,25 @@ async fn next_never_leaves_the_site() -> anyhow::Result<()> {
             let http = client()?;
             let query = format!("?next={}", gatehouse_testkit::url_encode(next));
             let (cookie, csrf) = start(&server, &http, &query).await?;
-            let post = |fields: Vec<(&'static str, String)>| {
+            let post = |cookie: String, fields: Vec<(&'static str, String)>| {
                 http.post(format!("{}{FLOW}", server.url))
-                    .header(COOKIE, &cookie)
+                    .header(COOKIE, cookie)
                     .form(&fields)
                     .send()
             };
-            post(vec![
-                ("uid_field", "bob@example.com".into()),
-                ("csrf", csrf.clone()),
-            ])
+            let identified = post(
+                cookie.clone(),
+                vec![
+                    ("uid_field", "bob@example.com".into()),
+                    ("csrf", csrf.clone()),
+                ],
+            )
             .await?;
-            let r = post(vec![
-                ("password", "correct horse".into()),
-                ("csrf", csrf.clone()),
-            ])
+            let cookie = flow_cookie(&identified).unwrap_or(cookie);
+            let r = post(
+                cookie,
+                vec![("password", "correct horse".into()), ("csrf", csrf.clone())],
+            )
             .await?;
             assert_eq!(r.status(), 302, "{next}");
             assert_eq!(
@@ -250,19 +262,24 @@ pub(crate) async fn login_attempt(
         );
     }
     let (cookie, csrf) = start_with_headers(server, &http, "", &extra).await?;
-    let post = |fields: Vec<(&'static str, String)>| {
+    let post = |cookie: String, fields: Vec<(&'static str, String)>| {
         http.post(format!("{}{FLOW}", server.url))
             .headers(extra.clone())
-            .header(COOKIE, &cookie)
+            .header(COOKIE, cookie)
             .form(&fields)
             .send()
     };
-    post(vec![
-        ("uid_field", username.to_owned()),
-        ("csrf", csrf.clone()),
-    ])
+    let identified = post(
+        cookie.clone(),
+        vec![("uid_field", username.to_owned()), ("csrf", csrf.clone())],
+    )
     .await?;
-    Ok(post(vec![("password", password.to_owned()), ("csrf", csrf)]).await?)
+    let cookie = flow_cookie(&identified).unwrap_or(cookie);
+    Ok(post(
+        cookie,
+        vec![("password", password.to_owned()), ("csrf", csrf)],
+    )
+    .await?)
 }
 
 async fn user_page_status(server: &TestServer, cookie: &str) -> anyhow::Result<u16> {

@@ -5,7 +5,7 @@
 use gatehouse_testkit::{TestDb, TestServer, TOKEN};
 use gatehouse_web::bootstrap::BootstrapSettings;
 
-use crate::flows::{login_attempt, user_with_password};
+use crate::flows::{flow_cookie, login_attempt, start_with_headers, user_with_password};
 
 /// What the password stage says once attempts must wait.
 const WAIT: &str = "Too many attempts. Try again in";
@@ -227,4 +227,223 @@ async fn a_guessable_bootstrap_token_stops_start_up_with_the_fix() -> anyhow::Re
         );
     }
     Ok(())
+}
+
+/// Rows in the flow-state table.
+async fn flow_state_rows(store: &gatehouse_store::Store) -> anyhow::Result<i64> {
+    let mut conn = store.conn().await?;
+    let row = gatehouse_store::sql::fetch_optional(
+        &mut conn,
+        "SELECT COUNT(*) AS n FROM flow_states",
+        vec![],
+    )
+    .await?;
+    Ok(row
+        .map(|r| gatehouse_store::sql::RowExt::int(&r, "n"))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// A client that shows redirects instead of following them and keeps no cookies.
+fn plain_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// Posts `fields` to the default login page with `cookie` (may be empty), as `client_ip`
+/// through the trusted proxy.
+async fn post_login(
+    http: &reqwest::Client,
+    server: &TestServer,
+    client_ip: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> anyhow::Result<reqwest::Response> {
+    Ok(http
+        .post(format!("{}{LOGIN}", server.url))
+        .header("x-forwarded-for", client_ip)
+        .header(reqwest::header::COOKIE, cookie)
+        .form(fields)
+        .send()
+        .await?)
+}
+
+const LOGIN: &str = "/if/flow/default-authentication-flow/";
+
+#[tokio::test]
+async fn an_anonymous_flood_of_login_pages_and_failed_attempts_writes_no_flow_state(
+) -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let server = behind_proxy(&db).await?;
+    let store = db.store().await?;
+    user_with_password(&server, "dave@example.com").await?;
+    let http = plain_client()?;
+    let before = flow_state_rows(&store).await?;
+    // The longest `next` accepted still travels in the cookie.
+    let long_next = format!("/if/user/?{}", "x".repeat(2030));
+    const N: usize = 60;
+    for i in 0..N {
+        let ip = format!("198.51.100.{}", i % 250);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse()?);
+        let query = if i % 3 == 0 {
+            format!("?next={}", gatehouse_testkit::url_encode(&long_next))
+        } else {
+            String::new()
+        };
+        let (cookie, csrf) = start_with_headers(&server, &http, &query, &headers).await?;
+        anyhow::ensure!(
+            cookie.starts_with("gatehouse_flow=") && !csrf.is_empty(),
+            "the login page gives a flow cookie and a form token"
+        );
+        let unknown = format!("nobody{i}@example.com");
+        let r = post_login(
+            &http,
+            &server,
+            &ip,
+            &cookie,
+            &[("uid_field", &unknown), ("csrf", &csrf)],
+        )
+        .await?;
+        assert_eq!(r.status(), 200);
+        let cookie = flow_cookie(&r).unwrap_or(cookie);
+        assert!(
+            r.text().await?.contains("name=password"),
+            "on to the password"
+        );
+        if i % 6 == 0 {
+            let r = post_login(
+                &http,
+                &server,
+                &ip,
+                &cookie,
+                &[("password", "guess"), ("csrf", &csrf)],
+            )
+            .await?;
+            assert_eq!(r.status(), 200, "a wrong password is not a login");
+        }
+        // A post with no cookie at all starts a run, and writes nothing either.
+        let r = post_login(
+            &http,
+            &server,
+            &ip,
+            "",
+            &[("uid_field", "x"), ("csrf", "x")],
+        )
+        .await?;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        flow_state_rows(&store).await?,
+        before,
+        "{N} anonymous login pages and {N} failed identifications wrote no flow state"
+    );
+
+    // Real logins still work: the run travels in the cookie between its pages.
+    let r = login_attempt(
+        &server,
+        &[("x-forwarded-for", "203.0.113.7")],
+        "dave@example.com",
+        "correct horse",
+    )
+    .await?;
+    assert_eq!(r.status(), 302, "the right password logs in");
+    assert_eq!(flow_state_rows(&store).await?, before);
+
+    // A replica given the same secret key continues a run another one started; a replica
+    // keeping runs for a second lets one expire.
+    let short = TestServer::start_on(
+        &db,
+        &db.url,
+        BootstrapSettings {
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        },
+        |s| {
+            s.trusted_proxies =
+                gatehouse_core::client_address::TrustedProxies::parse(&["127.0.0.1/32"])
+                    .unwrap_or_default();
+            s.flow_state_age = chrono::Duration::seconds(1);
+        },
+    )
+    .await?;
+    let ip = "203.0.113.8";
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse()?);
+    let (cookie, csrf) = start_with_headers(&server, &http, "", &headers).await?;
+    let r = post_login(
+        &http,
+        &short,
+        ip,
+        &cookie,
+        &[("uid_field", "dave@example.com"), ("csrf", &csrf)],
+    )
+    .await?;
+    assert_eq!(r.status(), 200);
+    let from_short = flow_cookie(&r).unwrap_or_default();
+    let html = r.text().await?;
+    assert!(
+        html.contains("name=password") && !html.contains("started again"),
+        "another replica continues the run: {html}"
+    );
+    let r = post_login(
+        &http,
+        &server,
+        ip,
+        &from_short,
+        &[("password", "correct horse"), ("csrf", &csrf)],
+    )
+    .await?;
+    assert_eq!(r.status(), 302, "and the first one finishes it");
+
+    let (cookie, csrf) = start_with_headers(&short, &http, "", &headers).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let r = post_login(
+        &http,
+        &short,
+        ip,
+        &cookie,
+        &[("uid_field", "dave@example.com"), ("csrf", &csrf)],
+    )
+    .await?;
+    assert_eq!(r.status(), 200, "an expired run is a page, not an error");
+    let html = r.text().await?;
+    assert!(
+        html.contains("expired or was interrupted") && html.contains("uid_field"),
+        "an expired cookie starts again with a message: {html}"
+    );
+    short.stop().await?;
+
+    // An altered cookie is refused with a message, never opened and never a login.
+    let (cookie, csrf) = start_with_headers(&server, &http, "", &headers).await?;
+    let r = post_login(
+        &http,
+        &server,
+        ip,
+        &cookie,
+        &[("uid_field", "dave@example.com"), ("csrf", &csrf)],
+    )
+    .await?;
+    let identified = flow_cookie(&r).unwrap_or_default();
+    let mut bytes = identified.into_bytes();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes)?;
+    let r = post_login(
+        &http,
+        &server,
+        ip,
+        &tampered,
+        &[("password", "correct horse"), ("csrf", &csrf)],
+    )
+    .await?;
+    assert_eq!(r.status(), 200, "a tampered cookie is a page, not a login");
+    let html = r.text().await?;
+    assert!(
+        html.contains("could not be read") && html.contains("uid_field"),
+        "a tampered cookie starts again with a message: {html}"
+    );
+    assert_eq!(flow_state_rows(&store).await?, before);
+    server.stop().await
 }

@@ -21,6 +21,7 @@ mod schema;
 mod sdk;
 mod sealing;
 mod server;
+mod settings;
 mod sources;
 mod standalone;
 

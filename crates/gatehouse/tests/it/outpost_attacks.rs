@@ -407,6 +407,71 @@ async fn the_break_glass_attempt_after_the_free_wrong_ones_is_throttled() -> any
     .await
 }
 
+/// Behind a trusted proxy, the standalone outpost throttles break-glass guesses by the client
+/// the proxy names, not by the proxy (#13 item 3, ASVS 2.2.1): one address guessing usernames
+/// is held back, while the rescuer at another address still gets in.
+#[tokio::test]
+async fn behind_a_trusted_proxy_break_glass_guesses_from_one_address_do_not_block_another(
+) -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let hash = gatehouse_core::secret::hash_password(RESCUE)?;
+        let link = Cuttable::start(([127, 0, 0, 1], server.port()).into()).await?;
+        let (instance, token) = crate::standalone::edge(&server).await?;
+        let outpost = TestOutpost::start(&format!("http://{}", link.addr), &token, move |s| {
+            s.break_glass = vec![("rescue".into(), hash)];
+            s.trusted_proxies =
+                gatehouse_core::client_address::TrustedProxies::parse(&["127.0.0.1/32"])
+                    .unwrap_or_default();
+        })
+        .await?;
+        protect(&server, &outpost.url).await?;
+        crate::standalone::assign_app(&server, &instance).await?;
+        let http = no_redirects()?;
+        let start = start_url(&outpost);
+        anyhow::ensure!(
+            status_until(&http, &start, 302).await? == 302,
+            "the outpost serves App"
+        );
+        link.cut();
+        let guess = |client: &'static str, who: String| {
+            use base64::Engine;
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{who}:wrong"))
+            );
+            http.get(start_url(&outpost))
+                .header("Authorization", basic)
+                .header("X-Forwarded-For", client)
+                .send()
+        };
+        // Wait for the outage to be noticed, then guess from one address until it is held back.
+        let mut held_back = false;
+        for n in 0..50 {
+            let r = guess("198.51.100.1", format!("guess{n}")).await?;
+            if r.status() == 429 {
+                held_back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(held_back, "guesses from one address are throttled");
+        let r = http
+            .get(start_url(&outpost))
+            .header("Authorization", rescue(RESCUE))
+            .header("X-Forwarded-For", "203.0.113.9")
+            .send()
+            .await?;
+        assert_eq!(
+            r.status(),
+            302,
+            "the rescuer at another address behind the same proxy gets in"
+        );
+        outpost.stop().await?;
+        server.stop().await
+    })
+    .await
+}
+
 /// An overloaded server answering 503 is reachable: no degraded mode, so no break-glass
 /// (#13 item 7). Only once it is really unreachable does break-glass work.
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `/if/flow/<slug>/`: runs a flow in the browser. GET shows the current stage (starting a run
-//! when there is none); POST submits the current stage's form. The run lives server-side under
-//! the `gatehouse_flow` cookie; every form carries the run's anti-forgery token.
+//! when there is none); POST submits the current stage's form. The run waits between requests
+//! under the `gatehouse_flow` cookie, sealed in it while anonymous, else in a row
+//! ([`gatehouse_flow::keep`]); every form carries the run's anti-forgery token.
 
 use std::net::SocketAddr;
 
@@ -8,18 +9,20 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use gatehouse_core::secret;
-use gatehouse_flow::run::{expiry, safe_next};
+use gatehouse_flow::keep::{Found, Kept};
+use gatehouse_flow::run::safe_next;
 use gatehouse_flow::{Challenge, FlowRun, Outcome, PromptField, RequestInfo};
-use gatehouse_store::{flow_states, flows, Conn};
+use gatehouse_store::{flows, Conn};
 
 use super::{error_page, page, Hint, Template};
 use crate::error::ApiError;
-use crate::session::{self, clear_cookie, read_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
+use crate::session::{self, clear_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
 use crate::AppState;
 
 /// The flow routes.
@@ -134,14 +137,18 @@ pub(super) fn flow_error(e: gatehouse_flow::Error) -> ApiError {
     }
 }
 
+/// The run the visitor's flow cookie names for `flow` (`None`: whichever flow it is).
 pub(super) async fn load(
     conn: &mut Conn,
-    key: Option<&str>,
-    flow: uuid::Uuid,
-) -> Result<Option<FlowRun>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    let data = flow_states::get(conn, key, flow, chrono::Utc::now()).await?;
-    Ok(data.and_then(|d| serde_json::from_value(d).ok()))
+    state: &AppState,
+    headers: &HeaderMap,
+    flow: Option<uuid::Uuid>,
+) -> Result<Found, ApiError> {
+    state
+        .engine
+        .find(conn, session::read_flow_cookie(headers), flow)
+        .await
+        .map_err(flow_error)
 }
 
 async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response, ApiError> {
@@ -172,23 +179,24 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let cookie_key = read_cookie(&headers, FLOW_COOKIE).map(str::to_owned);
     // A new `next` or invitation on a GET starts over, so a stale run never sends the visitor
     // elsewhere or keeps an earlier invitation.
     let restart = form.is_none() && (param("next").is_some() || param("itoken").is_some());
-    let existing = if restart {
-        None
+    let found = if restart {
+        Found::Nothing
     } else {
-        load(&mut tx, cookie_key.as_deref(), flow.uuid).await?
+        load(&mut tx, &state, &headers, Some(flow.uuid)).await?
     };
     let mut notices = Vec::new();
-    let (mut flow_run, key) = match (existing, cookie_key) {
-        (Some(r), Some(key)) => (r, key),
-        (_, had_cookie) => {
-            if form.is_some() || (had_cookie.is_some() && !restart) {
-                notices.push(
-                    "This login page expired or was interrupted, so it started again.".to_owned(),
-                );
+    let mut kept = match found {
+        Found::Run(kept) => *kept,
+        other => {
+            match other {
+                Found::Stale(stale) => notices.push(stale.notice().to_owned()),
+                _ if form.is_some() => {
+                    notices.push(gatehouse_flow::keep::Stale::Interrupted.notice().to_owned())
+                }
+                _ => {}
             }
             let next = safe_next(param("next"), DEFAULT_NEXT);
             let application = match param("application") {
@@ -222,7 +230,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             match started {
                 Ok(mut r) => {
                     r.itoken = param("itoken").map(|t| t.chars().take(64).collect());
-                    (r, secret::new_token())
+                    Kept::new(r)
                 }
                 Err(message) => {
                     return Ok(error_page(
@@ -242,7 +250,7 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 .find(|(k, _)| k == "csrf")
                 .map(|(_, v)| v.as_str())
                 .unwrap_or_default();
-            if !secret::constant_time_eq(sent, &flow_run.csrf) {
+            if !secret::constant_time_eq(sent, &kept.run.csrf) {
                 return Ok(error_page(
                     StatusCode::FORBIDDEN,
                     "Form not accepted",
@@ -255,17 +263,16 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
             };
             state
                 .engine
-                .submit(&mut tx, &mut flow_run, &response, &req)
+                .submit(&mut tx, &mut kept.run, &response, &req)
                 .await
                 .map_err(flow_error)?
         }
         _ => state
             .engine
-            .advance(&mut tx, &mut flow_run, &req)
+            .advance(&mut tx, &mut kept.run, &req)
             .await
             .map_err(flow_error)?,
     };
-    let secure = session::secure(&state);
     let logged_out = matches!(outcome, Outcome::LoggedOut { .. });
     let response = match outcome {
         Outcome::Show {
@@ -279,18 +286,16 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                 state.metrics.login_failures.inc();
             }
             errors.splice(0..0, notices);
-            save(&mut tx, &state, &key, &flow_run).await?;
-            let body = StageBody::new(&flow_run, &challenge, &errors, state.passkeys.available());
-            let mut response = page(StatusCode::OK, &flow_run.title, &body);
-            response
-                .headers_mut()
-                .append(SET_COOKIE, set_cookie(FLOW_COOKIE, &key, None, secure));
+            let cookie = save(&mut tx, &state, &mut kept).await?;
+            let body = StageBody::new(&kept.run, &challenge, &errors, state.passkeys.available());
+            let mut response = page(StatusCode::OK, &kept.run.title, &body);
+            response.headers_mut().append(SET_COOKIE, cookie);
             response
         }
         Outcome::Invalid { field, message } => {
             let challenge = match state
                 .engine
-                .advance(&mut tx, &mut flow_run, &req)
+                .advance(&mut tx, &mut kept.run, &req)
                 .await
                 .map_err(flow_error)?
             {
@@ -303,12 +308,14 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
                     passkey: false,
                 },
             };
-            save(&mut tx, &state, &key, &flow_run).await?;
+            let cookie = save(&mut tx, &state, &mut kept).await?;
             let errors = [format!("{field}: {message}")];
-            let body = StageBody::new(&flow_run, &challenge, &errors, state.passkeys.available());
-            page(StatusCode::BAD_REQUEST, &flow_run.title, &body)
+            let body = StageBody::new(&kept.run, &challenge, &errors, state.passkeys.available());
+            let mut response = page(StatusCode::BAD_REQUEST, &kept.run.title, &body);
+            response.headers_mut().append(SET_COOKIE, cookie);
+            response
         }
-        other => conclude(&mut tx, &state, &key, &flow_run, other).await?,
+        other => conclude(&mut tx, &state, &mut kept, other).await?,
     };
     gatehouse_store::commit(tx).await?;
     if logged_out {
@@ -326,18 +333,16 @@ async fn run(call: Call, form: Option<Vec<(String, String)>>) -> Result<Response
 pub(super) async fn conclude(
     tx: &mut Conn,
     state: &AppState,
-    key: &str,
-    run: &FlowRun,
+    kept: &mut Kept,
     outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let secure = session::secure(state);
+    let slug = kept.run.slug.clone();
     Ok(match outcome {
         Outcome::Show { .. } | Outcome::Invalid { .. } => {
-            save(tx, state, key, run).await?;
-            let mut response = redirect_to(&format!("/if/flow/{}/", run.slug));
-            response
-                .headers_mut()
-                .append(SET_COOKIE, set_cookie(FLOW_COOKIE, key, None, secure));
+            let cookie = save(tx, state, kept).await?;
+            let mut response = redirect_to(&format!("/if/flow/{slug}/"));
+            response.headers_mut().append(SET_COOKIE, cookie);
             response
         }
         Outcome::LoggedIn {
@@ -346,7 +351,7 @@ pub(super) async fn conclude(
             redirect,
         } => {
             state.metrics.logins.inc();
-            flow_states::delete(tx, key).await?;
+            forget(tx, state, kept).await?;
             let mut response = redirect_to(&redirect);
             let headers = response.headers_mut();
             headers.append(
@@ -357,7 +362,7 @@ pub(super) async fn conclude(
             response
         }
         Outcome::LoggedOut { redirect } => {
-            flow_states::delete(tx, key).await?;
+            forget(tx, state, kept).await?;
             let mut response = redirect_to(&redirect);
             response
                 .headers_mut()
@@ -368,7 +373,7 @@ pub(super) async fn conclude(
             response
         }
         Outcome::Finished { redirect } => {
-            flow_states::delete(tx, key).await?;
+            forget(tx, state, kept).await?;
             let mut response = redirect_to(&redirect);
             response
                 .headers_mut()
@@ -376,12 +381,12 @@ pub(super) async fn conclude(
             response
         }
         Outcome::Denied { message } => {
-            flow_states::delete(tx, key).await?;
+            forget(tx, state, kept).await?;
             let mut response = error_page(
                 StatusCode::FORBIDDEN,
                 "Access denied",
                 &message,
-                Hint::link(&format!("/if/flow/{}/", run.slug), "Start again"),
+                Hint::link(&format!("/if/flow/{slug}/"), "Start again"),
             );
             response
                 .headers_mut()
@@ -391,15 +396,25 @@ pub(super) async fn conclude(
     })
 }
 
+/// Keeps the run for its next request; returns the flow cookie that names it, living as long
+/// as the run may wait.
 pub(super) async fn save(
     conn: &mut Conn,
     state: &AppState,
-    key: &str,
-    run: &FlowRun,
-) -> Result<(), ApiError> {
-    let data = serde_json::to_value(run).map_err(|e| ApiError::Internal(e.to_string()))?;
-    flow_states::put(conn, key, run.flow, &data, expiry(&state.engine)).await?;
-    Ok(())
+    kept: &mut Kept,
+) -> Result<HeaderValue, ApiError> {
+    let value = state.engine.keep(conn, kept).await.map_err(flow_error)?;
+    Ok(set_cookie(
+        FLOW_COOKIE,
+        &value,
+        Some(state.engine.state_age.num_seconds()),
+        session::secure(state),
+    ))
+}
+
+/// The run ended: whatever was stored for it goes.
+pub(super) async fn forget(conn: &mut Conn, state: &AppState, kept: &Kept) -> Result<(), ApiError> {
+    state.engine.forget(conn, kept).await.map_err(flow_error)
 }
 
 fn redirect_to(target: &str) -> Response {

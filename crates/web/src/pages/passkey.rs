@@ -10,17 +10,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_core::secret;
+use gatehouse_flow::keep::{Found, Kept};
 use gatehouse_flow::Outcome;
 use gatehouse_store::devices::{self, DeviceKind};
-use gatehouse_store::{flow_states, users};
+use gatehouse_store::users;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::flow::{flow_error, load, save, Call};
+use super::flow::{flow_error, forget, load, save, Call};
 use super::{wide_page, Template};
 use crate::error::ApiError;
 use crate::passkeys::credential_key;
-use crate::session::{self, read_cookie, set_cookie, FLOW_COOKIE, SESSION_COOKIE};
+use crate::session::{self, read_cookie, set_cookie, SESSION_COOKIE};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -43,27 +44,16 @@ fn parse(body: &Bytes) -> Result<Ceremony, String> {
 
 /// A ceremony request of a flow page: its body, and the flow run in the cookie, whose
 /// anti-forgery token the body must carry.
-async fn flow_run(
-    call: &Call,
-    body: &Bytes,
-) -> Result<(Ceremony, gatehouse_flow::FlowRun, String), Response> {
+async fn flow_run(call: &Call, body: &Bytes) -> Result<(Ceremony, Kept), Response> {
     let request = parse(body).map_err(|message| fail(StatusCode::BAD_REQUEST, message))?;
     let csrf = request.csrf.as_str();
-    let expired = || {
-        fail(
-            StatusCode::CONFLICT,
-            "This login page expired; reload it and try again.",
-        )
-    };
-    let key = read_cookie(&call.headers, FLOW_COOKIE)
-        .ok_or_else(expired)?
-        .to_owned();
-    let mut conn = call.state.store.conn().await.map_err(|e| {
-        fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::from(e).to_string(),
-        )
-    })?;
+    let unavailable = |e: ApiError| fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let mut conn = call
+        .state
+        .store
+        .conn()
+        .await
+        .map_err(|e| unavailable(e.into()))?;
     let flow = gatehouse_store::flows::find_by_slug(&mut conn, &call.slug)
         .await
         .ok()
@@ -74,27 +64,35 @@ async fn flow_run(
                 format!("no flow named `{}`", call.slug),
             )
         })?;
-    let run = load(&mut conn, Some(&key), flow.uuid)
+    let Found::Run(kept) = load(&mut conn, &call.state, &call.headers, Some(flow.uuid))
         .await
-        .ok()
-        .flatten()
-        .ok_or_else(expired)?;
-    if !secret::constant_time_eq(csrf, &run.csrf) {
+        .map_err(unavailable)?
+    else {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            "This login page expired; reload it and try again.",
+        ));
+    };
+    if !secret::constant_time_eq(csrf, &kept.run.csrf) {
         return Err(fail(
             StatusCode::FORBIDDEN,
             "The request did not come from this login page (security token missing or wrong).",
         ));
     }
-    Ok((request, run, key))
+    Ok((request, *kept))
 }
 
 /// Starts a passwordless login for the flow run in the cookie.
 pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
-    let (_, _, key) = match flow_run(&call, &body).await {
+    let (_, kept) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    match call.state.passkeys.start_login(&secret::token_hash(&key)) {
+    match call
+        .state
+        .passkeys
+        .start_login(&secret::token_hash(kept.id()))
+    {
         Ok(options) => Json(options).into_response(),
         Err(e) => fail(StatusCode::BAD_REQUEST, e.to_string()),
     }
@@ -102,7 +100,7 @@ pub(super) async fn login_begin(call: Call, body: Bytes) -> Response {
 
 /// Verifies a passwordless login and moves the flow on; answers where the browser goes next.
 pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
-    let (request, mut run, key) = match flow_run(&call, &body).await {
+    let (request, mut kept) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -127,7 +125,7 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
         };
         let passkey: webauthn_rs::prelude::Passkey = serde_json::from_str(&stored.credential)
             .map_err(|e| ApiError::Internal(format!("stored passkey unreadable: {e}")))?;
-        match passkeys.finish_login(&secret::token_hash(&key), &credential, passkey) {
+        match passkeys.finish_login(&secret::token_hash(kept.id()), &credential, passkey) {
             Ok(Some(updated)) => {
                 let text = serde_json::to_string(&updated)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -140,10 +138,10 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
         let outcome = call
             .state
             .engine
-            .passkey_login(&mut tx, &mut run, &user, &call.req)
+            .passkey_login(&mut tx, &mut kept.run, &user, &call.req)
             .await
             .map_err(flow_error)?;
-        let response = answer(&mut tx, &call, &key, &run, outcome).await?;
+        let response = answer(&mut tx, &call, &mut kept, outcome).await?;
         gatehouse_store::commit(tx).await?;
         Ok(response)
     }
@@ -162,8 +160,7 @@ pub(super) async fn login_finish(call: Call, body: Bytes) -> Response {
 async fn answer(
     tx: &mut gatehouse_store::Conn,
     call: &Call,
-    key: &str,
-    run: &gatehouse_flow::FlowRun,
+    kept: &mut Kept,
     outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let secure = session::secure(&call.state);
@@ -174,7 +171,7 @@ async fn answer(
             redirect,
         } => {
             call.state.metrics.logins.inc();
-            flow_states::delete(tx, key).await?;
+            forget(tx, &call.state, kept).await?;
             let mut r = Json(json!({"location": redirect})).into_response();
             r.headers_mut().append(
                 SET_COOKIE,
@@ -186,8 +183,11 @@ async fn answer(
             Json(json!({"location": redirect})).into_response()
         }
         Outcome::Show { .. } | Outcome::Invalid { .. } => {
-            save(tx, &call.state, key, run).await?;
-            Json(json!({"location": format!("/if/flow/{}/", call.slug)})).into_response()
+            let cookie = save(tx, &call.state, kept).await?;
+            let mut r =
+                Json(json!({"location": format!("/if/flow/{}/", call.slug)})).into_response();
+            r.headers_mut().append(SET_COOKIE, cookie);
+            r
         }
         Outcome::Denied { message } => fail(StatusCode::FORBIDDEN, message),
     })
@@ -196,10 +196,11 @@ async fn answer(
 /// Starts making the passkey of a passkey-only sign-up: its user handle is the UUID the new
 /// account will have.
 pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
-    let (_, run, key) = match flow_run(&call, &body).await {
+    let (_, kept) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
+    let run = &kept.run;
     let Some(enrollment) = &run.passkey_enrollment else {
         return fail(
             StatusCode::CONFLICT,
@@ -220,7 +221,7 @@ pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| username.clone());
     match call.state.passkeys.start_registration(
-        &secret::token_hash(&key),
+        &secret::token_hash(kept.id()),
         enrollment.user,
         &username,
         &display,
@@ -234,14 +235,14 @@ pub(super) async fn enroll_begin(call: Call, body: Bytes) -> Response {
 /// Keeps the passkey the browser made for a sign-up and moves the flow on (the user_write stage
 /// stores it with the new account).
 pub(super) async fn enroll_finish(call: Call, body: Bytes) -> Response {
-    let (request, mut run, key) = match flow_run(&call, &body).await {
+    let (request, mut kept) = match flow_run(&call, &body).await {
         Ok(found) => found,
         Err(r) => return r,
     };
     let passkey = match call
         .state
         .passkeys
-        .finish_registration(&secret::token_hash(&key), &request.credential)
+        .finish_registration(&secret::token_hash(kept.id()), &request.credential)
     {
         Ok(p) => p,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
@@ -255,14 +256,14 @@ pub(super) async fn enroll_finish(call: Call, body: Bytes) -> Response {
             .engine
             .passkey_enrolled(
                 &mut tx,
-                &mut run,
+                &mut kept.run,
                 credential_key(passkey.cred_id()),
                 text,
                 &call.req,
             )
             .await
             .map_err(flow_error)?;
-        let response = answer(&mut tx, &call, &key, &run, outcome).await?;
+        let response = answer(&mut tx, &call, &mut kept, outcome).await?;
         gatehouse_store::commit(tx).await?;
         Ok(response)
     }

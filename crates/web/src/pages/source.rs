@@ -17,21 +17,20 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
 use gatehouse_core::kinds::FlowDesignation;
-use gatehouse_core::secret;
+use gatehouse_flow::keep::{Found, Kept};
 use gatehouse_flow::run::safe_next;
 use gatehouse_flow::{FlowRun, PendingSourceLogin, RequestInfo, SourceIdentity};
 use gatehouse_sources::{CallbackQuery, Decision, MatchInput, PendingLogin, SourceSettings};
 use gatehouse_store::sources::{self, Source};
-use gatehouse_store::{events, flow_states, flows, users, Conn};
+use gatehouse_store::{events, flows, users, Conn};
 use serde_json::json;
 
 use super::flow::{flow_error, save, DEFAULT_NEXT};
 use super::{error_page, Hint};
 use crate::api::sources::callback_url;
 use crate::error::ApiError;
-use crate::session::{self, read_cookie, set_cookie, FLOW_COOKIE};
+use crate::session;
 use crate::AppState;
 
 /// The login-source routes.
@@ -121,17 +120,13 @@ async fn usable_source(
 /// The flow run under the visitor's flow cookie, whichever flow it is.
 async fn current_run(
     conn: &mut Conn,
+    state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<(FlowRun, String)>, ApiError> {
-    let Some(key) = read_cookie(headers, FLOW_COOKIE) else {
-        return Ok(None);
-    };
-    let Some((_, data)) = flow_states::get_current(conn, key, Utc::now()).await? else {
-        return Ok(None);
-    };
-    Ok(serde_json::from_value(data)
-        .ok()
-        .map(|run| (run, key.to_owned())))
+) -> Result<Option<Kept>, ApiError> {
+    Ok(match super::flow::load(conn, state, headers, None).await? {
+        Found::Run(kept) => Some(*kept),
+        Found::Nothing | Found::Stale(_) => None,
+    })
 }
 
 /// Starts `flow` afresh for a visitor arriving through a source (the run's next is kept).
@@ -227,9 +222,9 @@ async fn begin(
     let existing = if linking {
         None
     } else {
-        current_run(&mut tx, &visit.headers).await?
+        current_run(&mut tx, &visit.state, &visit.headers).await?
     };
-    let (mut run, key) =
+    let mut kept =
         match existing {
             Some(found) => found,
             None => {
@@ -261,7 +256,7 @@ async fn begin(
                     };
                     run.link_for = Some(current.user.id);
                 }
-                (run, secret::new_token())
+                Kept::new(run)
             }
         };
     let client = &visit.state.source_client;
@@ -278,14 +273,14 @@ async fn begin(
             ));
         }
     };
-    run.source_login = Some(PendingSourceLogin {
+    // The pending login must be used once: it makes the run a stored one.
+    kept.run.source_login = Some(PendingSourceLogin {
         slug: slug.to_owned(),
         pending: serde_json::to_value(&started.pending)
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     });
-    save(&mut tx, &visit.state, &key, &run).await?;
+    let cookie = save(&mut tx, &visit.state, &mut kept).await?;
     gatehouse_store::commit(tx).await?;
-    let cookie = set_cookie(FLOW_COOKIE, &key, None, session::secure(&visit.state));
     Ok(redirect(&started.redirect_url, Some(cookie)))
 }
 
@@ -313,7 +308,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
         Ok(s) => s,
         Err(page) => return Ok(page),
     };
-    let Some((mut run, key)) = current_run(&mut tx, &visit.headers).await? else {
+    let Some(mut kept) = current_run(&mut tx, &visit.state, &visit.headers).await? else {
         return Ok(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
@@ -324,11 +319,13 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
             start_again(""),
         ));
     };
-    let pending = match run.source_login.take() {
+    let pending = match kept.run.source_login.take() {
         Some(p) if p.slug == slug => serde_json::from_value::<PendingLogin>(p.pending).ok(),
         _ => None,
     };
-    save(&mut tx, &visit.state, &key, &run).await?;
+    // A stored run stays stored: its row now has no pending login. (A carried run never had
+    // one, so it finds nothing here either.)
+    save(&mut tx, &visit.state, &mut kept).await?;
     gatehouse_store::commit(tx).await?;
     let Some(pending) = pending else {
         return Ok(error_page(
@@ -370,7 +367,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
     };
     let mut tx = visit.state.store.begin().await?;
     let connection = sources::connection_for(&mut tx, source.uuid, &identity.id).await?;
-    let signed_in = match run.link_for {
+    let signed_in = match kept.run.link_for {
         Some(id) => session::current(&visit.state, &visit.headers)
             .await?
             .filter(|c| c.user.id == id)
@@ -404,7 +401,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
         name: identity.name.clone(),
     };
     let decision = gatehouse_sources::decide(source.fields.user_matching_mode, &identity, facts);
-    if let (Some(me), Decision::Authenticate(owner)) = (run.link_for, &decision) {
+    if let (Some(me), Decision::Authenticate(owner)) = (kept.run.link_for, &decision) {
         if *owner != me {
             gatehouse_store::commit(tx).await?;
             return Ok(error_page(
@@ -457,9 +454,9 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
             ));
         }
     };
-    if run.link_for.is_some() {
+    if kept.run.link_for.is_some() {
         // Connecting another account from the user page ends there; nothing else to run.
-        flow_states::delete(&mut tx, &key).await?;
+        super::flow::forget(&mut tx, &visit.state, &kept).await?;
         gatehouse_store::commit(tx).await?;
         return Ok(redirect("/if/user/", None));
     }
@@ -472,8 +469,8 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
         FlowDesignation::Enrollment
     };
     let fits = match wanted {
-        FlowDesignation::Enrollment => run.designation == FlowDesignation::Enrollment,
-        _ => run.designation != FlowDesignation::Enrollment,
+        FlowDesignation::Enrollment => kept.run.designation == FlowDesignation::Enrollment,
+        _ => kept.run.designation != FlowDesignation::Enrollment,
     };
     if !fits {
         let Some(flow) = flow_for(&mut tx, &source, wanted).await? else {
@@ -485,7 +482,7 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
                 "Sign in another way, or ask your administrator for an invitation.",
             ));
         };
-        run = match fresh_run(visit, &mut tx, &flow, run.next.clone()).await? {
+        kept.run = match fresh_run(visit, &mut tx, &flow, kept.run.next.clone()).await? {
             Ok(r) => r,
             Err(page) => return Ok(page),
         };
@@ -493,10 +490,10 @@ async fn complete(visit: &Visit, slug: &str, query: &CallbackQuery) -> Result<Re
     let outcome = visit
         .state
         .engine
-        .source_identified(&mut tx, &mut run, context, user.as_ref(), &visit.req)
+        .source_identified(&mut tx, &mut kept.run, context, user.as_ref(), &visit.req)
         .await
         .map_err(flow_error)?;
-    let response = super::flow::conclude(&mut tx, &visit.state, &key, &run, outcome).await?;
+    let response = super::flow::conclude(&mut tx, &visit.state, &mut kept, outcome).await?;
     gatehouse_store::commit(tx).await?;
     Ok(response)
 }
