@@ -7,8 +7,10 @@
 # measures wrk cycling through all N cookies and prints decisions/s, p99, the server's RSS
 # and anonymous memory, the outpost's database reads during the measured run, and the ratio of each N's rate to N=1's from the
 # same run: before each N, an N=1 run right then, so both see the same load on the shared
-# machine. Each row also shows the server's and wrk's own CPU time per request (less noisy
-# than rates on a busy machine) and the 1-minute load average. Release build.
+# machine. Each row also shows the server's and wrk's own CPU time per request, and the
+# server's CPU ratio (N=1's CPU per decision over N's: what the rate ratio would be if the
+# server had the cores to itself; less noisy than rates on a busy machine), and the 1-minute
+# load average. Release build.
 #   bench/sessions.sh                      # NS="1 10000 100000 1000000" DBS="sqlite postgres"
 #   NS="1 10000" DBS=sqlite D=5s bench/sessions.sh
 #   PERF=/tmp/profiles NS="1 10000" DBS=sqlite bench/sessions.sh   # and a perf profile per N
@@ -25,7 +27,8 @@ USERS=${USERS:-1000}
 # standing past it, so the measured runs read nothing however long the warm-up took.
 RECHECK=${RECHECK:-minutes=1}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p gatehouse -p gatehouse-bench
+# NO_BUILD=1: use the release binaries already built.
+[[ -n ${NO_BUILD:-} ]] || cargo build --release -q -p gatehouse -p gatehouse-bench
 BIN=${CARGO_TARGET_DIR:-target}/release
 
 tmp=$(mktemp -d)
@@ -40,20 +43,25 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 
 cat >"$tmp/cycle.lua" <<'LUA'
 -- Each wrk thread walks the cookie file in order, round and round, from a random place (so
--- that successive runs do not revisit the same stretch).
+-- that successive runs do not revisit the same stretch). The requests are formatted once, up
+-- front: formatting one per request allocates, and Lua's garbage collector then walks every
+-- live cookie string, so the load tool's own cost would grow with N.
 local threads = 0
 function setup(thread) thread:set("id", threads); threads = threads + 1 end
 function init(args)
-  cookies = {}
-  for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
-  n = #cookies
+  requests = {}
+  for line in io.lines(args[1]) do
+    requests[#requests + 1] = wrk.format("GET", "/outpost.goauthentik.io/auth/nginx",
+      { ["Host"] = "app.bench.test", ["X-Original-URI"] = "/", ["Cookie"] = line })
+  end
+  n = #requests
   math.randomseed(os.time() * 7 + id)
   i = math.random(n)
+  collectgarbage("collect")
 end
 function request()
   i = i % n + 1
-  return wrk.format("GET", "/outpost.goauthentik.io/auth/nginx",
-    { ["Host"] = "app.bench.test", ["X-Original-URI"] = "/", ["Cookie"] = cookies[i] })
+  return requests[i]
 end
 LUA
 
@@ -132,8 +140,8 @@ run_db() {
     echo "$cookie" >"$dir/cookies"
     echo "$cookie" >"$dir/cookies1"
     local have=1 n
-    printf '%-9s %12s %9s %9s %9s %9s %9s %9s %8s %8s %7s %s\n' N "decisions/s" p99 "RSS MB" "anon MB" "db reads" \
-        "srv us/d" "wrk us/r" "N=1 d/s" ratio errors load
+    printf '%-9s %12s %9s %7s %7s %8s %8s %8s %9s %9s %6s %8s %6s %s\n' N "decisions/s" p99 "RSS MB" "anon MB" \
+        "db reads" "srv us/d" "wrk us/r" "N=1 d/s" "N=1 us/d" ratio "cpu ratio" errors load
     for n in $NS; do
         if ((n > have)); then
             local started=$SECONDS
@@ -150,12 +158,13 @@ run_db() {
         r1=$(reads)
         echo "   (warm-up: $visited, $(python3 -c "print(int(float('$r1') - float('$r0')))") reads, $((SECONDS - started)) s)" >&2
         # The N=1 baseline right before each N, so both see the same load on the machine.
-        local base_rps
-        read -r base_rps _ < <(measure 1 "$dir/cookies1" "$server")
+        local base_rps base_srv
+        read -r base_rps _ _ _ _ base_srv _ < <(measure 1 "$dir/cookies1" "$server")
         local rps p99 rss anon nreads srv_us wrk_us errors load
         read -r rps p99 rss anon nreads srv_us wrk_us errors load < <(PERF_AS=$db-$n measure "$n" "$dir/cookies" "$server")
-        printf '%-9s %12s %9s %9s %9s %9s %9s %9s %8s %8s %7s %s\n' "$n" "$rps" "$p99" "$rss" "$anon" \
-            "$nreads" "$srv_us" "$wrk_us" "$base_rps" "$(ratio "$rps" "$base_rps")" "$errors" "$load"
+        printf '%-9s %12s %9s %7s %7s %8s %8s %8s %9s %9s %6s %8s %6s %s\n' "$n" "$rps" "$p99" "$rss" "$anon" \
+            "$nreads" "$srv_us" "$wrk_us" "$base_rps" "$base_srv" "$(ratio "$rps" "$base_rps")" \
+            "$(ratio "$base_srv" "$srv_us")" "$errors" "$load"
     done
     kill "$server"
     wait "$server" 2>/dev/null || true
