@@ -131,7 +131,8 @@ fn thread_copy(view: &Arc<SessionView>) -> HeaderMap {
         }
         let key = Arc::as_ptr(view) as usize;
         // Fibonacci hashing of the address (its low bits are alignment): its top bits.
-        let index = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - SLOTS.trailing_zeros());
+        let index =
+            key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - SLOTS.trailing_zeros());
         let Some(slot) = copies.get_mut(index) else {
             return view.headers.clone();
         };
