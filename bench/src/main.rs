@@ -10,6 +10,10 @@
 //!   copies the outpost session behind `COOKIE` (made by `session`) into `N` valid sessions
 //!   spread over `USERS` users of its group, written through the store in a few large
 //!   transactions, and writes their `Cookie` header values to `FILE`, one a line.
+//! - `gatehouse-bench visit URL HOST FILE CONNECTIONS` (for `bench/sessions.sh`): asks the
+//!   outpost's nginx endpoint once for every `Cookie` header value in `FILE`, over
+//!   `CONNECTIONS` keep-alive connections, so that a measured run that follows finds every
+//!   session cached (a steady state); prints how many answers were 200 and how many not.
 //! - `gatehouse-bench oidc URL TOKEN SECONDS CHAINS`: creates an OAuth2 client and a user,
 //!   obtains `CHAINS` refresh tokens through real logins, then refreshes (each chain using the
 //!   token the last refresh returned) and calls userinfo for `SECONDS` each; prints requests/s.
@@ -49,9 +53,10 @@ async fn main() -> anyhow::Result<()> {
         ["hello", addr, headers_file] => hello(addr, headers_from(headers_file)?).await,
         ["session", url, token, host] => session(url, token, host).await,
         ["sessions", db, cookie, n, users, file] => sessions(db, cookie, n.parse()?, users.parse()?, file).await,
+        ["visit", url, host, file, connections] => visit(url, host, file, connections.parse()?).await,
         ["oidc", url, token, seconds, chains, algorithm] => oidc(url, token, seconds.parse()?, chains.parse()?, algorithm).await,
         ["rate", rest @ ..] => fixed_rate(rest).await,
-        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | sessions DATABASE_URL COOKIE N USERS FILE | oidc URL TOKEN SECONDS CHAINS RS256|ES256 | {RATE_USAGE}"),
+        _ => bail!("usage: gatehouse-bench hello ADDR | session URL TOKEN HOST | sessions DATABASE_URL COOKIE N USERS FILE | visit URL HOST FILE CONNECTIONS | oidc URL TOKEN SECONDS CHAINS RS256|ES256 | {RATE_USAGE}"),
     }
 }
 
@@ -648,6 +653,71 @@ async fn oidc(
     .await?;
     println!(
         "{algorithm} userinfo: {userinfo_rate:.0} req/s ({chains} concurrent clients, {seconds} s)"
+    );
+    Ok(())
+}
+
+/// Asks for every cookie of `file` exactly once (cookies handed out in file order to
+/// `connections` connections), so the measured run after it is a steady state: wrk's cycling
+/// from random places cannot promise to have visited every session.
+async fn visit(url: &str, host: &str, file: &str, connections: usize) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let cookies: Arc<Vec<HeaderValue>> = Arc::new(
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(HeaderValue::from_str)
+            .collect::<Result<_, _>>()?,
+    );
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+    let authority = uri
+        .authority()
+        .with_context(|| format!("no host in {url}"))?;
+    let addr = tokio::net::lookup_host(format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    ))
+    .await?
+    .next()
+    .with_context(|| format!("{authority} has no address"))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, HeaderValue::from_str(host)?);
+    headers.insert("x-original-uri", HeaderValue::from_static("/"));
+    let (next, ok, other) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (cookies, next, ok, other) = (cookies.clone(), next.clone(), ok.clone(), other.clone());
+        let mut target = Target {
+            addr,
+            path: Uri::from_static("/outpost.goauthentik.io/auth/nginx"),
+            headers: headers.clone(),
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut connection = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(cookie) = cookies.get(i) else { break };
+                target.headers.insert(hyper::header::COOKIE, cookie.clone());
+                match send(&target, &mut connection).await {
+                    Ok(status) if status.is_success() => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => other.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    println!(
+        "visited={} ok={} other={}",
+        cookies.len(),
+        ok.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -3,8 +3,11 @@
 //! Nothing is re-read on a timer: the server's change feed ([`Change`]) says what to drop, in
 //! order, and drops exactly what a change affects (a logout: that user's entries). A consumer
 //! that misses a change (a gap in sequence numbers, a stream down too long) drops everything.
-//! A long safety bound ([`Settings::recheck`](crate::Settings)) still re-reads any answer older
-//! than it, in case a change was lost without a trace. While the feed or backend is
+//! The safety bound ([`Settings::recheck`](crate::Settings)) is kept by the feed: while it
+//! confirms, within the bound, that it is in touch and missed nothing, cached answers stand
+//! however old they are (a healthy feed costs no re-reads, whatever the number of sessions);
+//! once it has been silent for longer than the bound, each answer older than the bound is
+//! read again (and shared decisions are not reused). While the feed or backend is
 //! unreachable, answers already checked keep standing for the grace period counted from the
 //! feed's last confirmed contact, and nothing unchecked passes (degraded mode, T1).
 //!
@@ -221,6 +224,10 @@ pub struct Feed {
     /// Cached answers stand only until the grace period after this. An atomic: every
     /// request reads it.
     lost: std::sync::atomic::AtomicU64,
+    /// When the feed last confirmed contact (it read the feed, or the server's stream spoke),
+    /// in milliseconds after `start` plus one (0: never). Read by every request (the safety
+    /// bound), written a few times a second.
+    confirmed: std::sync::atomic::AtomicU64,
     /// The origin of `lost`.
     start: Instant,
 }
@@ -230,6 +237,7 @@ impl Default for Feed {
         Feed {
             position: Mutex::default(),
             lost: std::sync::atomic::AtomicU64::new(0),
+            confirmed: std::sync::atomic::AtomicU64::new(0),
             start: Instant::now(),
         }
     }
@@ -242,6 +250,19 @@ impl Feed {
             0 => None,
             ms => Some(self.start + Duration::from_millis(ms - 1)),
         }
+    }
+
+    /// When the feed last confirmed contact; `None` before it ever did.
+    fn confirmed_at(&self) -> Option<Instant> {
+        match self.confirmed.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.start + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    /// `now` in the form of `lost` and `confirmed`.
+    fn stamp(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
     }
 }
 
@@ -361,9 +382,14 @@ impl Outpost {
         *self.feed.position.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The feed is in touch again.
+    /// The feed is in touch: it has just applied every change up to its position (the
+    /// embedded outpost's reader read the feed), or the server's stream spoke. This is the
+    /// contact the safety bound counts from.
     pub fn feed_live(&self) {
         self.feed.lost.store(0, Ordering::Release);
+        self.feed
+            .confirmed
+            .store(self.feed.stamp(), Ordering::Release);
         self.reached(Ok(()));
     }
 
@@ -371,11 +397,12 @@ impl Outpost {
     /// cached answers stand for the grace period from now. Only an unreachable server makes
     /// the outpost degraded; one that answers with a failure is not an outage.
     pub fn feed_lost(&self, why: Error) {
-        let since = u64::try_from(self.feed.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let _ = self
-            .feed
-            .lost
-            .compare_exchange(0, since + 1, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.feed.lost.compare_exchange(
+            0,
+            self.feed.stamp(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         self.reached(Err(&why));
     }
 
@@ -386,6 +413,24 @@ impl Outpost {
             None => true,
             Some(at) => now.saturating_duration_since(at) < self.settings.grace,
         }
+    }
+
+    /// Whether the feed vouches for cached answers at `now`: live, and it confirmed contact
+    /// within the safety bound. Then an answer needs no re-read however old it is, and a
+    /// user's shared decision serves their other sessions; otherwise the bound applies to
+    /// each answer, and each miss is checked in full.
+    fn feed_vouches(&self, now: Instant) -> bool {
+        self.feed.lost_since().is_none()
+            && self
+                .feed
+                .confirmed_at()
+                .is_some_and(|at| now.saturating_duration_since(at) < self.settings.recheck)
+    }
+
+    /// Whether an answer read at `read` may stand at `now` under the safety bound: the feed
+    /// vouches for it, or it is younger than the bound.
+    fn within_bound(&self, read: Instant, now: Instant) -> bool {
+        self.feed_vouches(now) || now.saturating_duration_since(read) < self.settings.recheck
     }
 
     /// Records the outcome of a backend call: an outage is logged once and shown by the
@@ -473,13 +518,12 @@ impl Outpost {
         }
     }
 
-    /// The provider table while it stands (the hot path): read within the safety bound, and
-    /// the feed live or lost within the grace period.
+    /// The provider table while it stands (the hot path): within the safety bound, and the
+    /// feed live or lost within the grace period.
     pub(crate) fn current_snapshot(&self, now: Instant) -> Option<Arc<Snapshot>> {
         let slot = self.snapshot.read().ok()?;
         let (read, snap) = slot.as_ref()?;
-        let fresh = now.saturating_duration_since(*read) < self.settings.recheck;
-        (fresh && self.feed_trusted(now)).then(|| snap.clone())
+        (self.within_bound(*read, now) && self.feed_trusted(now)).then(|| snap.clone())
     }
 
     /// The cached session under `hash` while it stands (the hot path).
@@ -491,7 +535,7 @@ impl Outpost {
         let entry = self.sessions.get(hash)?;
         let standing = now < entry.expires
             && entry.view.current(self.generation(), now)
-            && now.saturating_duration_since(entry.checked) < self.settings.recheck
+            && self.within_bound(entry.checked, now)
             && self.feed_trusted(now);
         standing.then_some(entry.view)
     }
@@ -527,9 +571,9 @@ impl Outpost {
         let check = check();
         let generation = self.generation();
         self.metrics.backend_reads.inc();
-        // Shared decisions are only as good as the feed that keeps them: while it is out of
-        // touch, each miss is checked in full.
-        if check.cookie.is_some() && self.feed.lost_since().is_none() {
+        // Shared decisions are only as good as the feed that keeps them: while it does not
+        // vouch for them, each miss is checked in full.
+        if check.cookie.is_some() && self.feed_vouches(Instant::now()) {
             match self.patiently(self.backend.identify(&check)).await? {
                 Identified::NoSession => return Ok(None),
                 Identified::Session { user, expires } => {
@@ -614,7 +658,7 @@ impl Outpost {
         of_user.retain(|v| v.current(generation, now));
         let same =
             |v: &Arc<SessionView>| v.provider == check.provider && v.renew_at.is_some() == with_jwt;
-        if self.feed.lost_since().is_none() {
+        if self.feed_vouches(now) {
             if let Some(view) = of_user.iter().find(|v| same(v)) {
                 return view.clone();
             }

@@ -6,7 +6,6 @@
 //! decides the same way, only slower. The answers are the same either way.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -93,32 +92,66 @@ fn endpoint(path: &str) -> Option<&'static str> {
     }
 }
 
-/// Copies of shared views' headers kept per worker thread before they are dropped and taken
-/// afresh.
-const COPIES_PER_THREAD: usize = 256;
+/// Slots in each worker thread's table of header copies (direct-mapped by view; a power of
+/// two).
+const SLOTS: usize = 64;
 
-thread_local! {
-    /// Each worker thread's own copies of the identity headers it answered with recently, by
-    /// view: cloning them touches no reference count another thread writes (which is what the
-    /// hot path costs on several cores). Each holds its view, so the address cannot be reused.
-    static COPIES: RefCell<HashMap<usize, (Arc<SessionView>, HeaderMap)>> =
-        RefCell::new(HashMap::new());
+/// Requests for one view that a slot sees in a row before its thread makes a copy of its own:
+/// a copy pays off for a view asked for again and again (one user hammering an app); for
+/// views that come and go (many users), building copies would cost more than it saves.
+const HOT_AFTER: u32 = 4;
+
+/// One slot of a thread's table: the view last asked for there (by address), how many times in
+/// a row, and this thread's copy of its headers once it is hot. The copy holds its view, so
+/// the address cannot be reused while it is kept.
+#[derive(Default)]
+struct Slot {
+    view: usize,
+    seen: u32,
+    copy: Option<(Arc<SessionView>, HeaderMap)>,
 }
 
-/// The identity headers of `view` (already checked to stand), from this thread's copy.
+thread_local! {
+    /// Each worker thread's own copies of the identity headers of the views it answers with
+    /// most: cloning them touches no reference count another thread writes (which is what
+    /// the hot path costs on several cores when every request is the same user's). Bounded:
+    /// [`SLOTS`] copies at most.
+    static COPIES: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The identity headers of `view` (already checked to stand): this thread's copy when the view
+/// is hot here, else a clone of the shared headers.
 fn thread_copy(view: &Arc<SessionView>) -> HeaderMap {
     COPIES.with(|copies| {
         let Ok(mut copies) = copies.try_borrow_mut() else {
             return view.headers.clone();
         };
+        if copies.is_empty() {
+            copies.resize_with(SLOTS, Slot::default);
+        }
         let key = Arc::as_ptr(view) as usize;
-        if let Some((kept, headers)) = copies.get(&key) {
+        // Fibonacci hashing of the address (its low bits are alignment): its top bits.
+        let index =
+            key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - SLOTS.trailing_zeros());
+        let Some(slot) = copies.get_mut(index) else {
+            return view.headers.clone();
+        };
+        if slot.view != key {
+            *slot = Slot {
+                view: key,
+                seen: 1,
+                copy: None,
+            };
+            return view.headers.clone();
+        }
+        if let Some((kept, headers)) = &slot.copy {
             if Arc::ptr_eq(kept, view) {
                 return headers.clone();
             }
         }
-        if copies.len() >= COPIES_PER_THREAD {
-            copies.clear();
+        slot.seen = slot.seen.saturating_add(1);
+        if slot.seen < HOT_AFTER {
+            return view.headers.clone();
         }
         let headers: HeaderMap = view
             .headers
@@ -130,7 +163,7 @@ fn thread_copy(view: &Arc<SessionView>) -> HeaderMap {
                 ))
             })
             .collect();
-        copies.insert(key, (view.clone(), headers.clone()));
+        slot.copy = Some((view.clone(), headers.clone()));
         headers
     })
 }

@@ -68,9 +68,11 @@ pub struct Settings {
     /// The secret the fallback cookie's key is derived from: a standalone outpost's API
     /// token; `None` (the embedded outpost) draws one at start (see [`break_glass`]).
     pub break_glass_secret: Option<Vec<u8>>,
-    /// The safety bound: a cached answer older than this is read again even though the change
-    /// feed said nothing (changes arrive by push; this only limits the harm of one lost
-    /// without a trace).
+    /// The safety bound: once the change feed has not confirmed contact for this long, a
+    /// cached answer older than this is read again (changes arrive by push; this limits the
+    /// harm of a feed that went quiet without a trace). While the feed confirms contact
+    /// (the embedded reader looks every 250 ms; a standalone outpost's stream speaks at
+    /// least every 15 s), answers are not re-read.
     pub recheck: Duration,
     /// The memory budget of the session cache, in bytes; the least recently used sessions
     /// go first (and are read again on their next request).

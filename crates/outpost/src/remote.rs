@@ -160,6 +160,11 @@ impl Remote {
                 Ok(Some(Err(e))) => return Err(Error::Unreachable(format!("event stream: {e}"))),
                 Ok(Some(Ok(chunk))) => chunk,
             };
+            // Anything after the hello (a change or a keep-alive) is the server in touch:
+            // the contact the safety bound counts from.
+            if *hello_seen {
+                outpost.feed_live();
+            }
             buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = buffer.find('\n') {
                 let line: String = buffer.drain(..=end).collect();

@@ -3,11 +3,13 @@
 //! [`follow`] reads them in order and hands each to the embedded outpost (which drops exactly
 //! what it names) and to the event streams of standalone outposts (`outposts/proxy/events/`).
 //!
-//! Cues, never a timer on the hot path: after each commit of this process (SQLite), and on
-//! PostgreSQL the `NOTIFY` carrying the sequence number that every replica's commit sends. On
+//! Cues, never a timer on the hot path: after each commit of this process, and on PostgreSQL
+//! the `NOTIFY` carrying the sequence number that every replica's commit sends. The feed is
+//! also looked at every [`LOOK`] (one indexed read, whatever the number of sessions): on
 //! SQLite another process may share the file (a second server replica, the CLI writing
-//! directly), which no notice reaches, so the feed is also looked at every [`SQLITE_LOOK`]
-//! (one indexed read, whatever the number of sessions). A dropped `LISTEN` connection puts the
+//! directly), which no notice reaches; on PostgreSQL a notice can be lost without a trace (a
+//! pooler in between); and each look that succeeds is the feed's confirmed contact, which
+//! spares cached answers the outpost's safety bound. A dropped `LISTEN` connection puts the
 //! embedded outpost in degraded mode (cached answers stand for the grace period); once back,
 //! the reader resumes from its position, or drops everything when the feed no longer covers it.
 
@@ -20,8 +22,9 @@ use gatehouse_store::changes::{self, Change};
 use gatehouse_store::Store;
 use tokio::sync::{broadcast, watch};
 
-/// How often the feed is looked at on SQLite, for writes of other processes sharing the file.
-pub const SQLITE_LOOK: Duration = Duration::from_millis(250);
+/// How often the feed is looked at without a cue: for writes no notice announced, and as the
+/// feed's confirmed contact (far inside any sensible safety bound).
+pub const LOOK: Duration = Duration::from_millis(250);
 
 /// Changes read per query; more are read at once after a full batch.
 const BATCH: i64 = 1_000;
@@ -149,7 +152,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
             Ok(None) => loop {
                 tokio::select! {
                     _ = changes.store.committed() => {}
-                    _ = tokio::time::sleep(SQLITE_LOOK) => {}
+                    _ = tokio::time::sleep(LOOK) => {}
                 }
                 read(changes.read(&outpost).await);
             },
@@ -160,6 +163,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                     let cue = tokio::select! {
                         n = listener.next() => n,
                         _ = changes.store.committed() => Ok(Some(0)),
+                        _ = tokio::time::sleep(LOOK) => Ok(Some(0)),
                     };
                     match cue {
                         Ok(Some(_)) => read(changes.read(&outpost).await),

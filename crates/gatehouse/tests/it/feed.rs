@@ -1,7 +1,8 @@
 //! The change feed behind the outposts' caches: a consumer that misses a change (a gap in the
 //! sequence numbers, a dropped event stream, a feed that no longer covers its position) drops
 //! what it cached and never serves a revoked session; the safety bound re-reads answers when
-//! the feed says nothing; unknown cookies are cheap misses that cache and write nothing, and
+//! the feed has been silent for longer than it, and costs nothing while the feed is live;
+//! unknown cookies are cheap misses that cache and write nothing, and
 //! the session cache keeps to its memory budget. Each test writes to the database behind the
 //! server's back (as another process would), through the store or plain SQL.
 
@@ -150,18 +151,54 @@ async fn a_gap_in_the_change_feed_drops_every_cached_answer_so_a_silently_delete
 #[tokio::test]
 async fn the_safety_bound_re_reads_a_cached_session_when_the_feed_is_silent() -> anyhow::Result<()>
 {
+    // A standalone outpost whose bound (1 s) is shorter than the server's keep-alive (15 s):
+    // between keep-alives its feed says nothing for longer than the bound.
     let db = TestDb::new().await?;
-    let (server, http, store) = logged_in(&db, |s| {
+    let server = TestServer::start(&db).await?;
+    let (instance, token) = edge(&server).await?;
+    let outpost = TestOutpost::start(&server.url, &token, |s| {
+        s.recheck = chrono::Duration::seconds(1);
+    })
+    .await?;
+    let family = protect(&server, &outpost.url).await?;
+    user(&server, "alice@example.com", json!([family["pk"]])).await?;
+    assign_app(&server, &instance).await?;
+    keys_ready(&server).await?;
+    let host = outpost.url.trim_start_matches("http://").to_owned();
+    let (http, _) = login_through(&server, &outpost.url, cookie_client()?).await?;
+    assert_eq!(decision(&http, &outpost.url, &host).await?, 200);
+    let store = Store::connect(&db.url).await?;
+    delete_sessions_silently(&store).await?;
+    assert_eq!(
+        until_refused(&http, &outpost.url, &host).await?,
+        401,
+        "with the feed silent past the safety bound, the answer is read again"
+    );
+    outpost.stop().await?;
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_live_feed_keeps_cached_answers_past_the_safety_bound_without_reading_them_again(
+) -> anyhow::Result<()> {
+    // The embedded outpost's reader confirms contact every 250 ms, well within a 1 s bound.
+    let db = TestDb::new().await?;
+    let (server, http, _store) = logged_in(&db, |s| {
         s.outpost_recheck = chrono::Duration::seconds(1);
     })
     .await?;
     let host = server.url.trim_start_matches("http://").to_owned();
     assert_eq!(decision(&http, &server.url, &host).await?, 200);
-    delete_sessions_silently(&store).await?;
+    let reads = || metric(&server.metrics_url, "gatehouse_outpost_backend_reads_total");
+    let before = reads().await?;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(decision(&http, &server.url, &host).await?, 200);
+    }
     assert_eq!(
-        until_refused(&http, &server.url, &host).await?,
-        401,
-        "past the safety bound the answer is read again, feed or no feed"
+        reads().await?,
+        before,
+        "three times the bound later the cached answer still stands unread: the feed vouched for it"
     );
     server.stop().await
 }
