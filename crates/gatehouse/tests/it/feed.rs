@@ -167,7 +167,7 @@ async fn the_safety_bound_re_reads_a_cached_session_when_the_feed_is_silent() ->
     let host = outpost.url.trim_start_matches("http://").to_owned();
     let (http, _) = login_through(&server, &outpost.url, cookie_client()?).await?;
     assert_eq!(decision(&http, &outpost.url, &host).await?, 200);
-    let store = Store::connect(&db.url).await?;
+    let store = db.store().await?;
     delete_sessions_silently(&store).await?;
     assert_eq!(
         until_refused(&http, &outpost.url, &host).await?,
