@@ -254,15 +254,7 @@ async fn show(
         Ok(wide_page(StatusCode::OK, "My applications", &body))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "user page failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The page could not be built.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(result, "user page", "The page could not be built.")
 }
 
 #[derive(Deserialize)]
@@ -306,15 +298,11 @@ async fn revoke(
         Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "revoking a session failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The session could not be revoked.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(
+        result,
+        "revoking a session",
+        "The session could not be revoked.",
+    )
 }
 
 /// Removes one of the user's login-source connections, unless it is their only way to sign in.
@@ -364,15 +352,11 @@ async fn remove_source(
         Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "removing a login source failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The login source could not be removed.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(
+        result,
+        "removing a login source",
+        "The login source could not be removed.",
+    )
 }
 
 /// Removes one of the user's passkeys or authenticator apps: only with a recent proof, and
@@ -430,15 +414,11 @@ async fn remove_device(
         Ok((StatusCode::SEE_OTHER, [(LOCATION, "/if/user/")]).into_response())
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "removing a device failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The device could not be removed.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(
+        result,
+        "removing a device",
+        "The device could not be removed.",
+    )
 }
 
 #[derive(Deserialize)]
@@ -506,15 +486,11 @@ async fn totp_form(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(wide_page(StatusCode::OK, "Authenticator app", &body))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "TOTP set-up page failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The set-up page could not be built.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(
+        result,
+        "TOTP set-up page",
+        "The set-up page could not be built.",
+    )
 }
 
 /// An authenticator app was added (`templates/totp_added.html`).
@@ -570,15 +546,11 @@ async fn totp_confirm(
         Ok(page(StatusCode::OK, "Authenticator app added", &TotpAdded { codes: &codes }))
     }
     .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "TOTP confirmation failed");
-        error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "The authenticator could not be saved.",
-            "Try again in a moment.",
-        )
-    })
+    or_went_wrong(
+        result,
+        "TOTP confirmation",
+        "The authenticator could not be saved.",
+    )
 }
 
 #[derive(Deserialize)]
@@ -707,12 +679,22 @@ async fn password_change(
         ))
     }
     .await;
+    or_went_wrong(
+        result,
+        "password change",
+        "The password could not be changed.",
+    )
+}
+
+/// A user-page handler's answer, or, when it failed inside, a 500 page saying `what` could not
+/// be done (the cause goes to the log as `doing failed`, never to the visitor).
+fn or_went_wrong(result: Result<Response, ApiError>, doing: &str, what: &str) -> Response {
     result.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "password change failed");
+        tracing::error!(error = %e, "{doing} failed");
         error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
-            "The password could not be changed.",
+            what,
             "Try again in a moment.",
         )
     })
