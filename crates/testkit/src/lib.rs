@@ -148,16 +148,18 @@ impl Cuttable {
     pub fn overload(&self) {
         self.overloaded
             .store(true, std::sync::atomic::Ordering::Release);
-        if let Ok(mut all) = self.links.lock() {
-            for link in all.drain(..) {
-                link.abort();
-            }
-        }
+        self.drop_connections();
     }
 
     /// Cuts the link: open connections drop, new ones are refused.
     pub fn cut(&self) {
         self.accept.abort();
+        self.drop_connections();
+    }
+
+    /// Drops every open connection but keeps accepting new ones, as a restarted database
+    /// would: clients see their connections (a `LISTEN` among them) end, and must reconnect.
+    pub fn drop_connections(&self) {
         if let Ok(mut all) = self.links.lock() {
             for link in all.drain(..) {
                 link.abort();

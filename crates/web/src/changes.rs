@@ -26,6 +26,9 @@ use tokio::sync::{broadcast, watch};
 /// feed's confirmed contact (far inside any sensible safety bound).
 pub const LOOK: Duration = Duration::from_millis(250);
 
+/// How long the feed reader waits before trying the database again after a failure.
+const RETRY: Duration = Duration::from_secs(1);
+
 /// Changes read per query; more are read at once after a full batch.
 const BATCH: i64 = 1_000;
 
@@ -138,7 +141,7 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
             },
             Err(e) => tracing::warn!(error = %e, "cannot read the change feed's position yet"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(RETRY).await;
     }
     let read = |outcome: gatehouse_store::Result<()>| match outcome {
         Ok(()) => outpost.feed_live(),
@@ -147,7 +150,12 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
             outpost.feed_lost(gatehouse_outpost::Error::Unreachable(e.to_string()));
         }
     };
+    // When the LISTEN connection last dropped: a drop (a restarted database) is listened to
+    // again at once, so changes made meanwhile are read without delay; drops that keep coming
+    // are retried once a second.
+    let mut last_drop: Option<std::time::Instant> = None;
     loop {
+        let mut again_at_once = false;
         match changes.store.listen_changes().await {
             Ok(None) => loop {
                 tokio::select! {
@@ -173,11 +181,15 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                             outpost.feed_lost(gatehouse_outpost::Error::Unreachable(
                                 "the LISTEN connection dropped".into(),
                             ));
+                            again_at_once = last_drop.is_none_or(|t| t.elapsed() > 5 * RETRY);
+                            last_drop = Some(std::time::Instant::now());
                             break;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot listen for change notices; retrying");
                             outpost.feed_lost(gatehouse_outpost::Error::Unreachable(e.to_string()));
+                            again_at_once = last_drop.is_none_or(|t| t.elapsed() > 5 * RETRY);
+                            last_drop = Some(std::time::Instant::now());
                             break;
                         }
                     }
@@ -188,6 +200,8 @@ pub async fn follow(changes: Arc<Changes>, outpost: Arc<Outpost>) {
                 tracing::debug!(error = %e, "cannot listen for change notices yet");
             }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !again_at_once {
+            tokio::time::sleep(RETRY).await;
+        }
     }
 }

@@ -587,6 +587,54 @@ async fn with_the_database_unreachable_checked_sessions_pass_and_new_logins_get_
     Ok(())
 }
 
+/// A restarted PostgreSQL (every connection of one replica dropped at once, its `LISTEN`
+/// among them) loses no change (#12): a deactivation made on another replica while this
+/// replica's connections were gone still ends the session at this replica's outpost, because
+/// the feed is read by sequence number after reconnecting, not only heard as a notice.
+#[tokio::test]
+async fn a_change_made_while_the_database_connections_drop_still_ends_the_session(
+) -> anyhow::Result<()> {
+    let db = gatehouse_testkit::TestDb::new().await?;
+    let Some((a, link)) = behind_a_cuttable_link(&db, |_| {}).await? else {
+        return Ok(());
+    };
+    let b = TestServer::start(&db).await?;
+    let family = protect(&a, &a.url).await?;
+    user(&a, "alice@example.com", json!([family["pk"]])).await?;
+    let http = cookie_client()?;
+    outpost_login(&a, &http).await?;
+    assert_eq!(decision(&a, &http).await?, 200);
+
+    link.drop_connections();
+    let (_, users) = b.get("/core/users/?username=alice@example.com").await?;
+    let pk = users["results"][0]["pk"].as_i64().unwrap_or_default();
+    let changed_at = std::time::Instant::now();
+    let (status, body) = b
+        .patch(&format!("/core/users/{pk}/"), json!({"is_active": false}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let mut answer = 200;
+    while answer == 200 && changed_at.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        answer = decision(&a, &http).await?;
+    }
+    println!(
+        "a deactivation during dropped database connections reached the outpost after {:?}",
+        changed_at.elapsed()
+    );
+    assert_eq!(
+        answer, 401,
+        "the deactivated user's session no longer passes"
+    );
+    assert!(
+        changed_at.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        changed_at.elapsed()
+    );
+    b.stop().await?;
+    a.stop().await
+}
+
 /// What degraded mode shows at the outpost at `base` (whose metrics are at `metrics_url`): the
 /// gauge is 1, nothing unchecked passes (a forged cookie gets 401 from auth/nginx, `start`
 /// the 503 outage page, Caddy's endpoint 503, never 200), and once the grace period has run
