@@ -393,7 +393,7 @@ pub async fn list<E: Entity>(conn: &mut AnyConnection, spec: &ListSpec) -> Resul
             // A resource without searchable columns ignores `search`, as Django REST
             // framework's SearchFilter does with no `search_fields` (an empty OR was an SQL
             // syntax error: a 500).
-            Filter::Search(columns, _) if columns.is_empty() => {}
+            Filter::Search([], _) => {}
             Filter::Search(columns, term) => {
                 let escaped = term
                     .replace('\\', "\\\\")
