@@ -126,7 +126,7 @@ async fn render(
     error: Option<&str>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.store.conn().await?;
-    let totp = !devices::totp_of(&mut conn, state.store.key(), current.user.id)
+    let totp = !devices::devices(&mut conn, DeviceKind::Totp, Some(current.user.id))
         .await?
         .is_empty();
     let passkeys = !devices::devices(&mut conn, DeviceKind::Passkey, Some(current.user.id))

@@ -532,7 +532,7 @@ async fn totp_confirm(
             return Ok(wide_page(StatusCode::BAD_REQUEST, "Authenticator app", &body));
         };
         let mut tx = state.store.begin().await?;
-        let first = devices::totp_of(&mut tx, state.store.key(), current.user.id).await?.is_empty();
+        let first = devices::devices(&mut tx, DeviceKind::Totp, Some(current.user.id)).await?.is_empty();
         let added = devices::add_totp(&mut tx, state.store.key(), current.user.id, DeviceKind::Totp.label(), &form.secret, i64::try_from(step).unwrap_or(i64::MAX)).await?;
         if let Some(device) = devices::device(&mut tx, DeviceKind::Totp, added.id).await? {
             devices::audit(&mut tx, "model_created", "gatehouse.user", &current.user, &device, Some(peer.ip().to_string())).await?;
