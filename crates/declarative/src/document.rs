@@ -527,6 +527,82 @@ pub struct Document {
     /// Outposts.
     #[serde(default)]
     pub outposts: Vec<OutpostEntry>,
+    /// Token-signing key pairs carried over from another identity provider.
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeyEntry>,
+    /// Sign-in factors carried over from another identity provider.
+    #[serde(default)]
+    pub credentials: Vec<CredentialEntry>,
+}
+
+/// Sign-in factors carried over from another identity provider (`gatehouse import authentik`
+/// writes them). They are seeded once: an entry is satisfied when the user already has a
+/// password, a TOTP device of that name or a passkey with that credential id, so a login that
+/// rehashes the password or moves a counter never shows up as drift, and applying twice plans
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    /// Username (the key); the user must exist or be defined under `users:`.
+    pub user: String,
+    /// An encoded password hash: Django's `pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`,
+    /// `bcrypt_sha256` or `bcrypt` forms, or an argon2id PHC string. Verified at the next login
+    /// and replaced by Gatehouse's own argon2id hash then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<Secret>,
+    /// Authenticator-app devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub totp: Vec<TotpEntry>,
+    /// Passkeys / security keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passkeys: Vec<PasskeyEntry>,
+}
+
+/// A TOTP device carried over (SHA-1, 6 digits, 30-second steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEntry {
+    /// Device name, unique per user (the key).
+    pub name: String,
+    /// The shared secret, base32.
+    pub secret: Secret,
+    /// The last time step a code was accepted for, so a code seen before is not accepted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<i64>,
+}
+
+/// A WebAuthn credential carried over; it keeps working where Gatehouse serves the same RP ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyEntry {
+    /// Device name.
+    pub name: String,
+    /// Credential id, base64url without padding (the key).
+    pub credential_id: String,
+    /// The COSE_Key public key as the authenticator sent it, base64url without padding.
+    pub public_key: String,
+    /// The last signature counter seen.
+    #[serde(default)]
+    pub sign_count: u32,
+    /// The authenticator model, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aaguid: Option<String>,
+}
+
+/// A token-signing key pair carried over, so tokens already issued still verify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyEntry {
+    /// Unique name (the key); providers may refer to it.
+    pub name: String,
+    /// The private key, PEM (PKCS#1 or PKCS#8).
+    pub private_key: Secret,
+    /// The certificate, PEM, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// The JWKS key id tokens already carry; derived from the key when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
 }
 
 /// The text of a document with its name, for locating errors.
@@ -616,6 +692,29 @@ pub fn parse(
                 secret,
                 format!("sources[{}].consumer_secret", s.slug),
                 &s.slug,
+            )?;
+        }
+    }
+    for k in &mut doc.signing_keys {
+        resolve(
+            &mut k.private_key,
+            format!("signing_keys[{}].private_key", k.name),
+            &k.name,
+        )?;
+    }
+    for c in &mut doc.credentials {
+        if let Some(hash) = &mut c.password_hash {
+            resolve(
+                hash,
+                format!("credentials[{}].password_hash", c.user),
+                &c.user,
+            )?;
+        }
+        for t in &mut c.totp {
+            resolve(
+                &mut t.secret,
+                format!("credentials[{}].totp[{}].secret", c.user, t.name),
+                &c.user,
             )?;
         }
     }

@@ -214,6 +214,18 @@ pub async fn reconcile(
         "outposts",
         doc.outposts.iter().map(|e| e.name.as_str()),
     )?;
+    if let Some(key) = doc
+        .signing_keys
+        .first()
+        .map(|k| k.name.as_str())
+        .or_else(|| doc.credentials.first().map(|c| c.user.as_str()))
+    {
+        return Err(Failure::Document(located.invalid(
+            "signing_keys/credentials",
+            key,
+            "carried-over signing keys and credentials are not applied yet: remove these sections for now",
+        )));
+    }
     let mut run = Run {
         conn,
         sealing,
