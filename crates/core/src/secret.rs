@@ -50,7 +50,8 @@ pub fn token_hash(token: &str) -> String {
     hex_encode(&Sha256::digest(token.as_bytes()))
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -80,8 +81,12 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hashing(e.to_string()))
 }
 
-/// Checks a password against a stored PHC string in constant time.
+/// Checks a password against a stored hash: Gatehouse's PHC string, or a hash carried over in
+/// Django's encoded form ([`crate::django_hash`]), which [`needs_rehash`] then replaces.
 pub fn verify_password(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    if !stored.starts_with('$') {
+        return crate::django_hash::verify(password, stored).map_err(|_| PasswordError::BadHash);
+    }
     let parsed = PasswordHash::new(stored).map_err(|_| PasswordError::BadHash)?;
     Ok(hasher()?
         .verify_password(password.as_bytes(), &parsed)
@@ -94,6 +99,15 @@ pub fn check_password_hash(stored: &str) -> Result<(), PasswordError> {
         Ok(parsed) if parsed.algorithm.as_str() == "argon2id" => Ok(()),
         _ => Err(PasswordError::BadHash),
     }
+}
+
+/// Checks that `stored` is a hash a password can be verified against: an argon2id PHC string or
+/// a Django-encoded hash carried over from Authentik (`set_password_hash`, imports).
+pub fn check_importable_hash(stored: &str) -> Result<(), crate::django_hash::FormatError> {
+    if check_password_hash(stored).is_ok() {
+        return Ok(());
+    }
+    crate::django_hash::check(stored)
 }
 
 /// Whether a stored hash was made with other parameters than today's, so it should be replaced

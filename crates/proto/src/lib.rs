@@ -53,3 +53,12 @@ pub struct UserPasswordSetRequest {
     /// The new password.
     pub password: String,
 }
+
+/// `{"password": …}`: the body of `set_password_hash`, an encoded hash carried over from
+/// another identity provider (Authentik's Django forms or an argon2id PHC string).
+#[derive(Debug, Clone, serde::Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPasswordHashSetRequest {
+    /// The encoded hash, e.g. `pbkdf2_sha256$1000000$<salt>$<hash>`.
+    pub password: String,
+}

@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod carried;
 mod cli;
 mod declarative;
 mod deploy;

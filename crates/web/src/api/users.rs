@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use gatehouse_core::kinds::UserType;
 use gatehouse_core::{secret, validate};
 use gatehouse_proto::core::{PartialUser, User, UserRequest};
-use gatehouse_proto::UserPasswordSetRequest;
+use gatehouse_proto::{UserPasswordHashSetRequest, UserPasswordSetRequest};
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
 
@@ -54,6 +54,7 @@ const RULES: ListRules = ListRules {
 
 pub(super) fn routes(mut api: Api) -> Api {
     let password = api.schema::<UserPasswordSetRequest>();
+    let password_hash = api.schema::<UserPasswordHashSetRequest>();
     api.resource::<users::User>(
         "/core/users/",
         "/core/users/{id}/",
@@ -66,6 +67,14 @@ pub(super) fn routes(mut api: Api) -> Api {
         "Set a user's password",
         set_password,
         Some(&password),
+        Reply::Empty,
+    )
+    .op(
+        Method::POST,
+        "/core/users/{id}/set_password_hash/",
+        "Set a user's password from a hash carried over from another identity provider",
+        set_password_hash,
+        Some(&password_hash),
         Reply::Empty,
     )
 }
@@ -280,12 +289,41 @@ async fn set_password(
         ));
     }
     let hash = hash_password(req.password).await?;
+    store_password_hash(&state, &admin, id, &hash).await
+}
+
+/// Sets a user's password from an encoded hash (Authentik's `set_password_hash`): how people
+/// moved over keep their passwords. The hash is verified at the next login and replaced by
+/// Gatehouse's argon2id then.
+async fn set_password_hash(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<UserPasswordHashSetRequest>,
+) -> ApiResult<StatusCode> {
+    if req.password.len() > MAX_PASSWORD {
+        return Err(ApiError::field(
+            "password",
+            format!("Ensure this field has no more than {MAX_PASSWORD} characters."),
+        ));
+    }
+    secret::check_importable_hash(&req.password)
+        .map_err(|e| ApiError::field("password", e.to_string()))?;
+    store_password_hash(&state, &admin, id, &req.password).await
+}
+
+async fn store_password_hash(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    hash: &str,
+) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let user = users::get(&mut tx, id).await?;
-    users::set_password_hash(&mut tx, id, Some(&hash)).await?;
+    users::set_password_hash(&mut tx, id, Some(hash)).await?;
     audit(
         &mut tx,
-        &admin,
+        admin,
         "password_set",
         "user",
         id.to_string(),
