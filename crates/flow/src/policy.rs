@@ -57,6 +57,10 @@ pub struct Explained {
 /// Longest accepted expression; CEL has no cost limit, so size is bounded instead.
 pub const MAX_EXPRESSION: usize = 4096;
 
+/// The score at or below which a reputation policy without a `threshold` fails: five recent
+/// failures, as in Authentik.
+pub const DEFAULT_THRESHOLD: i64 = -5;
+
 fn setting<'v>(settings: &'v Value, key: &str) -> Option<&'v Value> {
     settings.get(key)
 }
@@ -108,7 +112,7 @@ pub async fn evaluate_policy(
                 .unwrap_or(true);
             let threshold = setting(s, "threshold")
                 .and_then(Value::as_i64)
-                .unwrap_or(-5);
+                .unwrap_or(DEFAULT_THRESHOLD);
             let identifier = ctx
                 .identifier
                 .or(ctx.user.map(|u| u.fields.username.as_str()));

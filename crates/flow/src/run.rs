@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use gatehouse_core::kinds::{FlowAuthentication, PolicyEngineMode, StageKind};
+use gatehouse_core::kinds::{FlowAuthentication, StageKind};
 use gatehouse_core::secret;
 use gatehouse_sealing::CarriedKey;
 use gatehouse_store::flows::{self, Flow};
@@ -158,6 +158,7 @@ impl Engine {
                 name: stage.fields.name,
                 kind: stage.fields.kind,
                 settings: stage.fields.settings,
+                policy_engine_mode: binding.policy_engine_mode,
             });
         }
         Ok(stages)
@@ -192,7 +193,7 @@ impl Engine {
                 invitation: invitation.as_ref(),
             };
             let (verdict, _) =
-                policy::evaluate_target(conn, stage.binding, PolicyEngineMode::All, ctx).await?;
+                policy::evaluate_target(conn, stage.binding, stage.policy_engine_mode, ctx).await?;
             if let Verdict::Fail(message) = verdict {
                 run.denials.push(message);
                 run.index += 1;

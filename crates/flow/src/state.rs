@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use gatehouse_core::kinds::{FlowDesignation, StageKind};
+use gatehouse_core::kinds::{FlowDesignation, PolicyEngineMode, StageKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -50,6 +50,14 @@ pub struct PlannedStage {
     pub kind: StageKind,
     /// Its settings.
     pub settings: Value,
+    /// How the binding's policies combine (runs planned before this field existed combined
+    /// them with "all").
+    #[serde(default = "all")]
+    pub policy_engine_mode: PolicyEngineMode,
+}
+
+fn all() -> PolicyEngineMode {
+    PolicyEngineMode::All
 }
 
 /// A flow in progress.

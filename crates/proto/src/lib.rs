@@ -14,6 +14,8 @@
 //! - [`core`]: users, groups, applications, tokens.
 //! - [`providers`]: OAuth2 and proxy providers.
 //! - [`flows`]: flows, policy bindings, invitations.
+//! - [`policies`]: expression and reputation policies, reputation scores.
+//! - [`stages`]: stages of each kind and their bindings into flows.
 //! - [`sources`], [`outposts`], [`events`].
 //! - [`declarative`]: plan/apply of the declarative config.
 
@@ -24,8 +26,10 @@ pub mod events;
 pub mod flows;
 pub mod outposts;
 pub mod page;
+pub mod policies;
 pub mod providers;
 pub mod sources;
+pub mod stages;
 
 use serde::{Deserialize, Deserializer};
 

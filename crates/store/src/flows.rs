@@ -188,6 +188,11 @@ pub async fn update_stage(
     sql::get(conn, uuid).await
 }
 
+/// Deletes stage `uuid`; it leaves every flow it was bound into, with those bindings' policies.
+pub async fn delete_stage(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
+    sql::delete(conn, "stages", Stage::WHAT, "uuid", uuid.into()).await
+}
+
 /// The stage named `name`, if any.
 pub async fn find_stage_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option<Stage>> {
     sql::find(conn, "name", name.into()).await
@@ -204,6 +209,8 @@ pub struct StageBinding {
     pub stage: Uuid,
     /// Position in the flow (ascending).
     pub order: i64,
+    /// How the policies bound to this binding combine when the stage is reached.
+    pub policy_engine_mode: PolicyEngineMode,
 }
 
 impl Entity for StageBinding {
@@ -217,6 +224,7 @@ impl Entity for StageBinding {
             flow: row.uuid("flow_uuid")?,
             stage: row.uuid("stage_uuid")?,
             order: row.int("position")?,
+            policy_engine_mode: row.parsed("policy_engine_mode")?,
         })
     }
 }
@@ -232,27 +240,55 @@ pub async fn stage_bindings(conn: &mut AnyConnection, flow: Uuid) -> Result<Vec<
     .await
 }
 
-/// Binds `stage` into `flow` at `order`.
+/// Binds `stage` into `flow` at `order`; its policies must all pass (the declarative form's
+/// meaning of a stage's `bindings`).
 pub async fn bind_stage(
     conn: &mut AnyConnection,
     flow: Uuid,
     stage: Uuid,
     order: i64,
 ) -> Result<StageBinding> {
-    let uuid = Uuid::new_v4();
-    sql::insert(
-        conn,
-        "flow_stage_bindings",
-        vec![
-            ("uuid", uuid.into()),
-            ("flow_uuid", flow.into()),
-            ("stage_uuid", stage.into()),
-            ("position", order.into()),
-        ],
-        None,
-    )
-    .await?;
-    sql::get(conn, uuid).await
+    let binding = StageBinding {
+        uuid: Uuid::new_v4(),
+        flow,
+        stage,
+        order,
+        policy_engine_mode: PolicyEngineMode::All,
+    };
+    put_stage_binding(conn, &binding, false).await
+}
+
+/// Writes `binding`: a new row, or (`exists`) the row with its UUID, which keeps its policies.
+pub async fn put_stage_binding(
+    conn: &mut AnyConnection,
+    binding: &StageBinding,
+    exists: bool,
+) -> Result<StageBinding> {
+    let cols = vec![
+        ("flow_uuid", binding.flow.into()),
+        ("stage_uuid", binding.stage.into()),
+        ("position", binding.order.into()),
+        (
+            "policy_engine_mode",
+            binding.policy_engine_mode.as_str().into(),
+        ),
+    ];
+    if exists {
+        sql::update(
+            conn,
+            "flow_stage_bindings",
+            StageBinding::WHAT,
+            "uuid",
+            binding.uuid.into(),
+            cols,
+        )
+        .await?;
+    } else {
+        let mut cols = cols;
+        cols.push(("uuid", binding.uuid.into()));
+        sql::insert(conn, "flow_stage_bindings", cols, None).await?;
+    }
+    sql::get(conn, binding.uuid).await
 }
 
 /// Removes a stage binding (its policy bindings go with it).

@@ -81,6 +81,23 @@ pub async fn update(conn: &mut AnyConnection, uuid: Uuid, fields: &PolicyFields)
     sql::get(conn, uuid).await
 }
 
+/// Deletes policy `uuid` with its bindings; cached verdicts are dropped everywhere.
+pub async fn delete(conn: &mut AnyConnection, uuid: Uuid) -> Result<()> {
+    crate::changes::append(conn, crate::changes::ChangeKind::All).await?;
+    sql::delete(conn, "policies", Policy::WHAT, "uuid", uuid.into()).await
+}
+
+/// How many bindings evaluate policy `uuid` (the API's `bound_to`).
+pub async fn bound_to(conn: &mut AnyConnection, uuid: Uuid) -> Result<i64> {
+    let rows = sql::fetch_all(
+        conn,
+        "SELECT uuid FROM policy_bindings WHERE policy_uuid = $1",
+        vec![uuid.into()],
+    )
+    .await?;
+    Ok(rows.len() as i64)
+}
+
 /// The policy named `name`, if any.
 pub async fn find_by_name(conn: &mut AnyConnection, name: &str) -> Result<Option<Policy>> {
     sql::find(conn, "name", name.into()).await

@@ -18,6 +18,7 @@ impl Stage for Deny {
             .settings
             .get("message")
             .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
             .unwrap_or("Access denied.");
         Ok(Entry::Deny(message.to_owned()))
     }

@@ -116,7 +116,11 @@ impl Stage for UserWrite {
                 username: username.clone(),
                 user_type,
                 path: "users".into(),
-                is_active: setting("create_users_as_inactive").is_none_or(|v| v != "true"),
+                // A boolean as the API writes it, or "true" as early declarative files did.
+                is_active: !matches!(
+                    stage.settings.get("create_users_as_inactive"),
+                    Some(Value::Bool(true))
+                ) && setting("create_users_as_inactive").is_none_or(|v| v != "true"),
                 attributes: json!({}),
             },
         )

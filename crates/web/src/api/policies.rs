@@ -1,6 +1,6 @@
 //! `policies/bindings/`: bind a policy, group or user to a flow, application or stage binding.
 
-use gatehouse_proto::flows::{Policy, PolicyBinding, PolicyBindingRequest};
+use gatehouse_proto::flows::{PolicyBinding, PolicyBindingRequest};
 use gatehouse_store::policies::{self, Binding, BindingFields, Subject};
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use uuid::Uuid;
@@ -47,30 +47,8 @@ async fn render(conn: &mut Conn, b: &Binding) -> ApiResult<PolicyBinding> {
     match f.subject {
         Subject::Policy(uuid) => {
             let p = sql::get::<policies::Policy>(conn, uuid).await?;
-            let bound_to = sql::fetch_all(
-                conn,
-                "SELECT uuid FROM policy_bindings WHERE policy_uuid = $1",
-                vec![uuid.into()],
-            )
-            .await?
-            .len() as i64;
             policy = Some(uuid);
-            policy_obj = Some(Policy {
-                pk: uuid,
-                name: p.fields.name.clone(),
-                execution_logging: p.fields.execution_logging,
-                component: format!(
-                    "ak-policy-{}-form",
-                    p.fields.kind.as_str().replace('_', "-")
-                ),
-                verbose_name: p.fields.kind.as_str().replace('_', " "),
-                verbose_name_plural: format!(
-                    "{} policies",
-                    p.fields.kind.as_str().replace('_', " ")
-                ),
-                meta_model_name: format!("gatehouse.{}policy", p.fields.kind.as_str()),
-                bound_to,
-            });
+            policy_obj = Some(super::policy_kinds::common(conn, &p).await?);
         }
         Subject::Group(id) => {
             let g = sql::get::<groups::Group>(conn, id).await?;

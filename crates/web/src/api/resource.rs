@@ -185,6 +185,8 @@ pub(crate) enum Operations {
     CreateDelete,
     /// List and read.
     ReadOnly,
+    /// List, read, delete (objects made elsewhere, e.g. `policies/all/`, reputation scores).
+    ReadDelete,
 }
 
 impl Api {
@@ -198,7 +200,6 @@ impl Api {
         ops: Operations,
     ) -> Self {
         let wire = self.schema::<R::Wire>();
-        let request = self.schema::<R::Request>();
         let summary = |verb: &str| format!("{verb} {noun}");
         self = self
             .op(
@@ -220,23 +221,26 @@ impl Api {
         if matches!(ops, Operations::ReadOnly) {
             return self;
         }
-        self = self
-            .op(
-                Method::POST,
-                collection,
-                summary("Create a"),
-                create::<R>,
-                Some(&request),
-                Reply::Created(wire.clone()),
-            )
-            .op(
-                Method::DELETE,
-                item,
-                summary("Delete a"),
-                remove::<R>,
-                None,
-                Reply::Empty,
-            );
+        self = self.op(
+            Method::DELETE,
+            item,
+            summary("Delete a"),
+            remove::<R>,
+            None,
+            Reply::Empty,
+        );
+        if matches!(ops, Operations::ReadDelete) {
+            return self;
+        }
+        let request = self.schema::<R::Request>();
+        self = self.op(
+            Method::POST,
+            collection,
+            summary("Create a"),
+            create::<R>,
+            Some(&request),
+            Reply::Created(wire.clone()),
+        );
         if matches!(ops, Operations::Crud) {
             self = self
                 .op(
