@@ -96,6 +96,22 @@ pub enum FilterKind {
     Int,
 }
 
+/// A path parameter of an API route. A malformed one (letters where an integer id belongs, a
+/// broken UUID) names no object, so it answers the API's JSON 404, as Django REST framework's
+/// lookups do, rather than the framework's plain-text 400.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|e| ApiError::NotFound(format!("object at this address ({})", e.body_text())))
+    }
+}
+
 /// Raw query parameters of a list request.
 pub struct ListQuery(pub Vec<(String, String)>);
 

@@ -10,7 +10,7 @@
 //!
 //! One set of handlers serves both kinds ([`Kind`]) and both audiences ([`Scope`]).
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{Method, StatusCode};
 use axum::Json;
 use gatehouse_proto::authenticators::{Device, DeviceRequest, TotpDevice, WebAuthnDevice};
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use super::{page, Api, Reply};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{FilterKind, JsonBody, ListQuery, ListRules};
+use crate::extract::{FilterKind, JsonBody, ListQuery, ListRules, Path};
 use crate::AppState;
 
 const RULES: ListRules = ListRules {

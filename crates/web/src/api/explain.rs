@@ -1,7 +1,7 @@
 //! `flows/instances/{slug}/explain/`: evaluates a flow's bindings for a user (or an anonymous
 //! visitor) and an address without running it, so an operator sees why a flow would deny (T4).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::Json;
 use gatehouse_flow::policy::{self, Context, Explained, Verdict};
@@ -12,7 +12,7 @@ use gatehouse_store::{flows, sql, users};
 use super::{Api, Reply};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ListQuery;
+use crate::extract::{ListQuery, Path};
 use crate::AppState;
 
 pub(super) fn routes(mut api: Api) -> Api {

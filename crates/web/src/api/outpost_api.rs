@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::{Api, Reply};
 use crate::auth::{outpost_token_identifier, Admin, OutpostCaller};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, ListRules};
+use crate::extract::{JsonBody, ListQuery, ListRules, Path};
 use crate::outpost::{Scope, Sessions};
 use crate::AppState;
 

@@ -6,7 +6,7 @@
 use std::fmt::Display;
 use std::future::Future;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::Json;
 use gatehouse_proto::page::Paginated;
@@ -19,7 +19,7 @@ use super::users::audit;
 use super::{page, Api, Reply};
 use crate::auth::Admin;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, ListQuery, ListRules};
+use crate::extract::{JsonBody, ListQuery, ListRules, Path};
 use crate::{AppState, Settings};
 use gatehouse_store::{Conn, SecretKey};
 

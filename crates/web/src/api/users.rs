@@ -1,6 +1,6 @@
 //! `core/users/`: list, read, create, replace, patch, delete, `set_password`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use gatehouse_core::kinds::UserType;
 use gatehouse_core::{secret, validate};
@@ -16,7 +16,7 @@ use super::validate::{or, Errors};
 use super::{must_be_empty, Api, Reply};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{FilterKind, JsonBody, ListRules};
+use crate::extract::{FilterKind, JsonBody, ListRules, Path};
 use crate::AppState;
 use crate::Settings;
 use gatehouse_store::SecretKey;
