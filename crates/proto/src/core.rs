@@ -405,3 +405,57 @@ pub struct AuthenticatedSession {
     /// End of the session.
     pub expires: DateTime<Utc>,
 }
+
+/// A group as listed in [`UserSelf`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserSelfGroup {
+    /// Name.
+    pub name: String,
+    /// UUID, as text.
+    pub pk: String,
+}
+
+/// The calling user as they see themselves (`core/users/me/`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserSelf {
+    /// Integer id.
+    pub pk: i64,
+    /// Username.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Active.
+    pub is_active: bool,
+    /// Member of a superuser group.
+    pub is_superuser: bool,
+    /// Whether this user owns the browser session making the call (false for API tokens).
+    pub is_current: bool,
+    /// Direct groups.
+    pub groups: Vec<UserSelfGroup>,
+    /// Always empty: Gatehouse has no roles.
+    pub roles: Vec<UserSelfGroup>,
+    /// Email address.
+    pub email: String,
+    /// Avatar URL (empty: none).
+    pub avatar: String,
+    /// Stable hashed id, as in tokens' `sub`.
+    pub uid: String,
+    /// Always empty: no per-user interface settings.
+    pub settings: Value,
+    /// Account type.
+    #[serde(rename = "type")]
+    pub user_type: UserType,
+    /// Always empty: permissions follow from superuser groups only.
+    pub system_permissions: Vec<String>,
+}
+
+/// `core/users/me/`: who is calling; `original` is always null (no impersonation).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionUser {
+    /// The caller.
+    pub user: UserSelf,
+    /// The impersonating user (never set).
+    pub original: Option<UserSelf>,
+    /// Accounts signed in in this browser: the caller.
+    pub users: Vec<UserSelf>,
+}

@@ -355,3 +355,41 @@ pub struct ScopeMappingRequest {
     )]
     pub managed: Option<Option<String>>,
 }
+
+/// The algorithm family of a key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// RSA (`RS256`).
+    Rsa,
+    /// Elliptic curve (`ES256`).
+    Ec,
+}
+
+/// An OIDC signing key as a key pair (`crypto/certificatekeypairs/`). Gatehouse's signing keys
+/// are bare keys, so the certificate fields are null, and the private half is never returned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CertificateKeyPair {
+    /// A stable UUID derived from the key id.
+    pub pk: Uuid,
+    /// Algorithm, key id and state, e.g. `ES256 signing key 7dcec58a3614327c`.
+    pub name: String,
+    /// Always null: no certificate.
+    pub fingerprint_sha256: Option<String>,
+    /// Always null: no certificate.
+    pub fingerprint_sha1: Option<String>,
+    /// Always null: no certificate.
+    pub cert_expiry: Option<DateTime<Utc>>,
+    /// Always null: no certificate.
+    pub cert_subject: Option<String>,
+    /// Always true: Gatehouse holds (and never shows) the private key.
+    pub private_key_available: bool,
+    /// Algorithm family.
+    pub key_type: Option<KeyType>,
+    /// Always empty: there is no certificate to download.
+    pub certificate_download_url: String,
+    /// Always empty: the private key is never handed out.
+    pub private_key_download_url: String,
+    /// `gatehouse/oidc-signing-key`: made and rotated by Gatehouse.
+    pub managed: Option<String>,
+}

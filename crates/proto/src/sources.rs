@@ -29,9 +29,9 @@ pub struct SourceType {
     pub oidc_jwks_url: Option<String>,
 }
 
-/// An OAuth/OIDC login source. The consumer secret is write-only.
+/// The fields every login source has (`sources/all/`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct OAuthSource {
+pub struct Source {
     /// UUID.
     pub pk: Uuid,
     /// Button label.
@@ -72,6 +72,14 @@ pub struct OAuthSource {
     pub icon_url: Option<String>,
     /// Always null.
     pub icon_themed_urls: Option<Value>,
+}
+
+/// An OAuth/OIDC login source. The consumer secret is write-only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuthSource {
+    /// The fields every source has.
+    #[serde(flatten)]
+    pub source: Source,
     /// Always `identifier`.
     pub group_matching_mode: String,
     /// Service kind.

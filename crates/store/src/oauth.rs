@@ -204,6 +204,43 @@ pub async fn all_keys(conn: &mut AnyConnection, key: &SecretKey) -> Result<Vec<S
     .collect()
 }
 
+/// A signing key without its private half, for listings (`crypto/certificatekeypairs/`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublicKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// `ES256` or `RS256`.
+    pub algorithm: String,
+    /// When it was made.
+    pub created: DateTime<Utc>,
+    /// When it stopped signing, if it did.
+    pub retired: Option<DateTime<Utc>>,
+}
+
+impl PublicKey {
+    /// A stable UUID for the key: the API names key pairs by UUID, Gatehouse by `kid`.
+    pub fn uuid(&self) -> uuid::Uuid {
+        const NAMESPACE: uuid::Uuid =
+            uuid::Uuid::from_u128(0x6761_7465_686f_7573_652d_6b65_7973_0001);
+        uuid::Uuid::new_v5(&NAMESPACE, self.kid.as_bytes())
+    }
+}
+
+impl sql::Entity for PublicKey {
+    const WHAT: &'static str = "signing key";
+    const SELECT: &'static str = "SELECT kid, algorithm, created, retired FROM signing_keys";
+    const KEY: &'static str = "kid";
+
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(PublicKey {
+            kid: row.text("kid")?,
+            algorithm: row.text("algorithm")?,
+            created: row.ts("created")?,
+            retired: row.opt_ts("retired")?,
+        })
+    }
+}
+
 /// Retires the active keys of `algorithm`, keeping them published until `published_until`;
 /// returns how many were retired.
 pub async fn retire_keys(

@@ -42,6 +42,9 @@ const REQUIRED: &[(&str, &str)] = &[
     ("PUT", "/api/v3/stages/user_login/{stage_uuid}/"),
     ("GET", "/api/v3/flows/bindings/"),
     ("PATCH", "/api/v3/flows/bindings/{fsb_uuid}/"),
+    ("GET", "/api/v3/core/users/me/"),
+    ("DELETE", "/api/v3/sources/all/{slug}/"),
+    ("GET", "/api/v3/crypto/certificatekeypairs/{kp_uuid}/"),
 ];
 
 #[tokio::test]

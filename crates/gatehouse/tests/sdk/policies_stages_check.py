@@ -8,6 +8,7 @@ PHASE is one of
           and delete expression policies, stages of each kind and a flow of them
   unblock list the reputation scores failed logins left and delete them
   unbind  delete the binding and the policy; nothing of them is left
+  read    read core/users/me, sources/all and crypto/certificatekeypairs
 The test that runs the phases logs in between them to see each change take effect. Exits 0
 when every step passed, printing each step and, last, "<phase> passed".
 """
@@ -211,9 +212,34 @@ def unbind(policies, _stages, _flows):
     assert POLICY not in [p.name for p in policies.policies_all_list().results]
 
 
+def read(base_url, token):
+    client = ak.ApiClient(ak.Configuration(host=f"{base_url}/api/v3", access_token=token))
+    me = step("read core/users/me", lambda: ak.CoreApi(client).core_users_me_retrieve())
+    assert me.user.is_superuser and me.original is None, me
+    assert [u.pk for u in me.users] == [me.user.pk], me
+    sources = ak.SourcesApi(client)
+    google = step("create an OAuth source", lambda: sources.sources_oauth_create(ak.OAuthSourceRequest(
+        name="Google", slug="google", provider_type="google", consumer_key="id.example.com",
+        consumer_secret="not-a-real-secret")))
+    listed = step("list sources of every kind", lambda: sources.sources_all_list())
+    assert [(s.slug, s.component) for s in listed.results] == [("google", "ak-source-oauth-form")], listed
+    step("delete it through sources/all", lambda: sources.sources_all_destroy(google.slug))
+    assert sources.sources_oauth_list().pagination.count == 0
+    crypto = ak.CryptoApi(client)
+    pairs = step("list the signing key pairs", lambda: crypto.crypto_certificatekeypairs_list())
+    assert sorted(p.key_type for p in pairs.results) == ["ec", "rsa"], pairs
+    assert all(p.private_key_available and p.fingerprint_sha256 is None for p in pairs.results), pairs
+    one = step("read one", lambda: crypto.crypto_certificatekeypairs_retrieve(pairs.results[0].pk))
+    assert one.name == pairs.results[0].name, one
+    refused(lambda: crypto.crypto_certificatekeypairs_retrieve("00000000-0000-0000-0000-000000000000"), 404, "detail")
+
+
 PHASES = {"bind": bind, "unblock": unblock, "unbind": unbind}
 
 if __name__ == "__main__":
     phase, base_url, token = sys.argv[1:4]
-    PHASES[phase](*apis(base_url, token))
+    if phase == "read":
+        read(base_url, token)
+    else:
+        PHASES[phase](*apis(base_url, token))
     print(f"{phase} passed")

@@ -1,4 +1,5 @@
-//! `oauth2/signing_keys/` (a Gatehouse addition): list the OIDC signing keys and rotate one.
+//! `oauth2/signing_keys/` (a Gatehouse addition): list the OIDC signing keys and rotate one;
+//! `crypto/certificatekeypairs/`: the same keys in Authentik's key-pair shape, read-only.
 //! Rotation retires the active key of an algorithm and makes its successor; the retired key
 //! stays in the JWKS for the longest token lifetime of any provider, so every token it signed
 //! keeps verifying until it expires.
@@ -7,17 +8,30 @@ use axum::extract::State;
 use axum::http::Method;
 use axum::Json;
 use chrono::Utc;
-use gatehouse_proto::providers::{KeyRotationRequest, SigningKeyInfo, SigningKeys};
-use gatehouse_store::{oauth, providers};
+use gatehouse_proto::providers::{
+    CertificateKeyPair, KeyRotationRequest, KeyType, SigningKeyInfo, SigningKeys,
+};
+use gatehouse_store::oauth::PublicKey;
+use gatehouse_store::{oauth, providers, sql, Conn, ListSpec, Listed, SecretKey};
+use uuid::Uuid;
 
+use super::resource::{NoRequest, Operations, Resource};
 use super::{Api, Reply};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
-use crate::AppState;
+use crate::extract::{FilterKind, JsonBody, ListRules};
+use crate::{AppState, Settings};
 
 /// How long past the longest token lifetime a retired key stays published (clock skew).
 const PUBLISHED_MARGIN_SECONDS: i64 = 300;
+
+const RULES: ListRules = ListRules {
+    filters: &[("kid", "kid", FilterKind::Text)],
+    search: &["kid", "algorithm"],
+    ordering: &[("name", "algorithm"), ("created", "created")],
+    default_order: "created",
+    relations: &[],
+};
 
 pub(super) fn routes(mut api: Api) -> Api {
     let keys = api.schema::<SigningKeys>();
@@ -39,6 +53,77 @@ pub(super) fn routes(mut api: Api) -> Api {
         Some(&request),
         Reply::Created(key),
     )
+    .tag("crypto")
+    .resource::<PublicKey>(
+        "/crypto/certificatekeypairs/",
+        "/crypto/certificatekeypairs/{kp_uuid}/",
+        "signing key pair",
+        Operations::ReadOnly,
+    )
+}
+
+impl Resource for PublicKey {
+    const MODEL: &'static str = "certificatekeypair";
+    const RULES: ListRules = RULES;
+    type Key = Uuid;
+    type Wire = CertificateKeyPair;
+    type Request = NoRequest;
+
+    async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
+        // A handful of keys (two algorithms and their retired predecessors): read them all.
+        let keys: Vec<PublicKey> = sql::select(conn, "", Vec::new(), "created").await?;
+        keys.into_iter()
+            .find(|k| k.uuid() == *key)
+            .ok_or_else(|| ApiError::NotFound("certificate-key pair".into()))
+    }
+
+    async fn list(
+        conn: &mut Conn,
+        _sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
+        Ok(sql::list(conn, spec).await?)
+    }
+
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<CertificateKeyPair> {
+        let state = if self.retired.is_some() {
+            "retired"
+        } else {
+            "active"
+        };
+        Ok(CertificateKeyPair {
+            pk: self.uuid(),
+            name: format!("{} signing key {} ({state})", self.algorithm, self.kid),
+            fingerprint_sha256: None,
+            fingerprint_sha1: None,
+            cert_expiry: None,
+            cert_subject: None,
+            private_key_available: true,
+            key_type: match self.algorithm.as_str() {
+                "RS256" => Some(KeyType::Rsa),
+                "ES256" => Some(KeyType::Ec),
+                _ => None,
+            },
+            certificate_download_url: String::new(),
+            private_key_download_url: String::new(),
+            managed: Some("gatehouse/oidc-signing-key".into()),
+        })
+    }
+
+    async fn delete(self, _conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {
+        Err(ApiError::Internal(
+            "signing keys are retired by rotation, never deleted".into(),
+        ))
+    }
+
+    fn label(&self) -> (String, String) {
+        (self.kid.clone(), format!("{} signing key", self.algorithm))
+    }
 }
 
 fn wire(k: oauth::SigningKey) -> ApiResult<SigningKeyInfo> {

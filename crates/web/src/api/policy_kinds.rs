@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::resource::{Operations, Resource};
+use super::resource::{NoRequest, Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
@@ -105,7 +105,7 @@ impl Resource for policies::Policy {
     const RULES: ListRules = RULES;
     type Key = Uuid;
     type Wire = Policy;
-    type Request = ExpressionPolicyRequest;
+    type Request = NoRequest;
 
     async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
@@ -126,19 +126,6 @@ impl Resource for policies::Policy {
         _settings: &Settings,
     ) -> ApiResult<Policy> {
         common(conn, self).await
-    }
-
-    async fn write(
-        _conn: &mut Conn,
-        _sealing: &SecretKey,
-        _admin: &Admin,
-        _current: Option<Self>,
-        _req: ExpressionPolicyRequest,
-        _full: bool,
-    ) -> ApiResult<Self> {
-        Err(ApiError::Internal(
-            "policies/all/ is read-and-delete only".into(),
-        ))
     }
 
     async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {
@@ -379,7 +366,7 @@ impl Resource for Score {
     const RULES: ListRules = SCORE_RULES;
     type Key = Uuid;
     type Wire = Reputation;
-    type Request = ReputationPolicyRequest;
+    type Request = NoRequest;
 
     async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
@@ -408,19 +395,6 @@ impl Resource for Score {
             score: self.current(sql::now()),
             updated: self.updated,
         })
-    }
-
-    async fn write(
-        _conn: &mut Conn,
-        _sealing: &SecretKey,
-        _admin: &Admin,
-        _current: Option<Self>,
-        _req: ReputationPolicyRequest,
-        _full: bool,
-    ) -> ApiResult<Self> {
-        Err(ApiError::Internal(
-            "reputation scores are written by failed logins only".into(),
-        ))
     }
 
     async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {

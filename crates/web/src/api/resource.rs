@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::users::audit;
 use super::{page, Api, Reply};
 use crate::auth::Admin;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, ListRules, Path};
 use crate::{AppState, Settings};
 use gatehouse_store::{Conn, SecretKey};
@@ -56,15 +56,24 @@ pub(crate) trait Resource: Sized + Send + Sync + 'static {
         settings: &Settings,
     ) -> impl Future<Output = ApiResult<Self::Wire>> + Send;
     /// Validates `req` and writes it: a new object when `current` is `None`, else an update
-    /// (`full` for PUT, where required fields must be present).
+    /// (`full` for PUT, where required fields must be present). Resources registered with
+    /// [`Operations::ReadOnly`] or [`Operations::ReadDelete`] have no write route and keep this
+    /// default.
     fn write(
-        conn: &mut Conn,
-        sealing: &SecretKey,
-        admin: &Admin,
-        current: Option<Self>,
-        req: Self::Request,
-        full: bool,
-    ) -> impl Future<Output = ApiResult<Self>> + Send;
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _admin: &Admin,
+        _current: Option<Self>,
+        _req: Self::Request,
+        _full: bool,
+    ) -> impl Future<Output = ApiResult<Self>> + Send {
+        async {
+            Err(ApiError::Internal(format!(
+                "{} has no write route",
+                Self::MODEL
+            )))
+        }
+    }
     /// Deletes the object.
     fn delete(self, conn: &mut Conn, admin: &Admin) -> impl Future<Output = ApiResult<()>> + Send;
     /// `(pk, name)` for audit events.
@@ -175,6 +184,18 @@ pub(crate) async fn remove<R: Resource>(
     gatehouse_store::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The request body of resources without write routes: no value exists, so none is accepted.
+#[derive(serde::Deserialize)]
+pub(crate) enum NoRequest {}
+
+impl utoipa::PartialSchema for NoRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new().into()
+    }
+}
+
+impl ToSchema for NoRequest {}
 
 /// Which operations a resource offers.
 #[derive(Clone, Copy)]

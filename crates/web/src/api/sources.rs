@@ -9,7 +9,7 @@ use gatehouse_store::sources::{self, Source, SourceFields};
 use gatehouse_store::{flows, sql, Conn, ListSpec, Listed};
 use uuid::Uuid;
 
-use super::resource::{Operations, Resource};
+use super::resource::{NoRequest, Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
@@ -38,6 +38,56 @@ pub(super) fn routes(api: Api) -> Api {
         "OAuth login source",
         Operations::Crud,
     )
+    .resource::<AnySource>(
+        "/sources/all/",
+        "/sources/all/{slug}/",
+        "login source of any kind",
+        Operations::ReadDelete,
+    )
+}
+
+/// A source seen through `sources/all/`: the common fields only, as Authentik answers there.
+struct AnySource(Source);
+
+impl Resource for AnySource {
+    const MODEL: &'static str = "source";
+    const RULES: ListRules = RULES;
+    type Key = String;
+    type Wire = gatehouse_proto::sources::Source;
+    type Request = NoRequest;
+
+    async fn find(conn: &mut Conn, sealing: &SecretKey, key: &String) -> ApiResult<Self> {
+        Source::find(conn, sealing, key).await.map(AnySource)
+    }
+
+    async fn list(
+        conn: &mut Conn,
+        sealing: &SecretKey,
+        spec: &ListSpec,
+    ) -> ApiResult<Listed<Self>> {
+        let listed = Source::list(conn, sealing, spec).await?;
+        Ok(Listed {
+            count: listed.count,
+            items: listed.items.into_iter().map(AnySource).collect(),
+        })
+    }
+
+    async fn render(
+        &self,
+        _conn: &mut Conn,
+        _sealing: &SecretKey,
+        _settings: &Settings,
+    ) -> ApiResult<gatehouse_proto::sources::Source> {
+        Ok(common(&self.0))
+    }
+
+    async fn delete(self, conn: &mut Conn, admin: &Admin) -> ApiResult<()> {
+        self.0.delete(conn, admin).await
+    }
+
+    fn label(&self) -> (String, String) {
+        self.0.label()
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -49,13 +99,10 @@ pub(crate) fn callback_url(external_url: &str, slug: &str) -> String {
     format!("{external_url}/source/oauth/callback/{slug}/")
 }
 
-pub(crate) fn render(s: &Source, settings: &Settings) -> OAuthSource {
+/// The fields every source shows (`sources/all/`), whatever its kind.
+fn common(s: &Source) -> gatehouse_proto::sources::Source {
     let f = &s.fields;
-    let preset = source_preset(f.provider_type);
-    let pick = |own: &str, preset_value: Option<&str>| {
-        non_empty(own).or_else(|| preset_value.and_then(non_empty))
-    };
-    OAuthSource {
+    gatehouse_proto::sources::Source {
         pk: s.uuid,
         name: f.name.clone(),
         slug: f.slug.clone(),
@@ -76,6 +123,17 @@ pub(crate) fn render(s: &Source, settings: &Settings) -> OAuthSource {
         icon: None,
         icon_url: None,
         icon_themed_urls: None,
+    }
+}
+
+pub(crate) fn render(s: &Source, settings: &Settings) -> OAuthSource {
+    let f = &s.fields;
+    let preset = source_preset(f.provider_type);
+    let pick = |own: &str, preset_value: Option<&str>| {
+        non_empty(own).or_else(|| preset_value.and_then(non_empty))
+    };
+    OAuthSource {
+        source: common(s),
         group_matching_mode: "identifier".into(),
         provider_type: f.provider_type,
         request_token_url: None,

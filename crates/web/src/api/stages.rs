@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::resource::{Operations, Resource};
+use super::resource::{NoRequest, Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
@@ -176,8 +176,7 @@ impl Resource for flows::Stage {
     const RULES: ListRules = RULES;
     type Key = Uuid;
     type Wire = Stage;
-    // Never routed: `stages/all/` is read-and-delete, stages are made through their kind.
-    type Request = DenyStageRequest;
+    type Request = NoRequest;
 
     async fn find(conn: &mut Conn, _sealing: &SecretKey, key: &Uuid) -> ApiResult<Self> {
         Ok(sql::get(conn, *key).await?)
@@ -198,17 +197,6 @@ impl Resource for flows::Stage {
         _settings: &Settings,
     ) -> ApiResult<Stage> {
         common(conn, self).await
-    }
-
-    async fn write(
-        _conn: &mut Conn,
-        _sealing: &SecretKey,
-        _admin: &Admin,
-        _current: Option<Self>,
-        _req: DenyStageRequest,
-        _full: bool,
-    ) -> ApiResult<Self> {
-        Err(ApiError::Internal("stages/all/ has no write route".into()))
     }
 
     async fn delete(self, conn: &mut Conn, _admin: &Admin) -> ApiResult<()> {

@@ -2,9 +2,10 @@
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
+use axum::Json;
 use gatehouse_core::kinds::UserType;
 use gatehouse_core::{secret, validate};
-use gatehouse_proto::core::{PartialUser, User, UserRequest};
+use gatehouse_proto::core::{PartialUser, SessionUser, User, UserRequest, UserSelf, UserSelfGroup};
 use gatehouse_proto::{UserPasswordHashSetRequest, UserPasswordSetRequest};
 use gatehouse_store::{groups, sql, users, Conn, ListSpec, Listed};
 use serde_json::json;
@@ -14,7 +15,7 @@ pub(crate) use gatehouse_oidc::uid;
 use super::resource::{Operations, Resource};
 use super::validate::{or, Errors};
 use super::{must_be_empty, Api, Reply};
-use crate::auth::Admin;
+use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{FilterKind, JsonBody, ListRules, Path};
 use crate::AppState;
@@ -55,11 +56,20 @@ const RULES: ListRules = ListRules {
 pub(super) fn routes(mut api: Api) -> Api {
     let password = api.schema::<UserPasswordSetRequest>();
     let password_hash = api.schema::<UserPasswordHashSetRequest>();
+    let me_schema = api.schema::<SessionUser>();
     api.resource::<users::User>(
         "/core/users/",
         "/core/users/{id}/",
         "user",
         Operations::Crud,
+    )
+    .op(
+        Method::GET,
+        "/core/users/me/",
+        "Read the calling user",
+        me,
+        None,
+        Reply::Object(me_schema),
     )
     .op(
         Method::POST,
@@ -77,6 +87,40 @@ pub(super) fn routes(mut api: Api) -> Api {
         Some(&password_hash),
         Reply::Empty,
     )
+}
+
+/// `core/users/me/`: any active user's token tells who it belongs to.
+async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<SessionUser>> {
+    let mut conn = state.store.conn().await?;
+    let user = &caller.user;
+    let me = UserSelf {
+        pk: user.id,
+        username: user.fields.username.clone(),
+        name: user.fields.name.clone(),
+        is_active: user.fields.is_active,
+        is_superuser: users::is_superuser(&mut conn, user.id).await?,
+        is_current: false,
+        groups: groups::of_user(&mut conn, user.id)
+            .await?
+            .into_iter()
+            .map(|g| UserSelfGroup {
+                name: g.fields.name,
+                pk: g.uuid.to_string(),
+            })
+            .collect(),
+        roles: Vec::new(),
+        email: user.fields.email.clone(),
+        avatar: String::new(),
+        uid: uid(user),
+        settings: serde_json::json!({}),
+        user_type: user.fields.user_type,
+        system_permissions: Vec::new(),
+    };
+    Ok(Json(SessionUser {
+        user: me.clone(),
+        original: None,
+        users: vec![me],
+    }))
 }
 
 /// A user as embedded in other objects.
