@@ -291,3 +291,77 @@ pub struct InvitationStageRequest {
     /// Let people without an invitation continue.
     pub continue_flow_without_invitation: Option<bool>,
 }
+
+/// How a consent stage remembers consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    /// Consent to a set of scopes is kept until the client asks again (`prompt=consent`) or
+    /// asks for more scopes.
+    Permanent,
+}
+
+/// A consent stage: the signed-in user allows an application the scopes it asks for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentStage {
+    /// The fields every stage has.
+    #[serde(flatten)]
+    pub stage: Stage,
+    /// How consent is remembered.
+    pub mode: ConsentMode,
+}
+
+/// Create/replace/patch body of a consent stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentStageRequest {
+    /// Unique name (required on create).
+    pub name: Option<String>,
+    /// Only `permanent`.
+    pub mode: Option<ConsentMode>,
+}
+
+/// What an authenticator-validation stage does for someone without a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotConfiguredAction {
+    /// Let them pass (a second factor is optional until they add one).
+    Skip,
+}
+
+/// The kinds of devices an authenticator-validation stage accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// Single-use recovery codes.
+    Static,
+    /// Authenticator apps.
+    Totp,
+}
+
+/// An authenticator-validation stage: a code from the user's authenticator app or a recovery
+/// code (a passkey login counts as both factors where the server is set so).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthenticatorValidateStage {
+    /// The fields every stage has.
+    #[serde(flatten)]
+    pub stage: Stage,
+    /// For someone without a device.
+    pub not_configured_action: NotConfiguredAction,
+    /// Accepted devices.
+    pub device_classes: Vec<DeviceClass>,
+    /// Always empty: no WebAuthn device-type restrictions.
+    pub webauthn_allowed_device_types_obj: Vec<serde_json::Value>,
+}
+
+/// Create/replace/patch body of an authenticator-validation stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticatorValidateStageRequest {
+    /// Unique name (required on create).
+    pub name: Option<String>,
+    /// Only `skip`.
+    pub not_configured_action: Option<NotConfiguredAction>,
+    /// Only `["static", "totp"]`.
+    pub device_classes: Option<Vec<DeviceClass>>,
+}

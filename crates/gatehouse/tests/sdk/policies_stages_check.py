@@ -163,6 +163,25 @@ def stage_kinds(stages, flows):
     assert sorted(s.name for s in everything.results) == sorted(s.name for s in made), everything
     refused(lambda: stages.stages_deny_retrieve(made[4].pk), 404, "detail")
 
+    refused(
+        lambda: stages.stages_consent_create(ak.ConsentStageRequest(name="api-consent", mode="always_require")),
+        400,
+        "mode",
+    )
+    consent = step("create a consent stage", lambda: stages.stages_consent_create(
+        ak.ConsentStageRequest(name="api-consent", mode="permanent")))
+    assert consent.mode == "permanent" and consent.component == "ak-stage-consent-form", consent
+    mfa = step("list authenticator-validation stages", lambda: stages.stages_authenticator_validate_list())
+    assert [m.name for m in mfa.results] == ["default-authentication-mfa-validation"], mfa
+    assert mfa.results[0].not_configured_action == "skip", mfa
+    refused(
+        lambda: stages.stages_authenticator_validate_partial_update(
+            mfa.results[0].pk, ak.PatchedAuthenticatorValidateStageRequest(device_classes=["webauthn"])),
+        400,
+        "device_classes",
+    )
+    stages.stages_all_destroy(consent.pk)
+
     flow = step("create a flow", lambda: flows.flows_instances_create(ak.FlowRequest(
         name="API flow", slug="api-flow", title="API flow", designation="authentication")))
     first = step("bind a stage into it", lambda: flows.flows_bindings_create(

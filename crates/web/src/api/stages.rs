@@ -11,11 +11,12 @@ use std::marker::PhantomData;
 
 use gatehouse_core::kinds::{PolicyEngineMode, StageKind};
 use gatehouse_proto::stages::{
-    DenyStage, DenyStageRequest, FlowSet, FlowStageBinding, FlowStageBindingRequest,
-    IdentificationStage, IdentificationStageRequest, InvalidResponseAction, InvitationStage,
-    InvitationStageRequest, PasswordStage, PasswordStageRequest, Stage, UserLoginStage,
-    UserLoginStageRequest, UserLogoutStage, UserLogoutStageRequest, UserWriteStage,
-    UserWriteStageRequest,
+    AuthenticatorValidateStage, AuthenticatorValidateStageRequest, ConsentStage,
+    ConsentStageRequest, DenyStage, DenyStageRequest, FlowSet, FlowStageBinding,
+    FlowStageBindingRequest, IdentificationStage, IdentificationStageRequest,
+    InvalidResponseAction, InvitationStage, InvitationStageRequest, PasswordStage,
+    PasswordStageRequest, Stage, UserLoginStage, UserLoginStageRequest, UserLogoutStage,
+    UserLogoutStageRequest, UserWriteStage, UserWriteStageRequest,
 };
 use gatehouse_store::flows::{self, StageBinding, StageFields};
 use gatehouse_store::sql::{self, Filter};
@@ -65,6 +66,18 @@ pub(super) fn routes(api: Api) -> Api {
         "/stages/all/{stage_uuid}/",
         "stage of any kind",
         Operations::ReadDelete,
+    )
+    .resource::<KindStage<AuthenticatorValidate>>(
+        "/stages/authenticator/validate/",
+        "/stages/authenticator/validate/{stage_uuid}/",
+        "authenticator-validation stage",
+        Operations::Crud,
+    )
+    .resource::<KindStage<Consent>>(
+        "/stages/consent/",
+        "/stages/consent/{stage_uuid}/",
+        "consent stage",
+        Operations::Crud,
     )
     .resource::<KindStage<Deny>>(
         "/stages/deny/",
@@ -218,6 +231,9 @@ pub(crate) trait StageSpec: Send + Sync + 'static {
     const STORED: &'static [(&'static str, &'static str)] = &[];
     /// Wire fields a create or replace must set.
     const REQUIRED: &'static [&'static str] = &[];
+    /// Wire fields whose value is the kind's fixed behaviour: always shown as the default,
+    /// never stored, and a request may only repeat the default.
+    const FIXED: &'static [&'static str] = &[];
     /// The response.
     type Wire: Serialize + DeserializeOwned + ToSchema + Send + 'static;
     /// The create/replace/patch body.
@@ -244,6 +260,9 @@ fn visible<K: StageSpec>(settings: &Value) -> Map<String, Value> {
     defaults
         .into_iter()
         .map(|(key, default)| {
+            if K::FIXED.contains(&key.as_str()) {
+                return (key, default);
+            }
             let value = match (settings.get(stored(K::STORED, &key)), &default) {
                 (Some(Value::String(s)), Value::Bool(_)) if s == "true" || s == "false" => {
                     Value::Bool(s == "true")
@@ -337,6 +356,17 @@ impl<K: StageSpec> Resource for KindStage<K> {
         if let Some(name) = &name {
             errors.check("name", gatehouse_core::validate::name(name));
         }
+        let defaults = K::defaults();
+        for field in K::FIXED {
+            if let Some(value) = given.remove(*field) {
+                if value != defaults[*field] {
+                    errors.add(
+                        field,
+                        format!("Gatehouse's {} stage always works as {field} = {}; leave it out or send that.", K::KIND, defaults[*field]),
+                    );
+                }
+            }
+        }
         let base = current.as_ref().map(|c| &c.0.fields);
         let mut settings = base
             .and_then(|b| b.settings.as_object().cloned())
@@ -366,6 +396,43 @@ impl<K: StageSpec> Resource for KindStage<K> {
 
     fn label(&self) -> (String, String) {
         self.0.label()
+    }
+}
+
+/// `stages/authenticator/validate/`: Gatehouse's TOTP stage, which checks an authenticator app's
+/// code or a recovery code and passes people who have neither.
+pub(crate) struct AuthenticatorValidate;
+
+impl StageSpec for AuthenticatorValidate {
+    const KIND: StageKind = StageKind::Totp;
+    const MODEL: &'static str = "authenticatorvalidatestage";
+    const FIXED: &'static [&'static str] = &[
+        "not_configured_action",
+        "device_classes",
+        "webauthn_allowed_device_types_obj",
+    ];
+    type Wire = AuthenticatorValidateStage;
+    type Request = AuthenticatorValidateStageRequest;
+    fn defaults() -> Value {
+        json!({
+            "not_configured_action": "skip",
+            "device_classes": ["static", "totp"],
+            "webauthn_allowed_device_types_obj": [],
+        })
+    }
+}
+
+/// `stages/consent/`: consent given once is remembered until the client asks again.
+pub(crate) struct Consent;
+
+impl StageSpec for Consent {
+    const KIND: StageKind = StageKind::Consent;
+    const MODEL: &'static str = "consentstage";
+    const FIXED: &'static [&'static str] = &["mode"];
+    type Wire = ConsentStage;
+    type Request = ConsentStageRequest;
+    fn defaults() -> Value {
+        json!({"mode": "permanent"})
     }
 }
 
