@@ -53,6 +53,19 @@ pub struct Secret {
     pub value: Option<String>,
 }
 
+impl Secret {
+    /// A secret that writes itself as its reference, `${VAR}` (or `${VAR:-}` when
+    /// `optional`): for files generated for the operator, such as an import's.
+    pub fn written(var: &str, optional: bool) -> Secret {
+        let suffix = if optional { ":-" } else { "" };
+        Secret {
+            var: var.to_owned(),
+            optional,
+            value: Some(format!("${{{var}{suffix}}}")),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -335,6 +348,10 @@ pub struct OAuth2ProviderEntry {
 pub struct ProxyProviderEntry {
     /// Unique name (the key).
     pub name: String,
+    /// Client id (generated when omitted on create); the outpost's cookie name is derived
+    /// from it, so an imported provider keeps the name its users' browsers hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// Authorization flow slug.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_flow: Option<String>,

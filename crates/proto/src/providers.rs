@@ -225,6 +225,9 @@ pub struct ProxyProvider {
 pub struct ProxyProviderRequest {
     /// Unique name (required on create).
     pub name: Option<String>,
+    /// The client id the outpost's cookie name is derived from (generated when omitted on
+    /// create); set it to an Authentik provider's to keep the `authentik_proxy_…` cookie name.
+    pub client_id: Option<String>,
     /// Flow to log in.
     #[serde(
         default,

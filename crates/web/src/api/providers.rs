@@ -354,15 +354,7 @@ async fn oauth2_fields(
     if full {
         errors.require("redirect_uris", req.redirect_uris.as_ref());
     }
-    if let Some(id) = &req.client_id {
-        if id.is_empty()
-            || id.len() > 255
-            || id.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            errors.add("client_id", "must be 1 to 255 characters without spaces.");
-        }
-    }
-    merged.client_id = or(&req.client_id, &merged.client_id);
+    client_id(&mut errors, &req.client_id, &mut merged);
     merged.client_secret = or(&req.client_secret, &merged.client_secret);
     let ProviderKind::OAuth2(mut o) = merged.kind.clone() else {
         return Err(ApiError::NotFound("OAuth2 provider".into()));
@@ -431,6 +423,19 @@ async fn oauth2_fields(
     Ok(merged)
 }
 
+/// Checks a requested client id and takes it over.
+fn client_id(errors: &mut Errors, requested: &Option<String>, merged: &mut ProviderFields) {
+    if let Some(id) = requested {
+        if id.is_empty()
+            || id.len() > 255
+            || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.add("client_id", "must be 1 to 255 characters without spaces.");
+        }
+    }
+    merged.client_id = or(requested, &merged.client_id);
+}
+
 async fn proxy_fields(
     conn: &mut Conn,
     admin: &Admin,
@@ -459,6 +464,7 @@ async fn proxy_fields(
     if full {
         errors.require("external_host", req.external_host.as_ref());
     }
+    client_id(&mut errors, &req.client_id, &mut merged);
     let ProviderKind::Proxy(mut x) = merged.kind.clone() else {
         return Err(ApiError::NotFound("proxy provider".into()));
     };

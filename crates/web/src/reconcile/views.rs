@@ -768,6 +768,7 @@ pub(super) async fn proxy_provider(
             };
             Some(json!(ProxyProviderEntry {
                 name: p.fields.name.clone(),
+                client_id: Some(p.fields.client_id.clone()),
                 authorization_flow: Some(authorization),
                 invalidation_flow: Some(invalidation),
                 authentication_flow: Some(authentication),
@@ -793,6 +794,7 @@ pub(super) async fn proxy_provider(
     let desired: ProxyProviderEntry = typed(desired)?;
     let request = ProxyProviderRequest {
         name: Some(desired.name.clone()),
+        client_id: desired.client_id,
         authentication_flow: Some(
             run.flow_ref(
                 "proxy_providers",
