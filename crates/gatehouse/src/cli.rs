@@ -52,6 +52,10 @@ pub enum Command {
     Plan(DeclarativeArgs),
     /// Apply a declarative config file in one transaction.
     Apply(DeclarativeArgs),
+    /// Carry another identity provider's configuration over: writes a declarative file, an
+    /// environment file with its secrets (mode 0600) and a report.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Server configuration file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -623,6 +627,38 @@ pub struct DeclarativeArgs {
     /// Delete objects of the kinds in the file that the file does not mention.
     #[arg(long)]
     pub prune: bool,
+}
+
+/// `gatehouse import …`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Read a running Authentik through its API (a superuser's API token). Apply the result
+    /// with `set -a; . ./<out>.env; set +a; gatehouse apply -f <out>`.
+    Authentik(ImportAuthentikArgs),
+}
+
+/// Arguments of `import authentik`.
+#[derive(Debug, Args)]
+pub struct ImportAuthentikArgs {
+    /// Authentik's URL, e.g. https://auth.example.com.
+    #[arg(long)]
+    pub url: String,
+    /// An API token of an Authentik superuser.
+    #[arg(long, env = "AUTHENTIK_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Where to write the declarative file; the environment file goes beside it (`<out>.env`).
+    #[arg(long, default_value = "authentik-import.yaml")]
+    pub out: PathBuf,
+    /// Also show what applying the file to the Gatehouse at --gatehouse-url would change
+    /// (nothing is applied).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The Gatehouse to plan against with --dry-run.
+    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:9000")]
+    pub gatehouse_url: String,
+    /// Its API token.
+    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    pub gatehouse_token: Option<String>,
 }
 
 /// `gatehouse config …`

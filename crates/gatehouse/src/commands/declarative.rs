@@ -59,20 +59,16 @@ pub(super) async fn send(
     client.post(path, &body).await
 }
 
-/// Runs `plan` (`apply == false`) or `apply`.
-pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()> {
-    let client = Client::new(&args.client)?;
-    let plan = send(&client, &args.file, args.prune, apply).await?;
-    client.print(&plan, |plan| {
+/// Prints a plan (or what was applied) the way `plan` and `apply` do; `file` is named in the
+/// hint to apply it.
+pub(super) fn print_plan(client: &Client, plan: &Value, file: &Path) {
+    client.print(plan, |plan| {
         for warning in plan["warnings"].as_array().into_iter().flatten() {
             println!("warning: {}", warning.as_str().unwrap_or_default());
         }
         let changes = plan["changes"].as_array().cloned().unwrap_or_default();
         if changes.is_empty() {
-            println!(
-                "No changes. The configuration matches {}.",
-                args.file.display()
-            );
+            println!("No changes. The configuration matches {}.", file.display());
             return;
         }
         for change in &changes {
@@ -112,10 +108,17 @@ pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()
         } else {
             println!(
                 "Plan: {count} change(s). Run `gatehouse apply -f {}` to make them.",
-                args.file.display()
+                file.display()
             );
         }
     });
+}
+
+/// Runs `plan` (`apply == false`) or `apply`.
+pub(super) async fn run(args: DeclarativeArgs, apply: bool) -> anyhow::Result<()> {
+    let client = Client::new(&args.client)?;
+    let plan = send(&client, &args.file, args.prune, apply).await?;
+    print_plan(&client, &plan, &args.file);
     Ok(())
 }
 

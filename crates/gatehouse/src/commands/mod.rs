@@ -4,6 +4,7 @@
 mod admin;
 mod declarative;
 mod doctor;
+mod import;
 mod k8s;
 mod secret_key;
 
@@ -79,6 +80,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 settings.external_url
             );
             Ok(())
+        }
+        Command::Import(crate::cli::ImportCommand::Authentik(args)) => {
+            import::authentik(args).await
         }
         Command::Plan(args) => declarative::run(args, false).await,
         Command::Apply(args) => declarative::run(args, true).await,
