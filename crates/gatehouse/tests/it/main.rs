@@ -13,6 +13,7 @@ mod doctor;
 mod enrollment;
 mod feed;
 mod flows;
+mod import;
 mod login_attacks;
 mod oidc;
 mod oidc_attacks;

@@ -91,14 +91,14 @@ async fn log_in_and_authorize(
         .to_owned())
 }
 
-fn http() -> anyhow::Result<openidconnect::reqwest::Client> {
+pub(crate) fn http() -> anyhow::Result<openidconnect::reqwest::Client> {
     Ok(openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()?)
 }
 
 /// The relying party the `openidconnect` crate makes from discovery, registered as `app`.
-type RelyingParty = CoreClient<
+pub(crate) type RelyingParty = CoreClient<
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
@@ -108,7 +108,7 @@ type RelyingParty = CoreClient<
 >;
 
 /// Discovers `app`'s issuer and builds its relying party (fetching the JWKS afresh).
-async fn relying_party(
+pub(crate) async fn relying_party(
     app: &App,
     http: &openidconnect::reqwest::Client,
 ) -> anyhow::Result<(CoreProviderMetadata, RelyingParty)> {
@@ -141,7 +141,7 @@ pub(crate) async fn userinfo(
 }
 
 /// The code flow as alice, asking for `openid` plus `scopes`: (tokens, nonce).
-async fn code_flow(
+pub(crate) async fn code_flow(
     server: &TestServer,
     app: &App,
     client: &RelyingParty,

@@ -237,6 +237,8 @@ fn thirty() -> i64 {
 pub(crate) struct Flow {
     /// UUID.
     pub(crate) pk: Uuid,
+    /// What policy bindings at the flow target (not `pk`).
+    pub(crate) policybindingmodel_ptr_id: Uuid,
     /// Slug.
     pub(crate) slug: String,
     /// Name.
@@ -265,8 +267,8 @@ pub(crate) struct Flow {
 /// A stage placed in a flow (`flows/bindings/`).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct StageBinding {
-    /// UUID; the target of the policies evaluated at the stage.
-    pub(crate) pk: Uuid,
+    /// What policy bindings evaluated at the stage target (not the binding's `pk`).
+    pub(crate) policybindingmodel_ptr_id: Uuid,
     /// Stage UUID.
     pub(crate) stage: Uuid,
     /// Position.

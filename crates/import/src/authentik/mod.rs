@@ -474,11 +474,25 @@ async fn map_flows(
                 );
                 continue;
             };
-            let bound = bindings(client, b.pk, ("flow", &f.slug), names, report).await?;
+            let bound = bindings(
+                client,
+                b.policybindingmodel_ptr_id,
+                ("flow", &f.slug),
+                names,
+                report,
+            )
+            .await?;
             stages.push(json!({"stage": stage, "order": b.order, "bindings": bound}));
         }
         e.insert("stages".into(), Value::Array(stages));
-        let bound = bindings(client, f.pk, ("flow", &f.slug), names, report).await?;
+        let bound = bindings(
+            client,
+            f.policybindingmodel_ptr_id,
+            ("flow", &f.slug),
+            names,
+            report,
+        )
+        .await?;
         e.insert("bindings".into(), Value::Array(bound));
         report.carried("flows");
         out.push(Value::Object(e));
@@ -551,21 +565,33 @@ fn map_oauth2(
         env.insert(var.clone(), secret.to_owned());
         e.insert("client_secret".into(), secret_ref(&var, false));
     }
-    let uris: Vec<Value> = p
-        .redirect_uris
-        .iter()
-        .map(|u| {
-            let mut r = Map::new();
-            r.insert("matching_mode".into(), json!(u.matching_mode));
-            r.insert("url".into(), json!(u.url));
-            put(
-                &mut r,
-                "redirect_uri_type",
-                u.redirect_uri_type.clone().map(Value::from),
+    let mut uris = Vec::new();
+    for u in &p.redirect_uris {
+        let accepted = u
+            .matching_mode
+            .parse::<gatehouse_core::kinds::MatchingMode>()
+            .map_err(|e| e.to_string())
+            .and_then(|mode| {
+                gatehouse_oidc::redirect::check(mode, &u.url).map_err(|e| e.to_string())
+            });
+        if let Err(why) = accepted {
+            report.left_out(
+                "OAuth2 provider",
+                &p.name,
+                format!("redirect URI left out: {why}"),
             );
-            Value::Object(r)
-        })
-        .collect();
+            continue;
+        }
+        let mut r = Map::new();
+        r.insert("matching_mode".into(), json!(u.matching_mode));
+        r.insert("url".into(), json!(u.url));
+        put(
+            &mut r,
+            "redirect_uri_type",
+            u.redirect_uri_type.clone().map(Value::from),
+        );
+        uris.push(Value::Object(r));
+    }
     e.insert("redirect_uris".into(), Value::Array(uris));
     for (key, value) in [
         ("access_code_validity", &p.access_code_validity),

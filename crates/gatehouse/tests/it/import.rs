@@ -1,0 +1,280 @@
+//! `gatehouse import authentik` against a stand-in Authentik (`fixtures/authentik/api_server.py`:
+//! the reference deployment, every answer validated by the `authentik-client` SDK's models):
+//! import with a dry run, apply, plan to zero, and the applications keep working unchanged —
+//! same client ids and secrets, same redirect URIs, same proxy cookie name, same source
+//! callback URLs — proven by an `openidconnect` relying party configured with the old values.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use anyhow::Context;
+use gatehouse_testkit::{with_server, TestServer, TOKEN};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::oidc::{code_flow, relying_party, App, PASSWORD};
+
+/// The stand-in Authentik's API token.
+const AUTHENTIK_TOKEN: &str = "authentik-fixture-token";
+
+/// The fixture API server, stopped when dropped.
+struct Authentik {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+impl Authentik {
+    async fn start() -> anyhow::Result<Authentik> {
+        let python = std::env::var("GATEHOUSE_TEST_PYTHON").context(
+            "GATEHOUSE_TEST_PYTHON is not set: run scripts/test, which installs authentik-client into target/test-venv",
+        )?;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/fixtures/authentik/api_server.py"
+        );
+        let mut child = tokio::process::Command::new(&python)
+            .args([script, "0", AUTHENTIK_TOKEN])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("running {python}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .context("the fixture did not start within 60 s")??
+            .context("the fixture exited before listening")?;
+        let url = line
+            .strip_prefix("listening ")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Authentik { url, _child: child })
+    }
+
+    /// Every object of one list of the stand-in.
+    async fn list(&self, path: &str) -> anyhow::Result<Vec<Value>> {
+        let page: Value = reqwest::Client::new()
+            .get(format!("{}/api/v3/{path}?page_size=1000", self.url))
+            .bearer_auth(AUTHENTIK_TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(page["results"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// Runs the `gatehouse` binary against `server` with `env` set.
+async fn gatehouse(
+    server: &TestServer,
+    args: &[&str],
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<(bool, String)> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .env("GATEHOUSE_URL", &server.url)
+        .env("GATEHOUSE_TOKEN", TOKEN)
+        .envs(env)
+        .output()
+        .await?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), text))
+}
+
+/// `NAME='value'` lines as the importer writes them.
+fn read_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
+            (k.to_owned(), v.replace("'\\''", "'"))
+        })
+        .collect()
+}
+
+fn by_name<'a>(objects: &'a [Value], key: &str, name: &str) -> Option<&'a Value> {
+    objects.iter().find(|o| o[key] == json!(name))
+}
+
+#[tokio::test]
+async fn an_imported_authentik_keeps_every_application_working() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let authentik = Authentik::start().await?;
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("authentik.yaml");
+        let out_arg = out.display().to_string();
+        let none = BTreeMap::new();
+        let (ok, report) = gatehouse(
+            &server,
+            &[
+                "import",
+                "authentik",
+                "--url",
+                &authentik.url,
+                "--token",
+                AUTHENTIK_TOKEN,
+                "--out",
+                &out_arg,
+                "--dry-run",
+                "--gatehouse-url",
+                &server.url,
+                "--gatehouse-token",
+                TOKEN,
+            ],
+            &none,
+        )
+        .await?;
+        assert!(ok, "{report}");
+        eprintln!("import report for the reference fixture:\n{report}");
+        for line in [
+            "9 groups",
+            "8 users",
+            "10 applications",
+            "9 OAuth2 providers",
+            "1 proxy providers",
+            "3 OAuth sources",
+            "Plan against",
+        ] {
+            assert!(
+                report.contains(line),
+                "the report lacks {line:?}:\n{report}"
+            );
+        }
+        let env_path = dir.path().join("authentik.yaml.env");
+        let mode = std::fs::metadata(&env_path)?.permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "the secrets file is readable by its owner only"
+        );
+        let env = read_env_file(&std::fs::read_to_string(&env_path)?);
+        let yaml = std::fs::read_to_string(&out)?;
+        for secret in env.values().filter(|v| !v.is_empty()) {
+            assert!(
+                !yaml.contains(secret.as_str()),
+                "no secret in the declarative file"
+            );
+        }
+
+        let (ok, applied) = gatehouse(&server, &["apply", "-f", &out_arg], &env).await?;
+        assert!(ok && applied.contains("Applied"), "{applied}");
+        let (ok, again) = gatehouse(&server, &["plan", "-f", &out_arg], &env).await?;
+        assert!(
+            ok && again.contains("No changes"),
+            "applying twice plans nothing:\n{again}"
+        );
+
+        // Every OAuth2 provider keeps its client id, secret and redirect URIs.
+        let theirs = authentik.list("providers/oauth2/").await?;
+        let (_, ours) = server.get("/providers/oauth2/?page_size=100").await?;
+        let ours = ours["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(ours.len(), theirs.len());
+        for p in &theirs {
+            let name = p["name"].as_str().unwrap_or_default();
+            let mine = by_name(&ours, "name", name).with_context(|| format!("provider {name}"))?;
+            assert_eq!(mine["client_id"], p["client_id"], "{name}");
+            assert_eq!(mine["client_secret"], p["client_secret"], "{name}");
+            assert_eq!(mine["client_type"], p["client_type"], "{name}");
+            let urls = |v: &Value| -> Vec<(Value, Value)> {
+                v["redirect_uris"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| (u["matching_mode"].clone(), u["url"].clone()))
+                    .collect()
+            };
+            let (mine, theirs) = (urls(mine), urls(p));
+            for uri in &theirs {
+                assert!(
+                    mine.contains(uri)
+                        || report.contains(&format!(
+                            "redirect URI left out: The regex redirect URI `{}`",
+                            uri.1.as_str().unwrap_or_default()
+                        )),
+                    "{name}: {uri:?} was neither kept nor reported"
+                );
+            }
+            assert!(mine.iter().all(|u| theirs.contains(u)), "{name}");
+        }
+        // The proxy provider keeps its client id, so the cookie keeps its name.
+        let theirs = authentik.list("providers/proxy/").await?;
+        let (_, ours) = server.get("/providers/proxy/").await?;
+        let ours = ours["results"].as_array().cloned().unwrap_or_default();
+        for p in &theirs {
+            let name = p["name"].as_str().unwrap_or_default();
+            let mine =
+                by_name(&ours, "name", name).with_context(|| format!("proxy provider {name}"))?;
+            assert_eq!(mine["client_id"], p["client_id"], "{name}");
+            assert_eq!(mine["cookie_domain"], p["cookie_domain"], "{name}");
+        }
+        // Sources keep their slugs: the callback URLs registered at Google/GitHub/Facebook.
+        let (_, sources) = server.get("/sources/oauth/").await?;
+        for s in authentik.list("sources/oauth/").await? {
+            let slug = s["slug"].as_str().unwrap_or_default();
+            let mine = by_name(
+                sources["results"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                "slug",
+                slug,
+            )
+            .with_context(|| format!("source {slug}"))?;
+            assert!(mine["callback_url"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&format!("/source/oauth/callback/{slug}/")));
+        }
+
+        // A relying party configured with Grafana's old client id and secret logs alice in.
+        let grafana = by_name(
+            &authentik.list("providers/oauth2/").await?,
+            "name",
+            "Provider for Grafana",
+        )
+        .cloned()
+        .context("the fixture has a Grafana provider")?;
+        let (_, users) = server
+            .get("/core/users/?username=alice%40example.com")
+            .await?;
+        let alice = users["results"][0]["pk"]
+            .as_i64()
+            .context("alice was imported")?;
+        let (status, _) = server
+            .post(
+                &format!("/core/users/{alice}/set_password/"),
+                json!({"password": PASSWORD}),
+            )
+            .await?;
+        assert_eq!(status, 204);
+        let app = App {
+            provider: 0,
+            client_id: grafana["client_id"].as_str().unwrap_or_default().into(),
+            client_secret: grafana["client_secret"].as_str().unwrap_or_default().into(),
+            callback: grafana["redirect_uris"][0]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            issuer: format!("{}/application/o/grafana/", server.external_url),
+        };
+        let http = crate::oidc::http()?;
+        let (_, client) = relying_party(&app, &http).await?;
+        let (tokens, nonce) = code_flow(&server, &app, &client, &http, &["email"]).await?;
+        let id_token = openidconnect::TokenResponse::id_token(&tokens).context("an ID token")?;
+        let claims = id_token.claims(&client.id_token_verifier(), &nonce)?;
+        assert_eq!(
+            claims.email().map(|e| e.as_str()),
+            Some("alice@example.com"),
+            "the ID token verifies with the old client id and names alice"
+        );
+        server.stop().await
+    })
+    .await
+}
