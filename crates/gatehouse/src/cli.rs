@@ -646,6 +646,10 @@ pub struct ImportAuthentikArgs {
     /// An API token of an Authentik superuser.
     #[arg(long, env = "AUTHENTIK_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Authentik's PostgreSQL (postgres://USER:PASSWORD@HOST/DB), to also carry what the API
+    /// never gives: password hashes and TOTP devices.
+    #[arg(long, env = "AUTHENTIK_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// Where to write the declarative file; the environment file goes beside it (`<out>.env`).
     #[arg(long, default_value = "authentik-import.yaml")]
     pub out: PathBuf,

@@ -10,7 +10,7 @@ use crate::client::Client;
 /// Runs `import authentik`.
 pub(super) async fn authentik(args: ImportAuthentikArgs) -> anyhow::Result<()> {
     let source = gatehouse_import::authentik::Client::new(&args.url, &args.token)?;
-    let import = gatehouse_import::authentik::import(&source)
+    let import = gatehouse_import::authentik::import(&source, args.database.as_deref())
         .await
         .context("reading Authentik")?;
     let env_path = import.write(&args.out)?;

@@ -2,6 +2,7 @@
 //! flow with a message, a missing anti-forgery token is refused, oversized fields are named,
 //! and `next` never leaves the site.
 
+use anyhow::Context;
 use gatehouse_testkit::{with_server, TestServer};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -253,6 +254,21 @@ pub(crate) async fn login_attempt(
     username: &str,
     password: &str,
 ) -> anyhow::Result<reqwest::Response> {
+    login_answers(
+        server,
+        headers,
+        &[("uid_field", username), ("password", password)],
+    )
+    .await
+}
+
+/// Walks the default authentication flow posting one `(field, value)` answer per stage (with
+/// the flow's CSRF token); returns the answer to the last one.
+pub(crate) async fn login_answers(
+    server: &TestServer,
+    headers: &[(&str, &str)],
+    answers: &[(&str, &str)],
+) -> anyhow::Result<reqwest::Response> {
     let http = client()?;
     let mut extra = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
@@ -261,25 +277,25 @@ pub(crate) async fn login_attempt(
             value.parse()?,
         );
     }
-    let (cookie, csrf) = start_with_headers(server, &http, "", &extra).await?;
-    let post = |cookie: String, fields: Vec<(&'static str, String)>| {
-        http.post(format!("{}{FLOW}", server.url))
+    let (mut cookie, csrf) = start_with_headers(server, &http, "", &extra).await?;
+    let (last, rest) = answers.split_last().context("at least one answer")?;
+    for (field, value) in rest {
+        let answer = http
+            .post(format!("{}{FLOW}", server.url))
             .headers(extra.clone())
-            .header(COOKIE, cookie)
-            .form(&fields)
+            .header(COOKIE, cookie.clone())
+            .form(&[(*field, *value), ("csrf", csrf.as_str())])
             .send()
-    };
-    let identified = post(
-        cookie.clone(),
-        vec![("uid_field", username.to_owned()), ("csrf", csrf.clone())],
-    )
-    .await?;
-    let cookie = flow_cookie(&identified).unwrap_or(cookie);
-    Ok(post(
-        cookie,
-        vec![("password", password.to_owned()), ("csrf", csrf)],
-    )
-    .await?)
+            .await?;
+        cookie = flow_cookie(&answer).unwrap_or(cookie);
+    }
+    Ok(http
+        .post(format!("{}{FLOW}", server.url))
+        .headers(extra.clone())
+        .header(COOKIE, cookie)
+        .form(&[(last.0, last.1), ("csrf", csrf.as_str())])
+        .send()
+        .await?)
 }
 
 async fn user_page_status(server: &TestServer, cookie: &str) -> anyhow::Result<u16> {

@@ -278,3 +278,132 @@ async fn an_imported_authentik_keeps_every_application_working() -> anyhow::Resu
     })
     .await
 }
+
+/// Loads the fixture's Authentik tables (`schema.sql`, `reference.sql`) into a fresh database
+/// of the test PostgreSQL server; `None` on the SQLite leg of the suite, which has none.
+async fn authentik_database() -> anyhow::Result<Option<gatehouse_testkit::TestDb>> {
+    let db = gatehouse_testkit::TestDb::new().await?;
+    if db.backend() != "postgres" {
+        return Ok(None);
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/authentik");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await?;
+    for file in ["schema.sql", "reference.sql"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}"))?;
+        sqlx::raw_sql(&text)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("loading {file}"))?;
+    }
+    Ok(Some(db))
+}
+
+/// With `--database`, the password hashes and TOTP devices only Authentik's tables hold come
+/// along: each person logs in with their old password (pbkdf2, argon2 and bcrypt_sha256 forms,
+/// rehashed to argon2id at that login) and alice with her old authenticator app. Runs on the
+/// PostgreSQL leg of the suite, where a PostgreSQL server is at hand for Authentik's tables.
+#[tokio::test]
+async fn an_imported_authentik_database_carries_passwords_and_totp_devices() -> anyhow::Result<()> {
+    let Some(authentik_db) = authentik_database().await? else {
+        eprintln!("Authentik's tables need PostgreSQL: this test runs on the PostgreSQL leg");
+        return Ok(());
+    };
+    let db = gatehouse_testkit::TestDb::new().await?;
+    let server = TestServer::start(&db).await?;
+    let store = db.store().await?;
+    {
+        let authentik = Authentik::start().await?;
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("authentik.yaml");
+        let out_arg = out.display().to_string();
+        let (ok, report) = gatehouse(
+            &server,
+            &[
+                "import",
+                "authentik",
+                "--url",
+                &authentik.url,
+                "--token",
+                AUTHENTIK_TOKEN,
+                "--database",
+                &authentik_db.url,
+                "--out",
+                &out_arg,
+            ],
+            &BTreeMap::new(),
+        )
+        .await?;
+        assert!(ok, "{report}");
+        eprintln!("import report with --database:\n{report}");
+        for line in [
+            "4 password hashes",
+            "1 TOTP devices",
+            "passkey `bob@example.com",
+        ] {
+            assert!(
+                report.contains(line),
+                "the report lacks {line:?}:\n{report}"
+            );
+        }
+        let env = read_env_file(&std::fs::read_to_string(
+            dir.path().join("authentik.yaml.env"),
+        )?);
+        let (ok, applied) = gatehouse(&server, &["apply", "-f", &out_arg], &env).await?;
+        assert!(
+            ok && applied.contains("create credential alice@example.com"),
+            "{applied}"
+        );
+        for (username, password) in [
+            ("admin", "fixture-admin-pbkdf2-password"),
+            ("bob@example.com", "fixture-bob-bcrypt-password"),
+            ("erin@example.com", "fixture-erin-old-pbkdf2-password"),
+        ] {
+            let wrong = crate::flows::login_attempt(&server, &[], username, "wrong").await?;
+            assert_ne!(wrong.status(), 302, "{username}: a wrong password passed");
+            let right = crate::flows::login_attempt(&server, &[], username, password).await?;
+            assert_eq!(
+                right.status(),
+                302,
+                "{username} logs in with the old password"
+            );
+            let mut conn = store.conn().await?;
+            let pk = gatehouse_store::users::find_by_username(&mut conn, username)
+                .await?
+                .context("imported")?
+                .id;
+            let stored = gatehouse_store::users::password_hash(&mut conn, pk)
+                .await?
+                .unwrap_or_default();
+            assert!(
+                stored.starts_with("$argon2id$"),
+                "{username}: rehashed at login"
+            );
+        }
+        // Alice's authenticator app (the RFC 6238 test seed) still works.
+        let code = gatehouse_flow::totp_for("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+            .map_err(anyhow::Error::msg)?
+            .generate_current()
+            .to_string();
+        let answers = [
+            ("uid_field", "alice@example.com"),
+            ("password", "fixture-alice-argon2-password"),
+            ("code", code.as_str()),
+        ];
+        let asked = crate::flows::login_answers(&server, &[], &answers[..2]).await?;
+        assert_ne!(
+            asked.status(),
+            302,
+            "alice's password alone is not enough: the code is asked"
+        );
+        let done = crate::flows::login_answers(&server, &[], &answers).await?;
+        assert_eq!(
+            done.status(),
+            302,
+            "alice logs in with her old authenticator app"
+        );
+        // Seeded once: after the logins (rehash, used step) the file still plans to zero.
+        let (ok, again) = gatehouse(&server, &["plan", "-f", &out_arg], &env).await?;
+        assert!(ok && again.contains("No changes"), "{again}");
+    }
+    server.stop().await
+}

@@ -11,6 +11,7 @@
 //! Field-by-field facts, with where each was read, are in the test fixture's `FACTS.md`.
 
 mod api;
+mod database;
 mod stages;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,8 +48,9 @@ struct Names {
     key_types: HashMap<Uuid, String>,
 }
 
-/// Reads everything the API exposes and maps it.
-pub async fn import(client: &Client) -> Result<Import, Error> {
+/// Reads everything the API exposes and maps it; with `database` (Authentik's PostgreSQL URL)
+/// also the password hashes and TOTP devices only the database holds.
+pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, Error> {
     let mut report = Report::default();
     let mut env = BTreeMap::new();
     let mut names = Names::default();
@@ -75,7 +77,26 @@ pub async fn import(client: &Client) -> Result<Import, Error> {
     }
 
     doc.insert("groups".into(), map_groups(&groups, &names, &mut report));
-    doc.insert("users".into(), map_users(&users, &names, &mut report));
+    let carried_users = map_users(&users, &names, &mut report);
+    let usernames: Vec<String> = carried_users
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["username"].as_str().map(str::to_owned))
+        .collect();
+    doc.insert("users".into(), carried_users);
+    match database {
+        Some(url) => {
+            let credentials =
+                database::credentials(url, &usernames, &mut env, &mut report).await?;
+            doc.insert("credentials".into(), Value::Array(credentials));
+        }
+        None => report.left_out(
+            "credentials",
+            "passwords, TOTP devices, passkeys",
+            "Authentik's API does not give them: add --database postgres://… (Authentik's database) to carry passwords and TOTP devices",
+        ),
+    }
     doc.insert(
         "policies".into(),
         map_policies(client, &mut names, &mut report).await?,

@@ -9,7 +9,9 @@
 //! # Layout
 //! - this module: the driver, ordering, pruning and error locating.
 //! - [`views`]: each kind's stored object rendered in the file's vocabulary, and written back.
+//! - [`credentials`]: carried-over passwords and TOTP devices, seeded once.
 
+mod credentials;
 mod views;
 
 use std::collections::BTreeMap;
@@ -214,16 +216,16 @@ pub async fn reconcile(
         "outposts",
         doc.outposts.iter().map(|e| e.name.as_str()),
     )?;
-    if let Some(key) = doc
-        .signing_keys
-        .first()
-        .map(|k| k.name.as_str())
-        .or_else(|| doc.credentials.first().map(|c| c.user.as_str()))
-    {
+    check_unique(
+        located,
+        "credentials",
+        doc.credentials.iter().map(|e| e.user.as_str()),
+    )?;
+    if let Some(key) = doc.signing_keys.first().map(|k| k.name.as_str()) {
         return Err(Failure::Document(located.invalid(
-            "signing_keys/credentials",
+            format!("signing_keys[{key}]"),
             key,
-            "carried-over signing keys and credentials are not applied yet: remove these sections for now",
+            "carried-over signing keys are not applied yet: remove this section for now (Gatehouse publishes its own keys; relying parties fetch them from the JWKS)",
         )));
     }
     let mut run = Run {
@@ -268,6 +270,9 @@ pub async fn reconcile(
     }
     for entry in &doc.outposts {
         views::outpost(&mut run, entry).await?;
+    }
+    for entry in &doc.credentials {
+        credentials::credential(&mut run, entry).await?;
     }
     if prune {
         views::prune(&mut run, doc).await?;
