@@ -16,7 +16,9 @@ mod stages;
 
 use std::collections::{BTreeMap, HashMap};
 
+use gatehouse_core::kinds::MatchingMode;
 use gatehouse_declarative::document::Secret;
+use gatehouse_oidc::redirect;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -287,6 +289,27 @@ fn map_users(users: &[User], names: &Names, report: &mut Report) -> Value {
     Value::Array(out)
 }
 
+/// An expression policy in Gatehouse's terms: the CEL that does the same, and what to tell the
+/// operator; `None` when it must be translated by hand.
+fn translate_policy(python: &str) -> Option<(String, String)> {
+    if let Some(cel) = translate_expression(python) {
+        return Some((
+            cel.clone(),
+            format!("translated from Python `{}` to CEL `{cel}`", python.trim()),
+        ));
+    }
+    // The invitation-group policy of the reference deployment (and Authentik's docs): it adds
+    // the enrolling person to the group named in the invitation's fixed data and passes.
+    // Gatehouse's user-write stage does that itself for a `group` in the fixed data.
+    if python.contains("fixed_data") && python.contains(".groups.add(") {
+        return Some((
+            "true".into(),
+            "it added the person to the group in the invitation's fixed data; Gatehouse's user-write stage does that for `group` itself, so it is carried as CEL `true`: check the key is `group`".into(),
+        ));
+    }
+    None
+}
+
 /// `return ak_is_group_member(request.user, name="X")`, the most common expression policy, as
 /// CEL; `None` for anything else.
 fn translate_expression(python: &str) -> Option<String> {
@@ -341,16 +364,12 @@ async fn map_policies(
                     .await?;
                 let python = x["expression"].as_str().unwrap_or_default();
                 e.insert("kind".into(), json!("expression"));
-                match translate_expression(python) {
-                    Some(cel) => {
+                match translate_policy(python) {
+                    Some((cel, note)) => {
                         e.insert("settings".into(), json!({ "expression": cel }));
                         names.policies.insert(p.pk, p.name.clone());
                         report.carried("policies");
-                        report.check(
-                            "expression policy",
-                            &p.name,
-                            format!("translated from Python `{}` to CEL `{cel}`", python.trim()),
-                        );
+                        report.check("expression policy", &p.name, note);
                     }
                     None => {
                         e.insert("settings".into(), json!({ "expression": "false" }));
@@ -590,28 +609,49 @@ fn map_oauth2(
     for u in &p.redirect_uris {
         let accepted = u
             .matching_mode
-            .parse::<gatehouse_core::kinds::MatchingMode>()
+            .parse::<MatchingMode>()
             .map_err(|e| e.to_string())
             .and_then(|mode| {
-                gatehouse_oidc::redirect::check(mode, &u.url).map_err(|e| e.to_string())
+                redirect::check(mode, &u.url)
+                    .map(|()| vec![u.url.clone()])
+                    .map_err(|e| e.to_string())
             });
-        if let Err(why) = accepted {
-            report.left_out(
-                "OAuth2 provider",
-                &p.name,
-                format!("redirect URI left out: {why}"),
+        let urls = match accepted {
+            Ok(urls) => urls,
+            Err(why) => match expand_origin(&u.url) {
+                Some(urls) => {
+                    report.check(
+                        "OAuth2 provider",
+                        &p.name,
+                        format!(
+                            "the redirect URI `{}` became one entry per host: {}",
+                            u.url,
+                            urls.join(", ")
+                        ),
+                    );
+                    urls
+                }
+                None => {
+                    report.left_out(
+                        "OAuth2 provider",
+                        &p.name,
+                        format!("redirect URI left out: {why}"),
+                    );
+                    continue;
+                }
+            },
+        };
+        for url in urls {
+            let mut r = Map::new();
+            r.insert("matching_mode".into(), json!(u.matching_mode));
+            r.insert("url".into(), json!(url));
+            put(
+                &mut r,
+                "redirect_uri_type",
+                u.redirect_uri_type.clone().map(Value::from),
             );
-            continue;
+            uris.push(Value::Object(r));
         }
-        let mut r = Map::new();
-        r.insert("matching_mode".into(), json!(u.matching_mode));
-        r.insert("url".into(), json!(u.url));
-        put(
-            &mut r,
-            "redirect_uri_type",
-            u.redirect_uri_type.clone().map(Value::from),
-        );
-        uris.push(Value::Object(r));
     }
     e.insert("redirect_uris".into(), Value::Array(uris));
     for (key, value) in [
@@ -666,6 +706,38 @@ fn map_oauth2(
     }
     report.carried("OAuth2 providers");
     Value::Object(e)
+}
+
+/// Most alternatives a host group may stand for before it is reported instead.
+const MAX_HOSTS: usize = 8;
+
+/// A regex redirect URI whose host varies only by one group of literal alternatives, such as
+/// `https://(www\.)?app\.example\.com/cb` or `https://(a|b)\.example\.com/cb`, as the
+/// literal-origin entries it stands for (Gatehouse refuses host patterns); `None` when it is
+/// not of that shape or an alternative is still refused.
+fn expand_origin(url: &str) -> Option<Vec<String>> {
+    let open = url.find('(')?;
+    let close = open + url[open..].find(')')?;
+    let inner = &url[open + 1..close];
+    if inner.contains(['(', '[', '*', '+', '{', '?', '^', '$']) {
+        return None;
+    }
+    let optional = url[close + 1..].starts_with('?');
+    let rest = &url[close + 1 + usize::from(optional)..];
+    let mut alternatives: Vec<&str> = inner.split('|').collect();
+    if optional {
+        alternatives.push("");
+    }
+    if alternatives.len() > MAX_HOSTS {
+        return None;
+    }
+    let urls: Vec<String> = alternatives
+        .iter()
+        .map(|a| format!("{}{a}{rest}", &url[..open]))
+        .collect();
+    urls.iter()
+        .all(|u| redirect::check(MatchingMode::Regex, u).is_ok())
+        .then_some(urls)
 }
 
 fn map_proxy(p: &ProxyProvider, names: &Names, report: &mut Report) -> Value {
@@ -851,6 +923,22 @@ mod tests {
             translate_expression("return ak_is_group_member(request.user, name=\"a\\\" || true\")"),
             None
         );
+    }
+
+    #[test]
+    fn a_host_group_becomes_one_entry_per_host() {
+        assert_eq!(
+            expand_origin(r"https://(www\.)?wrongmove\.example\.com/auth/callback"),
+            Some(vec![
+                r"https://www\.wrongmove\.example\.com/auth/callback".to_owned(),
+                r"https://wrongmove\.example\.com/auth/callback".to_owned(),
+            ])
+        );
+        assert_eq!(
+            expand_origin(r"https://[a-z0-9-]+\.k8s\.example\.com/cb"),
+            None
+        );
+        assert_eq!(expand_origin(r"https://(a|.*)\.example\.com/cb"), None);
     }
 
     #[test]
