@@ -44,41 +44,80 @@ fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
     }
 }
 
+/// The public JWK (without kid) of a P-256 key.
+fn ec_jwk(key: &p256::SecretKey) -> Result<Value> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let point = key.public_key().to_encoded_point(false);
+    let (Some(x), Some(y)) = (point.x(), point.y()) else {
+        return Err(internal("the key has no affine coordinates"));
+    };
+    Ok(json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}))
+}
+
+/// The public JWK (without kid) of an RSA key.
+fn rsa_jwk(key: &rsa::RsaPrivateKey) -> Value {
+    use rsa::traits::PublicKeyParts;
+    let public = key.to_public_key();
+    json!({"kty": "RSA", "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())})
+}
+
 /// A fresh key of `algorithm`: (PKCS#8 PEM, public JWK without kid).
 fn generate(algorithm: SigningAlgorithm) -> Result<(String, Value)> {
     match algorithm {
         SigningAlgorithm::Es256 => {
-            use p256::elliptic_curve::sec1::ToEncodedPoint;
             use p256::pkcs8::{EncodePrivateKey, LineEnding};
             let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(internal)?
                 .to_string();
-            let point = key.public_key().to_encoded_point(false);
-            let (Some(x), Some(y)) = (point.x(), point.y()) else {
-                return Err(internal("generated key has no affine coordinates"));
-            };
-            Ok((
-                pem,
-                json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}),
-            ))
+            Ok((pem, ec_jwk(&key)?))
         }
         SigningAlgorithm::Rs256 => {
             use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-            use rsa::traits::PublicKeyParts;
             let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(internal)?;
             let pem = key
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(internal)?
                 .to_string();
-            let public = key.to_public_key();
-            Ok((
-                pem,
-                json!({"kty": "RSA", "n": b64(&public.n().to_bytes_be()), "e": b64(&public.e().to_bytes_be())}),
-            ))
+            Ok((pem, rsa_jwk(&key)))
         }
     }
+}
+
+/// A key pair carried over from another identity provider, as Gatehouse stores keys: its
+/// algorithm, the private key as PKCS#8 PEM and the public JWK with `kid`, `use` and `alg`.
+/// Reads RSA keys as PKCS#1 (`BEGIN RSA PRIVATE KEY`, what Authentik writes) or PKCS#8, and
+/// P-256 keys as SEC1 (`BEGIN EC PRIVATE KEY`) or PKCS#8.
+pub fn carried_key(pem: &str, kid: &str) -> Result<(SigningAlgorithm, String, Value), String> {
+    use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    let rsa_key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
+        .ok()
+        .or_else(|| rsa::RsaPrivateKey::from_pkcs8_pem(pem).ok());
+    let (algorithm, pkcs8, mut jwk) = if let Some(key) = rsa_key {
+        let pkcs8 = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| e.to_string())?;
+        (SigningAlgorithm::Rs256, pkcs8.to_string(), rsa_jwk(&key))
+    } else {
+        let key = p256::SecretKey::from_sec1_pem(pem)
+            .or_else(|_| p256::SecretKey::from_pkcs8_pem(pem))
+            .map_err(|_| {
+                "is not an RSA (PKCS#1 or PKCS#8) or P-256 (SEC1 or PKCS#8) private key in PEM form"
+                    .to_owned()
+            })?;
+        let pkcs8 = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| e.to_string())?;
+        let jwk = ec_jwk(&key).map_err(|e| e.to_string())?;
+        (SigningAlgorithm::Es256, pkcs8.to_string(), jwk)
+    };
+    jwk["kid"] = kid.into();
+    jwk["use"] = "sig".into();
+    jwk["alg"] = algorithm.as_str().into();
+    Signer::parse(kid, algorithm, &pkcs8)?;
+    Ok((algorithm, pkcs8, jwk))
 }
 
 /// Makes and stores a new key of `algorithm` in its own transaction; returns its kid.

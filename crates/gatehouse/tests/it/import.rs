@@ -86,18 +86,28 @@ async fn gatehouse(
     Ok((output.status.success(), text))
 }
 
-/// `NAME='value'` lines as the importer writes them.
+/// `NAME='value'` entries as the importer writes them (values may span lines; a quote inside
+/// is written `'\''`, as POSIX shells read it).
 fn read_env_file(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            let v = v
-                .strip_prefix('\'')
-                .and_then(|v| v.strip_suffix('\''))
-                .unwrap_or(v);
-            (k.to_owned(), v.replace("'\\''", "'"))
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("='") {
+        let mut value = String::new();
+        let mut tail = after;
+        while let Some(end) = tail.find('\'') {
+            value.push_str(&tail[..end]);
+            if tail[end..].starts_with("'\\''") {
+                value.push('\'');
+                tail = &tail[end + 4..];
+            } else {
+                tail = &tail[end + 1..];
+                break;
+            }
+        }
+        out.insert(name.trim().to_owned(), value);
+        rest = tail.trim_start_matches('\n');
+    }
+    out
 }
 
 fn by_name<'a>(objects: &'a [Value], key: &str, name: &str) -> Option<&'a Value> {
@@ -306,12 +316,14 @@ async fn authentik_database() -> anyhow::Result<Option<gatehouse_testkit::TestDb
     Ok(Some(db))
 }
 
-/// With `--database`, the password hashes and TOTP devices only Authentik's tables hold come
-/// along: each person logs in with their old password (pbkdf2, argon2 and bcrypt_sha256 forms,
-/// rehashed to argon2id at that login) and alice with her old authenticator app. Runs on the
+/// With `--database`, what only Authentik's tables hold comes along: each person logs in with
+/// their old password (pbkdf2, argon2 and bcrypt_sha256 forms, rehashed to argon2id at that
+/// login), alice with her old authenticator app, and Authentik's signing key is published under
+/// its old `kid` and signs from now on, so tokens Authentik issued keep verifying. Runs on the
 /// PostgreSQL leg of the suite, where a PostgreSQL server is at hand for Authentik's tables.
 #[tokio::test]
-async fn an_imported_authentik_database_carries_passwords_and_totp_devices() -> anyhow::Result<()> {
+async fn an_imported_authentik_database_carries_passwords_totp_devices_and_the_signing_key(
+) -> anyhow::Result<()> {
     let Some(authentik_db) = authentik_database().await? else {
         eprintln!("Authentik's tables need PostgreSQL: this test runs on the PostgreSQL leg");
         return Ok(());
@@ -387,6 +399,46 @@ async fn an_imported_authentik_database_carries_passwords_and_totp_devices() -> 
                 "{username}: rehashed at login"
             );
         }
+        // Authentik's signing key is published under the kid its tokens carry, and signs now.
+        let kid = "d29c2dddd35814e3fb003017f782986b";
+        let mut published = false;
+        for _ in 0..30 {
+            let jwks: Value = reqwest::get(format!("{}/application/o/grafana/jwks/", server.url))
+                .await?
+                .json()
+                .await?;
+            if jwks["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kid"] == json!(kid))
+            {
+                published = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        assert!(published, "the JWKS publishes the carried key {kid}");
+        let (_, keys) = server.get("/oauth2/signing_keys/").await?;
+        let rs256: Vec<&Value> = keys["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| k["algorithm"] == json!("RS256"))
+            .collect();
+        assert!(
+            rs256
+                .iter()
+                .any(|k| k["kid"] == json!(kid) && k["retired"].is_null()),
+            "the carried key signs RS256 now: {keys}"
+        );
+        assert!(
+            rs256
+                .iter()
+                .filter(|k| k["kid"] != json!(kid))
+                .all(|k| !k["retired"].is_null()),
+            "the key it replaced is retired (and stays published): {keys}"
+        );
         // Alice's authenticator app (the RFC 6238 test seed) still works.
         let code = gatehouse_flow::totp_for("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
             .map_err(anyhow::Error::msg)?

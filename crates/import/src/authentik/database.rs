@@ -148,3 +148,49 @@ mod tests {
         );
     }
 }
+
+/// Reads the private keys of the key pairs in `used` (those carried providers sign with) as
+/// `signing_keys:` entries, under the `kid` their tokens carry: the `kid` column (2025.12 and
+/// later), else the MD5 of the key as earlier versions computed it on the fly.
+pub(super) async fn signing_keys(
+    url: &str,
+    used: &[uuid::Uuid],
+    env: &mut BTreeMap<String, String>,
+    report: &mut Report,
+) -> Result<Vec<Value>, Error> {
+    let failed = |e: sqlx::Error| Error::Source {
+        url: redact(url),
+        message: e.to_string(),
+    };
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(failed)?;
+    let rows = sqlx::query(
+        "SELECT kp_uuid::text AS kp_uuid, name, key_data, kid FROM authentik_crypto_certificatekeypair \
+         WHERE key_data <> '' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(failed)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let uuid: String = row.try_get("kp_uuid").map_err(failed)?;
+        if !uuid.parse().is_ok_and(|u| used.contains(&u)) {
+            continue;
+        }
+        let name: String = row.try_get("name").map_err(failed)?;
+        let pem: String = row.try_get("key_data").map_err(failed)?;
+        let kid: Option<String> = row.try_get("kid").map_err(failed)?;
+        let Some(kid) = kid.filter(|k| !k.is_empty()) else {
+            report.left_out(
+                "certificate-key pair",
+                &name,
+                "this Authentik predates the kid column (2025.12): upgrade it first, or tokens it issued would not find their key",
+            );
+            continue;
+        };
+        let var = variable(&name, "PRIVATE_KEY");
+        env.insert(var.clone(), pem);
+        out.push(json!({"name": name, "private_key": secret_ref(&var, false), "kid": kid}));
+        report.carried("signing keys");
+    }
+    Ok(out)
+}

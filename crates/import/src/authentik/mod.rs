@@ -175,12 +175,21 @@ pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, E
             "invitations are not part of the declarative file; create new ones with `gatehouse invitation create` (links already sent stop working)",
         );
     }
-    for k in &keys {
-        report.left_out(
-            "certificate-key pair",
-            &k.name,
-            "Gatehouse signs with its own keys: relying parties fetch the new JWKS on their own, tokens already issued stop verifying, and people log in once more",
-        );
+    let used: Vec<Uuid> = oauth2.iter().filter_map(|p| p.signing_key).collect();
+    match database {
+        Some(url) => {
+            let carried = database::signing_keys(url, &used, &mut env, &mut report).await?;
+            doc.insert("signing_keys".into(), Value::Array(carried));
+        }
+        None => {
+            for k in keys.iter().filter(|k| used.contains(&k.pk)) {
+                report.left_out(
+                    "certificate-key pair",
+                    &k.name,
+                    "its private key comes with --database; without it Gatehouse signs with its own keys: relying parties fetch the new JWKS on their own, tokens already issued stop verifying, and people log in once more",
+                );
+            }
+        }
     }
     doc.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
     Ok(Import {

@@ -10,8 +10,10 @@
 //! - this module: the driver, ordering, pruning and error locating.
 //! - [`views`]: each kind's stored object rendered in the file's vocabulary, and written back.
 //! - [`credentials`]: carried-over passwords and TOTP devices, seeded once.
+//! - [`signing_keys`]: carried-over token-signing keys, added once under their `kid`.
 
 mod credentials;
+mod signing_keys;
 mod views;
 
 use std::collections::BTreeMap;
@@ -221,13 +223,11 @@ pub async fn reconcile(
         "credentials",
         doc.credentials.iter().map(|e| e.user.as_str()),
     )?;
-    if let Some(key) = doc.signing_keys.first().map(|k| k.name.as_str()) {
-        return Err(Failure::Document(located.invalid(
-            format!("signing_keys[{key}]"),
-            key,
-            "carried-over signing keys are not applied yet: remove this section for now (Gatehouse publishes its own keys; relying parties fetch them from the JWKS)",
-        )));
-    }
+    check_unique(
+        located,
+        "signing_keys",
+        doc.signing_keys.iter().map(|e| e.name.as_str()),
+    )?;
     let mut run = Run {
         conn,
         sealing,
@@ -270,6 +270,9 @@ pub async fn reconcile(
     }
     for entry in &doc.outposts {
         views::outpost(&mut run, entry).await?;
+    }
+    for entry in &doc.signing_keys {
+        signing_keys::signing_key(&mut run, entry).await?;
     }
     for entry in &doc.credentials {
         credentials::credential(&mut run, entry).await?;
