@@ -11,6 +11,26 @@ use sqlx::{Connection, Row};
 use super::{secret_ref, variable};
 use crate::{Error, Report};
 
+/// How a failed query against `url` is reported (without the password).
+fn failure(url: &str) -> impl Fn(sqlx::Error) -> Error + Copy + '_ {
+    move |e| Error::Source {
+        url: redact(url),
+        message: e.to_string(),
+    }
+}
+
+/// Connects to Authentik's database.
+async fn connect(url: &str) -> Result<sqlx::PgConnection, Error> {
+    sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| Error::Source {
+            url: redact(url),
+            message: format!(
+                "{e}; check --database (postgres://USER:PASSWORD@HOST/DB of Authentik)"
+            ),
+        })
+}
+
 /// Reads the credentials of `usernames` (the users carried) as `credentials:` entries.
 pub(super) async fn credentials(
     url: &str,
@@ -18,11 +38,8 @@ pub(super) async fn credentials(
     env: &mut BTreeMap<String, String>,
     report: &mut Report,
 ) -> Result<Vec<Value>, Error> {
-    let failed = |e: sqlx::Error| Error::Source {
-        url: redact(url),
-        message: format!("{e}; check --database (postgres://USER:PASSWORD@HOST/DB of Authentik)"),
-    };
-    let mut conn = sqlx::PgConnection::connect(url).await.map_err(failed)?;
+    let failed = failure(url);
+    let mut conn = connect(url).await?;
     let mut entries: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let users = sqlx::query("SELECT username, password FROM authentik_core_user ORDER BY id")
         .fetch_all(&mut conn)
@@ -132,23 +149,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_appear_in_messages() {
-        assert_eq!(
-            redact("postgres://authentik:s3cret@db.example.com/authentik"),
-            "postgres://authentik:***@db.example.com/authentik"
-        );
-        assert_eq!(
-            redact("postgres://db.example.com/authentik"),
-            "postgres://db.example.com/authentik"
-        );
-    }
-}
-
 /// Reads the private keys of the key pairs in `used` (those carried providers sign with) as
 /// `signing_keys:` entries, under the `kid` their tokens carry: the `kid` column (2025.12 and
 /// later), else the MD5 of the key as earlier versions computed it on the fly.
@@ -158,11 +158,8 @@ pub(super) async fn signing_keys(
     env: &mut BTreeMap<String, String>,
     report: &mut Report,
 ) -> Result<Vec<Value>, Error> {
-    let failed = |e: sqlx::Error| Error::Source {
-        url: redact(url),
-        message: e.to_string(),
-    };
-    let mut conn = sqlx::PgConnection::connect(url).await.map_err(failed)?;
+    let failed = failure(url);
+    let mut conn = connect(url).await?;
     let rows = sqlx::query(
         "SELECT kp_uuid::text AS kp_uuid, name, key_data, kid FROM authentik_crypto_certificatekeypair \
          WHERE key_data <> '' ORDER BY name",
@@ -193,4 +190,21 @@ pub(super) async fn signing_keys(
         report.carried("signing keys");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_appear_in_messages() {
+        assert_eq!(
+            redact("postgres://authentik:s3cret@db.example.com/authentik"),
+            "postgres://authentik:***@db.example.com/authentik"
+        );
+        assert_eq!(
+            redact("postgres://db.example.com/authentik"),
+            "postgres://db.example.com/authentik"
+        );
+    }
 }
