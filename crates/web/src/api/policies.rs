@@ -188,11 +188,7 @@ impl Resource for Binding {
                 errors.add("timeout", "Ensure this value is between 0 and 2147483647.");
             }
         }
-        if let Some(order) = req.order {
-            if !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&order) {
-                errors.add("order", "Ensure this value fits a 32-bit integer.");
-            }
-        }
+        errors.int32("order", req.order);
         errors.finish()?;
         let target = match (req.target, &current) {
             (Some(uuid), _) => policies::resolve_target(conn, uuid).await?,

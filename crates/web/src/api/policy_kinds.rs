@@ -14,7 +14,7 @@ use gatehouse_proto::policies::{
 };
 use gatehouse_store::policies::{self, PolicyFields};
 use gatehouse_store::reputation::{self, Score};
-use gatehouse_store::sql::{self, Filter};
+use gatehouse_store::sql;
 use gatehouse_store::{Conn, ListSpec, Listed, SecretKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::resource::{NoRequest, Operations, Resource};
+use super::resource::{list_of_kind, NoRequest, Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
@@ -184,18 +184,10 @@ impl<K: PolicySpec> Resource for KindPolicy<K> {
         _sealing: &SecretKey,
         spec: &ListSpec,
     ) -> ApiResult<Listed<Self>> {
-        let mut spec = spec.clone();
-        spec.filters
-            .push(Filter::Equals("kind", K::KIND.as_str().into()));
-        let listed = sql::list::<policies::Policy>(conn, &spec).await?;
-        Ok(Listed {
-            count: listed.count,
-            items: listed
-                .items
-                .into_iter()
-                .map(|p| KindPolicy(p, PhantomData))
-                .collect(),
+        list_of_kind::<policies::Policy, _>(conn, spec, K::KIND.as_str(), |p| {
+            KindPolicy(p, PhantomData)
         })
+        .await
     }
 
     async fn render(
@@ -335,10 +327,8 @@ impl PolicySpec for ReputationKind {
         _full: bool,
         errors: &mut Errors,
     ) -> Map<String, Value> {
+        errors.int32("threshold", req.threshold);
         if let Some(threshold) = req.threshold {
-            if !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&threshold) {
-                errors.add("threshold", "Ensure this value fits a 32-bit integer.");
-            }
             current.insert("threshold".into(), json!(threshold));
         }
         for (key, value) in [

@@ -185,6 +185,24 @@ pub(crate) async fn remove<R: Resource>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One page of a per-kind resource over a table every kind shares (stages, policies): `spec`
+/// narrowed to the rows whose `kind` column is `kind`, each wrapped by `wrap`.
+pub(crate) async fn list_of_kind<E: gatehouse_store::sql::Entity, T>(
+    conn: &mut Conn,
+    spec: &ListSpec,
+    kind: &str,
+    wrap: impl Fn(E) -> T,
+) -> ApiResult<Listed<T>> {
+    let mut spec = spec.clone();
+    spec.filters
+        .push(gatehouse_store::sql::Filter::Equals("kind", kind.into()));
+    let listed = gatehouse_store::sql::list::<E>(conn, &spec).await?;
+    Ok(Listed {
+        count: listed.count,
+        items: listed.items.into_iter().map(wrap).collect(),
+    })
+}
+
 /// The request body of resources without write routes: no value exists, so none is accepted.
 #[derive(serde::Deserialize)]
 pub(crate) enum NoRequest {}

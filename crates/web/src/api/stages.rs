@@ -19,7 +19,7 @@ use gatehouse_proto::stages::{
     UserLogoutStageRequest, UserWriteStage, UserWriteStageRequest,
 };
 use gatehouse_store::flows::{self, StageBinding, StageFields};
-use gatehouse_store::sql::{self, Filter};
+use gatehouse_store::sql;
 use gatehouse_store::{Conn, ListSpec, Listed, SecretKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::resource::{NoRequest, Operations, Resource};
+use super::resource::{list_of_kind, NoRequest, Operations, Resource};
 use super::validate::{or, Errors};
 use super::Api;
 use crate::auth::Admin;
@@ -298,18 +298,8 @@ impl<K: StageSpec> Resource for KindStage<K> {
         _sealing: &SecretKey,
         spec: &ListSpec,
     ) -> ApiResult<Listed<Self>> {
-        let mut spec = spec.clone();
-        spec.filters
-            .push(Filter::Equals("kind", K::KIND.as_str().into()));
-        let listed = sql::list::<flows::Stage>(conn, &spec).await?;
-        Ok(Listed {
-            count: listed.count,
-            items: listed
-                .items
-                .into_iter()
-                .map(|s| KindStage(s, PhantomData))
-                .collect(),
-        })
+        list_of_kind::<flows::Stage, _>(conn, spec, K::KIND.as_str(), |s| KindStage(s, PhantomData))
+            .await
     }
 
     async fn render(
@@ -626,11 +616,7 @@ impl Resource for StageBinding {
                 "Gatehouse evaluates a stage's policies when the stage is reached; set re_evaluate_policies to true.",
             );
         }
-        if let Some(order) = req.order {
-            if !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&order) {
-                errors.add("order", "Ensure this value fits a 32-bit integer.");
-            }
-        }
+        errors.int32("order", req.order);
         if let Some(flow) = req.target {
             if sql::find::<flows::Flow>(conn, "uuid", flow.into())
                 .await?

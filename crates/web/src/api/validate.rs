@@ -32,6 +32,14 @@ impl Errors {
         value
     }
 
+    /// Records an error unless `value` (when given) fits a 32-bit integer, the column type
+    /// Authentik's API documents for orders and thresholds.
+    pub(crate) fn int32(&mut self, field: &str, value: Option<i64>) {
+        if value.is_some_and(|v| i32::try_from(v).is_err()) {
+            self.add(field, "Ensure this value fits a 32-bit integer.");
+        }
+    }
+
     /// Parses a duration field, recording the reason it is refused.
     pub(crate) fn duration(&mut self, field: &str, value: &str) {
         if let Err(e) = value.parse::<gatehouse_core::Duration>() {
