@@ -172,7 +172,7 @@ pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, E
         report.left_out(
             "invitation",
             &i.name,
-            "invitations are not part of the declarative file; create new ones with `gatehouse invitation create` (links already sent stop working)",
+            "invitations are not part of the declarative file; create new ones with `gatehouse invite create <group>` (links already sent stop working)",
         );
     }
     let used: Vec<Uuid> = oauth2.iter().filter_map(|p| p.signing_key).collect();
