@@ -228,6 +228,9 @@ pub struct FlowStageEntry {
     /// Policies evaluated when the stage is reached.
     #[serde(default)]
     pub bindings: Vec<BindingEntry>,
+    /// How those policies combine: `all` (the default) or `any`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_engine_mode: Option<PolicyEngineMode>,
 }
 
 /// A flow.

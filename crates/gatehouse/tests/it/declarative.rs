@@ -269,3 +269,61 @@ oauth2_providers:
     })
     .await
 }
+
+/// A stage's policies combine with `all` unless the file says `any` (Authentik's default, which
+/// the importer carries where two or more policies meet); either way a second apply plans
+/// nothing, and the API shows the mode.
+#[tokio::test]
+async fn a_stage_binding_combines_its_policies_as_the_file_says() -> anyhow::Result<()> {
+    with_server(|server| async move {
+        let doc = r#"
+policies:
+  - {name: brute-force-a, kind: reputation}
+  - {name: brute-force-b, kind: reputation, settings: {threshold: -3}}
+stages:
+  - {name: lockout, kind: deny, settings: {message: Too many attempts.}}
+flows:
+  - slug: guarded
+    designation: authentication
+    stages:
+      - stage: lockout
+        order: 10
+        policy_engine_mode: any
+        bindings: [{policy: brute-force-a, order: 0}, {policy: brute-force-b, order: 1}]
+"#;
+        let (status, body) = run(&server, doc, true, json!({})).await?;
+        assert_eq!(status, 200, "{body}");
+        let (status, again) = run(&server, doc, false, json!({})).await?;
+        assert_eq!((status, count(&again)), (200, 0), "{again}");
+        let (_, flow) = server.get("/flows/instances/guarded/").await?;
+        let (_, bindings) = server
+            .get(&format!(
+                "/flows/bindings/?target={}",
+                flow["pk"].as_str().unwrap_or_default()
+            ))
+            .await?;
+        assert_eq!(
+            bindings["results"][0]["policy_engine_mode"], "any",
+            "{bindings}"
+        );
+        let plain = doc.replace("        policy_engine_mode: any\n", "");
+        let (_, changed) = run(&server, &plain, true, json!({})).await?;
+        assert_eq!(
+            count(&changed),
+            1,
+            "leaving the mode out means all: {changed}"
+        );
+        let (_, bindings) = server
+            .get(&format!(
+                "/flows/bindings/?target={}",
+                flow["pk"].as_str().unwrap_or_default()
+            ))
+            .await?;
+        assert_eq!(
+            bindings["results"][0]["policy_engine_mode"], "all",
+            "{bindings}"
+        );
+        server.stop().await
+    })
+    .await
+}

@@ -273,6 +273,9 @@ pub(crate) struct StageBinding {
     pub(crate) stage: Uuid,
     /// Position.
     pub(crate) order: i64,
+    /// How the policies at the stage combine (Authentik's default: `any`).
+    #[serde(default)]
+    pub(crate) policy_engine_mode: Option<String>,
 }
 
 /// A stage or policy as `stages/all/` and `policies/all/` list it: the kind is in the model

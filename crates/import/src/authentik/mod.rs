@@ -423,7 +423,7 @@ fn indent(text: &str) -> String {
 async fn bindings(
     client: &Client,
     target: Uuid,
-    owner: (&str, &str),
+    owner: (&str, &str, Option<&str>),
     names: &Names,
     report: &mut Report,
 ) -> Result<Vec<Value>, Error> {
@@ -436,6 +436,15 @@ async fn bindings(
         match (b.policy, b.group, b.user) {
             (Some(p), _, _) => match names.policies.get(&p) {
                 Some(name) => {
+                    if let (Some(stage), true) = (owner.2, names.denied.contains_key(&p)) {
+                        // A failing policy at a stage skips the stage rather than denying:
+                        // safe for most stages, not for a deny stage it was meant to trigger.
+                        report.check(
+                            owner.0,
+                            owner.1,
+                            format!("policy `{name}` now always fails, so the stage `{stage}` it guards is skipped: translate the policy, or make sure skipping that stage lets nobody in"),
+                        );
+                    }
                     e.insert("policy".into(), json!(name));
                 }
                 None => {
@@ -526,18 +535,25 @@ async fn map_flows(
             let bound = bindings(
                 client,
                 b.policybindingmodel_ptr_id,
-                ("flow", &f.slug),
+                ("flow", &f.slug, Some(stage)),
                 names,
                 report,
             )
             .await?;
-            stages.push(json!({"stage": stage, "order": b.order, "bindings": bound}));
+            let mut placed = json!({"stage": stage, "order": b.order});
+            // The mode matters only where two or more policies meet; Gatehouse's default is
+            // `all`, Authentik's `any`.
+            if bound.len() > 1 && b.policy_engine_mode.as_deref() == Some("any") {
+                placed["policy_engine_mode"] = json!("any");
+            }
+            placed["bindings"] = Value::Array(bound);
+            stages.push(placed);
         }
         e.insert("stages".into(), Value::Array(stages));
         let bound = bindings(
             client,
             f.policybindingmodel_ptr_id,
-            ("flow", &f.slug),
+            ("flow", &f.slug, None),
             names,
             report,
         )
@@ -829,7 +845,14 @@ async fn map_application(
         app.open_in_new_tab.map(Value::from),
     );
     put(&mut e, "meta_hide", app.meta_hide.map(Value::from));
-    let bound = bindings(client, app.pk, ("application", &app.slug), names, report).await?;
+    let bound = bindings(
+        client,
+        app.pk,
+        ("application", &app.slug, None),
+        names,
+        report,
+    )
+    .await?;
     e.insert("bindings".into(), Value::Array(bound));
     report.carried("applications");
     Ok(Value::Object(e))

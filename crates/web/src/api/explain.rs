@@ -100,14 +100,10 @@ async fn explain(
     let mut stages = Vec::new();
     for binding in flows::stage_bindings(&mut conn, flow.uuid).await? {
         let stage = sql::get::<flows::Stage>(&mut conn, binding.stage).await?;
-        let (v, explained) = policy::evaluate_target(
-            &mut conn,
-            binding.uuid,
-            gatehouse_core::kinds::PolicyEngineMode::All,
-            ctx,
-        )
-        .await
-        .map_err(internal)?;
+        let (v, explained) =
+            policy::evaluate_target(&mut conn, binding.uuid, binding.policy_engine_mode, ctx)
+                .await
+                .map_err(internal)?;
         stages.push(ExplainedStage {
             stage: stage.fields.name,
             kind: stage.fields.kind.to_string(),

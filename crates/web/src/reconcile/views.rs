@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_core::kinds::{ProxyMode, RedirectUriType};
+use gatehouse_core::kinds::{PolicyEngineMode, ProxyMode, RedirectUriType};
 use gatehouse_declarative::document::{
     ApplicationEntry, BindingEntry, Document, FlowEntry, FlowStageEntry, GroupEntry,
     OAuth2ProviderEntry, OutpostEntry, PolicyEntry, ProxyProviderEntry, ScopeMappingEntry,
@@ -435,6 +435,12 @@ pub(super) async fn policy(run: &mut Run<'_>, entry: &PolicyEntry) -> Result<(),
     Ok(())
 }
 
+/// A stage binding's mode as the file writes it: left out when it is the default, `all`, so
+/// files that never name it plan to zero.
+fn engine_mode(mode: PolicyEngineMode) -> Option<PolicyEngineMode> {
+    (mode != PolicyEngineMode::All).then_some(mode)
+}
+
 pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Failure> {
     let key = entry.slug.as_str();
     let existing = flows::find_by_slug(run.conn, key).await?;
@@ -449,6 +455,7 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
                         .name,
                     order: b.order,
                     bindings: run.bindings_view(b.uuid).await?,
+                    policy_engine_mode: engine_mode(b.policy_engine_mode),
                 });
             }
             let ff = &f.fields;
@@ -475,6 +482,7 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
         stages.sort_by(|a, b| (a.order, &a.stage).cmp(&(b.order, &b.stage)));
         for s in stages.iter_mut() {
             s.bindings = canonical(std::mem::take(&mut s.bindings));
+            s.policy_engine_mode = s.policy_engine_mode.and_then(engine_mode);
         }
     }
     let Some(desired) = run.compare("flow", key, current.clone(), &entry, &[])? else {
@@ -515,7 +523,12 @@ pub(super) async fn flow(run: &mut Run<'_>, entry: &FlowEntry) -> Result<(), Fai
                         format!("no stage named `{}`; define it under `stages:`", s.stage),
                     ));
                 };
-                let binding = flows::bind_stage(run.conn, flow.uuid, stage.uuid, s.order).await?;
+                let mut binding =
+                    flows::bind_stage(run.conn, flow.uuid, stage.uuid, s.order).await?;
+                if let Some(mode) = s.policy_engine_mode {
+                    binding.policy_engine_mode = mode;
+                    binding = flows::put_stage_binding(run.conn, &binding, true).await?;
+                }
                 run.replace_bindings(
                     "flows",
                     key,
