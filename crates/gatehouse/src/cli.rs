@@ -646,8 +646,8 @@ pub struct ImportAuthentikArgs {
     /// An API token of an Authentik superuser.
     #[arg(long, env = "AUTHENTIK_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Authentik's PostgreSQL (postgres://USER:PASSWORD@HOST/DB), to also carry what the API
-    /// never gives: password hashes and TOTP devices.
+    /// Authentik's PostgreSQL (postgres://USER:PASSWORD@HOST/DB), read only, to also carry what
+    /// the API never gives: password hashes, TOTP devices and the providers' signing keys.
     #[arg(long, env = "AUTHENTIK_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
     /// Where to write the declarative file; the environment file goes beside it (`<out>.env`).

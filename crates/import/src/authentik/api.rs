@@ -70,7 +70,12 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| failed(format!("{e}; check --url and that Authentik is reachable")))?;
+            .map_err(|e| {
+                failed(format!(
+                    "{}; check --url and that Authentik is reachable",
+                    e.without_url()
+                ))
+            })?;
         let status = response.status();
         let body = response.text().await.map_err(|e| failed(e.to_string()))?;
         match status.as_u16() {

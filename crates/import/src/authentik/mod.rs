@@ -96,7 +96,7 @@ pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, E
         None => report.left_out(
             "credentials",
             "passwords, TOTP devices, passkeys",
-            "Authentik's API does not give them: add --database postgres://… (Authentik's database) to carry passwords and TOTP devices",
+            "Authentik's API does not give them: add --database postgres://… (Authentik's database) to carry passwords, TOTP devices and signing keys",
         ),
     }
     doc.insert(
