@@ -72,6 +72,10 @@ pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, E
     for f in &flows {
         names.flows.insert(f.pk, f.slug.clone());
     }
+    let sources: Vec<OAuthSource> = client.list("sources/oauth/").await?;
+    for s in &sources {
+        names.sources.insert(s.pk, s.slug.clone());
+    }
     for k in &keys {
         names
             .key_types
@@ -147,7 +151,6 @@ pub async fn import(client: &Client, database: Option<&str>) -> Result<Import, E
         applications.push(map_application(client, app, &names, &mut report).await?);
     }
     doc.insert("applications".into(), Value::Array(applications));
-    let sources: Vec<OAuthSource> = client.list("sources/oauth/").await?;
     doc.insert(
         "sources".into(),
         Value::Array(

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::api::{OAuthSource, Polymorphic};
+use super::api::Polymorphic;
 use super::{Client, Names};
 use crate::{Error, Report};
 
@@ -83,17 +83,13 @@ const TYPES: &[StageType] = &[
     },
 ];
 
-/// Reads `stages/all/` and each stage's own settings.
+/// Reads `stages/all/` and each stage's own settings (`names` must hold the sources already).
 pub(super) async fn map(
     client: &Client,
     names: &mut Names,
     report: &mut Report,
 ) -> Result<Value, Error> {
     let all: Vec<Polymorphic> = client.list("stages/all/").await?;
-    let sources: Vec<OAuthSource> = client.list("sources/oauth/").await?;
-    for s in sources {
-        names.sources.insert(s.pk, s.slug);
-    }
     let mut out = Vec::new();
     for stage in &all {
         let Some(t) = TYPES.iter().find(|t| t.model == stage.meta_model_name) else {

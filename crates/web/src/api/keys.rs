@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::http::Method;
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gatehouse_proto::providers::{
     CertificateKeyPair, KeyRotationRequest, KeyType, SigningKeyInfo, SigningKeys,
 };
@@ -147,21 +147,28 @@ async fn list(State(state): State<AppState>, _admin: Admin) -> ApiResult<Json<Si
     Ok(Json(SigningKeys { keys }))
 }
 
-async fn rotate(
-    State(state): State<AppState>,
-    admin: Admin,
-    JsonBody(req): JsonBody<KeyRotationRequest>,
-) -> ApiResult<(axum::http::StatusCode, Json<SigningKeyInfo>)> {
-    let mut conn = state.store.conn().await?;
-    let longest = providers::access_token_validities(&mut conn)
+/// Until when a key that stops signing now stays in the JWKS: the longest token lifetime of any
+/// provider from now, plus a margin for clock skew, so every token it signed keeps verifying.
+/// Rotation and carried-over keys both retire keys this way.
+pub(crate) async fn retired_key_published_until(conn: &mut Conn) -> ApiResult<DateTime<Utc>> {
+    let longest = providers::access_token_validities(conn)
         .await?
         .iter()
         .filter_map(|v| v.parse::<gatehouse_core::Duration>().ok())
         .map(|d| d.seconds())
         .max()
         .unwrap_or(0);
+    Ok(Utc::now() + chrono::Duration::seconds(longest + PUBLISHED_MARGIN_SECONDS))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(req): JsonBody<KeyRotationRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<SigningKeyInfo>)> {
+    let mut conn = state.store.conn().await?;
+    let until = retired_key_published_until(&mut conn).await?;
     drop(conn);
-    let until = Utc::now() + chrono::Duration::seconds(longest + PUBLISHED_MARGIN_SECONDS);
     let kid = state
         .keys
         .rotate(&state.store, req.algorithm, until)

@@ -15,7 +15,7 @@ mod explain;
 mod flows;
 mod groups;
 mod invitations;
-mod keys;
+pub(crate) mod keys;
 mod outpost_api;
 mod outposts;
 mod policies;

@@ -8,14 +8,10 @@
 use gatehouse_declarative::diff::SENSITIVE;
 use gatehouse_declarative::document::SigningKeyEntry;
 use gatehouse_proto::declarative::{ConfigChange, FieldChange};
-use gatehouse_store::{oauth, providers, sql};
+use gatehouse_store::{oauth, sql};
 use serde_json::{json, Value};
 
 use super::{Failure, Run};
-
-/// How long past the longest token lifetime a replaced key stays published (clock skew), as
-/// for a rotation.
-const PUBLISHED_MARGIN_SECONDS: i64 = 300;
 
 /// Adds the key of `entry` unless a key with its `kid` is already there.
 pub(super) async fn signing_key(run: &mut Run<'_>, entry: &SigningKeyEntry) -> Result<(), Failure> {
@@ -50,14 +46,9 @@ pub(super) async fn signing_key(run: &mut Run<'_>, entry: &SigningKeyEntry) -> R
     if present.is_some() {
         return Ok(());
     }
-    let longest = providers::access_token_validities(run.conn)
-        .await?
-        .iter()
-        .filter_map(|v| v.parse::<gatehouse_core::Duration>().ok())
-        .map(|d| d.seconds())
-        .max()
-        .unwrap_or(0);
-    let until = chrono::Utc::now() + chrono::Duration::seconds(longest + PUBLISHED_MARGIN_SECONDS);
+    let until = crate::api::keys::retired_key_published_until(run.conn)
+        .await
+        .map_err(Failure::Server)?;
     oauth::retire_keys(run.conn, algorithm.as_str(), until).await?;
     oauth::add_key(
         run.conn,
